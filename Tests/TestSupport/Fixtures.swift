@@ -9,8 +9,15 @@ public enum Fixtures {
         return url.path
     }()
 
+    /// The fixtures folder: `<package>/fixtures`, or `$STEERTOOL_FIXTURES` (used while a branch
+    /// develops against fixtures recorded in another checkout).
+    public static var root: String {
+        if let p = ProcessInfo.processInfo.environment["STEERTOOL_FIXTURES"], !p.isEmpty { return p }
+        return packageRoot + "/fixtures"
+    }
+
     /// Absolute path of `fixtures/<relative>`.
-    public static func path(_ relative: String) -> String { packageRoot + "/fixtures/" + relative }
+    public static func path(_ relative: String) -> String { root + "/" + relative }
 
     /// The SmolLM2-135M-Instruct Q4_1 GGUF fetched by `make smollm2` (or `$STEERTOOL_SMOLLM2`).
     public static var smolLM2GGUF: String {
