@@ -11,6 +11,7 @@ import Formats
         #expect(ours.tensorNames == reference.tensorNames)
         #expect(Set(ours.metadata.keys) == Set(reference.metadata.keys),
                 "keys only ours: \(Set(ours.metadata.keys).subtracting(reference.metadata.keys)), only reference: \(Set(reference.metadata.keys).subtracting(ours.metadata.keys))")
+        #expect(Array(ours.metadata.keys) == Array(reference.metadata.keys), "same key order as gguf-py's writer")
         for (k, v) in reference.metadata where k != "general.name" {
             #expect(ours.metadata[k] == v, "\(k): \(ours.metadata[k]?.description ?? "missing") vs \(v)")
         }
