@@ -68,6 +68,19 @@ struct SmolLM2Tests {
         #expect(e <= 1e-3, "logits error \(e)")
     }
 
+    /// `steertool generate --chat` with the GGUF's ChatML template and tokenizer answers the
+    /// acceptance question greedily, and stops at <|im_end|>.
+    @Test func generateAnswersParis() throws {
+        try #require(FileManager.default.fileExists(atPath: Fixtures.smolLM2GGUF), Comment(rawValue: Fixtures.smolLM2Missing))
+        let r = try SteerToolBinary.run([
+            "generate", "--model", Fixtures.smolLM2GGUF, "--prompt", "What is the capital of France?", "--chat",
+            "--max-tokens", "30",
+        ])
+        #expect(r.status == 0, "\(r.err)")
+        #expect(r.out.contains("Paris"), "answer: \(r.out)")
+        #expect(r.err.contains("stop_token"))
+    }
+
     private struct Greedy: Decodable {
         var prompt_ids: [Int]
         var generated_ids: [Int]
