@@ -16,8 +16,14 @@ extension LlamaModel {
         guard let json = checkpoint.configJSON else {
             throw RuntimeError.invalidConfig(source: configPath, reason: "config.json not found next to the weights")
         }
-        let config = try LlamaConfig.load(configJSON: json, source: configPath)
+        var config = try LlamaConfig.load(configJSON: json, source: configPath)
         try rejectSlidingWindow(configJSON: json, config: config, source: configPath)
+        // transformers 5 unties when a checkpoint of a tied config still holds an lm_head.weight
+        // that differs from the embedding (it warns and keeps both); do the same.
+        if config.tieWordEmbeddings, checkpoint.info("lm_head.weight") != nil,
+           try checkpoint.tensor(named: "lm_head.weight") != checkpoint.tensor(named: "model.embed_tokens.weight") {
+            config.tieWordEmbeddings = false
+        }
         let weights = try LlamaWeights.load(config: config, source: path) { name in
             guard checkpoint.info(name) != nil else { throw RuntimeError.missingTensor(name: name, source: path) }
             return try checkpoint.tensor(named: name)
