@@ -65,6 +65,39 @@ struct CLITests {
         #expect(again.err.contains(out))
     }
 
+    /// `--adapter` with a PEFT folder applies the LoRA unmerged: the PEFT reference holds (1e-4).
+    @Test func forwardWithLoRAAdapterMatchesPEFT() throws {
+        let run = try #require(try ReferenceRun.load("reference/lora.safetensors", layers: 4).last)
+        let out = temporaryPath("lora.safetensors")
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        let r = try SteerToolBinary.run([
+            "forward", "--model", Fixtures.path("tiny/base"), "--adapter", Fixtures.path("tiny/lora"),
+            "--tokens", run.tokens.map(String.init).joined(separator: ","), "--output", out,
+        ])
+        #expect(r.status == 0, "\(r.err)")
+        let f = try SafetensorsFile(path: out)
+        #expect(maxAbsoluteDifferenceScaled(try f.tensor(named: "logits").scalars, run.logits.scalars) <= 1e-4)
+    }
+
+    /// A llama.cpp control vector `direction.2` scaled by 0.5 shifts hidden.2 (block 2's output)
+    /// by 0.5·v and leaves blocks 0 and 1 untouched (llama.cpp adds direction k after block k).
+    @Test func forwardWithControlVectorShiftsThatBlock() throws {
+        let v = Tensor.randomNormal([64], std: 1, seed: 11).scalars
+        let cv = temporaryPath("cv.gguf"), base = temporaryPath("base.safetensors"), steered = temporaryPath("cv.safetensors")
+        defer { for p in [cv, base, steered] { try? FileManager.default.removeItem(atPath: p) } }
+        try ControlVectorFile(modelHint: "llama", directions: [2: v]).write(to: cv)
+        let tokens = "0,5,17,300,42"
+        let a = try SteerToolBinary.run(["forward", "--model", Fixtures.path("tiny/base"), "--tokens", tokens, "--output", base])
+        let b = try SteerToolBinary.run(["forward", "--model", Fixtures.path("tiny/base"), "--adapter", cv + ":0.5",
+                                         "--tokens", tokens, "--output", steered])
+        #expect(a.status == 0 && b.status == 0, "\(a.err) \(b.err)")
+        let fa = try SafetensorsFile(path: base), fb = try SafetensorsFile(path: steered)
+        for l in 0..<2 { #expect(try fa.tensor(named: "hidden.\(l)") == fb.tensor(named: "hidden.\(l)")) }
+        let shifted = try fa.tensor(named: "hidden.2").addingToEachRow(v.map { 0.5 * $0 })
+        // One f32 addition per element: 1e-6 of the range.
+        #expect(maxAbsoluteDifferenceScaled(try fb.tensor(named: "hidden.2").scalars, shifted.scalars) <= 1e-6)
+    }
+
     @Test func forwardRejectsBadTokens() throws {
         let out = temporaryPath("bad.safetensors")
         let r = try SteerToolBinary.run(["forward", "--model", Fixtures.path("tiny/base"), "--tokens", "1,99999", "--output", out])
