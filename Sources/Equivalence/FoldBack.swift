@@ -40,6 +40,8 @@ public struct FoldedWeights: Sendable {
     /// be driven to zero by memorising; trust `residual` on held-out tokens then.
     public var unknowns: Int
     public var equations: Int
+    /// The exact relative residual on held-out sequences (not used for fitting), when given.
+    public var heldOutResidual: Float?
 }
 
 /// Why a fold-back was refused.
@@ -84,10 +86,13 @@ public enum FoldBack {
     /// - Parameters:
     ///   - evaluator: the layer.
     ///   - sequences: calibration sequences recorded with `evaluator.forward` (unsteered).
-    /// - Returns: `.folded` when the adapter has no bias and the residual ≤ `options.maxError`,
-    ///   else `.refused` with every reason and the best delta found.
+    ///   - heldOut: further recorded sequences, used only to measure `heldOutResidual`.
+    /// - Returns: `.folded` when the adapter has no bias and the residual (the larger of the
+    ///   calibration and held-out ones) ≤ `options.maxError`, else `.refused` with every reason
+    ///   and the best delta found.
     public static func fold(_ adapter: SteeringLayer, activation: SteeringActivation = .identity, site: HookSiteKind,
-                            evaluator: BlockEvaluator, sequences: [BlockActivations], options: FoldBackOptions = .init()) throws -> FoldBackOutcome {
+                            evaluator: BlockEvaluator, sequences: [BlockActivations], heldOut: [BlockActivations] = [],
+                            options: FoldBackOptions = .init()) throws -> FoldBackOutcome {
         guard !sequences.isEmpty else { throw EquivalenceError.tooFewTokens(what: "fold-back", needed: 1, found: 0) }
         guard !options.projections.isEmpty else { throw EquivalenceError.invalidArgument("fold-back needs at least one projection") }
         let d = evaluator.config.hiddenSize
@@ -101,7 +106,7 @@ public enum FoldBack {
         let iv = BlockIntervention(site: site, layer: adapter, activation: activation)
         let targets = try sequences.map { try evaluator.forward($0.input, positionOffset: $0.positions.lowerBound, intervention: iv).output - $0.output }
 
-        let weights: FoldedWeights
+        var weights: FoldedWeights
         if options.preferExactFactorization, site == .mlpOutput, activation == .identity, biasNorm == 0, options.projections.contains(.down),
            let dn = adapter.down, let up = adapter.up {
             // X ↦ X + X·D·Uᵀ, i.e. ΔW_d = U·Dᵀ·W_d: a rank-r LoRA, exact at every order.
@@ -125,9 +130,15 @@ public enum FoldBack {
                                               projections: options.projections, iterations: options.iterations)
             weights = try measure(delta, exact: false, evaluator: evaluator, sequences: sequences, targets: targets)
         }
+        if !heldOut.isEmpty {
+            let heldTargets = try heldOut.map { try evaluator.forward($0.input, positionOffset: $0.positions.lowerBound, intervention: iv).output - $0.output }
+            weights.heldOutResidual = try measure(weights.delta, exact: weights.isExactFactorization, evaluator: evaluator,
+                                                  sequences: heldOut, targets: heldTargets).residual
+        }
         var reasons: [FoldBackRefusal] = []
         if biasNorm > 0 { reasons.append(.biasNotRepresentable(biasNorm: biasNorm)) }
-        if !(weights.residual <= options.maxError) { reasons.append(.residualTooLarge(residual: weights.residual, threshold: options.maxError)) }
+        let worst = max(weights.residual, weights.heldOutResidual ?? weights.residual)
+        if !(worst <= options.maxError) { reasons.append(.residualTooLarge(residual: worst, threshold: options.maxError)) }
         return reasons.isEmpty ? .folded(weights) : .refused(reasons, best: weights)
     }
 
@@ -153,7 +164,7 @@ public enum FoldBack {
         }
         return FoldedWeights(delta: delta, residual: Float((num * scale).squareRoot()),
                              linearizedResidual: Float((lin * scale).squareRoot()), isExactFactorization: exact,
-                             unknowns: unknowns, equations: targets.reduce(0) { $0 + $1.count })
+                             unknowns: unknowns, equations: targets.reduce(0) { $0 + $1.count }, heldOutResidual: nil)
     }
 
     /// The dense ΔW over `projections` minimising Σ_s ‖J_s(ΔW) − Δ_s‖²_F, J_s the block's JVP on

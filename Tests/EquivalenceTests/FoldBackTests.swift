@@ -76,13 +76,18 @@ import TestSupport
         let seqs = try Self.calibration(ev)
         let ad = Self.adapter(seed: 5)
         let down = try FoldBack.fold(ad, site: .blockOutput, evaluator: ev, sequences: seqs)
-        let all = try FoldBack.fold(ad, site: .blockOutput, evaluator: ev, sequences: seqs,
+        let heldOut = [try ev.forward(1.5 * Tensor.randomNormal([48, 64], seed: 999))]
+        let all = try FoldBack.fold(ad, site: .blockOutput, evaluator: ev, sequences: seqs, heldOut: heldOut,
                                     options: .init(projections: Set(Projection.allCases)))
+        // All seven projections have 43k unknowns for 12k equations: the calibration fit is
+        // memorised (linearised residual ≈ 0), the held-out residual shows it and refuses.
+        #expect(all.weights.unknowns > all.weights.equations)
+        guard case .refused = all else { Issue.record("all-seven fold accepted: \(all.weights)"); return }
         guard case let .refused(reasons, best) = down else { Issue.record("down-only fold accepted"); return }
         #expect(reasons == [.residualTooLarge(residual: best.residual, threshold: 0.05)])
         #expect(best.residual > 0.1)
         #expect(all.weights.linearizedResidual < down.weights.linearizedResidual)
-        print("fold-back residuals of a generic post-block A·Z: down \(down.weights.residual), all seven \(all.weights.residual) (linearised \(all.weights.linearizedResidual))")
+        print("fold-back residuals of a generic post-block A·Z: down \(down.weights.residual), all seven \(all.weights.residual) (linearised \(all.weights.linearizedResidual), held-out \(all.weights.heldOutResidual ?? .nan))")
 
         let withBias = try FoldBack.fold(Self.adapter(seed: 1, bias: true), site: .mlpOutput, evaluator: ev, sequences: seqs)
         guard case let .refused(r2, _) = withBias else { Issue.record("bias accepted"); return }
