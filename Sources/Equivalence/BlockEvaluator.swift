@@ -82,7 +82,8 @@ public struct BlockEvaluator: Sendable {
     public let rope: RotaryEmbedding
 
     /// - Throws: `EquivalenceError.shapeMismatch` when a weight does not fit the config, or
-    ///   `.unsupportedConfiguration` for a RoPE type other than default/linear/llama3.
+    ///   `.unsupportedConfiguration` when the heads do not divide, or the runtime's error for a
+    ///   RoPE type other than default/linear/llama3 (frequencies are `Runtime.RotaryEmbedding`'s).
     public init(config: LlamaConfig, weights: LlamaLayerWeights) throws {
         let d = config.hiddenSize, hd = config.headDim, dff = config.intermediateSize
         let nq = config.numAttentionHeads * hd, nkv = config.numKeyValueHeads * hd
@@ -138,8 +139,8 @@ public struct BlockEvaluator: Sendable {
         let v = addBias(matmul(n1, weights.v, transposeB: true), weights.vBias)
         let positions = positionOffset..<(positionOffset + t)
         let (cosT, sinT) = rope.tables(positions: positions)
-        RotaryEmbedding.rotate(&q, heads: heads, headDim: hd, cos: cosT, sin: sinT)
-        RotaryEmbedding.rotate(&k, heads: kvHeads, headDim: hd, cos: cosT, sin: sinT)
+        rotateHalf(&q, heads: heads, headDim: hd, cos: cosT, sin: sinT)
+        rotateHalf(&k, heads: kvHeads, headDim: hd, cos: cosT, sin: sinT)
 
         let scale = 1 / Float(hd).squareRoot()
         let group = heads / kvHeads
@@ -243,7 +244,7 @@ public struct BlockEvaluator: Sendable {
         let heads = config.numAttentionHeads, kvHeads = config.numKeyValueHeads, hd = config.headDim
         let qw = heads * hd, kw = kvHeads * hd, group = heads / kvHeads
         let dn1 = inputTangent.map { rmsNormTangent(a.input, rho: a.inverseRMS1, gain: weights.inputNorm, dx: $0) }
-        func projTangent(_ p: Projection, _ w: Tensor) -> Tensor? {
+        func projTangent(_ p: LlamaProjection, _ w: Tensor) -> Tensor? {
             var out: Tensor? = dn1.map { matmul($0, w, transposeB: true) }
             if let dp = delta[p] {
                 let part = dp.apply(a.normedInput)
@@ -255,8 +256,8 @@ public struct BlockEvaluator: Sendable {
         var dq = projTangent(.q, weights.q)
         var dk = projTangent(.k, weights.k)
         let dv = projTangent(.v, weights.v)
-        if dq != nil { RotaryEmbedding.rotate(&dq!, heads: heads, headDim: hd, cos: cosT, sin: sinT) }
-        if dk != nil { RotaryEmbedding.rotate(&dk!, heads: kvHeads, headDim: hd, cos: cosT, sin: sinT) }
+        if dq != nil { rotateHalf(&dq!, heads: heads, headDim: hd, cos: cosT, sin: sinT) }
+        if dk != nil { rotateHalf(&dk!, heads: kvHeads, headDim: hd, cos: cosT, sin: sinT) }
 
         var dContext = Tensor(shape: [t, qw])
         if dq != nil || dk != nil || dv != nil {

@@ -10,11 +10,11 @@ extension BlockEvaluator {
     /// down ← Gᵀm; gate/up ← (G W_d ⊙ coefficients)ᵀ u; o ← G_Yᵀ·context with
     /// G_Y = G + RMSNorm₂ᵀ(G_u); q/k/v through softmax, RoPE (transposed rotation) and RMSNorm₁'s
     /// output n₁.
-    public func weightCotangent(_ a: BlockActivations, outputCotangent g: Tensor, projections: Set<Projection>) throws -> [Projection: Tensor] {
+    public func weightCotangent(_ a: BlockActivations, outputCotangent g: Tensor, projections: Set<LlamaProjection>) throws -> [LlamaProjection: Tensor] {
         guard g.shape == a.output.shape else {
             throw EquivalenceError.shapeMismatch(what: "output cotangent", expected: a.output.shape.dims, found: g.shape.dims)
         }
-        var out: [Projection: Tensor] = [:]
+        var out: [LlamaProjection: Tensor] = [:]
         if projections.contains(.down) { out[.down] = matmul(g, a.hidden, transposeA: true) }
         let needGateUp = projections.contains(.gate) || projections.contains(.up)
         let needAttention = projections.contains { $0.isAttention }
@@ -73,8 +73,8 @@ extension BlockEvaluator {
         // RoPE is a rotation: its adjoint rotates by the opposite angle.
         let (cosT, sinT) = rope.tables(positions: a.positions)
         let negSin = sinT.map { -$0 }
-        RotaryEmbedding.rotate(&gq, heads: heads, headDim: hd, cos: cosT, sin: negSin)
-        RotaryEmbedding.rotate(&gk, heads: kvHeads, headDim: hd, cos: cosT, sin: negSin)
+        rotateHalf(&gq, heads: heads, headDim: hd, cos: cosT, sin: negSin)
+        rotateHalf(&gk, heads: kvHeads, headDim: hd, cos: cosT, sin: negSin)
         if projections.contains(.q) { out[.q] = matmul(gq, a.normedInput, transposeA: true) }
         if projections.contains(.k) { out[.k] = matmul(gk, a.normedInput, transposeA: true) }
         if projections.contains(.v) { out[.v] = matmul(gv, a.normedInput, transposeA: true) }

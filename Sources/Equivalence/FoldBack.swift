@@ -5,7 +5,7 @@ import Tensors
 /// Settings of `FoldBack.fold`.
 public struct FoldBackOptions: Sendable, Equatable {
     /// Projections the least-squares delta may change (down only by default).
-    public var projections: Set<Projection>
+    public var projections: Set<LlamaProjection>
     /// When set and the projections are down only: the delta is a reduced-rank (LoRA) fit of
     /// this rank instead of a dense one.
     public var rank: Int?
@@ -17,7 +17,7 @@ public struct FoldBackOptions: Sendable, Equatable {
     /// sits at `mlpOutput` (false forces least squares, e.g. to compare).
     public var preferExactFactorization: Bool
 
-    public init(projections: Set<Projection> = [.down], rank: Int? = nil, maxError: Float = 0.05, iterations: Int = 200,
+    public init(projections: Set<LlamaProjection> = [.down], rank: Int? = nil, maxError: Float = 0.05, iterations: Int = 200,
                 preferExactFactorization: Bool = true) {
         self.projections = projections; self.rank = rank; self.maxError = maxError; self.iterations = iterations
         self.preferExactFactorization = preferExactFactorization
@@ -173,17 +173,17 @@ public enum FoldBack {
     /// (`weightCotangent`), started at 0 so it tends to the minimum-norm solution; stops after
     /// `iterations` or when the normal-equation residual has fallen by 10⁻⁷.
     public static func leastSquaresDelta(evaluator: BlockEvaluator, sequences: [BlockActivations], targets: [Tensor],
-                                         projections: Set<Projection>, iterations: Int = 200) throws -> LayerWeightDelta {
+                                         projections: Set<LlamaProjection>, iterations: Int = 200) throws -> LayerWeightDelta {
         guard sequences.count == targets.count, zip(sequences, targets).allSatisfy({ $0.output.shape == $1.shape }) else {
             throw EquivalenceError.invalidArgument("fold-back targets must match the calibration sequences' block outputs in number and shape")
         }
         let ps = projections.sorted()
-        func apply(_ x: [Projection: Tensor]) throws -> [Tensor] {
+        func apply(_ x: [LlamaProjection: Tensor]) throws -> [Tensor] {
             let delta = LayerWeightDelta(Dictionary(uniqueKeysWithValues: x.map { ($0.key, ProjectionDelta.dense($0.value)) }))
             return try sequences.map { try evaluator.jvp($0, delta: delta).output }
         }
-        func adjoint(_ r: [Tensor]) throws -> [Projection: Tensor] {
-            var acc: [Projection: Tensor] = [:]
+        func adjoint(_ r: [Tensor]) throws -> [LlamaProjection: Tensor] {
+            var acc: [LlamaProjection: Tensor] = [:]
             for (a, g) in zip(sequences, r) {
                 for (p, t) in try evaluator.weightCotangent(a, outputCotangent: g, projections: projections) {
                     if acc[p] == nil { acc[p] = t } else { accumulate(&acc[p]!, t) }
@@ -191,7 +191,7 @@ public enum FoldBack {
             }
             return acc
         }
-        func norm2(_ x: [Projection: Tensor]) -> Double { ps.reduce(0) { $0 + frobeniusDot(x[$1]!, x[$1]!) } }
+        func norm2(_ x: [LlamaProjection: Tensor]) -> Double { ps.reduce(0) { $0 + frobeniusDot(x[$1]!, x[$1]!) } }
         func norm2(_ x: [Tensor]) -> Double { x.reduce(0) { $0 + frobeniusDot($1, $1) } }
 
         var x = Dictionary(uniqueKeysWithValues: ps.map { ($0, Tensor(shape: evaluator.weights[$0].shape)) })

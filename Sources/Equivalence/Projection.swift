@@ -1,15 +1,12 @@
 import Runtime
 import Tensors
 
-/// The seven linear projections of a Llama decoder layer. Raw values are the Hugging Face
-/// module names without the `self_attn.`/`mlp.` prefix and `_proj` suffix.
-public enum Projection: String, Sendable, CaseIterable, Codable, Comparable {
-    case q, k, v, o, gate, up, down
-
-    /// Whether the projection sits in the attention half of the block.
+extension LlamaProjection: Comparable {
+    /// Whether the projection sits in the attention half of the block (q, k, v, o).
     public var isAttention: Bool { self == .q || self == .k || self == .v || self == .o }
 
-    public static func < (a: Projection, b: Projection) -> Bool {
+    /// Block order: q, k, v, o, gate, up, down.
+    public static func < (a: LlamaProjection, b: LlamaProjection) -> Bool {
         allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)!
     }
 }
@@ -50,12 +47,12 @@ public enum ProjectionDelta: Sendable, Equatable {
 
 /// Weight changes on any subset of a layer's seven projections (absent = unchanged).
 public struct LayerWeightDelta: Sendable, Equatable {
-    public var projections: [Projection: ProjectionDelta]
+    public var projections: [LlamaProjection: ProjectionDelta]
 
-    public init(_ projections: [Projection: ProjectionDelta] = [:]) { self.projections = projections }
+    public init(_ projections: [LlamaProjection: ProjectionDelta] = [:]) { self.projections = projections }
 
     /// The delta of one projection, if any.
-    public subscript(_ p: Projection) -> ProjectionDelta? {
+    public subscript(_ p: LlamaProjection) -> ProjectionDelta? {
         get { projections[p] }
         set { projections[p] = newValue }
     }
@@ -68,7 +65,7 @@ public struct LayerWeightDelta: Sendable, Equatable {
         for (p, d) in projections {
             let w = weights[p]
             guard d.shape == w.shape.dims else {
-                throw EquivalenceError.shapeMismatch(what: "delta of \(p.rawValue)_proj", expected: w.shape.dims, found: d.shape)
+                throw EquivalenceError.shapeMismatch(what: "delta of \(p.rawValue)", expected: w.shape.dims, found: d.shape)
             }
         }
     }
@@ -76,7 +73,7 @@ public struct LayerWeightDelta: Sendable, Equatable {
 
 extension LlamaLayerWeights {
     /// The weight `[out, in]` of projection `p`.
-    public subscript(_ p: Projection) -> Tensor {
+    public subscript(_ p: LlamaProjection) -> Tensor {
         get {
             switch p {
             case .q: return q

@@ -62,7 +62,9 @@ struct FixtureFile {
 struct BlockFixture {
     let file: FixtureFile
     let weights: LlamaLayerWeights
-    static let projections: [(String, Projection)] = [("q", .q), ("k", .k), ("v", .v), ("o", .o), ("gate", .gate), ("up", .up), ("down", .down)]
+    /// Fixture names (generator's short names) of the seven projections.
+    static let projections: [(String, LlamaProjection)] = [("q", .q), ("k", .k), ("v", .v), ("o", .o), ("gate", .gate), ("up", .up), ("down", .down)]
+    static func short(_ p: LlamaProjection) -> String { projections.first { $0.1 == p }!.0 }
 
     init() throws {
         file = try FixtureFile("equivalence/block.safetensors")
@@ -88,7 +90,7 @@ struct BlockFixture {
 
     func evaluator(rope: String) throws -> BlockEvaluator { try BlockEvaluator(config: Self.config(rope: rope), weights: weights) }
 
-    func denseDelta(_ p: Projection) throws -> ProjectionDelta { .dense(try file["delta.\(p.rawValue)"]) }
+    func denseDelta(_ p: LlamaProjection) throws -> ProjectionDelta { .dense(try file["delta.\(Self.short(p))"]) }
 
     func allDense() throws -> LayerWeightDelta {
         var d = LayerWeightDelta()
@@ -100,7 +102,7 @@ struct BlockFixture {
         let s = try file["lora.scale"].scalars[0]
         var d = LayerWeightDelta()
         for (_, p) in Self.projections {
-            d[p] = .lowRank(a: try file["lora.\(p.rawValue).A"], b: try file["lora.\(p.rawValue).B"], scale: s)
+            d[p] = .lowRank(a: try file["lora.\(Self.short(p)).A"], b: try file["lora.\(Self.short(p)).B"], scale: s)
         }
         return d
     }

@@ -26,9 +26,9 @@ import TestSupport
         let ev = try fx.evaluator(rope: rope)
         let a = try ev.forward(try fx.file["h"])
         let g = Tensor.randomNormal(a.output.shape, seed: 77)
-        let grads = try ev.weightCotangent(a, outputCotangent: g, projections: Set(Projection.allCases))
-        for p in Projection.allCases {
-            let dw = try fx.file["delta.\(p.rawValue)"]
+        let grads = try ev.weightCotangent(a, outputCotangent: g, projections: Set(LlamaProjection.allCases))
+        for p in LlamaProjection.allCases {
+            let dw = try fx.file["delta.\(BlockFixture.short(p))"]
             let lhs = Double(zip(try ev.jvp(a, delta: LayerWeightDelta([p: .dense(dw)])).output.scalars, g.scalars).reduce(Float(0)) { $0 + $1.0 * $1.1 })
             let rhs = Double(zip(dw.scalars, try #require(grads[p]).scalars).reduce(Float(0)) { $0 + $1.0 * $1.1 })
             #expect(abs(lhs - rhs) <= 1e-4 * max(abs(lhs), abs(rhs)), "\(rope) \(p): \(lhs) vs \(rhs)")
@@ -78,7 +78,7 @@ import TestSupport
         let down = try FoldBack.fold(ad, site: .blockOutput, evaluator: ev, sequences: seqs)
         let heldOut = [try ev.forward(1.5 * Tensor.randomNormal([48, 64], seed: 999))]
         let all = try FoldBack.fold(ad, site: .blockOutput, evaluator: ev, sequences: seqs, heldOut: heldOut,
-                                    options: .init(projections: Set(Projection.allCases)))
+                                    options: .init(projections: Set(LlamaProjection.allCases)))
         // All seven projections have 43k unknowns for 12k equations: the calibration fit is
         // memorised (linearised residual ≈ 0), the held-out residual shows it and refuses.
         #expect(all.weights.unknowns > all.weights.equations)
