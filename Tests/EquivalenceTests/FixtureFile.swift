@@ -1,60 +1,19 @@
 import Equivalence
+import Formats
 import Foundation
 import Runtime
 import Tensors
 import TestSupport
 
-/// A minimal reader for the F32/I32 safetensors fixtures of `fixtures/equivalence/` (written by
-/// `fixtures/generate/extra/equivalence.py`). Test-only: the project's hardened reader lives in
-/// Formats; this one checks bounds and fails the test on anything unexpected.
+/// A safetensors fixture of `fixtures/equivalence/` (written by
+/// `fixtures/generate/extra/equivalence.py`), read with Formats' `SafetensorsFile`.
 struct FixtureFile {
-    let tensors: [String: Tensor]
+    let file: SafetensorsFile
 
-    struct Failure: Error, CustomStringConvertible { let description: String }
-
-    init(_ relative: String) throws {
-        let path = Fixtures.path(relative)
-        guard let data = FileManager.default.contents(atPath: path) else { throw Failure(description: "\(path): cannot read") }
-        guard data.count >= 8 else { throw Failure(description: "\(path): too short") }
-        let n = data.prefix(8).enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) }
-        guard n <= UInt64(data.count - 8) else { throw Failure(description: "\(path): header length \(n) past end") }
-        let header = data.subdata(in: 8..<(8 + Int(n)))
-        guard let json = try JSONSerialization.jsonObject(with: header) as? [String: Any] else {
-            throw Failure(description: "\(path): header is not an object")
-        }
-        let body = 8 + Int(n)
-        var out: [String: Tensor] = [:]
-        for (name, value) in json where name != "__metadata__" {
-            guard let entry = value as? [String: Any], let dtype = entry["dtype"] as? String,
-                  let shape = entry["shape"] as? [Int], let offsets = entry["data_offsets"] as? [Int], offsets.count == 2,
-                  let s = Shape.checked(shape)
-            else { throw Failure(description: "\(path): bad entry \(name)") }
-            let (lo, hi) = (body + offsets[0], body + offsets[1])
-            guard lo >= body, hi >= lo, hi <= data.count, hi - lo == 4 * s.count else {
-                throw Failure(description: "\(path): \(name) offsets out of range")
-            }
-            var scalars = [Float](repeating: 0, count: s.count)
-            data.withUnsafeBytes { raw in
-                for i in 0..<s.count {
-                    let bits = raw.loadUnaligned(fromByteOffset: lo + 4 * i, as: UInt32.self)
-                    switch dtype {
-                    case "F32": scalars[i] = Float(bitPattern: UInt32(littleEndian: bits))
-                    case "I32": scalars[i] = Float(Int32(bitPattern: UInt32(littleEndian: bits)))
-                    default: scalars[i] = .nan
-                    }
-                }
-            }
-            guard dtype == "F32" || dtype == "I32" else { throw Failure(description: "\(path): \(name) has dtype \(dtype)") }
-            out[name] = Tensor(shape: s, scalars: scalars)
-        }
-        tensors = out
-    }
+    init(_ relative: String) throws { file = try SafetensorsFile(path: Fixtures.path(relative)) }
 
     subscript(_ name: String) -> Tensor {
-        get throws {
-            guard let t = tensors[name] else { throw Failure(description: "fixture tensor \(name) missing") }
-            return t
-        }
+        get throws { try file.tensor(named: name) }
     }
 }
 
