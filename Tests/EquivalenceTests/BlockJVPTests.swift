@@ -19,8 +19,9 @@ import TestSupport
         #expect(relativeError(a.mlpOutput.scalars, try fx.file["\(rope).x"].scalars) < 1e-5)
     }
 
-    // JVPs in float32 vs torch.func.jvp in float64: the brief's 1e-4 relative (the tangent of
-    // the softmax loses a digit against the primal).
+    // JVPs in float32 vs torch.func.jvp in float64: measured ≤ 2e-6 relative on every delta and
+    // RoPE variant; 2e-5 keeps a 10× margin (BLAS thread counts change rounding) and is far
+    // inside the brief's 1e-4.
     @Test(arguments: ropes) func singleProjectionJVPsMatchTorchFunc(rope: String) throws {
         let fx = try BlockFixture()
         let ev = try fx.evaluator(rope: rope)
@@ -28,7 +29,7 @@ import TestSupport
         for (name, p) in BlockFixture.projections {
             let tan = try ev.jvp(a, delta: LayerWeightDelta([p: try fx.denseDelta(p)]))
             let err = relativeError(tan.output.scalars, try fx.file["\(rope).jvp.\(name)"].scalars)
-            #expect(err < 1e-4, "\(rope) \(name): relative error \(err)")
+            #expect(err < 2e-5, "\(rope) \(name): relative error \(err)")
         }
     }
 
@@ -38,13 +39,13 @@ import TestSupport
         let h = try fx.file["h"], dh = try fx.file["dh"]
         let a = try ev.forward(h)
         let all = try ev.jvp(a, delta: try fx.allDense())
-        #expect(relativeError(all.output.scalars, try fx.file["\(rope).jvp.all"].scalars) < 1e-4)
+        #expect(relativeError(all.output.scalars, try fx.file["\(rope).jvp.all"].scalars) < 2e-5)
         let lora = try ev.jvp(a, delta: try fx.lora())
-        #expect(relativeError(lora.output.scalars, try fx.file["\(rope).jvp.lora"].scalars) < 1e-4)
+        #expect(relativeError(lora.output.scalars, try fx.file["\(rope).jvp.lora"].scalars) < 2e-5)
         let input = try ev.jvp(a, delta: LayerWeightDelta(), inputTangent: dh)
-        #expect(relativeError(input.output.scalars, try fx.file["\(rope).jvp.input"].scalars) < 1e-4)
+        #expect(relativeError(input.output.scalars, try fx.file["\(rope).jvp.input"].scalars) < 2e-5)
         let both = try ev.jvp(a, delta: try fx.allDense(), inputTangent: dh)
-        #expect(relativeError(both.output.scalars, try fx.file["\(rope).jvp.all_input"].scalars) < 1e-4)
+        #expect(relativeError(both.output.scalars, try fx.file["\(rope).jvp.all_input"].scalars) < 2e-5)
         // The pieces are consistent: δZ = δY + δX and δY = δh + δAttn.
         #expect(relativeError(both.mlpInput.scalars, (dh + both.attentionOutput).scalars) < 1e-6)
     }
