@@ -1,4 +1,5 @@
 import Equivalence
+import Foundation
 import Runtime
 import Tensors
 import Testing
@@ -87,6 +88,36 @@ import TestSupport
         // Post-MLP steering can reproduce a down_proj change exactly only if it is linear in X;
         // it is linear in m, not X, so only a bound: every site error is a finite fraction.
         #expect(sq.layers[0].siteErrors.values.allSatisfy { $0.isFinite && $0 >= 0 })
+    }
+
+    // Loss, KL and recovered fraction: KL of a model to itself is 0; a distilled exact steer
+    // recovers the fine-tune's loss change (fraction 1 within 1e-3) and its KL to the fine-tune
+    // is ~0; the loss equals a hand-computed NLL from the runtime's logits.
+    @Test func evaluationFigures() throws {
+        let base = try Self.base()
+        let layers = [2: SteeringLayer(down: 0.5 * Tensor.randomNormal([16, 2], seed: 1), up: 0.5 * Tensor.randomNormal([16, 2], seed: 2),
+                                       bias: 0.3 * Tensor.randomNormal([16], seed: 3))]
+        let ft = try base.adding(SteeringAdapter(layers: layers), name: "truth")
+        let seqs = Array(Self.sequences.prefix(4))
+        #expect(try ModelEvaluation.meanKL(reference: base, model: base, sequences: seqs) < 1e-9)
+        let lb = try ModelEvaluation.loss(base, sequences: seqs), lf = try ModelEvaluation.loss(ft, sequences: seqs)
+        let res = try Distiller.distill(base: base, finetuned: ft, sequences: Self.sequences,
+                                        options: .init(method: .sequential, fit: .init(kind: .linear, rank: .fixed(2)), layers: [2]))
+        let steered = try base.adding(res.adapter, name: "distilled")
+        let ls = try ModelEvaluation.loss(steered, sequences: seqs)
+        #expect(abs(ModelEvaluation.recoveredFraction(baseLoss: lb, finetunedLoss: lf, steeredLoss: ls) - 1) < 1e-3, "\(lb) \(lf) \(ls)")
+        #expect(try ModelEvaluation.meanKL(reference: ft, model: steered, sequences: seqs) < 1e-6)
+        #expect(try ModelEvaluation.meanKL(reference: ft, model: base, sequences: seqs) > 1e-4)
+        // Hand NLL of the first sequence.
+        let s = seqs[0]
+        let logits = try base.forward(tokens: s).logits
+        var nll = 0.0
+        for t in 0..<(s.count - 1) {
+            let row = logits.row(t).map(Double.init)
+            let m = row.max()!
+            nll += (m + log(row.reduce(0) { $0 + exp($1 - m) })) - row[s[t + 1]]
+        }
+        #expect(abs(try ModelEvaluation.loss(base, sequences: [s]) - nll / Double(s.count - 1)) < 1e-9)
     }
 
     @Test func rejectsMismatchedModelsAndLayers() throws {
