@@ -144,7 +144,15 @@ public enum Distiller {
             case .oracle, .sequential:
                 delta = Tensor.concatenatingRows(zip(recs, ftOutputs).map { $1[l] - $0[.blockOutput(l)]! })
             case .firstOrder:
-                let ev = try BlockEvaluator(config: c, weights: base.weights.layers[l])
+                // The base layer as it runs: its own LoRAs (if any) merged into the weights.
+                var baseLoRA = LayerWeightDelta()
+                for a in base.loraAdapters {
+                    for (p, f) in a.layers[l] ?? [:] where f.rank > 0 {
+                        let prev = baseLoRA[p]?.denseMatrix() ?? Tensor(shape: base.weights.layers[l][p].shape)
+                        baseLoRA[p] = .dense(prev + f.delta)
+                    }
+                }
+                let ev = try BlockEvaluator(config: c, weights: base.weights.layers[l].adding(baseLoRA))
                 let wd = weightDelta(base: base, finetuned: finetuned, layer: l)
                 delta = Tensor.concatenatingRows(try recs.map { r in
                     try ev.jvp(try ev.forward(r[.blockInput(l)]!), delta: wd).output
