@@ -72,7 +72,7 @@ let package = Package(
         .testTarget(name: "FormatsTests", dependencies: ["Formats", "TestSupport"]),
         .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "Formats", "TestSupport"]),
         .testTarget(
-            name: "EquivalenceTests", dependencies: ["Equivalence", "Runtime", "TestSupport"]),
+            name: "EquivalenceTests", dependencies: ["Equivalence", "Runtime", "Formats", "TestSupport"]),
         .testTarget(name: "MergeTests", dependencies: ["Merge", "TestSupport"]),
     ]
 )
