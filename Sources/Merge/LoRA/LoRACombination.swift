@@ -104,11 +104,7 @@ public struct LoRACombination: Sendable {
             }
             let rank = svdRank ?? inputs.map(\.rank).max() ?? 1
             var (b, a) = try Self.factor(combined, rank: rank, module: module)
-            if let q = svdClamp {
-                let hi = torchQuantile(b.scalars + a.scalars, q) ?? 0
-                b = b.map { min(max($0, -hi), hi) }
-                a = a.map { min(max($0, -hi), hi) }
-            }
+            if let q = svdClamp { (b, a) = Self.clamp(b: b, a: a, quantile: q) }
             return LoRAFactors(a: a, b: b, scaling: 1, fanInFanOut: first.fanInFanOut)
         case .linear, .ties, .dareLinear, .dareTies, .magnitudePrune:
             guard Set(inputs.map(\.rank)).count == 1 else {
@@ -136,6 +132,15 @@ public struct LoRACombination: Sendable {
             let b = apply(inputs.map(\.b), wb, &rng)
             return LoRAFactors(a: a, b: b, scaling: 1, fanInFanOut: first.fanInFanOut)
         }
+    }
+
+    /// PEFT's clamp of SVD factors: hi = quantile_q(concat(B, A)) (torch's linear interpolation),
+    /// then both clamped to [−hi, hi]. The threshold depends on the sign each singular component
+    /// got from the SVD routine, so it matches PEFT's only where the two LAPACKs chose the same
+    /// signs (torch's and OpenBLAS's often differ).
+    public static func clamp(b: Tensor, a: Tensor, quantile q: Double) -> (b: Tensor, a: Tensor) {
+        let hi = torchQuantile(b.scalars + a.scalars, q) ?? 0
+        return (b.map { min(max($0, -hi), hi) }, a.map { min(max($0, -hi), hi) })
     }
 
     /// Truncated SVD factors of an `[out, in]` delta: B = U_r·diag(σ_r) `[out, r]`, A = V_rᵀ
