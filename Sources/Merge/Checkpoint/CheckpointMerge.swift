@@ -80,11 +80,25 @@ public struct CheckpointMerge {
         }
     }
 
-    /// Runs the merge: `sources` maps each model reference of the config to its checkpoint;
-    /// `emit` receives every output tensor in order. Every input must hold every tensor of the
-    /// reference model with the same shape. Throws before emitting anything when a source is
-    /// missing.
-    public func run(sources: [String: any TensorSource], emit: (String, Tensor) throws -> Void) throws {
+    /// What a run merges: the reference model whose tensor names and order the output takes
+    /// (the base, or the first model for `linear`), the non-base entries, and the layer count.
+    public struct Plan: Sendable {
+        public var referenceModel: String
+        public var usesBase: Bool
+        public var entries: [MergekitModelEntry]
+        public var tensorNames: [String]
+        public var layerCount: Int
+    }
+
+    /// Mutable state of a run: the DARE generator, advanced tensor by tensor in output order.
+    public struct RunState: Sendable {
+        public var rng: SplitMix64
+        public init(seed: UInt64) { rng = SplitMix64(seed: seed) }
+    }
+
+    /// Checks that every model reference has a source and every input holds every tensor of the
+    /// reference model, and returns the plan. Throws naming the missing model or tensor.
+    public func plan(sources: [String: any TensorSource]) throws -> Plan {
         let refs = Set(config.models.map(\.model) + (config.baseModel.map { [$0] } ?? []))
         for r in refs.sorted() where sources[r] == nil {
             throw MergeError.invalidConfig("no checkpoint given for model '\(r)'")
@@ -92,8 +106,7 @@ public struct CheckpointMerge {
         let usesBase = config.mergeMethod != "linear"
         let entries = usesBase ? config.models.filter { $0.model != config.baseModel } : config.models
         let referenceName = usesBase ? config.baseModel! : config.models[0].model
-        let reference = sources[referenceName]!
-        let names = reference.tensorNames
+        let names = sources[referenceName]!.tensorNames
         for e in entries {
             let have = Set(sources[e.model]!.tensorNames)
             if let missing = names.first(where: { !have.contains($0) }) {
@@ -101,19 +114,33 @@ public struct CheckpointMerge {
             }
         }
         let layerCount = (names.compactMap(Self.layerIndex(of:)).max() ?? -1) + 1
-        var rng = SplitMix64(seed: seed)
-        for name in names {
-            let t = Self.layerPosition(of: name, layerCount: layerCount)
-            let method = try method(forTensor: name, t: t)
-            let base = usesBase ? try reference.tensor(named: name) : nil
-            var inputs: [MergeInput] = []
-            for e in entries {
-                let x = try sources[e.model]!.tensor(named: name)
-                let density = number("density", model: e, tensor: name, t: t) ?? 1
-                inputs.append(MergeInput(tensor: x, weight: number("weight", model: e, tensor: name, t: t), density: density))
-            }
-            let out = try method.merge(TensorMergeInputs(name: name, base: base, models: inputs), rng: &rng)
-            try emit(name, out)
+        return Plan(referenceModel: referenceName, usesBase: usesBase, entries: entries, tensorNames: names, layerCount: layerCount)
+    }
+
+    /// Merges one tensor (reads it from every input, holds models + 1 tensors).
+    public func mergedTensor(named name: String, plan: Plan, sources: [String: any TensorSource],
+                             state: inout RunState) throws -> Tensor {
+        let t = Self.layerPosition(of: name, layerCount: plan.layerCount)
+        let method = try method(forTensor: name, t: t)
+        let base = plan.usesBase ? try sources[plan.referenceModel]!.tensor(named: name) : nil
+        var inputs: [MergeInput] = []
+        for e in plan.entries {
+            let x = try sources[e.model]!.tensor(named: name)
+            let density = number("density", model: e, tensor: name, t: t) ?? 1
+            inputs.append(MergeInput(tensor: x, weight: number("weight", model: e, tensor: name, t: t), density: density))
+        }
+        return try method.merge(TensorMergeInputs(name: name, base: base, models: inputs), rng: &state.rng)
+    }
+
+    /// Runs the merge: `sources` maps each model reference of the config to its checkpoint;
+    /// `emit` receives every output tensor in order. Every input must hold every tensor of the
+    /// reference model with the same shape. Throws before emitting anything when a source or a
+    /// tensor is missing.
+    public func run(sources: [String: any TensorSource], emit: (String, Tensor) throws -> Void) throws {
+        let plan = try plan(sources: sources)
+        var state = RunState(seed: seed)
+        for name in plan.tensorNames {
+            try emit(name, try mergedTensor(named: name, plan: plan, sources: sources, state: &state))
         }
     }
 }

@@ -1,3 +1,4 @@
+import Formats
 import Foundation
 import Tensors
 
@@ -36,46 +37,40 @@ public struct PEFTLoRAConfig: Sendable, Equatable {
         self.layersToTransform = layersToTransform; self.targetModules = targetModules
     }
 
-    /// Parses `adapter_config.json` bytes. Throws `MergeError.invalidConfig` naming the key when
-    /// `peft_type` is not LORA or r / lora_alpha are missing or not positive.
+    /// Parses `adapter_config.json` bytes (Formats' order-keeping JSON parser, so pattern keys
+    /// keep the file's order as PEFT's dicts do). Throws `MergeError.invalidConfig` naming the key
+    /// when `peft_type` is not LORA, r is missing or not positive, or a pattern is malformed.
     public init(json data: Data, path: String = "adapter_config.json") throws {
-        guard let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
-            throw MergeError.invalidConfig("\(path): not a JSON object")
+        let root: JSONValue
+        do { root = try JSONParser.parse([UInt8](data)) } catch {
+            throw MergeError.invalidConfig("\(path): \(error)")
         }
-        if let t = obj["peft_type"] as? String, t.uppercased() != "LORA" {
+        guard let pairs = root.objectValue else { throw MergeError.invalidConfig("\(path): not a JSON object") }
+        var obj: [String: JSONValue] = [:]
+        for (k, v) in pairs { obj[k] = v }
+        if let t = obj["peft_type"]?.stringValue, t.uppercased() != "LORA" {
             throw MergeError.invalidConfig("\(path): peft_type '\(t)' is not LORA")
         }
-        guard let r = (obj["r"] as? NSNumber)?.intValue, r > 0 else {
+        guard let r = obj["r"]?.intValue, r > 0 else {
             throw MergeError.invalidConfig("\(path): 'r' missing or not a positive integer")
         }
-        let alpha = (obj["lora_alpha"] as? NSNumber)?.doubleValue ?? 8  // PEFT's default lora_alpha
-        let text = String(decoding: data, as: UTF8.self)
+        let alpha = obj["lora_alpha"]?.doubleValue ?? 8  // PEFT's default lora_alpha
         func patterns(_ key: String) throws -> [PatternEntry] {
-            guard let any = obj[key], !(any is NSNull) else { return [] }
-            guard let d = any as? [String: Any] else { throw MergeError.invalidConfig("\(path): '\(key)' is not an object") }
-            var entries: [PatternEntry] = []
-            for (k, v) in d {
-                guard let n = (v as? NSNumber)?.doubleValue else { throw MergeError.invalidConfig("\(path): '\(key).\(k)' is not a number") }
-                entries.append(PatternEntry(pattern: k, value: n))
+            guard let v = obj[key], !v.isNull else { return [] }
+            guard let entries = v.objectValue else { throw MergeError.invalidConfig("\(path): '\(key)' is not an object") }
+            return try entries.map { (k, x) in
+                guard let n = x.doubleValue else { throw MergeError.invalidConfig("\(path): '\(key).\(k)' is not a number") }
+                return PatternEntry(pattern: k, value: n)
             }
-            // JSONSerialization forgets key order; PEFT takes the first match in file order, so
-            // order the keys by where they appear after the pattern's own key.
-            let start = text.range(of: "\"\(key)\"")?.upperBound ?? text.startIndex
-            func position(_ k: String) -> Int {
-                let quoted = (try? String(decoding: JSONSerialization.data(withJSONObject: [k], options: [.fragmentsAllowed]), as: UTF8.self)) ?? "[\"\(k)\"]"
-                let needle = String(quoted.dropFirst().dropLast())
-                guard let r = text.range(of: needle, range: start..<text.endIndex) else { return Int.max }
-                return text.distance(from: text.startIndex, to: r.lowerBound)
-            }
-            return entries.sorted { position($0.pattern) < position($1.pattern) }
         }
         var layers: [Int]?
-        if let l = obj["layers_to_transform"] as? [NSNumber] { layers = l.map(\.intValue) }
-        else if let l = obj["layers_to_transform"] as? NSNumber { layers = [l.intValue] }
+        if let l = obj["layers_to_transform"]?.arrayValue { layers = l.compactMap(\.intValue) }
+        else if let l = obj["layers_to_transform"]?.intValue { layers = [l] }
         var targets: [String] = []
-        if let t = obj["target_modules"] as? [String] { targets = t } else if let t = obj["target_modules"] as? String { targets = [t] }
-        self.init(r: r, loraAlpha: alpha, useRSLoRA: (obj["use_rslora"] as? Bool) ?? false,
-                  fanInFanOut: (obj["fan_in_fan_out"] as? Bool) ?? false,
+        if let t = obj["target_modules"]?.arrayValue { targets = t.compactMap(\.stringValue) }
+        else if let t = obj["target_modules"]?.stringValue { targets = [t] }
+        self.init(r: r, loraAlpha: alpha, useRSLoRA: obj["use_rslora"]?.boolValue ?? false,
+                  fanInFanOut: obj["fan_in_fan_out"]?.boolValue ?? false,
                   rankPattern: try patterns("rank_pattern"), alphaPattern: try patterns("alpha_pattern"),
                   layersToTransform: layers, targetModules: targets)
     }
