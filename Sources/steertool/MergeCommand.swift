@@ -11,10 +11,15 @@ struct MergeCommand: ParsableCommand {
         subcommands: [MergeLoRACommand.self, MergeAdaptersCommand.self, MergeConfigCommand.self, MergeExtractCommand.self])
 }
 
-/// Prints a library error as one line and exits non-zero.
+/// A library error as the CLI reports it: one line ("Error: …"), exit code 1, no usage text.
+struct MergeCommandError: Error, CustomStringConvertible {
+    let description: String
+}
+
+/// Runs library code, mapping its errors to `MergeCommandError`.
 func runMerge<T>(_ body: () throws -> T) throws -> T {
     do { return try body() } catch let e as CustomStringConvertible {
-        throw ValidationError(e.description)
+        throw MergeCommandError(description: e.description)
     }
 }
 
@@ -47,12 +52,14 @@ struct MergeAdaptersCommand: ParsableCommand {
     @Option(help: "linear, cat, svd, ties, ties_svd, dare_linear, dare_ties, dare_linear_svd, dare_ties_svd, magnitude_prune, magnitude_prune_svd.")
     var method: String
     @Option(name: .customLong("adapter"), help: "An adapter folder (repeat).") var adapters: [String]
-    @Option(name: .customLong("weight"), help: "Its weight (repeat, one per adapter; negative subtracts).") var weights: [Float]
+    @Option(name: .customLong("weight"), parsing: .unconditionalSingleValue, help: "Its weight (repeat, one per adapter; negative subtracts).") var weights: [Float]
     @Option(help: "Fraction kept by ties/dare/magnitude_prune, in (0, 1].") var density: Double?
     @Option(help: "Target rank of the svd types (default: the largest input rank).") var rank: Int?
     @Option(help: "Quantile for clamping the svd factors (PEFT svd_clamp).") var clamp: Double?
     @Option(help: "TIES sign election: total or frequency.") var majoritySign = "total"
     @Option(help: "Seed of DARE's random masks.") var seed: UInt64 = 0
+    @Flag(help: "Write scaling 1 even when the first adapter uses rsLoRA (PEFT then scales the result by √r).")
+    var unitScaling = false
     @Option(help: "Output adapter folder.") var output: String
     @Flag(help: "Overwrite an existing output.") var force = false
 
@@ -64,7 +71,8 @@ struct MergeAdaptersCommand: ParsableCommand {
         let ranks = try runMerge { () throws -> [String: Int] in
             let c = LoRACombination(type: try LoRACombinationType(parsing: method), density: density, majoritySignMethod: sign,
                                     svdRank: rank, svdClamp: clamp, seed: seed)
-            return try MergeFiles.combineAdapters(adapters, weights: weights, combination: c, output: output, force: force)
+            return try MergeFiles.combineAdapters(adapters, weights: weights, combination: c, output: output,
+                                                 matchPEFTRSLoRA: !unitScaling, force: force)
         }
         print("wrote \(ranks.count) modules (ranks \(Set(ranks.values).sorted().map(String.init).joined(separator: ", "))) to \(output)")
     }

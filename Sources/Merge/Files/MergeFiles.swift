@@ -149,10 +149,15 @@ public enum MergeFiles {
     }
 
     /// Combines PEFT adapter folders with `add_weighted_adapter` semantics into one adapter
-    /// folder (scaling 1, r = lora_alpha = the new rank). A module absent from some adapters is
-    /// combined from those that have it, as PEFT does.
+    /// folder (r = lora_alpha = the new rank). A module absent from some adapters is combined from
+    /// those that have it, as PEFT does.
+    ///
+    /// PEFT copies `use_rslora` from the first adapter into the combined config, so when that
+    /// adapter uses rsLoRA PEFT's combined adapter acts with scaling √r instead of 1. With
+    /// `matchPEFTRSLoRA` (default) the folder reproduces that exactly; without it the folder has
+    /// scaling 1 (the combination as the method defines it).
     public static func combineAdapters(_ paths: [String], weights: [Float], combination: LoRACombination,
-                                       output: String, force: Bool = false) throws -> [String: Int] {
+                                       output: String, matchPEFTRSLoRA: Bool = true, force: Bool = false) throws -> [String: Int] {
         guard paths.count == weights.count, !paths.isEmpty else {
             throw MergeError.incompatibleInputs("\(paths.count) adapters and \(weights.count) weights")
         }
@@ -163,9 +168,17 @@ public enum MergeFiles {
         for module in Set(adapters.flatMap { $0.modules.keys }).sorted() {
             var inputs: [LoRAFactors] = [], ws: [Float] = []
             for (a, w) in zip(adapters, weights) { if let f = a.modules[module] { inputs.append(f); ws.append(w) } }
-            out[module] = try combination.combine(inputs, weights: ws, module: module, rng: &rng)
+            out[module] = try combination.combine(inputs, weights: ws, module: module, adapterCount: adapters.count, rng: &rng)
         }
-        try PEFTAdapterFolder.write(out, to: output, force: force)
+        if combination.type == .cat && adapters.count > 1 {
+            // PEFT allocates cat's factors with rank Σ (max of r and rank_pattern) over the adapters
+            // and leaves the unused rows/columns zero; pad the same way so the folder's config has
+            // one r (this matters for the scaling PEFT derives under rsLoRA).
+            let total = adapters.reduce(0) { $0 + max($1.config.r, $1.config.rankPattern.map { Int($0.value) }.max() ?? 0) }
+            out = out.mapValues { $0.zeroPadded(toRank: max(total, $0.rank)) }
+        }
+        let rs = matchPEFTRSLoRA && adapters[0].config.useRSLoRA
+        try PEFTAdapterFolder.write(out, to: output, useRSLoRA: rs, force: force)
         return out.mapValues(\.rank)
     }
 }

@@ -31,9 +31,13 @@ public enum PEFTAdapterFolder {
     /// Writes factors as a PEFT adapter folder PEFT can load: every module's factors are stored
     /// with scaling folded into B (B·s), r = the largest rank, lora_alpha = r, and differing
     /// ranks/alphas listed in rank_pattern/alpha_pattern by full module name (so every module's
-    /// PEFT scaling is 1). `targetModules` defaults to the modules' last name components.
+    /// PEFT scaling is 1). Target modules are the modules' last name components.
+    ///
+    /// `useRSLoRA` writes `use_rslora: true` with the same factors, so PEFT loads them with scaling
+    /// alpha/√r = √r: what PEFT's own `add_weighted_adapter` produces when the first combined
+    /// adapter uses rsLoRA (it copies that flag into the new config).
     public static func write(_ modules: [String: LoRAFactors], to path: String, baseModel: String? = nil,
-                             force: Bool = false) throws {
+                             useRSLoRA: Bool = false, force: Bool = false) throws {
         guard !modules.isEmpty else { throw MergeError.incompatibleInputs("no LoRA modules to write") }
         if let f = modules.values.first(where: { $0.fanInFanOut }) {
             _ = f
@@ -62,7 +66,7 @@ public enum PEFTAdapterFolder {
             ("target_modules", .array(targets.map { .string($0) })),
             ("lora_dropout", .number("0.0")),
             ("fan_in_fan_out", .bool(false)),
-            ("use_rslora", .bool(false)),
+            ("use_rslora", .bool(useRSLoRA)),
             ("bias", .string("none")),
             ("inference_mode", .bool(true)),
         ])

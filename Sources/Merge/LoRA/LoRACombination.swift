@@ -75,8 +75,12 @@ public struct LoRACombination: Sendable {
 
     /// Combines one module's LoRAs with the given weights (one per input; negative subtracts).
     /// `rng` supplies the DARE masks. Throws on shape or rank mismatch and invalid parameters.
+    ///
+    /// `adapterCount` is the number of adapters of the whole combination (default: the inputs of
+    /// this module): PEFT switches to `linear` only when that is 1, and otherwise combines a module
+    /// present in fewer adapters with the chosen type.
     public func combine(_ inputs: [LoRAFactors], weights: [Float], module: String = "module",
-                        rng: inout SplitMix64) throws -> LoRAFactors {
+                        adapterCount: Int? = nil, rng: inout SplitMix64) throws -> LoRAFactors {
         try validate()
         guard !inputs.isEmpty, inputs.count == weights.count else {
             throw MergeError.incompatibleInputs("\(module): \(inputs.count) adapters and \(weights.count) weights")
@@ -86,7 +90,7 @@ public struct LoRACombination: Sendable {
             throw MergeError.shapeMismatch(tensor: module, expected: [first.outFeatures, first.inFeatures],
                                            found: [x.outFeatures, x.inFeatures])
         }
-        let type = inputs.count == 1 ? LoRACombinationType.linear : self.type
+        let type = (adapterCount ?? inputs.count) == 1 ? LoRACombinationType.linear : self.type
         switch type {
         case .cat:
             let a = Tensor.concatenatingRows(zip(inputs, weights).map { (x, w) in (w * x.scaling) * x.a })

@@ -47,4 +47,14 @@ public struct LoRAFactors: Sendable, Equatable {
         out += d
         return out
     }
+
+    /// The same update with rank `r ≥ rank`: A gets zero rows, B zero columns (PEFT's layout of
+    /// a `cat` combination allocated at the summed config ranks).
+    public func zeroPadded(toRank r: Int) -> LoRAFactors {
+        precondition(r >= rank, "cannot pad rank \(rank) down to \(r)")
+        if r == rank { return self }
+        let pa = Tensor.concatenatingRows([a, Tensor(shape: [r - rank, inFeatures])])
+        let pb = Tensor.concatenatingRows([b.transposed(), Tensor(shape: [r - rank, outFeatures])]).transposed()
+        return LoRAFactors(a: pa, b: pb, scaling: scaling, fanInFanOut: fanInFanOut)
+    }
 }
