@@ -8,7 +8,7 @@ import Testing
 @Suite struct PEFTCombinationTests {
     struct Case {
         let id: String
-        let inputs: [String: [LoRAFactors]]   // module → one per adapter
+        let inputs: [String: [LoRAUpdate]]   // module → one per adapter
         let weights: [Float]
         let combination: LoRACombination
         let newRank: Int
@@ -22,12 +22,12 @@ import Testing
         for c in root["combinations"] as! [[String: Any]] {
             let names = c["adapters"] as! [String]
             let mods = c["modules"] as! [String: Any]
-            var inputs: [String: [LoRAFactors]] = [:]
+            var inputs: [String: [LoRAUpdate]] = [:]
             var expected: [String: (Tensor, Tensor, Tensor)] = [:]
             for (m, v) in mods {
                 inputs[m] = try names.map { n in
                     let am = ((adapters[n] as! [String: Any])["modules"] as! [String: Any])[m] as! [String: Any]
-                    return LoRAFactors(a: try MergeFixtures.tensor(am["A"]), b: try MergeFixtures.tensor(am["B"]),
+                    return LoRAUpdate(a: try MergeFixtures.tensor(am["A"]), b: try MergeFixtures.tensor(am["B"]),
                                        scaling: Float((am["scaling"] as! NSNumber).doubleValue))
                 }
                 let e = v as! [String: Any]
@@ -46,7 +46,7 @@ import Testing
 
     /// Aligns the sign of each rank component of (B, A) to the reference's (SVD factors are unique
     /// only up to a sign per component; torch and LAPACK may choose differently).
-    static func alignSigns(_ f: LoRAFactors, to ref: (a: Tensor, b: Tensor)) -> LoRAFactors {
+    static func alignSigns(_ f: LoRAUpdate, to ref: (a: Tensor, b: Tensor)) -> LoRAUpdate {
         var g = f
         for j in 0..<min(f.rank, ref.a.rows) {
             var dot: Float = 0
@@ -176,8 +176,8 @@ import Testing
 
     @Test("invalid parameters and mismatched inputs are refused")
     func errors() throws {
-        let a = LoRAFactors(a: Tensor.randomNormal([2, 4], seed: 1), b: Tensor.randomNormal([3, 2], seed: 2), scaling: 1)
-        let c = LoRAFactors(a: Tensor.randomNormal([3, 4], seed: 3), b: Tensor.randomNormal([3, 3], seed: 4), scaling: 1)
+        let a = LoRAUpdate(a: Tensor.randomNormal([2, 4], seed: 1), b: Tensor.randomNormal([3, 2], seed: 2), scaling: 1)
+        let c = LoRAUpdate(a: Tensor.randomNormal([3, 4], seed: 3), b: Tensor.randomNormal([3, 3], seed: 4), scaling: 1)
         var rng = SplitMix64(seed: 0)
         #expect(throws: MergeError.self) { try LoRACombination(type: .ties, density: 1.5).combine([a, a], weights: [1, 1], rng: &rng) }
         #expect(throws: MergeError.self) { try LoRACombination(type: .ties, density: 0).combine([a, a], weights: [1, 1], rng: &rng) }

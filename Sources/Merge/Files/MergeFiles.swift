@@ -132,7 +132,7 @@ public enum MergeFiles {
     public static func extractLoRA(base basePath: String, finetuned ftPath: String, rank: ExtractionRank,
                                    output: String, force: Bool = false) throws -> [String: Double] {
         let base = try Checkpoint(path: basePath), ft = try Checkpoint(path: ftPath)
-        var modules: [String: LoRAFactors] = [:]
+        var modules: [String: LoRAUpdate] = [:]
         var errors: [String: Double] = [:]
         for name in base.tensorNames where name.hasSuffix("_proj.weight") && CheckpointMerge.layerIndex(of: name) != nil {
             guard let fi = ft.info(name), let bi = base.info(name) else { throw MergeError.missingTensor(name: name, source: ftPath) }
@@ -164,9 +164,9 @@ public enum MergeFiles {
         try combination.validate()
         let adapters = try paths.map { try PEFTAdapterFolder.read($0) }
         var rng = SplitMix64(seed: combination.seed)
-        var out: [String: LoRAFactors] = [:]
+        var out: [String: LoRAUpdate] = [:]
         for module in Set(adapters.flatMap { $0.modules.keys }).sorted() {
-            var inputs: [LoRAFactors] = [], ws: [Float] = []
+            var inputs: [LoRAUpdate] = [], ws: [Float] = []
             for (a, w) in zip(adapters, weights) { if let f = a.modules[module] { inputs.append(f); ws.append(w) } }
             out[module] = try combination.combine(inputs, weights: ws, module: module, adapterCount: adapters.count, rng: &rng)
         }

@@ -36,7 +36,7 @@ public enum PEFTAdapterFolder {
     /// `useRSLoRA` writes `use_rslora: true` with the same factors, so PEFT loads them with scaling
     /// alpha/√r = √r: what PEFT's own `add_weighted_adapter` produces when the first combined
     /// adapter uses rsLoRA (it copies that flag into the new config).
-    public static func write(_ modules: [String: LoRAFactors], to path: String, baseModel: String? = nil,
+    public static func write(_ modules: [String: LoRAUpdate], to path: String, baseModel: String? = nil,
                              useRSLoRA: Bool = false, force: Bool = false) throws {
         guard !modules.isEmpty else { throw MergeError.incompatibleInputs("no LoRA modules to write") }
         if let f = modules.values.first(where: { $0.fanInFanOut }) {

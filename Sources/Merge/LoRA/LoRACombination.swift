@@ -79,8 +79,8 @@ public struct LoRACombination: Sendable {
     /// `adapterCount` is the number of adapters of the whole combination (default: the inputs of
     /// this module): PEFT switches to `linear` only when that is 1, and otherwise combines a module
     /// present in fewer adapters with the chosen type.
-    public func combine(_ inputs: [LoRAFactors], weights: [Float], module: String = "module",
-                        adapterCount: Int? = nil, rng: inout SplitMix64) throws -> LoRAFactors {
+    public func combine(_ inputs: [LoRAUpdate], weights: [Float], module: String = "module",
+                        adapterCount: Int? = nil, rng: inout SplitMix64) throws -> LoRAUpdate {
         try validate()
         guard !inputs.isEmpty, inputs.count == weights.count else {
             throw MergeError.incompatibleInputs("\(module): \(inputs.count) adapters and \(weights.count) weights")
@@ -95,7 +95,7 @@ public struct LoRACombination: Sendable {
         case .cat:
             let a = Tensor.concatenatingRows(zip(inputs, weights).map { (x, w) in (w * x.scaling) * x.a })
             let b = Tensor.concatenatingRows(inputs.map { $0.b.transposed() }).transposed()
-            return LoRAFactors(a: a, b: b, scaling: 1, fanInFanOut: first.fanInFanOut)
+            return LoRAUpdate(a: a, b: b, scaling: 1, fanInFanOut: first.fanInFanOut)
         case .svd, .tiesSVD, .dareLinearSVD, .dareTiesSVD, .magnitudePruneSVD:
             let deltas = inputs.map { $0.delta }
             let combined: Tensor
@@ -109,7 +109,7 @@ public struct LoRACombination: Sendable {
             let rank = svdRank ?? inputs.map(\.rank).max() ?? 1
             var (b, a) = try Self.factor(combined, rank: rank, module: module)
             if let q = svdClamp { (b, a) = Self.clamp(b: b, a: a, quantile: q) }
-            return LoRAFactors(a: a, b: b, scaling: 1, fanInFanOut: first.fanInFanOut)
+            return LoRAUpdate(a: a, b: b, scaling: 1, fanInFanOut: first.fanInFanOut)
         case .linear, .ties, .dareLinear, .dareTies, .magnitudePrune:
             guard Set(inputs.map(\.rank)).count == 1 else {
                 throw MergeError.incompatibleInputs(
@@ -134,7 +134,7 @@ public struct LoRACombination: Sendable {
             }
             let a = apply(inputs.map(\.a), wa, &rng)
             let b = apply(inputs.map(\.b), wb, &rng)
-            return LoRAFactors(a: a, b: b, scaling: 1, fanInFanOut: first.fanInFanOut)
+            return LoRAUpdate(a: a, b: b, scaling: 1, fanInFanOut: first.fanInFanOut)
         }
     }
 

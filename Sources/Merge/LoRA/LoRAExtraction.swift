@@ -11,7 +11,7 @@ public enum ExtractionRank: Sendable, Equatable {
 /// A LoRA extracted from a weight delta, with what the truncation lost.
 public struct ExtractedLoRA: Sendable {
     /// Factors with scaling 1 (written as r = lora_alpha = r).
-    public var factors: LoRAFactors
+    public var factors: LoRAUpdate
     /// All singular values of the delta, descending.
     public var singularValues: [Float]
     /// ‖Δ − B·A‖_F / ‖Δ‖_F = √(Σ_{i>r} σᵢ²) / √(Σ σᵢ²) (0 for a zero delta).
@@ -67,7 +67,7 @@ public enum LoRAExtraction {
             for k in 0..<delta.columns { a[j, k] = s.vt[j, k] * root }
         }
         let tail = sig.dropFirst(r).reduce(0) { $0 + $1 * $1 }
-        return ExtractedLoRA(factors: LoRAFactors(a: a, b: b, scaling: 1), singularValues: s.singularValues,
+        return ExtractedLoRA(factors: LoRAUpdate(a: a, b: b, scaling: 1), singularValues: s.singularValues,
                              relativeError: total == 0 ? 0 : (tail / total).squareRoot())
     }
 }

@@ -6,7 +6,7 @@ import Tensors
 public struct PEFTLoRAAdapter: Sendable {
     public var config: PEFTLoRAConfig
     /// Module name → factors with PEFT's scaling for that module.
-    public var modules: [String: LoRAFactors]
+    public var modules: [String: LoRAUpdate]
 
     /// The module name of a PEFT adapter tensor name and which factor it is ("A"/"B"), or nil
     /// for other tensors.
@@ -28,14 +28,14 @@ public struct PEFTLoRAAdapter: Sendable {
             guard t.rank == 2 else { throw MergeError.shapeMismatch(tensor: name, expected: [-1, -1], found: t.shape.dims) }
             if f == "A" { a[module] = t } else { b[module] = t }
         }
-        var modules: [String: LoRAFactors] = [:]
+        var modules: [String: LoRAUpdate] = [:]
         for (module, ta) in a {
             guard let tb = b[module] else { throw MergeError.missingTensor(name: "base_model.model.\(module).lora_B.weight", source: source) }
             let r = config.rank(forModule: module)
             guard ta.rows == r, tb.columns == r else {
                 throw MergeError.shapeMismatch(tensor: "base_model.model.\(module).lora_A.weight", expected: [r, ta.columns], found: ta.shape.dims)
             }
-            modules[module] = LoRAFactors(a: ta, b: tb, scaling: config.scaling(forModule: module), fanInFanOut: config.fanInFanOut)
+            modules[module] = LoRAUpdate(a: ta, b: tb, scaling: config.scaling(forModule: module), fanInFanOut: config.fanInFanOut)
         }
         if let orphan = b.keys.first(where: { a[$0] == nil }) {
             throw MergeError.missingTensor(name: "base_model.model.\(orphan).lora_A.weight", source: source)

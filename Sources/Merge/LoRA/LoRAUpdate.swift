@@ -4,7 +4,7 @@ import Tensors
 /// an `[out, in]` update of a weight stored `[out, in]` (`y = x·Wᵀ`). With `fanInFanOut` the
 /// base weight is stored `[in, out]` (GPT-2 Conv1D) and the update applied to it is (B·A)ᵀ·scaling;
 /// the factors keep their orientation either way.
-public struct LoRAFactors: Sendable, Equatable {
+public struct LoRAUpdate: Sendable, Equatable {
     /// `[r, in]`.
     public var a: Tensor
     /// `[out, r]`.
@@ -50,11 +50,11 @@ public struct LoRAFactors: Sendable, Equatable {
 
     /// The same update with rank `r ≥ rank`: A gets zero rows, B zero columns (PEFT's layout of
     /// a `cat` combination allocated at the summed config ranks).
-    public func zeroPadded(toRank r: Int) -> LoRAFactors {
+    public func zeroPadded(toRank r: Int) -> LoRAUpdate {
         precondition(r >= rank, "cannot pad rank \(rank) down to \(r)")
         if r == rank { return self }
         let pa = Tensor.concatenatingRows([a, Tensor(shape: [r - rank, inFeatures])])
         let pb = Tensor.concatenatingRows([b.transposed(), Tensor(shape: [r - rank, outFeatures])]).transposed()
-        return LoRAFactors(a: pa, b: pb, scaling: scaling, fanInFanOut: fanInFanOut)
+        return LoRAUpdate(a: pa, b: pb, scaling: scaling, fanInFanOut: fanInFanOut)
     }
 }
