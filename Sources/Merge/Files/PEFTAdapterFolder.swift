@@ -4,7 +4,7 @@ import Tensors
 
 /// A PEFT LoRA adapter folder: `adapter_config.json` and `adapter_model.safetensors` with tensors
 /// `base_model.model.<module>.lora_A.weight` `[r, in]` and `.lora_B.weight` `[out, r]`.
-/// (`adapter_model.bin` pickles are refused: convert them with PEFT first.)
+/// Legacy `adapter_model.bin` pickles are read through Formats' restricted reader (executes nothing).
 public enum PEFTAdapterFolder {
     public static let configName = "adapter_config.json"
     public static let weightsName = "adapter_model.safetensors"
@@ -16,16 +16,20 @@ public enum PEFTAdapterFolder {
             throw MergeError.io(path: cfgPath, reason: "missing (not a PEFT adapter folder)")
         }
         let config = try PEFTLoRAConfig(json: data, path: cfgPath)
-        guard FileManager.default.fileExists(atPath: wPath) else {
-            let bin = FileManager.default.fileExists(atPath: path + "/adapter_model.bin")
-            throw MergeError.io(path: wPath, reason: bin ? "only adapter_model.bin (pickle) is present; save the adapter with safe_serialization" : "missing")
-        }
-        let file = try SafetensorsFile(path: wPath)
         var tensors: [String: Tensor] = [:]
-        for name in file.tensorNames where PEFTLoRAAdapter.moduleName(ofTensor: name) != nil {
-            tensors[name] = try file.tensor(named: name)
+        var source = wPath
+        if FileManager.default.fileExists(atPath: wPath) {
+            let file = try SafetensorsFile(path: wPath)
+            for name in file.tensorNames where PEFTLoRAAdapter.moduleName(ofTensor: name) != nil {
+                tensors[name] = try file.tensor(named: name)
+            }
+        } else if FileManager.default.fileExists(atPath: path + "/adapter_model.bin") {
+            source = path + "/adapter_model.bin"
+            tensors = try TorchPickleReader.load(path: source).filter { PEFTLoRAAdapter.moduleName(ofTensor: $0.key) != nil }
+        } else {
+            throw MergeError.io(path: wPath, reason: "missing (neither adapter_model.safetensors nor adapter_model.bin)")
         }
-        return try PEFTLoRAAdapter(config: config, tensors: tensors, source: wPath)
+        return try PEFTLoRAAdapter(config: config, tensors: tensors, source: source)
     }
 
     /// Writes factors as a PEFT adapter folder PEFT can load: every module's factors are stored
