@@ -8,7 +8,8 @@ struct MergeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "merge",
         abstract: "Merge LoRAs into weights, combine adapters, merge checkpoints (mergekit YAML), extract LoRAs.",
-        subcommands: [MergeLoRACommand.self, MergeAdaptersCommand.self, MergeConfigCommand.self, MergeExtractCommand.self])
+        subcommands: [MergeLoRACommand.self, MergeAdaptersCommand.self, MergeConfigCommand.self, MergeExtractCommand.self,
+                      MergeSteeringCommand.self, MergeControlVectorCommand.self, MergeImportAuthorsCommand.self])
 }
 
 /// A library error as the CLI reports it: one line ("Error: …"), exit code 1, no usage text.
