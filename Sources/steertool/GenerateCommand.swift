@@ -34,6 +34,9 @@ struct GenerateCommand: ParsableCommand {
     @Option(name: .long, help: "Random seed of the sampler.")
     var seed: UInt64 = 0
 
+    @Flag(name: .long, help: "Print token ids (space-separated) instead of text.")
+    var ids = false
+
     func validate() throws {
         guard (prompt == nil) != (tokens == nil) else { throw ValidationError("give exactly one of --prompt and --tokens") }
         guard maxTokens >= 0 else { throw ValidationError("--max-tokens must be ≥ 0") }
@@ -41,17 +44,17 @@ struct GenerateCommand: ParsableCommand {
 
     func run() throws {
         let model = try modelArguments.load()
-        let ids: [Int]
+        let promptIDs: [Int]
         if let tokens {
-            ids = try parseTokenList(tokens)
+            promptIDs = try parseTokenList(tokens)
         } else {
-            ids = try TextInput.encodePrompt(prompt ?? "", chat: chat, modelPath: modelArguments.model)
+            promptIDs = try TextInput.encodePrompt(prompt ?? "", chat: chat, modelPath: modelArguments.model)
         }
-        let decoder = try TextInput.streamDecoder(modelPath: modelArguments.model)
+        let decoder = ids ? nil : try TextInput.streamDecoder(modelPath: modelArguments.model)
         let parameters = GenerationParameters(
             maxTokens: maxTokens, stopTokens: Set(model.config.eosTokenIds),
             sampling: SamplingParameters(temperature: temperature, topK: topK, topP: topP, seed: seed))
-        let result = try model.generate(prompt: ids, parameters: parameters) { token in
+        let result = try model.generate(prompt: promptIDs, parameters: parameters) { token in
             if let decoder {
                 FileHandle.standardOutput.write(Data(decoder(token).utf8))
             } else {

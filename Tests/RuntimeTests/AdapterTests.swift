@@ -1,4 +1,5 @@
 import Testing
+import Formats
 import Runtime
 import Tensors
 import TestSupport
@@ -89,5 +90,19 @@ struct AdapterTests {
         let base = try SyntheticModel.model()
         let bad = SteeringAdapter(layers: [0: SteeringLayer(bias: Tensor(shape: [16]))])
         #expect(throws: RuntimeError.self) { try base.adding(bad, name: "narrow") }
+    }
+
+    /// Steering files name the site by case name or raw value; unknown sites are refused.
+    @Test func steeringFileConversion() throws {
+        let layer = SteeringAdapterFile.Layer(index: 1, down: Tensor(shape: [32, 2]), up: Tensor(shape: [32, 2]), bias: Tensor(shape: [32]))
+        let a = try SteeringAdapter(file: SteeringAdapterFile(site: "blockOutput", kind: "nonlinear", activation: "silu", rank: 2,
+                                                              baseModel: "x", source: "y", layers: [layer]), name: "a")
+        #expect(a.site == .blockOutput && a.activation == .silu && a.layers[1]?.rank == 2)
+        let b = try SteeringAdapter(file: SteeringAdapterFile(site: "mlp_output", kind: "vector", rank: 0, baseModel: "x", source: "y",
+                                                              layers: [.init(index: 0, bias: Tensor(shape: [32]))]), name: "b", scale: 3)
+        #expect(b.site == .mlpOutput && b.scale == 3 && b.layers[0]?.rank == 0)
+        #expect(throws: RuntimeError.adapterMismatch(adapter: "c", reason: "unknown site 'residual'")) {
+            try SteeringAdapter(file: SteeringAdapterFile(site: "residual", kind: "vector", rank: 0, baseModel: "x", source: "y", layers: []), name: "c")
+        }
     }
 }

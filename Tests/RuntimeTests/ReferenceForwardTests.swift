@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 import Formats
 import Runtime
@@ -44,6 +45,23 @@ struct ReferenceForwardTests {
         #expect(model.config.tieWordEmbeddings)
         #expect(model.config.rope.ropeType == "llama3")
         try Self.check(model: model, reference: "reference/tied-llama3.safetensors")
+    }
+
+    /// A config saying `tie_word_embeddings: true` over a checkpoint that still holds its own
+    /// lm_head.weight: transformers 5 unties and uses lm_head, so the untied base reference holds.
+    @Test func tiedConfigWithOwnLMHeadUsesIt() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("steertool-rt-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try FileManager.default.createSymbolicLink(
+            atPath: dir.appendingPathComponent("model.safetensors").path, withDestinationPath: Fixtures.path("tiny/base/model.safetensors"))
+        let config = try String(contentsOfFile: Fixtures.path("tiny/base/config.json"), encoding: .utf8)
+            .replacingOccurrences(of: "\"tie_word_embeddings\": false", with: "\"tie_word_embeddings\": true")
+        #expect(config.contains("\"tie_word_embeddings\": true"))
+        try config.write(to: dir.appendingPathComponent("config.json"), atomically: true, encoding: .utf8)
+        let model = try LlamaModel.load(path: dir.path)
+        #expect(!model.config.tieWordEmbeddings)
+        try Self.check(model: model, reference: "reference/base.safetensors")
     }
 
     /// KV-cache decoding of the longest reference sequence, one token at a time, equals the

@@ -17,11 +17,18 @@ public struct LlamaModel: Sendable {
     public private(set) var steeringAdapters: [SteeringAdapter] = []
 
     /// Checks `weights` against `config` and prepares the model. `source` names it in errors.
+    /// `ropeFrequencyDivisors` (`[head_dim/2]`, GGUF's `rope_freqs.weight`) replace the
+    /// config's RoPE scaling when given.
     /// - Throws: `RuntimeError` for unsupported configs or weights of the wrong shape.
-    public init(config: LlamaConfig, weights: LlamaWeights, source: String = "model") throws {
+    public init(config: LlamaConfig, weights: LlamaWeights, ropeFrequencyDivisors: [Float]? = nil,
+                source: String = "model") throws {
         architecture = try LlamaArchitecture(config: config, source: source)
         try weights.validate(config: config, source: source)
-        rotary = try RotaryEmbedding(config: config, source: source)
+        if let ropeFrequencyDivisors {
+            rotary = try RotaryEmbedding(config: config, frequencyDivisors: ropeFrequencyDivisors, source: source)
+        } else {
+            rotary = try RotaryEmbedding(config: config, source: source)
+        }
         self.config = config
         self.weights = weights
     }

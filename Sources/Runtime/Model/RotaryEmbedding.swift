@@ -67,6 +67,25 @@ public struct RotaryEmbedding: Sendable, Equatable {
         inverseFrequencies = inv
     }
 
+    /// Default-type frequencies of `config` divided elementwise by `divisors` `[head_dim/2]`:
+    /// how GGUF stores llama3 scaling (`rope_freqs.weight`, llama.cpp's frequency factors)
+    /// instead of the scaling parameters.
+    /// - Throws: `RuntimeError.invalidConfig` when the count is not head_dim/2 or a divisor is
+    ///   not finite and positive.
+    public init(config: LlamaConfig, frequencyDivisors divisors: [Float], source: String = "config") throws {
+        var base = config
+        base.rope = LlamaConfig.RopeParameters(theta: config.rope.theta)
+        let plain = try RotaryEmbedding(config: base, source: source)
+        guard divisors.count == plain.inverseFrequencies.count else {
+            throw RuntimeError.invalidConfig(
+                source: source, reason: "rope_freqs has \(divisors.count) entries, expected head_dim/2 = \(plain.inverseFrequencies.count)")
+        }
+        guard divisors.allSatisfy({ $0.isFinite && $0 > 0 }) else {
+            throw RuntimeError.invalidConfig(source: source, reason: "rope_freqs holds a non-finite or non-positive factor")
+        }
+        inverseFrequencies = zip(plain.inverseFrequencies, divisors).map { $0 / $1 }
+    }
+
     /// cos and sin tables for `count` positions from `start`: each `[count, hd/2]` row-major.
     public func tables(positions start: Int, count: Int) -> (cos: [Float], sin: [Float]) {
         let half = inverseFrequencies.count

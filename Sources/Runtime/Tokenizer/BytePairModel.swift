@@ -1,0 +1,153 @@
+/// Byte-pair encoding over token ids: a word starts as one id per symbol and adjacent pairs merge
+/// by increasing rank (lowest rank first, leftmost on ties) until no ranked pair is left — HF
+/// tokenizers' `BPE` and llama.cpp's BPE session give the same result.
+public struct BytePairModel: Sendable {
+    /// A merge: the rank (position in the merges list, lower merges first) and the merged id.
+    public struct Merge: Sendable, Equatable {
+        /// Position in the merges list.
+        public var rank: Int32
+        /// The id of the concatenated token.
+        public var merged: Int32
+    }
+
+    /// `(left << 32) | right` → merge.
+    let merges: [UInt64: Merge]
+
+    /// A model with the given merges (pairs of ids, in rank order) and the id of each pair's
+    /// concatenation. A pair listed twice keeps its first (lowest) rank.
+    public init(mergePairs: [(left: Int, right: Int, merged: Int)]) {
+        var table: [UInt64: Merge] = [:]
+        table.reserveCapacity(mergePairs.count)
+        for (rank, m) in mergePairs.enumerated() {
+            let key = UInt64(UInt32(truncatingIfNeeded: m.left)) << 32 | UInt64(UInt32(truncatingIfNeeded: m.right))
+            if table[key] == nil { table[key] = Merge(rank: Int32(truncatingIfNeeded: rank), merged: Int32(truncatingIfNeeded: m.merged)) }
+        }
+        self.merges = table
+    }
+
+    /// Number of distinct merges.
+    public var mergeCount: Int { merges.count }
+
+    /// The merge of `left` followed by `right`, if ranked.
+    @inline(__always)
+    public func merge(_ left: Int32, _ right: Int32) -> Merge? {
+        merges[UInt64(UInt32(bitPattern: left)) << 32 | UInt64(UInt32(bitPattern: right))]
+    }
+
+    /// Applies the merges to `symbols` (ids, in order) and appends the resulting ids to `out`.
+    public func encode(_ symbols: [Int32], into out: inout [Int]) {
+        if symbols.count <= 1 {
+            for s in symbols { out.append(Int(s)) }
+            return
+        }
+        if symbols.count <= 48 {
+            encodeShort(symbols, into: &out)
+        } else {
+            encodeLong(symbols, into: &out)
+        }
+    }
+
+    /// Quadratic scan for short words (no allocation beyond the symbol array).
+    private func encodeShort(_ input: [Int32], into out: inout [Int]) {
+        var symbols = input
+        while symbols.count > 1 {
+            var bestRank = Int32.max
+            var bestIndex = -1
+            var bestMerged: Int32 = 0
+            for i in 0..<(symbols.count - 1) {
+                if let m = merge(symbols[i], symbols[i + 1]), m.rank < bestRank {
+                    bestRank = m.rank
+                    bestIndex = i
+                    bestMerged = m.merged
+                }
+            }
+            if bestIndex < 0 { break }
+            symbols[bestIndex] = bestMerged
+            symbols.remove(at: bestIndex + 1)
+        }
+        for s in symbols { out.append(Int(s)) }
+    }
+
+    /// Priority-queue merge for long words: O(n log n).
+    private func encodeLong(_ input: [Int32], into out: inout [Int]) {
+        let n = input.count
+        var ids = input
+        var prev = [Int](0..<n).map { $0 - 1 }
+        var next = [Int](1...n)
+        next[n - 1] = -1
+        var alive = [Bool](repeating: true, count: n)
+        // Heap entries: (rank, left index, left id, right id) — stale entries are skipped.
+        var heap = MinHeap()
+        for i in 0..<(n - 1) {
+            if let m = merge(ids[i], ids[i + 1]) {
+                heap.push(.init(rank: m.rank, left: i, leftID: ids[i], rightID: ids[i + 1]))
+            }
+        }
+        while let e = heap.pop() {
+            let l = e.left
+            guard alive[l], ids[l] == e.leftID else { continue }
+            let r = next[l]
+            guard r >= 0, ids[r] == e.rightID, let m = merge(ids[l], ids[r]), m.rank == e.rank else { continue }
+            ids[l] = m.merged
+            alive[r] = false
+            next[l] = next[r]
+            if next[r] >= 0 { prev[next[r]] = l }
+            let p = prev[l]
+            if p >= 0, let pm = merge(ids[p], ids[l]) {
+                heap.push(.init(rank: pm.rank, left: p, leftID: ids[p], rightID: ids[l]))
+            }
+            let q = next[l]
+            if q >= 0, let qm = merge(ids[l], ids[q]) {
+                heap.push(.init(rank: qm.rank, left: l, leftID: ids[l], rightID: ids[q]))
+            }
+        }
+        var i = 0
+        while i >= 0 {
+            out.append(Int(ids[i]))
+            i = next[i]
+        }
+    }
+}
+
+/// Binary min-heap ordered by (rank, left index): lowest rank first, leftmost on ties.
+struct MinHeap {
+    struct Entry {
+        var rank: Int32
+        var left: Int
+        var leftID: Int32
+        var rightID: Int32
+        @inline(__always) static func < (a: Entry, b: Entry) -> Bool {
+            a.rank < b.rank || (a.rank == b.rank && a.left < b.left)
+        }
+    }
+    private var items: [Entry] = []
+
+    mutating func push(_ e: Entry) {
+        items.append(e)
+        var i = items.count - 1
+        while i > 0 {
+            let parent = (i - 1) / 2
+            if items[i] < items[parent] { items.swapAt(i, parent); i = parent } else { break }
+        }
+    }
+
+    mutating func pop() -> Entry? {
+        guard !items.isEmpty else { return nil }
+        let top = items[0]
+        let last = items.removeLast()
+        if !items.isEmpty {
+            items[0] = last
+            var i = 0
+            while true {
+                let l = 2 * i + 1, r = l + 1
+                var m = i
+                if l < items.count && items[l] < items[m] { m = l }
+                if r < items.count && items[r] < items[m] { m = r }
+                if m == i { break }
+                items.swapAt(i, m)
+                i = m
+            }
+        }
+        return top
+    }
+}
