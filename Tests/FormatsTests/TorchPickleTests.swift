@@ -4,10 +4,10 @@ import Tensors
 import TestSupport
 import Formats
 
-/// `fixtures/peft-bin/` (this branch's `fixtures/generate/extra/peft-bin.py`): files written by
+/// `fixtures/formats-extra/` (this branch's `fixtures/generate/extra/formats-extra.py`): files written by
 /// `torch.save`, with the same tensors saved contiguously by safetensors as expected values.
 @Suite struct TorchPickleTests {
-    let folder = Fixtures.packageRoot + "/fixtures/peft-bin"
+    let folder = Fixtures.packageRoot + "/fixtures/formats-extra"
 
     /// Exact: the reader copies elements and converts each once, like safetensors' reader.
     @Test func tensorsEqualTheirSafetensorsCopies() throws {
