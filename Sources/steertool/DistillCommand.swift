@@ -128,14 +128,7 @@ struct DistillCommand: ParsableCommand {
     }
 
     func calibration() throws -> [[Int]] {
-        if calib.lowercased().hasSuffix(".json") { return try TokenListFile.load(path: calib) }
-        guard let data = FileManager.default.contents(atPath: calib), let text = String(data: data, encoding: .utf8) else {
-            throw ValidationError("\(calib): cannot read the calibration text")
-        }
-        let ids = try TextInput.encode(text, modelPath: base, addSpecialTokens: false)
-        let seqs = stride(from: 0, to: ids.count, by: sequenceLength).map { Array(ids[$0..<min($0 + sequenceLength, ids.count)]) }.filter { $0.count >= 2 }
-        guard !seqs.isEmpty else { throw ValidationError("\(calib): fewer than 2 tokens of calibration text") }
-        return seqs
+        try CalibrationInput.sequences(calib, modelPath: base, sequenceLength: sequenceLength)
     }
 
     func layerList(_ count: Int) throws -> [Int]? {
