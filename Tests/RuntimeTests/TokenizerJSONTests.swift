@@ -61,4 +61,16 @@ struct TokenizerJSONTests {
         }
         #expect(sawByteFallback)
     }
+
+    @Test("the tiny model's GGUF copy (tokenizer.ggml.*) and its HF folder encode the fixture strings as HF tokenizers",
+          arguments: ["tiny/gguf/base.f32.gguf", "tiny/base"])
+    func convertedCopies(path: String) throws {
+        let tok = try Tokenizer.load(modelPath: Fixtures.path(path))
+        let entries = try #require(try TokenizerFixtures.json("tokenizer/encodings.json").arrayValue)
+        for e in entries {
+            let text = try #require(e["text"]?.stringValue)
+            #expect(tok.encode(text, addSpecialTokens: false) == (try #require(e["ids"]?.arrayValue)).compactMap(\.intValue), "\(path): \(text.debugDescription)")
+            #expect(tok.encode(text, addSpecialTokens: true) == (try #require(e["ids_with_special"]?.arrayValue)).compactMap(\.intValue), "\(path): \(text.debugDescription)")
+        }
+    }
 }
