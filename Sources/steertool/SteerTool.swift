@@ -8,5 +8,5 @@ struct SteerTool: ParsableCommand {
         commandName: "steertool",
         abstract: "Fine-tuned weights and activation steering for Llama models, as two views of one thing.",
         version: "0.1.0",
-        subcommands: [ForwardCommand.self, GenerateCommand.self, BenchCommand.self])
+        subcommands: [ForwardCommand.self, GenerateCommand.self, TokenizeCommand.self, BenchCommand.self])
 }
