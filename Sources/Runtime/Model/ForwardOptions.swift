@@ -12,6 +12,7 @@ public struct ForwardOptions: Sendable, Equatable {
         case none
     }
 
+    /// Which logits rows to compute (all by default).
     public var logits: Logits
     /// Return the output of every block (`ForwardResult.blockOutputs`).
     public var blockOutputs: Bool
@@ -20,6 +21,7 @@ public struct ForwardOptions: Sendable, Equatable {
     /// Layers whose `LayerIntermediates` are returned (the first-order map's inputs).
     public var intermediateLayers: Set<Int>
 
+    /// Options; the defaults compute all logits and nothing else.
     public init(logits: Logits = .all, blockOutputs: Bool = false, record: Set<HookSite> = [],
                 intermediateLayers: Set<Int> = []) {
         self.logits = logits; self.blockOutputs = blockOutputs; self.record = record

@@ -48,8 +48,13 @@ extension LlamaModel {
                 "forward: KV cache made for \(cache.layerCount) layers × \(cache.rowWidth) does not fit this model")
         }
         let start = cache.count
-        cache.reserve(start + T)
         let total = start + T
+        let (scoreCount, overflow) = T.multipliedReportingOverflow(by: total)
+        guard !overflow, scoreCount <= 1 << 30 else {
+            throw RuntimeError.invalidArgument(
+                "forward: \(T) tokens after \(start) cached positions need a \(T)×\(total) score buffer; feed the input in chunks through a KV cache")
+        }
+        cache.reserve(total)
 
         let d = c.hiddenSize, hd = c.headDim, H = c.numAttentionHeads, KV = c.numKeyValueHeads
         let qWidth = H * hd, kvWidth = KV * hd, ff = c.intermediateSize
