@@ -49,7 +49,7 @@ test: deps smollm2
 
 ## demo: the main job on the bundled fixtures and the real model.
 demo: build smollm2
-	$(RELEASE_BIN) --help
+	bash scripts/demo.sh
 
 ## bench: steertool against its peers in one run (table + bench/results.json); see bench/run.py.
 bench: deps
