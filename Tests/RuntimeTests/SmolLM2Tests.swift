@@ -19,7 +19,7 @@ struct SmolLM2Tests {
         return try model.get()
     }
 
-    /// Logits and all 30 block outputs vs transformers within max|Δ| ≤ 1e-4 · max|ref|: same
+    /// Logits and the recorded block outputs (all 30 for sequence 0) vs transformers within max|Δ| ≤ 1e-4 · max|ref|: same
     /// dequantized weights and formulas in f32, so only summation order differs; measured
     /// ≈ 3e-6 over 30 layers, so 1e-4 keeps ample headroom (the issue asks for 1e-3) while a
     /// dequantization or layout slip shows as O(1).
@@ -39,7 +39,10 @@ struct SmolLM2Tests {
             }
             let e = maxAbsoluteDifferenceScaled(mine.scalars, logits.scalars)
             #expect(e <= 1e-4, "sequence \(i): logits error \(e)")
-            for l in 0..<model.config.numHiddenLayers {
+            // Sequence 0 has every block output; sequence 1 a spread of layers (size budget).
+            let layers = (0..<model.config.numHiddenLayers).filter { ref.info("hidden.\(i).\($0)") != nil }
+            #expect(layers.count == (i == 0 ? model.config.numHiddenLayers : 5))
+            for l in layers {
                 let h = try ref.tensor(named: "hidden.\(i).\(l)")
                 let eh = maxAbsoluteDifferenceScaled(r.blockOutputs[l].scalars, h.scalars)
                 #expect(eh <= 1e-4, "sequence \(i): hidden \(l) error \(eh)")
@@ -64,8 +67,9 @@ struct SmolLM2Tests {
         let model = try base.adding(LoRAWeights.load(directory: Fixtures.path("smollm2/lora")))
         let ref = try SafetensorsFile(path: Fixtures.path("smollm2/lora-reference.safetensors"))
         let tokens = try ref.tensor(named: "tokens.0").scalars.map { Int($0) }
-        let logits = try model.forward(tokens: tokens).logits
-        let e = maxAbsoluteDifferenceScaled(logits.scalars, try ref.tensor(named: "logits.0").scalars)
+        let want = try ref.tensor(named: "logits_tail.0")   // the last positions (size budget)
+        let logits = try model.forward(tokens: tokens).logits.rows((tokens.count - want.rows)..<tokens.count)
+        let e = maxAbsoluteDifferenceScaled(logits.scalars, want.scalars)
         #expect(e <= 1e-4, "logits error \(e)")
     }
 
