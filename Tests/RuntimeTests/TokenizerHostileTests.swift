@@ -1,6 +1,7 @@
 import Foundation
 import Formats
 import Runtime
+import TestSupport
 import Testing
 
 /// Malformed or unsupported tokenizer descriptions give errors that name what is wrong.
@@ -103,5 +104,17 @@ struct TokenizerHostileTests {
         let spm = try TokenizerFixtures.vocab("llama-spm")
         let text = String(repeating: "Hello world, this is a test. ", count: 200)
         #expect(spm.decode(spm.encode(text, addSpecialTokens: false)) == text)
+    }
+
+    @Test("a truncated vocab GGUF is an error at every cut, never a crash")
+    func truncatedGGUF() throws {
+        let path = TestSupport.Fixtures.path("vocab/ggml-vocab-llama-spm.gguf")
+        let bytes = try #require(FileManager.default.contents(atPath: path))
+        let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("steertool-cut-\(UUID().uuidString).gguf")
+        defer { try? FileManager.default.removeItem(at: tmp) }
+        for cut in [4, 8, 24, 100, 5000, bytes.count / 3, bytes.count / 2, bytes.count - 9] {
+            try bytes.prefix(cut).write(to: tmp)
+            #expect(throws: (any Error).self, "cut at \(cut)") { try Tokenizer.load(modelPath: tmp.path) }
+        }
     }
 }
