@@ -1,7 +1,6 @@
 import Foundation
 import Formats
 import Runtime
-import TestSupport
 import Testing
 
 /// Malformed or unsupported tokenizer descriptions give errors that name what is wrong.
@@ -108,8 +107,7 @@ struct TokenizerHostileTests {
 
     @Test("a truncated vocab GGUF is an error at every cut, never a crash")
     func truncatedGGUF() throws {
-        let path = TestSupport.Fixtures.path("vocab/ggml-vocab-llama-spm.gguf")
-        let bytes = try #require(FileManager.default.contents(atPath: path))
+        let bytes = try TokenizerFixtures.vocabGGUF("llama-spm")
         let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("steertool-cut-\(UUID().uuidString).gguf")
         defer { try? FileManager.default.removeItem(at: tmp) }
         for cut in [4, 8, 24, 100, 5000, bytes.count / 3, bytes.count / 2, bytes.count - 9] {
