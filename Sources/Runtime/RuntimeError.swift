@@ -5,13 +5,43 @@ public enum RuntimeError: Error, Equatable, CustomStringConvertible {
     case unsupportedArchitecture(String, source: String)
     /// config.json (or the GGUF metadata mapped to it) could not be decoded.
     case invalidConfig(source: String, reason: String)
+    /// A configuration feature the runtime does not implement (e.g. a RoPE type, MLP biases,
+    /// sliding-window attention), named with where it came from.
+    case unsupportedFeature(String, source: String)
+    /// A tensor the architecture needs is absent from the checkpoint or adapter.
+    case missingTensor(name: String, source: String)
+    /// A tensor's shape disagrees with the config (dimensions outermost first).
+    case shapeMismatch(tensor: String, expected: [Int], found: [Int], source: String)
+    /// A token id outside `0..<vocabSize` at a 0-based position of the input.
+    case tokenOutOfRange(token: Int, position: Int, vocabSize: Int)
+    /// An adapter that does not fit the model (wrong layer, width, projection or rank).
+    case adapterMismatch(adapter: String, reason: String)
+    /// A hook replaced its activation with one of another shape.
+    case hookChangedShape(site: HookSite, expected: [Int], found: [Int])
+    /// An argument outside what the operation accepts.
+    case invalidArgument(String)
 
     public var description: String {
         switch self {
         case let .unsupportedArchitecture(arch, source):
-            return "\(source): architecture '\(arch)' is not supported (LlamaForCausalLM family only)"
+            return "\(source): architecture '\(arch)' is not supported "
+                + "(LlamaForCausalLM, MistralForCausalLM without sliding window, Qwen2ForCausalLM)"
         case let .invalidConfig(source, reason):
             return "\(source): invalid model config: \(reason)"
+        case let .unsupportedFeature(what, source):
+            return "\(source): unsupported: \(what)"
+        case let .missingTensor(name, source):
+            return "\(source): missing tensor '\(name)'"
+        case let .shapeMismatch(tensor, expected, found, source):
+            return "\(source): tensor '\(tensor)' has shape \(found), expected \(expected)"
+        case let .tokenOutOfRange(token, position, vocab):
+            return "token id \(token) at position \(position) is outside the vocabulary (0..<\(vocab))"
+        case let .adapterMismatch(adapter, reason):
+            return "adapter \(adapter) does not fit the model: \(reason)"
+        case let .hookChangedShape(site, expected, found):
+            return "hook at \(site) changed the activation shape from \(expected) to \(found)"
+        case let .invalidArgument(what):
+            return what
         }
     }
 }

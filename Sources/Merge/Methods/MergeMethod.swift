@@ -1,0 +1,236 @@
+import Tensors
+
+/// One input model's tensor and its per-model parameters (mergekit `models: - model:
+/// parameters: {weight, density}`), already resolved for this tensor.
+public struct MergeInput: Sendable {
+    public var tensor: Tensor
+    /// mergekit `weight` (required by every method that uses it; nil when not given).
+    public var weight: Double?
+    /// mergekit `density` (default 1 = keep everything).
+    public var density: Double
+
+    public init(tensor: Tensor, weight: Double? = nil, density: Double = 1) {
+        self.tensor = tensor; self.weight = weight; self.density = density
+    }
+}
+
+/// The inputs of one output tensor: its name, the base model's tensor (nil when the method
+/// has none) and the other models' tensors with their parameters, all of one shape.
+public struct TensorMergeInputs: Sendable {
+    public var name: String
+    public var base: Tensor?
+    public var models: [MergeInput]
+
+    public init(name: String, base: Tensor?, models: [MergeInput]) {
+        self.name = name; self.base = base; self.models = models
+    }
+
+    /// Throws `MergeError.shapeMismatch` unless every tensor has the base's (or first model's) shape.
+    public func validateShapes() throws {
+        guard let ref = base?.shape ?? models.first?.tensor.shape else { return }
+        for m in models where m.tensor.shape != ref {
+            throw MergeError.shapeMismatch(tensor: name, expected: ref.dims, found: m.tensor.shape.dims)
+        }
+    }
+}
+
+/// A checkpoint merge method with mergekit semantics, applied tensor by tensor. Methods are
+/// small value types holding their shared parameters; per-model parameters come with the inputs.
+public protocol MergeMethod: Sendable {
+    /// mergekit's name of the method (`merge_method:` in its YAML).
+    var name: String { get }
+    /// Whether the method needs `base_model`.
+    var requiresBase: Bool { get }
+    /// Merges one tensor. `rng` supplies random masks (DARE); deterministic methods ignore it.
+    func merge(_ inputs: TensorMergeInputs, rng: inout SplitMix64) throws -> Tensor
+}
+
+extension MergeInput {
+    func requireWeight(_ method: String, tensor: String) throws -> Double {
+        guard let w = weight else {
+            throw MergeError.invalidParameter(name: "weight", value: "none", reason: "\(method) needs a weight for every model (tensor '\(tensor)')")
+        }
+        return w
+    }
+}
+
+/// mergekit `linear`: Σᵢ wᵢ·Tᵢ, divided by Σᵢ wᵢ when `normalize` (mergekit's default). Float32
+/// accumulation in input order, as mergekit does for float32 inputs.
+public struct LinearMerge: MergeMethod {
+    public var normalize: Bool
+    public init(normalize: Bool = true) { self.normalize = normalize }
+    public var name: String { "linear" }
+    public var requiresBase: Bool { false }
+
+    public func merge(_ inputs: TensorMergeInputs, rng: inout SplitMix64) throws -> Tensor {
+        try inputs.validateShapes()
+        guard let first = inputs.models.first else { throw MergeError.incompatibleInputs("linear: no models for '\(inputs.name)'") }
+        var out = Tensor(shape: first.tensor.shape)
+        var total: Float = 0
+        for m in inputs.models {
+            let w = Float(try m.requireWeight(name, tensor: inputs.name))
+            total += w
+            out.withUnsafeMutableBufferPointer { o in
+                m.tensor.withUnsafeBufferPointer { x in for i in 0..<o.count { o[i] += x[i] * w } }
+            }
+        }
+        if normalize {
+            // mergekit divides unconditionally; a zero total gives inf/nan there. Refuse instead.
+            guard total != 0 else {
+                throw MergeError.invalidParameter(name: "weight", value: "sum 0", reason: "linear with normalize needs a non-zero weight sum")
+            }
+            out = out.map { $0 / total }
+        }
+        return out
+    }
+}
+
+/// mergekit's generalized task arithmetic family: deltas δᵢ = Tᵢ − base, optional sparsification
+/// (magnitude top-k or DARE's Bernoulli mask with L1 rescale), weighting, optional TIES sign
+/// consensus, optional normalization by the (masked) weight sum, a λ multiplier, base + result.
+///
+/// | method | consensus | sparsification | normalize | rescale |
+/// |---|---|---|---|---|
+/// | task_arithmetic | – | – | false | – |
+/// | ties | sum | magnitude | true | false |
+/// | dare_ties | sum | random | false | true |
+/// | dare_linear | – | random | false | true |
+public struct GeneralizedTaskArithmetic: MergeMethod {
+    /// The four mergekit methods of this family.
+    public enum Kind: String, Sendable, CaseIterable {
+        case taskArithmetic = "task_arithmetic", ties, dareTies = "dare_ties", dareLinear = "dare_linear"
+    }
+    public var kind: Kind
+    public var normalize: Bool
+    public var rescale: Bool
+    public var lambda: Double
+    public var consensus: MajoritySignMethod
+
+    /// The method with mergekit's defaults, overridden by the given shared parameters.
+    public init(kind: Kind, normalize: Bool? = nil, rescale: Bool? = nil, lambda: Double = 1,
+                consensus: MajoritySignMethod = .total) {
+        self.kind = kind
+        self.normalize = normalize ?? (kind == .ties)
+        self.rescale = rescale ?? (kind == .dareTies || kind == .dareLinear)
+        self.lambda = lambda
+        self.consensus = consensus
+    }
+
+    public var name: String { kind.rawValue }
+    public var requiresBase: Bool { true }
+
+    public func merge(_ inputs: TensorMergeInputs, rng: inout SplitMix64) throws -> Tensor {
+        try inputs.validateShapes()
+        guard let base = inputs.base else {
+            throw MergeError.invalidConfig("\(name) needs base_model (tensor '\(inputs.name)')")
+        }
+        if inputs.models.isEmpty { return base }
+        let n = base.count
+        var deltas: [[Float]] = []
+        var weights: [Float] = []
+        for m in inputs.models {
+            guard m.density > 0 || kind == .taskArithmetic, m.density <= 1 || kind == .taskArithmetic else {
+                throw MergeError.invalidParameter(name: "density", value: "\(m.density)", reason: "must be in (0, 1] (tensor '\(inputs.name)')")
+            }
+            var delta = m.tensor - base
+            switch kind {
+            case .taskArithmetic: break
+            case .ties:
+                delta = Sparsification.mergekitMagnitude(delta, density: m.density)
+                if rescale && m.density < 1 {
+                    let mask = delta.scalars.map { $0 != 0 ? Float(1) : 0 }
+                    delta = Sparsification.maskedL1Rescaled(m.tensor - base, mask: mask, rescale: true)
+                }
+            case .dareTies, .dareLinear:
+                delta = Sparsification.mergekitBernoulli(delta, density: m.density, rescale: rescale, rng: &rng)
+            }
+            let w = Float(try m.requireWeight(name, tensor: inputs.name))
+            deltas.append(delta.scalars.map { $0 * w })
+            weights.append(w)
+        }
+        var mixed = [Float](repeating: 0, count: n)
+        var divisor = [Float](repeating: 0, count: n)
+        if kind == .ties || kind == .dareTies {
+            let masks = Sparsification.majoritySignMask(deltas, method: consensus)
+            for i in 0..<n {
+                var acc: Float = 0, div: Float = 0
+                for k in 0..<deltas.count {
+                    acc += deltas[k][i] * masks[k][i]
+                    div += weights[k] * masks[k][i]
+                }
+                mixed[i] = acc
+                divisor[i] = div == 0 ? 1 : div
+            }
+        } else {
+            var total: Float = 0
+            for w in weights { total += w }
+            if abs(total) < 1e-8 { total = 1 }
+            for i in 0..<n {
+                var acc: Float = 0
+                for k in 0..<deltas.count { acc += deltas[k][i] }
+                mixed[i] = acc
+                divisor[i] = total
+            }
+        }
+        let lam = Float(lambda)
+        var out = base
+        out.withUnsafeMutableBufferPointer { o in
+            for i in 0..<n {
+                var v = mixed[i]
+                if normalize { v /= divisor[i] }
+                if lambda != 1 { v *= lam }
+                o[i] += v
+            }
+        }
+        return out
+    }
+}
+
+/// mergekit `slerp` between the base model's tensor (t = 0) and the other model's (t = 1),
+/// over the whole flattened tensor: with v̂ = v/‖v‖ (norms ≤ 1e-8 count as 1) and
+/// d = clamp(v̂₀·v̂₁, −1, 1), colinear or antipodal inputs (|d| > `dotThreshold`) interpolate
+/// linearly; otherwise θ = acos d and the result is sin((1−t)θ)/sinθ·v₀ + sin(tθ)/sinθ·v₁ on
+/// the unnormalized tensors. `t` is resolved per tensor by the config.
+public struct SlerpMerge: MergeMethod {
+    public var t: Double
+    public var dotThreshold: Double
+    public init(t: Double, dotThreshold: Double = 0.9995) { self.t = t; self.dotThreshold = dotThreshold }
+    public var name: String { "slerp" }
+    public var requiresBase: Bool { true }
+
+    public func merge(_ inputs: TensorMergeInputs, rng: inout SplitMix64) throws -> Tensor {
+        try inputs.validateShapes()
+        guard let v0 = inputs.base, inputs.models.count == 1 else {
+            throw MergeError.invalidConfig("slerp needs base_model and exactly one other model (tensor '\(inputs.name)')")
+        }
+        return Self.slerp(t: t, v0, inputs.models[0].tensor, dotThreshold: dotThreshold)
+    }
+
+    /// The interpolation itself (see the type's documentation); coefficients in Float32 as mergekit.
+    public static func slerp(t: Double, _ v0: Tensor, _ v1: Tensor, dotThreshold: Double = 0.9995, eps: Float = 1e-8) -> Tensor {
+        precondition(v0.shape == v1.shape, "slerp: shapes differ")
+        let tf = Float(t)
+        var n0 = v0.frobeniusNorm, n1 = v1.frobeniusNorm
+        if !(n0 > eps) { n0 = 1 }
+        if !(n1 > eps) { n1 = 1 }
+        var dot: Float = 0
+        for i in 0..<v0.count { dot += (v0.scalars[i] / n0) * (v1.scalars[i] / n1) }
+        dot = min(max(dot, -1), 1)
+        let ca: Float, cb: Float
+        if Double(abs(dot)) > dotThreshold {
+            ca = 1 - tf; cb = tf
+        } else {
+            let theta = acosf(dot)
+            let s = sinf(theta)
+            ca = sinf((1 - tf) * theta) / s
+            cb = sinf(tf * theta) / s
+        }
+        return Tensor(shape: v0.shape, scalars: zip(v0.scalars, v1.scalars).map { ca * $0 + cb * $1 })
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif

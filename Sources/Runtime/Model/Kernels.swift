@@ -1,0 +1,116 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Tensors
+
+/// Elementwise and row-wise kernels of the forward pass, on raw row-major buffers. Everything
+/// matrix-shaped goes through BLAS; these are the O(T·d) parts.
+enum Kernels {
+    /// out[t] = w ⊙ (x[t] · 1/√(mean(x[t]²) + eps)) for `rows` rows of width `d` (transformers'
+    /// LlamaRMSNorm in f32; the mean of squares is accumulated in Double).
+    static func rmsNorm(_ x: UnsafePointer<Float>, rows: Int, d: Int, weight: UnsafePointer<Float>, eps: Float,
+                        out: UnsafeMutablePointer<Float>) {
+        for t in 0..<rows {
+            let xr = x + t * d, o = out + t * d
+            var s0 = 0.0, s1 = 0.0
+            var i = 0
+            while i + 1 < d {
+                s0 += Double(xr[i]) * Double(xr[i])
+                s1 += Double(xr[i + 1]) * Double(xr[i + 1])
+                i += 2
+            }
+            if i < d { s0 += Double(xr[i]) * Double(xr[i]) }
+            let variance = Float((s0 + s1) / Double(d))
+            let r = 1 / (variance + eps).squareRoot()
+            for j in 0..<d { o[j] = weight[j] * (xr[j] * r) }
+        }
+    }
+
+    /// y += x elementwise over `n` values.
+    static func add(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, count n: Int) {
+        for i in 0..<n { y[i] += x[i] }
+    }
+
+    /// gate[i] = SiLU(gate[i]) · up[i] over `n` values (SiLU(x) = x / (1 + e⁻ˣ)).
+    static func swiGLU(gate: UnsafeMutablePointer<Float>, up: UnsafePointer<Float>, count n: Int) {
+        for i in 0..<n {
+            let g = gate[i]
+            gate[i] = g / (1 + expf(-g)) * up[i]
+        }
+    }
+
+    /// out[t] = x[t]·Wᵀ (+ bias) (+ Σ scale·(x[t]·Aᵀ)·Bᵀ) for `rows` rows; W `[out, in]`,
+    /// `out` rows `ldo` apart. `scratch` holds ≥ rows·max rank floats.
+    static func linear(_ x: UnsafePointer<Float>, rows: Int, weight: Tensor, bias: Tensor?, loras: [LoRAFactors],
+                       out: UnsafeMutablePointer<Float>, ldo: Int, scratch: UnsafeMutablePointer<Float>) {
+        let nOut = weight.shape[0], nIn = weight.shape[1]
+        weight.withUnsafeBufferPointer { w in
+            guard let wp = w.baseAddress else { return }
+            if rows == 1 {
+                BLAS.sgemv(rows: nOut, cols: nIn, a: wp, lda: nIn, x: x, y: out)
+            } else {
+                BLAS.sgemm(transposeB: true, m: rows, n: nOut, k: nIn, a: x, lda: nIn, b: wp, ldb: nIn,
+                           c: out, ldc: ldo)
+            }
+        }
+        if let bias {
+            bias.withUnsafeBufferPointer { b in
+                guard let bp = b.baseAddress else { return }
+                for t in 0..<rows { add(bp, into: out + t * ldo, count: nOut) }
+            }
+        }
+        for f in loras {
+            let r = f.rank
+            f.a.withUnsafeBufferPointer { a in
+                f.b.withUnsafeBufferPointer { b in
+                    guard let ap = a.baseAddress, let bp = b.baseAddress else { return }
+                    // scratch [rows, r] = x · Aᵀ; out += scale · scratch · Bᵀ.
+                    BLAS.sgemm(transposeB: true, m: rows, n: r, k: nIn, a: x, lda: nIn, b: ap, ldb: nIn,
+                               c: scratch, ldc: r)
+                    BLAS.sgemm(transposeB: true, m: rows, n: nOut, k: r, alpha: f.scale, a: scratch, lda: r,
+                               b: bp, ldb: r, beta: 1, c: out, ldc: ldo)
+                }
+            }
+        }
+    }
+
+    /// Causal grouped-query attention for `rows` new queries at absolute positions
+    /// `start..<start+rows` over `start+rows` cached keys/values.
+    /// - q: `[rows, heads·hd]`; keys, values: `[start+rows, kvHeads·hd]`; out: `[rows, heads·hd]`;
+    ///   scores: scratch of ≥ rows·(start+rows) floats.
+    /// Scores are scaled by 1/√hd, masked so query i sees keys 0...start+i, and softmaxed in f32
+    /// with the row maximum subtracted.
+    static func causalAttention(q: UnsafePointer<Float>, rows: Int, start: Int,
+                                keys: UnsafePointer<Float>, values: UnsafePointer<Float>,
+                                heads: Int, kvHeads: Int, headDim hd: Int,
+                                out: UnsafeMutablePointer<Float>, scores: UnsafeMutablePointer<Float>) {
+        let total = start + rows
+        let qWidth = heads * hd, kvWidth = kvHeads * hd
+        let group = heads / kvHeads
+        let scale = 1 / Float(hd).squareRoot()
+        for h in 0..<heads {
+            let g = h / group
+            BLAS.sgemm(transposeB: true, m: rows, n: total, k: hd, alpha: scale,
+                       a: q + h * hd, lda: qWidth, b: keys + g * hd, ldb: kvWidth, c: scores, ldc: total)
+            for i in 0..<rows {
+                let row = scores + i * total
+                let visible = start + i + 1
+                var m = -Float.infinity
+                for j in 0..<visible { m = max(m, row[j]) }
+                var sum: Float = 0
+                for j in 0..<visible {
+                    let e = expf(row[j] - m)
+                    row[j] = e
+                    sum += e
+                }
+                let inv = 1 / sum
+                for j in 0..<visible { row[j] *= inv }
+                for j in visible..<total { row[j] = 0 }
+            }
+            BLAS.sgemm(m: rows, n: hd, k: total, a: scores, lda: total, b: values + g * hd, ldb: kvWidth,
+                       c: out + h * hd, ldc: qWidth)
+        }
+    }
+}

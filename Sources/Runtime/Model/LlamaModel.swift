@@ -1,0 +1,88 @@
+import Tensors
+
+/// A Llama-family causal LM ready to run: config, f32 weights, RoPE frequencies, and the adapters
+/// applied **unmerged** on every forward pass (LoRA inside the projections, steering adapters as
+/// hooks at their sites). A value type: adding an adapter to a copy leaves the original as it was,
+/// and the weights are shared, not copied (copy-on-write tensors).
+public struct LlamaModel: Sendable {
+    /// Hyperparameters.
+    public let config: LlamaConfig
+    /// f32 weights in Hugging Face orientation.
+    public let weights: LlamaWeights
+    /// Bias layout resolved from the architecture name.
+    public let architecture: LlamaArchitecture
+    /// RoPE frequencies for `config`.
+    public let rotary: RotaryEmbedding
+    /// LoRA adapters applied inside the projections; several sum.
+    public private(set) var loraAdapters: [LoRAWeights] = []
+    /// Steering adapters applied as hooks (before any hooks passed to `forward`); several sum.
+    public private(set) var steeringAdapters: [SteeringAdapter] = []
+
+    /// Checks `weights` against `config` and prepares the model. `source` names it in errors.
+    /// `ropeFrequencyDivisors` (`[head_dim/2]`, GGUF's `rope_freqs.weight`) replace the
+    /// config's RoPE scaling when given.
+    /// - Throws: `RuntimeError` for unsupported configs or weights of the wrong shape.
+    public init(config: LlamaConfig, weights: LlamaWeights, ropeFrequencyDivisors: [Float]? = nil,
+                source: String = "model") throws {
+        architecture = try LlamaArchitecture(config: config, source: source)
+        try weights.validate(config: config, source: source)
+        if let ropeFrequencyDivisors {
+            rotary = try RotaryEmbedding(config: config, frequencyDivisors: ropeFrequencyDivisors, source: source)
+        } else {
+            rotary = try RotaryEmbedding(config: config, source: source)
+        }
+        self.config = config
+        self.weights = weights
+    }
+
+    /// Adds a LoRA adapter (applied unmerged, summed with any others).
+    /// - Throws: `RuntimeError.adapterMismatch` if it does not fit this model.
+    public mutating func add(_ lora: LoRAWeights) throws {
+        try lora.validate(for: config)
+        loraAdapters.append(lora)
+    }
+
+    /// Adds a steering adapter (its hooks run before hooks passed to `forward`); `name`
+    /// identifies it in errors.
+    /// - Throws: `RuntimeError.adapterMismatch` if it does not fit this model.
+    public mutating func add(_ steering: SteeringAdapter, name: String) throws {
+        try steering.validate(for: config, name: name)
+        steeringAdapters.append(steering)
+    }
+
+    /// A copy of this model with `lora` added.
+    public func adding(_ lora: LoRAWeights) throws -> LlamaModel {
+        var m = self
+        try m.add(lora)
+        return m
+    }
+
+    /// A copy of this model with `steering` added.
+    public func adding(_ steering: SteeringAdapter, name: String) throws -> LlamaModel {
+        var m = self
+        try m.add(steering, name: name)
+        return m
+    }
+
+    /// The same weights and config without adapters.
+    public var withoutAdapters: LlamaModel {
+        var m = self
+        m.loraAdapters = []; m.steeringAdapters = []
+        return m
+    }
+
+    /// LoRA factors per layer and projection, summed over adapters in order.
+    func loraFactors(layer: Int) -> [LlamaProjection: [LoRAFactors]] {
+        var out: [LlamaProjection: [LoRAFactors]] = [:]
+        for adapter in loraAdapters {
+            guard let modules = adapter.layers[layer] else { continue }
+            for (p, f) in modules where f.rank > 0 { out[p, default: []].append(f) }
+        }
+        return out
+    }
+
+    /// Hooks of all steering adapters, chained in the order they were added.
+    var steeringHooks: [HookSite: Hook] {
+        steeringAdapters.reduce(into: [HookSite: Hook]()) { acc, a in acc = acc.chained(with: a.hooks) }
+    }
+}

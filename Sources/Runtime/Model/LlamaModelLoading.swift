@@ -1,0 +1,77 @@
+import Foundation
+import Formats
+import Tensors
+
+extension LlamaModel {
+    /// Loads a model from a Hugging Face folder (`config.json` with `model.safetensors` or a
+    /// sharded `model.safetensors.index.json`), a bare `.safetensors` file next to a
+    /// `config.json`, or a GGUF file (`.gguf`). Weights are converted to f32 at load.
+    /// - Throws: `FormatsError`/`SafetensorsError`/`GGUFError` for unreadable files,
+    ///   `RuntimeError` for configs the runtime cannot run and missing or misshapen tensors
+    ///   (naming the tensor and the path).
+    public static func load(path: String) throws -> LlamaModel {
+        if path.lowercased().hasSuffix(".gguf") { return try loadGGUF(path: path) }
+        let checkpoint = try Checkpoint(path: path)
+        let configPath = checkpoint.directory + "/config.json"
+        guard let json = checkpoint.configJSON else {
+            throw RuntimeError.invalidConfig(source: configPath, reason: "config.json not found next to the weights")
+        }
+        var config = try LlamaConfig.load(configJSON: json, source: configPath)
+        try rejectSlidingWindow(configJSON: json, config: config, source: configPath)
+        // transformers 5 unties when a checkpoint of a tied config still holds an lm_head.weight
+        // that differs from the embedding (it warns and keeps both); do the same.
+        if config.tieWordEmbeddings, checkpoint.info("lm_head.weight") != nil,
+           try checkpoint.tensor(named: "lm_head.weight") != checkpoint.tensor(named: "model.embed_tokens.weight") {
+            config.tieWordEmbeddings = false
+        }
+        let weights = try LlamaWeights.load(config: config, source: path) { name in
+            guard checkpoint.info(name) != nil else { throw RuntimeError.missingTensor(name: name, source: path) }
+            return try checkpoint.tensor(named: name)
+        }
+        return try LlamaModel(config: config, weights: weights, source: path)
+    }
+
+    /// Mistral's and Qwen2's sliding-window attention is not implemented: accept a config only
+    /// when its window is absent, null, disabled (`use_sliding_window: false`) or at least the
+    /// context length (then it never masks anything).
+    static func rejectSlidingWindow(configJSON: Data, config: LlamaConfig, source: String) throws {
+        guard let object = try? JSONSerialization.jsonObject(with: configJSON) as? [String: Any] else { return }
+        if let use = object["use_sliding_window"] as? Bool, !use { return }
+        guard let window = object["sliding_window"] as? Int else { return }
+        if window < config.maxPositionEmbeddings {
+            throw RuntimeError.unsupportedFeature(
+                "sliding_window \(window) < max_position_embeddings \(config.maxPositionEmbeddings)", source: source)
+        }
+    }
+
+    /// A llama.cpp GGUF (`general.architecture = "llama"`): hyperparameters through Formats'
+    /// `llama.*` → config.json mapping (decoded by `LlamaConfig`, so there is one decoding path),
+    /// tensors by the HF⇄GGUF name table with the Q/K RoPE row permutation undone, quantized
+    /// tensors dequantized to f32, and llama3 scaling from `rope_freqs.weight` when present.
+    static func loadGGUF(path: String) throws -> LlamaModel {
+        let gguf = try GGUFFile(path: path)
+        guard let arch = gguf.architecture, arch == LlamaMetadata.architecture else {
+            throw RuntimeError.unsupportedArchitecture(
+                "GGUF general.architecture '\(gguf.architecture ?? "missing")'", source: path)
+        }
+        let json = try LlamaMetadata.configJSON(fromGGUF: gguf.metadata, tensorNames: gguf.tensorNames, source: path)
+        let config = try LlamaConfig.load(configJSON: json, source: path)
+        let weights = try LlamaWeights.load(config: config, source: path) { hfName in
+            guard let mapping = LlamaTensorName.gguf(fromHF: hfName), gguf.info(mapping.name) != nil else {
+                let ggufName = LlamaTensorName.gguf(fromHF: hfName)?.name ?? "?"
+                throw RuntimeError.missingTensor(name: "\(ggufName) (HF \(hfName))", source: path)
+            }
+            let t = try gguf.tensor(named: mapping.name)
+            switch mapping.permutation {
+            case .query: return try RopePermutation.unpermute(t, heads: config.numAttentionHeads, name: mapping.name)
+            case .key: return try RopePermutation.unpermute(t, heads: config.numKeyValueHeads, name: mapping.name)
+            case nil: return t
+            }
+        }
+        var divisors: [Float]?
+        if gguf.info(LlamaTensorName.ropeFreqs) != nil {
+            divisors = try gguf.tensor(named: LlamaTensorName.ropeFreqs).scalars
+        }
+        return try LlamaModel(config: config, weights: weights, ropeFrequencyDivisors: divisors, source: path)
+    }
+}

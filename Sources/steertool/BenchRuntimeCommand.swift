@@ -1,0 +1,92 @@
+import ArgumentParser
+import Foundation
+import Runtime
+import Tensors
+
+/// `steertool bench runtime`: prefill and decode tokens/s of the forward pass, on a model file or
+/// on a random ~100M-parameter Llama built in memory (same shape as `bench/peers/runtime.py`'s).
+struct BenchRuntimeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "runtime", abstract: "Prefill and decode tokens/s (f32, KV cache).")
+
+    @Option(name: .long, help: "Model folder or GGUF (default: random ~100M-parameter Llama).")
+    var model: String?
+
+    @Option(name: .long, help: "Name used in the JSON lines (default: the model's folder or file name, or random-100m).")
+    var label: String?
+
+    @Option(name: .long, help: "BLAS threads.")
+    var threads = 1
+
+    @Option(name: .long, help: "Prompt length for prefill.")
+    var promptTokens = 128
+
+    @Option(name: .long, help: "Tokens decoded one at a time after the prompt.")
+    var decodeTokens = 32
+
+    @Option(name: .long, help: "Repetitions; the best is reported.")
+    var repeats = 3
+
+    func run() throws {
+        guard threads >= 1, promptTokens >= 1, decodeTokens >= 1, repeats >= 1 else {
+            throw ValidationError("--threads, --prompt-tokens, --decode-tokens and --repeats must be ≥ 1")
+        }
+        BLAS.setThreadCount(threads)
+        let m = try model.map { try LlamaModel.load(path: $0) } ?? RandomLlama.make()
+        let name = label ?? model.map { URL(fileURLWithPath: $0).lastPathComponent } ?? "random-100m"
+        var rng = SplitMix64(seed: 1)
+        let prompt = (0..<promptTokens).map { _ in Int(rng.next() % UInt64(m.config.vocabSize)) }
+
+        _ = try m.forward(tokens: Array(prompt.prefix(8)), options: ForwardOptions(logits: .lastPosition))  // warm-up
+        var bestPrefill = Double.infinity, bestDecode = Double.infinity
+        for _ in 0..<repeats {
+            let cache = KVCache(config: m.config, capacity: promptTokens + decodeTokens)
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            var logits = try m.forward(tokens: prompt, cache: cache, options: ForwardOptions(logits: .lastPosition)).logits
+            let t1 = DispatchTime.now().uptimeNanoseconds
+            for _ in 0..<decodeTokens {
+                let next = logits.withUnsafeBufferPointer { Sampler.argmax($0) }
+                logits = try m.forward(tokens: [next], cache: cache, options: ForwardOptions(logits: .lastPosition)).logits
+            }
+            let t2 = DispatchTime.now().uptimeNanoseconds
+            bestPrefill = min(bestPrefill, Double(t1 - t0) / 1e9)
+            bestDecode = min(bestDecode, Double(t2 - t1) / 1e9)
+        }
+        emit("runtime.prefill.\(name)", Double(promptTokens) / bestPrefill)
+        emit("runtime.decode.\(name)", Double(decodeTokens) / bestDecode)
+    }
+
+    private func emit(_ name: String, _ value: Double) {
+        print("{\"name\": \"\(name)\", \"unit\": \"tokens/s\", \"value\": \(String(format: "%.2f", value)), \"threads\": \(threads)}")
+    }
+}
+
+/// The benchmark's random Llama: d 768, 12 layers, 12 heads (4 KV heads), d_ff 2048,
+/// vocab 32000, untied: ≈ 100M parameters. Weights N(0, 0.02²), norms 1.
+enum RandomLlama {
+    static let config = LlamaConfig(
+        vocabSize: 32000, hiddenSize: 768, intermediateSize: 2048, numHiddenLayers: 12,
+        numAttentionHeads: 12, numKeyValueHeads: 4, rmsNormEps: 1e-5, maxPositionEmbeddings: 2048)
+
+    static func make() throws -> LlamaModel {
+        var seed: UInt64 = 0
+        let c = config
+        let weights = try LlamaWeights.load(config: c, source: "random-100m") { name in
+            seed &+= 1
+            let dims = shape(name, c)
+            return name.hasSuffix("norm.weight")
+                ? Tensor(shape: Shape(dims), repeating: 1)
+                : Tensor.randomNormal(Shape(dims), std: 0.02, seed: seed)
+        }
+        return try LlamaModel(config: c, weights: weights, source: "random-100m")
+    }
+
+    private static func shape(_ name: String, _ c: LlamaConfig) -> [Int] {
+        if name == "model.embed_tokens.weight" || name == "lm_head.weight" { return [c.vocabSize, c.hiddenSize] }
+        if name.hasSuffix("norm.weight") { return [c.hiddenSize] }
+        for p in LlamaProjection.allCases where name.contains("." + p.rawValue + ".") {
+            return name.hasSuffix(".bias") ? [p.outputSize(c)] : [p.outputSize(c), p.inputSize(c)]
+        }
+        return []
+    }
+}

@@ -1,0 +1,73 @@
+"""Peer of `steertool bench runtime`: prefill and decode tokens/s of transformers (f32, CPU,
+KV cache) on the same model and thread count, printed as the same JSON lines.
+
+usage: python bench/peers/runtime.py [--model HF_FOLDER|FILE.gguf] [--label NAME] [--threads N]
+       [--prompt-tokens 128] [--decode-tokens 32] [--repeats 3]
+Without --model: the same random ~100M-parameter Llama shape as steertool's (weights differ;
+speed does not depend on their values).
+"""
+import argparse
+import json
+import os
+import time
+
+import torch
+from transformers import DynamicCache, LlamaConfig, LlamaForCausalLM
+
+
+def random_llama() -> LlamaForCausalLM:
+    config = LlamaConfig(
+        vocab_size=32000, hidden_size=768, intermediate_size=2048, num_hidden_layers=12,
+        num_attention_heads=12, num_key_value_heads=4, rms_norm_eps=1e-5,
+        max_position_embeddings=2048, tie_word_embeddings=False)
+    torch.manual_seed(0)
+    return LlamaForCausalLM(config)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model")
+    ap.add_argument("--label")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--prompt-tokens", type=int, default=128)
+    ap.add_argument("--decode-tokens", type=int, default=32)
+    ap.add_argument("--repeats", type=int, default=3)
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    if a.model and a.model.endswith(".gguf"):
+        # transformers dequantizes GGUF weights to f32, as steertool does at load.
+        folder, file = os.path.split(os.path.abspath(a.model))
+        model = LlamaForCausalLM.from_pretrained(folder, gguf_file=file, dtype=torch.float32)
+        name = a.label or file
+    elif a.model:
+        model = LlamaForCausalLM.from_pretrained(a.model, dtype=torch.float32)
+        name = a.label or os.path.basename(os.path.normpath(a.model))
+    else:
+        model = random_llama()
+        name = a.label or "random-100m"
+    model.eval()
+    vocab = model.config.vocab_size
+    g = torch.Generator().manual_seed(1)
+    prompt = torch.randint(0, vocab, (1, a.prompt_tokens), generator=g)
+
+    best_prefill = best_decode = float("inf")
+    with torch.inference_mode():
+        model(prompt[:, :8])  # warm-up
+        for _ in range(a.repeats):
+            cache = DynamicCache()
+            t0 = time.perf_counter()
+            out = model(prompt, past_key_values=cache, use_cache=True, logits_to_keep=1)
+            t1 = time.perf_counter()
+            for _ in range(a.decode_tokens):
+                nxt = out.logits[:, -1:].argmax(-1)
+                out = model(nxt, past_key_values=cache, use_cache=True, logits_to_keep=1)
+            t2 = time.perf_counter()
+            best_prefill = min(best_prefill, t1 - t0)
+            best_decode = min(best_decode, t2 - t1)
+    for key, value in ((f"runtime.prefill.{name}", a.prompt_tokens / best_prefill),
+                       (f"runtime.decode.{name}", a.decode_tokens / best_decode)):
+        print(json.dumps({"name": key, "unit": "tokens/s", "value": round(value, 2), "threads": a.threads}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,208 @@
+#!/usr/bin/env python3
+"""`make bench`: steertool against its peers, in one run, on the same inputs and thread count.
+
+Steps: build steertool (release) → create `.venv-bench` with the peers (CPU torch from the pinned
+wheel, then bench/requirements.txt) → prepare inputs in bench/work/ (bench/prepare.py: a random
+~100M-parameter Llama, a >= 1 GB safetensors file, quantized GGUFs; nothing large is committed)
+→ run every benchmark and its peer → print a table and write bench/results.json.
+
+Two kinds of benchmark:
+  * figure benchmarks: `steertool bench <area> --work DIR --threads N` prints JSON lines
+    {"name", "unit", "value"}; the peer `bench/peers/<area>.py --work DIR --threads N` prints the
+    same names. Rows are joined by name.
+  * command benchmarks: a steertool command and a peer command doing the same job are each run as
+    a child process; wall time and peak RSS (wait4's ru_maxrss) are recorded for both.
+
+ratio > 1 means steertool is better: peer/steertool for times and memory, steertool/peer for
+rates (units ending in "/s").
+
+This script uses the standard library only; it runs with the system python3.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "bench"
+VENV = ROOT / ".venv-bench"
+STEERTOOL = ROOT / ".build" / "release" / "steertool"
+TORCH_WHEEL_PIN = "torch==2.13.0+cpu"
+TORCH_DEPS = ["filelock", "typing-extensions", "sympy", "mpmath", "networkx", "jinja2", "MarkupSafe", "fsspec"]
+
+# Areas with figure benchmarks (steertool bench <area>; bench/peers/<area>.py).
+FIGURE_AREAS = ["formats", "runtime", "tokenizer", "equivalence", "merge"]
+
+
+def log(msg: str) -> None:
+    print(f"bench: {msg}", file=sys.stderr, flush=True)
+
+
+def venv_python() -> Path:
+    return VENV / "bin" / "python"
+
+
+def ensure_venv() -> None:
+    marker = VENV / ".steertool-ready"
+    req = (BENCH / "requirements.txt").read_text()
+    if marker.exists() and marker.read_text() == req:
+        return
+    log("creating .venv-bench (peers: torch CPU, transformers, safetensors, gguf-py, PEFT, numpy)")
+    subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+    pip = [str(venv_python()), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    wheels = sorted(Path("/opt/wheels").glob("torch-2.13.0+cpu-*.whl")) if Path("/opt/wheels").exists() else []
+    torch_spec = str(wheels[0]) if wheels else TORCH_WHEEL_PIN
+    extra = [] if wheels else ["--index-url", "https://download.pytorch.org/whl/cpu"]
+    subprocess.run(pip + ["--no-deps", torch_spec] + extra, check=True)
+    subprocess.run(pip + TORCH_DEPS, check=True)
+    subprocess.run(pip + ["-r", str(BENCH / "requirements.txt")], check=True)
+    marker.write_text(req)
+
+
+def run_lines(cmd: list[str], env: dict[str, str]) -> list[dict] | str:
+    """Runs a figure benchmark; returns its JSON lines or an error string."""
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
+    except OSError as e:
+        return f"could not run: {e}"
+    if p.returncode != 0:
+        tail = (p.stderr or p.stdout).strip().splitlines()[-1:] or ["(no output)"]
+        return f"exit {p.returncode}: {tail[0]}"
+    rows = []
+    for line in p.stdout.splitlines():
+        line = line.strip()
+        if line.startswith("{"):
+            rows.append(json.loads(line))
+    return rows
+
+
+def run_command(cmd: list[str], env: dict[str, str]) -> dict | str:
+    """Runs a command benchmark child; returns wall seconds and peak RSS in MB."""
+    start = time.perf_counter()
+    try:
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=ROOT)
+    except OSError as e:
+        return f"could not run: {e}"
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        tail = err.strip().splitlines()[-1:] or ["(no output)"]
+        return f"exit {code}: {tail[0]}"
+    return {"seconds": wall, "peak_rss_mb": usage.ru_maxrss / 1024.0}
+
+
+def better_ratio(unit: str, ours: float, peer: float) -> float | None:
+    if ours is None or peer is None or ours <= 0 or peer <= 0:
+        return None
+    return ours / peer if unit.endswith("/s") else peer / ours
+
+
+def command_benchmarks(work: Path, threads: int) -> list[tuple[str, list[str], list[str]]]:
+    """(name, steertool argv, peer argv) for whole-command benchmarks (time and peak RSS)."""
+    py = str(venv_python())
+    out = work / "out"
+    return [
+        ("convert HF→GGUF f16 (100M)",
+         [str(STEERTOOL), "convert", str(work / "model"), str(out / "model.f16.gguf"), "--type", "f16", "--force"],
+         [py, str(BENCH / "peers" / "convert.py"), str(work / "model"), str(out / "peer.f16.gguf"), "f16"]),
+        ("merge LoRA into weights (100M)",
+         [str(STEERTOOL), "merge", "lora", "--base", str(work / "model"), "--adapter", str(work / "lora"),
+          "--output", str(out / "merged"), "--force"],
+         [py, str(BENCH / "peers" / "merge_lora.py"), str(work / "model"), str(work / "lora"), str(out / "peer-merged")]),
+    ]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--work", type=Path, default=BENCH / "work")
+    ap.add_argument("--skip-build", action="store_true")
+    ap.add_argument("--areas", nargs="*", default=FIGURE_AREAS)
+    args = ap.parse_args()
+
+    if not args.skip_build:
+        log("building steertool (release)")
+        subprocess.run(["swift", "build", "-c", "release", "--product", "steertool"], check=True, cwd=ROOT)
+    ensure_venv()
+    args.work.mkdir(parents=True, exist_ok=True)
+    (args.work / "out").mkdir(exist_ok=True)
+    log("preparing inputs in " + str(args.work))
+    subprocess.run([str(venv_python()), str(BENCH / "prepare.py"), str(args.work)], check=True, cwd=ROOT)
+
+    threads = args.threads
+    env = dict(os.environ, OPENBLAS_NUM_THREADS=str(threads), OMP_NUM_THREADS=str(threads),
+               MKL_NUM_THREADS=str(threads))
+    machine = f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}"
+    results: list[dict] = []
+    problems: list[str] = []
+
+    for area in args.areas:
+        log(f"area {area}")
+        ours = run_lines([str(STEERTOOL), "bench", area, "--work", str(args.work), "--threads", str(threads)], env)
+        peer_script = BENCH / "peers" / f"{area}.py"
+        peers = (run_lines([str(venv_python()), str(peer_script), "--work", str(args.work), "--threads", str(threads)], env)
+                 if peer_script.exists() else [])
+        if isinstance(ours, str):
+            problems.append(f"steertool bench {area}: {ours}")
+            ours = []
+        if isinstance(peers, str):
+            problems.append(f"peer {area}: {peers}")
+            peers = []
+        peer_by_name = {r["name"]: r for r in peers}
+        for r in ours:
+            p = peer_by_name.get(r["name"])
+            results.append({
+                "name": r["name"], "unit": r["unit"], "steertool": r["value"],
+                "peer": p.get("peer", "") if p else "", "peer_value": p["value"] if p else None,
+                "ratio": better_ratio(r["unit"], r["value"], p["value"]) if p else None,
+                "threads": threads, "machine": machine,
+            })
+
+    for name, ours_cmd, peer_cmd in command_benchmarks(args.work, threads):
+        log(f"command {name}")
+        ours = run_command(ours_cmd, env)
+        peer = run_command(peer_cmd, env) if Path(peer_cmd[1]).exists() else "peer script missing"
+        if isinstance(ours, str):
+            problems.append(f"{name} (steertool): {ours}")
+            continue
+        if isinstance(peer, str):
+            problems.append(f"{name} (peer): {peer}")
+            peer = None
+        peer_label = Path(peer_cmd[1]).stem
+        for key, unit in (("seconds", "s"), ("peak_rss_mb", "MB peak RSS")):
+            pv = peer[key] if peer else None
+            results.append({
+                "name": name, "unit": unit, "steertool": ours[key], "peer": peer_label,
+                "peer_value": pv, "ratio": better_ratio(unit, ours[key], pv),
+                "threads": threads, "machine": machine,
+            })
+
+    out = BENCH / "results.json"
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    fmt = lambda v: "—" if v is None else (f"{v:.3g}" if isinstance(v, float) else str(v))
+    header = f"{'figure':52} {'unit':14} {'steertool':>11} {'peer':>11} {'ratio':>7}  peer"
+    print(f"threads: {threads}   machine: {machine}")
+    print(header)
+    print("-" * len(header))
+    for r in results:
+        print(f"{r['name'][:52]:52} {r['unit'][:14]:14} {fmt(r['steertool']):>11} {fmt(r['peer_value']):>11} "
+              f"{fmt(r['ratio']):>7}  {r['peer']}")
+    if problems:
+        print("\nnot measured:")
+        for p in problems:
+            print("  " + p)
+    print(f"\nwrote {out.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
