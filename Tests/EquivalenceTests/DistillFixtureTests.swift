@@ -45,6 +45,9 @@ import TestSupport
         let res = try Distiller.distill(base: base, finetuned: ft, sequences: ref.calibration,
                                         options: .init(method: .sequential, fit: .init(kind: .linear, rank: .fixed(rank)),
                                                        heldOutFraction: 0, diagnostics: false))
+        // The full fine-tune also changed embedding, final norm and lm_head: reported, not steered.
+        #expect(Set(res.nonBlockChanges.keys) == ["embedding", "final_norm", "lm_head"])
+        #expect(res.nonBlockChanges.values.allSatisfy { $0 > 0 && $0.isFinite })
         let ls = try ModelEvaluation.loss(try base.adding(res.adapter, name: "distilled"), sequences: ref.evaluation)
         let recovered = ModelEvaluation.recoveredFraction(baseLoss: lb, finetunedLoss: lf, steeredLoss: ls)
         let r = try #require(ref.ranks[rank])
