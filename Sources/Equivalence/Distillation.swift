@@ -133,12 +133,32 @@ public enum Distiller {
         var reports: [LayerDistillation] = []
         var shared: [[HookSite: Tensor]] = []
         if options.method != .sequential { shared = try record(plainBase, layers) }
+        // Sequential: the residual stream of the base steered at the layers fitted so far, advanced
+        // one block at a time (each block runs once per sequence, not once per fitted layer).
+        var residual: [Tensor]? = nil     // per sequence, entering layer `residualLayer`
+        var residualLayer = 0
+        func advance(to target: Int) throws {
+            guard target > residualLayer else { return }
+            var o = noLogits
+            o.layers = residualLayer..<target
+            o.record = [.blockOutput(target - 1)]
+            residual = try sequences.enumerated().map { i, s in
+                o.startResidual = residual?[i]
+                return try plainBase.forward(tokens: s, options: o).activations[.blockOutput(target - 1)]!
+            }
+            residualLayer = target
+        }
         for l in layers {
             let recs: [[HookSite: Tensor]]
             if options.method == .sequential {
-                let steered = fitted.isEmpty ? plainBase
-                    : try plainBase.adding(SteeringAdapter(site: .blockOutput, activation: activation(options.fit.kind), layers: fitted), name: "distilled")
-                recs = try record(steered, [l])
+                try advance(to: l)
+                var o = noLogits
+                o.layers = l..<(l + 1)
+                o.record = [.blockInput(l), .attentionOutput(l), .mlpOutput(l), .blockOutput(l)]
+                recs = try sequences.enumerated().map { i, s in
+                    o.startResidual = residual?[i]
+                    return try plainBase.forward(tokens: s, options: o).activations
+                }
             } else {
                 recs = shared
             }
@@ -164,6 +184,15 @@ public enum Distiller {
             }
             let fit = try AdapterFit.fit(activations: z, shifts: delta, split: split, options: options.fit)
             fitted[l] = fit.layer
+            if options.method == .sequential {
+                // The steered block output becomes the residual entering layer l + 1.
+                let act = activation(options.fit.kind)
+                residual = recs.map { r in
+                    let zl = r[.blockOutput(l)]!
+                    return zl + fit.layer.shift(zl, activation: act)
+                }
+                residualLayer = l + 1
+            }
             var report = LayerDistillation(layer: l, fit: fit, theorem31: nil, siteErrors: [:])
             if options.diagnostics {
                 let x = rows(recs, .mlpOutput(l)), attn = rows(recs, .attentionOutput(l))
