@@ -56,6 +56,10 @@ public struct DistillationResult: Sendable {
     /// Parameters of the adapter and their fraction of the base model's.
     public var parameterCount: Int
     public var parameterFraction: Double
+    /// Relative change ‖W_FT − W_base‖_F / ‖W_base‖_F of the weights outside the blocks
+    /// ("embedding", "final_norm", "lm_head"; only those that changed). Post-block steering cannot
+    /// express these; a caller should warn with the figures.
+    public var nonBlockChanges: [String: Float]
 }
 
 /// Distils the difference between a base model and a fine-tuned one (different weights and/or
@@ -210,7 +214,22 @@ public enum Distiller {
         let adapter = SteeringAdapter(site: .blockOutput, activation: activation(options.fit.kind), layers: fitted)
         let params = adapter.parameterCount
         return DistillationResult(adapter: adapter, layers: reports, parameterCount: params,
-                                  parameterFraction: Double(params) / Double(max(modelParameterCount(base.weights), 1)))
+                                  parameterFraction: Double(params) / Double(max(modelParameterCount(base.weights), 1)),
+                                  nonBlockChanges: nonBlockChanges(base: base.weights, finetuned: finetuned.weights))
+    }
+
+    /// Relative Frobenius changes of the non-block weights that differ (see `DistillationResult`).
+    public static func nonBlockChanges(base: LlamaWeights, finetuned: LlamaWeights) -> [String: Float] {
+        var out: [String: Float] = [:]
+        func rel(_ a: Tensor, _ b: Tensor) -> Float? {
+            guard a.shape == b.shape, a != b else { return nil }
+            let n = a.frobeniusNorm
+            return n == 0 ? .infinity : (b - a).frobeniusNorm / n
+        }
+        if let r = rel(base.embedding, finetuned.embedding) { out["embedding"] = r }
+        if let r = rel(base.finalNorm, finetuned.finalNorm) { out["final_norm"] = r }
+        if let r = rel(base.outputProjection, finetuned.outputProjection) { out["lm_head"] = r }
+        return out
     }
 
     static func activation(_ kind: AdapterKind) -> SteeringActivation { kind == .silu ? .silu : .identity }

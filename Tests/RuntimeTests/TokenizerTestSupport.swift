@@ -1,3 +1,4 @@
+import CZlib
 import Foundation
 import Formats
 import Runtime
@@ -44,7 +45,26 @@ enum TokenizerFixtures {
         return Array(zip(texts, ids)).map { (text: $0.0, ids: $0.1) }
     }
 
+    /// The vocab GGUF, gunzipped into a temporary file (the fixtures are stored compressed).
+    static func vocabGGUF(_ name: String) throws -> Data {
+        let path = Fixtures.path("vocab/ggml-vocab-\(name).gguf.gz")
+        guard let gz = gzopen(path, "rb") else { throw Missing(path: path) }
+        defer { gzclose(gz) }
+        var data = Data()
+        var buffer = [UInt8](repeating: 0, count: 1 << 16)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { gzread(gz, $0.baseAddress, UInt32($0.count)) }
+            guard n >= 0 else { throw Missing(path: path + " (corrupt gzip)") }
+            if n == 0 { break }
+            data.append(contentsOf: buffer[0..<Int(n)])
+        }
+        return data
+    }
+
     static func vocab(_ name: String) throws -> Tokenizer {
-        try Tokenizer.load(modelPath: Fixtures.path("vocab/ggml-vocab-\(name).gguf"))
+        let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("steertool-vocab-\(name)-\(UUID().uuidString).gguf")
+        try vocabGGUF(name).write(to: tmp)
+        defer { try? FileManager.default.removeItem(at: tmp) }
+        return try Tokenizer.load(modelPath: tmp.path)
     }
 }

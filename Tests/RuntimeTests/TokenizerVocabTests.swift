@@ -8,7 +8,7 @@ import Testing
 @Suite("Tokenizer: llama.cpp vocab test pairs")
 struct TokenizerVocabTests {
     @Test("every test string encodes to the recorded ids and decodes back",
-          arguments: ["llama-spm", "llama-bpe", "gpt-2", "starcoder"])
+          arguments: ["llama-spm", "llama-bpe", "gpt-2"])
     func pairs(name: String) throws {
         let tok = try TokenizerFixtures.vocab(name)
         let tests = try TokenizerFixtures.vocabTests(name)

@@ -8,6 +8,7 @@ import argparse
 import glob
 import json
 import os
+import sys
 import time
 
 os.environ["TOKENIZERS_PARALLELISM"] = "false"
@@ -55,6 +56,8 @@ def main():
     ap.add_argument("--corpus")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--dump-ids", help="write the ids to <prefix>.<name>.txt (for comparing with steertool)")
+    ap.add_argument("--work", help="make bench's work folder (unused)")
+    ap.add_argument("--threads", type=int, help="make bench's thread count (unused: one thread, reported as such)")
     a = ap.parse_args()
     if a.corpus:
         with open(a.corpus, encoding="utf-8") as f:
@@ -66,13 +69,19 @@ def main():
     from tokenizers import Tokenizer
     from tokenizers import pre_tokenizers as pre
     from transformers import AutoTokenizer
-    smol = AutoTokenizer.from_pretrained(os.path.dirname(os.path.abspath(a.smollm2)),
-                                         gguf_file=os.path.basename(a.smollm2)).backend_tokenizer
-    # transformers' GGUF conversion keeps only ByteLevel; SmolLM2's own tokenizer.json (and
-    # llama.cpp's "smollm" pre-tokenizer) split every digit first.
-    smol.pre_tokenizer = pre.Sequence([pre.Digits(individual_digits=True),
-                                       pre.ByteLevel(add_prefix_space=False, use_regex=True)])
-    for name, tok in (("smollm2", smol), ("fixture", Tokenizer.from_file(a.fixture))):
+    tokenizers = []
+    if os.path.exists(a.smollm2):
+        smol = AutoTokenizer.from_pretrained(os.path.dirname(os.path.abspath(a.smollm2)),
+                                             gguf_file=os.path.basename(a.smollm2)).backend_tokenizer
+        # transformers' GGUF conversion keeps only ByteLevel; SmolLM2's own tokenizer.json (and
+        # llama.cpp's "smollm" pre-tokenizer) split every digit first.
+        smol.pre_tokenizer = pre.Sequence([pre.Digits(individual_digits=True),
+                                           pre.ByteLevel(add_prefix_space=False, use_regex=True)])
+        tokenizers.append(("smollm2", smol))
+    else:
+        print(f"peer tokenizer: {a.smollm2} not found, smollm2 skipped", file=sys.stderr)
+    tokenizers.append(("fixture", Tokenizer.from_file(a.fixture)))
+    for name, tok in tokenizers:
         out = {}
         enc = best(a.repeats, lambda: out.__setitem__("ids", [tok.encode(d, add_special_tokens=False).ids for d in docs]))
         dec = best(a.repeats, lambda: out.__setitem__("text", [tok.decode(i, skip_special_tokens=False) for i in out["ids"]]))

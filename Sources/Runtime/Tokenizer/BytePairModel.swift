@@ -11,16 +11,15 @@ public struct BytePairModel: Sendable {
     }
 
     /// `(left << 32) | right` → merge.
-    let merges: [UInt64: Merge]
+    let merges: MergeTable
 
     /// A model with the given merges (pairs of ids, in rank order) and the id of each pair's
     /// concatenation. A pair listed twice keeps its first (lowest) rank.
     public init(mergePairs: [(left: Int, right: Int, merged: Int)]) {
-        var table: [UInt64: Merge] = [:]
-        table.reserveCapacity(mergePairs.count)
+        var table = MergeTable(capacity: mergePairs.count)
         for (rank, m) in mergePairs.enumerated() {
             let key = UInt64(UInt32(truncatingIfNeeded: m.left)) << 32 | UInt64(UInt32(truncatingIfNeeded: m.right))
-            if table[key] == nil { table[key] = Merge(rank: Int32(truncatingIfNeeded: rank), merged: Int32(truncatingIfNeeded: m.merged)) }
+            table.insertIfAbsent(key, Merge(rank: Int32(truncatingIfNeeded: rank), merged: Int32(truncatingIfNeeded: m.merged)))
         }
         self.merges = table
     }
@@ -31,7 +30,7 @@ public struct BytePairModel: Sendable {
     /// The merge of `left` followed by `right`, if ranked.
     @inline(__always)
     public func merge(_ left: Int32, _ right: Int32) -> Merge? {
-        merges[UInt64(UInt32(bitPattern: left)) << 32 | UInt64(UInt32(bitPattern: right))]
+        merges.find(UInt64(UInt32(bitPattern: left)) << 32 | UInt64(UInt32(bitPattern: right)))
     }
 
     /// Applies the merges to `symbols` (ids, in order) and appends the resulting ids to `out`.
@@ -50,20 +49,25 @@ public struct BytePairModel: Sendable {
     /// Quadratic scan for short words (no allocation beyond the symbol array).
     private func encodeShort(_ input: [Int32], into out: inout [Int]) {
         var symbols = input
-        while symbols.count > 1 {
-            var bestRank = Int32.max
-            var bestIndex = -1
-            var bestMerged: Int32 = 0
-            for i in 0..<(symbols.count - 1) {
-                if let m = merge(symbols[i], symbols[i + 1]), m.rank < bestRank {
-                    bestRank = m.rank
-                    bestIndex = i
-                    bestMerged = m.merged
+        merges.withLookup { lookup in
+            while symbols.count > 1 {
+                var bestRank = Int32.max
+                var bestIndex = -1
+                var bestMerged: Int32 = 0
+                var left = symbols[0]
+                for i in 0..<(symbols.count - 1) {
+                    let right = symbols[i + 1]
+                    if let m = lookup.find(UInt64(UInt32(bitPattern: left)) << 32 | UInt64(UInt32(bitPattern: right))), m.rank < bestRank {
+                        bestRank = m.rank
+                        bestIndex = i
+                        bestMerged = m.merged
+                    }
+                    left = right
                 }
+                if bestIndex < 0 { break }
+                symbols[bestIndex] = bestMerged
+                symbols.remove(at: bestIndex + 1)
             }
-            if bestIndex < 0 { break }
-            symbols[bestIndex] = bestMerged
-            symbols.remove(at: bestIndex + 1)
         }
         for s in symbols { out.append(Int(s)) }
     }
@@ -105,6 +109,72 @@ public struct BytePairModel: Sendable {
         while i >= 0 {
             out.append(Int(ids[i]))
             i = next[i]
+        }
+    }
+}
+
+/// Open-addressing hash table from a pair key to its merge (the merge lookup is the inner loop of
+/// BPE; a multiplicative hash is enough for keys that are pairs of small ids).
+struct MergeTable: Sendable {
+    private var keys: [UInt64]
+    private var values: [BytePairModel.Merge]
+    private let shift: UInt64
+    private let mask: Int
+    private(set) var count = 0
+    fileprivate static let empty = UInt64.max
+
+    init(capacity: Int) {
+        var bits = 4
+        while (1 << bits) < max(16, capacity * 2) { bits += 1 }
+        keys = [UInt64](repeating: Self.empty, count: 1 << bits)
+        values = [BytePairModel.Merge](repeating: .init(rank: 0, merged: 0), count: 1 << bits)
+        shift = UInt64(64 - bits)
+        mask = (1 << bits) - 1
+    }
+
+    @inline(__always) private func slot(_ key: UInt64) -> Int {
+        Int(truncatingIfNeeded: (key &* 0x9E37_79B9_7F4A_7C15) >> shift)
+    }
+
+    mutating func insertIfAbsent(_ key: UInt64, _ value: BytePairModel.Merge) {
+        precondition(key != Self.empty && count < mask, "MergeTable: reserved key or full")
+        var i = slot(key)
+        while keys[i] != Self.empty {
+            if keys[i] == key { return }
+            i = (i + 1) & mask
+        }
+        keys[i] = key
+        values[i] = value
+        count += 1
+    }
+
+    @inline(__always) func find(_ key: UInt64) -> BytePairModel.Merge? {
+        withLookup { $0.find(key) }
+    }
+
+    /// Lookups through raw buffers, valid inside `body` (no reference counting per lookup).
+    struct Lookup {
+        let keys: UnsafeBufferPointer<UInt64>
+        let values: UnsafeBufferPointer<BytePairModel.Merge>
+        let shift: UInt64
+        let mask: Int
+
+        @inline(__always) func find(_ key: UInt64) -> BytePairModel.Merge? {
+            var i = Int(truncatingIfNeeded: (key &* 0x9E37_79B9_7F4A_7C15) >> shift)
+            while true {
+                let e = keys[i]
+                if e == key { return values[i] }
+                if e == MergeTable.empty { return nil }
+                i = (i + 1) & mask
+            }
+        }
+    }
+
+    @inline(__always) func withLookup<R>(_ body: (Lookup) -> R) -> R {
+        keys.withUnsafeBufferPointer { k in
+            values.withUnsafeBufferPointer { v in
+                body(Lookup(keys: k, values: v, shift: shift, mask: mask))
+            }
         }
     }
 }

@@ -2,9 +2,13 @@
 /// Lo), `\p{N}` (Nd Nl No) and `\s` (the Unicode White_Space property, which is what Oniguruma's
 /// `\s` matches for Unicode text). Everything else is "other" (`[^\s\p{L}\p{N}]`).
 public enum ScalarClass: UInt8, Sendable {
+    /// `[^\s\p{L}\p{N}]`: punctuation, symbols, marks, controls, unassigned.
     case other = 0
+    /// `\p{L}`.
     case letter = 1
+    /// `\p{N}`.
     case number = 2
+    /// `\s` (White_Space).
     case whitespace = 3
 
     /// The class of `scalar` (ASCII through a table, the rest through Unicode properties).

@@ -150,6 +150,39 @@ public enum ByteFallback {
 
 /// UTF-8 sequence helpers.
 enum UTF8Scan {
+    /// The scalars of valid UTF-8 `bytes` (as produced from a Swift String) and the byte offset
+    /// of each (`offsets[i]` starts scalar i; `offsets[count]` is the end). Malformed input
+    /// becomes U+FFFD per byte.
+    static func scalars(_ bytes: [UInt8]) -> ([Unicode.Scalar], [Int32]) {
+        var scalars: [Unicode.Scalar] = []
+        var offsets: [Int32] = []
+        scalars.reserveCapacity(bytes.count)
+        offsets.reserveCapacity(bytes.count + 1)
+        let n = bytes.count
+        var i = 0
+        bytes.withUnsafeBufferPointer { b in
+            while i < n {
+                offsets.append(Int32(truncatingIfNeeded: i))
+                let b0 = UInt32(b[i])
+                var v: UInt32 = 0xFFFD
+                var len = 1
+                if b0 < 0x80 {
+                    v = b0
+                } else if b0 >= 0xC2 && b0 < 0xE0 && i + 1 < n {
+                    v = (b0 & 0x1F) << 6 | UInt32(b[i + 1] & 0x3F); len = 2
+                } else if b0 >= 0xE0 && b0 < 0xF0 && i + 2 < n {
+                    v = (b0 & 0x0F) << 12 | UInt32(b[i + 1] & 0x3F) << 6 | UInt32(b[i + 2] & 0x3F); len = 3
+                } else if b0 >= 0xF0 && b0 < 0xF5 && i + 3 < n {
+                    v = (b0 & 0x07) << 18 | UInt32(b[i + 1] & 0x3F) << 12 | UInt32(b[i + 2] & 0x3F) << 6 | UInt32(b[i + 3] & 0x3F); len = 4
+                }
+                scalars.append(Unicode.Scalar(v) ?? "\u{FFFD}")
+                i += len
+            }
+        }
+        offsets.append(Int32(truncatingIfNeeded: n))
+        return (scalars, offsets)
+    }
+
     /// Length of the sequence a lead byte starts (1 for continuation or invalid bytes, as
     /// llama.cpp's `unicode_len_utf8`).
     @inline(__always)

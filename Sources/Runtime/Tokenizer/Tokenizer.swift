@@ -159,7 +159,7 @@ public struct Tokenizer: Sendable {
         var out: [Int] = []
         if addSpecialTokens { out += prefixTokenIDs }
         let bytes = Array(text.utf8)
-        var cache: [ArraySlice<UInt8>: [Int]] = [:]
+        var cache = WordCache()
         var previousWasToken = true
         for segment in addedMatcher.split(bytes) {
             switch segment {
@@ -187,7 +187,7 @@ public struct Tokenizer: Sendable {
         return s
     }
 
-    private func encodeText(_ raw: ArraySlice<UInt8>, atStart: Bool, cache: inout [ArraySlice<UInt8>: [Int]], into out: inout [Int]) {
+    private func encodeText(_ raw: ArraySlice<UInt8>, atStart: Bool, cache: inout WordCache, into out: inout [Int]) {
         switch model {
         case .sentencePiece(let spm):
             var s = String(decoding: raw, as: UTF8.self)
@@ -196,19 +196,23 @@ public struct Tokenizer: Sendable {
             s = s.replacingOccurrences(of: " ", with: "\u{2581}")
             spm.encode(Array(s.utf8), lookup: tokenIDs, into: &out)
         case let .bytePair(bpe, byteLevel, byteFallback, ignoreMerges):
-            var text = normalization.isEmpty ? String(decoding: raw, as: UTF8.self) : normalize(String(decoding: raw, as: UTF8.self))
-            if preTokenizer.addPrefixSpace && !text.hasPrefix(" ") { text = " " + text }
-            let scalars = Array(text.unicodeScalars)
-            var offsets = [Int](repeating: 0, count: scalars.count + 1)
-            for (i, s) in scalars.enumerated() { offsets[i + 1] = offsets[i] + UTF8.width(s) }
-            let bytes = Array(text.utf8)
+            var bytes: [UInt8]
+            if normalization.isEmpty {
+                bytes = Array(raw)
+            } else {
+                bytes = Array(normalize(String(decoding: raw, as: UTF8.self)).utf8)
+            }
+            if preTokenizer.addPrefixSpace && bytes.first != 0x20 { bytes.insert(0x20, at: 0) }
+            let (scalars, offsets) = UTF8Scan.scalars(bytes)
             let pieces = preTokenizer.steps.isEmpty ? [0..<scalars.count] : preTokenizer.split(scalars)
+            var ids: [Int] = []
             for piece in pieces where !piece.isEmpty {
-                let word = bytes[offsets[piece.lowerBound]..<offsets[piece.upperBound]]
-                if let hit = cache[word] { out += hit; continue }
-                var ids: [Int] = []
+                let word = bytes[Int(offsets[piece.lowerBound])..<Int(offsets[piece.upperBound])]
+                let hash = WordCache.hash(word)
+                if cache.append(word, hash: hash, into: &out) { continue }
+                ids.removeAll(keepingCapacity: true)
                 encodeWord(word, bpe: bpe, byteLevel: byteLevel, byteFallback: byteFallback, ignoreMerges: ignoreMerges, into: &ids)
-                if cache.count < 200_000 { cache[word] = ids }
+                cache.insert(word, hash: hash, ids: ids)
                 out += ids
             }
         }

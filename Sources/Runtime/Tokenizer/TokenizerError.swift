@@ -21,6 +21,7 @@ public enum TokenizerError: Error, Equatable, CustomStringConvertible {
     /// The model has no chat template, or one that is not in the ChatML family.
     case unsupportedChatTemplate(reason: String)
 
+    /// One line naming the source and what is wrong.
     public var description: String {
         switch self {
         case let .unreadable(path, reason):
