@@ -22,6 +22,18 @@ import Formats
         #expect(h.metadata["general.architecture"] == .string("llama"))
     }
 
+    /// A file with no tensors may end right after its metadata, without alignment padding
+    /// (llama.cpp's vocab-only GGUFs do; llama.cpp and gguf-py read them).
+    @Test func tensorlessFileWithoutPaddingParses() throws {
+        var b = GGUFBuilder()
+        b.header(tensors: 0, kvs: 1)
+        b.string("general.architecture"); b.u32(8); b.string("llama")
+        #expect(b.bytes.count % 32 != 0)
+        let h = try b.bytes.withUnsafeBytes { raw throws(GGUFError) in try GGUFFile.parse(raw, file: "buf") }
+        #expect(h.tensors.isEmpty)
+        #expect(h.metadata["general.architecture"] == .string("llama"))
+    }
+
     @Test func truncatedEverywhere() {
         let v = valid()
         for n in 0..<v.count { #expect(ggufError(Array(v[..<n])) != nil, "prefix \(n)") }

@@ -128,7 +128,10 @@ public final class GGUFFile: TensorStore, Sendable {
         }
         let (padded, o) = r.offset.addingReportingOverflow(alignment - 1)
         guard !o else { throw .truncated(file: file, offset: r.offset, reading: "data section") }
-        let dataOffset = padded / alignment * alignment
+        var dataOffset = padded / alignment * alignment
+        // A file without tensors (llama.cpp's vocab-only GGUFs) may end right after its metadata,
+        // without alignment padding; llama.cpp and gguf-py read those.
+        if raws.isEmpty { dataOffset = min(dataOffset, bytes.count) }
         guard dataOffset <= bytes.count else { throw .truncated(file: file, offset: bytes.count, reading: "padding before tensor data") }
         let dataLength = bytes.count - dataOffset
 

@@ -205,20 +205,8 @@ extension Tokenizer {
         try self.init(gguf: GGUFTokenizerMetadata(gguf: file), source: file.path)
     }
 
-    /// The tokenizer of the GGUF file at `path`. Vocab-only files (no tensors) whose last
-    /// metadata value is not followed by alignment padding — as llama.cpp's own
-    /// `models/ggml-vocab-*.gguf`, which llama.cpp and gguf-py read — are read from their header.
+    /// The tokenizer of the GGUF file at `path` (vocab-only files included).
     public init(ggufPath path: String) throws {
-        do {
-            try self.init(gguf: GGUFFile(path: path))
-        } catch GGUFError.truncated(_, _, let reading) where reading == "padding before tensor data" {
-            guard var bytes = FileManager.default.contents(atPath: path).map([UInt8].init) else {
-                throw TokenizerError.unreadable(path: path, reason: "cannot read")
-            }
-            bytes += [UInt8](repeating: 0, count: 4096)
-            let header = try bytes.withUnsafeBytes { try GGUFFile.parse($0, file: path) }
-            guard header.tensors.isEmpty else { throw TokenizerError.invalidFormat(source: path, reason: "truncated before tensor data") }
-            try self.init(gguf: GGUFTokenizerMetadata(header: header, source: path), source: path)
-        }
+        try self.init(gguf: GGUFFile(path: path))
     }
 }
