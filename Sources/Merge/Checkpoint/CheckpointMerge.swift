@@ -11,12 +11,16 @@ public protocol TensorSource {
 
 /// An in-memory checkpoint (tests, small adapters).
 public struct InMemoryTensorSource: TensorSource, Sendable {
+    /// The tensors by name.
     public var tensors: [String: Tensor]
+    /// Names in checkpoint order.
     public var tensorNames: [String]
+    /// Wraps tensors; `order` defaults to sorted names.
     public init(_ tensors: [String: Tensor], order: [String]? = nil) {
         self.tensors = tensors
         self.tensorNames = order ?? tensors.keys.sorted()
     }
+    /// The tensor, or `MergeError.missingTensor`.
     public func tensor(named name: String) throws -> Tensor {
         guard let t = tensors[name] else { throw MergeError.missingTensor(name: name, source: "in-memory checkpoint") }
         return t
@@ -31,10 +35,12 @@ public struct InMemoryTensorSource: TensorSource, Sendable {
 /// top-level ones) and its layer position t = ℓ/(L−1) for tensors of `model.layers.ℓ.` (L layers;
 /// 1 when L = 1) and t = 0 for the others (embeddings, final norm, lm_head).
 public struct CheckpointMerge {
+    /// The parsed mergekit config.
     public var config: MergekitConfig
     /// Seed of DARE's masks (mergekit's `--random-seed`; torch's stream is not reproduced).
     public var seed: UInt64
 
+    /// A merge of `config` with DARE seed `seed`.
     public init(config: MergekitConfig, seed: UInt64 = 0) { self.config = config; self.seed = seed }
 
     /// The 0-based decoder layer of a Llama tensor name (`model.layers.ℓ.…`), or nil.
@@ -83,16 +89,23 @@ public struct CheckpointMerge {
     /// What a run merges: the reference model whose tensor names and order the output takes
     /// (the base, or the first model for `linear`), the non-base entries, and the layer count.
     public struct Plan: Sendable {
+        /// Model whose tensor names and order the output takes.
         public var referenceModel: String
+        /// Whether the method reads the base model's tensors.
         public var usesBase: Bool
+        /// The models merged into the base (all models for `linear`).
         public var entries: [MergekitModelEntry]
+        /// Names in checkpoint order.
         public var tensorNames: [String]
+        /// Decoder layers of the reference model (for gradients' t).
         public var layerCount: Int
     }
 
     /// Mutable state of a run: the DARE generator, advanced tensor by tensor in output order.
     public struct RunState: Sendable {
+        /// The DARE mask generator.
         public var rng: SplitMix64
+        /// Fresh state for a run seeded with `seed`.
         public init(seed: UInt64) { rng = SplitMix64(seed: seed) }
     }
 

@@ -3,12 +3,14 @@ import Tensors
 /// One input model's tensor and its per-model parameters (mergekit `models: - model:
 /// parameters: {weight, density}`), already resolved for this tensor.
 public struct MergeInput: Sendable {
+    /// The model's tensor (same shape as the others).
     public var tensor: Tensor
     /// mergekit `weight` (required by every method that uses it; nil when not given).
     public var weight: Double?
     /// mergekit `density` (default 1 = keep everything).
     public var density: Double
 
+    /// An input with its parameters.
     public init(tensor: Tensor, weight: Double? = nil, density: Double = 1) {
         self.tensor = tensor; self.weight = weight; self.density = density
     }
@@ -17,10 +19,14 @@ public struct MergeInput: Sendable {
 /// The inputs of one output tensor: its name, the base model's tensor (nil when the method
 /// has none) and the other models' tensors with their parameters, all of one shape.
 public struct TensorMergeInputs: Sendable {
+    /// The output tensor's name (for errors and conditional parameters).
     public var name: String
+    /// The base model's tensor, or nil.
     public var base: Tensor?
+    /// The other models' tensors with their parameters.
     public var models: [MergeInput]
 
+    /// The inputs of tensor `name`.
     public init(name: String, base: Tensor?, models: [MergeInput]) {
         self.name = name; self.base = base; self.models = models
     }
@@ -57,7 +63,9 @@ extension MergeInput {
 /// mergekit `linear`: Σᵢ wᵢ·Tᵢ, divided by Σᵢ wᵢ when `normalize` (mergekit's default). Float32
 /// accumulation in input order, as mergekit does for float32 inputs.
 public struct LinearMerge: MergeMethod {
+    /// Divide by the (masked) weight sum (mergekit `normalize`).
     public var normalize: Bool
+    /// mergekit's linear merge (normalize defaults to true).
     public init(normalize: Bool = true) { self.normalize = normalize }
     public var name: String { "linear" }
     public var requiresBase: Bool { false }
@@ -100,10 +108,15 @@ public struct GeneralizedTaskArithmetic: MergeMethod {
     public enum Kind: String, Sendable, CaseIterable {
         case taskArithmetic = "task_arithmetic", ties, dareTies = "dare_ties", dareLinear = "dare_linear"
     }
+    /// Which method of the family.
     public var kind: Kind
+    /// Divide by the (masked) weight sum (mergekit `normalize`).
     public var normalize: Bool
+    /// L1-rescale after sparsification (mergekit `rescale`; DARE's default).
     public var rescale: Bool
+    /// Multiplier of the merged delta (mergekit `lambda`).
     public var lambda: Double
+    /// TIES sign election (mergekit's `sum` = total, `count` = frequency).
     public var consensus: MajoritySignMethod
 
     /// The method with mergekit's defaults, overridden by the given shared parameters.
@@ -192,8 +205,11 @@ public struct GeneralizedTaskArithmetic: MergeMethod {
 /// linearly; otherwise θ = acos d and the result is sin((1−t)θ)/sinθ·v₀ + sin(tθ)/sinθ·v₁ on
 /// the unnormalized tensors. `t` is resolved per tensor by the config.
 public struct SlerpMerge: MergeMethod {
+    /// Interpolation position: 0 = base, 1 = the other model.
     public var t: Double
+    /// |cos| above which the inputs count as colinear (mergekit's DOT_THRESHOLD).
     public var dotThreshold: Double
+    /// A slerp at position `t`.
     public init(t: Double, dotThreshold: Double = 0.9995) { self.t = t; self.dotThreshold = dotThreshold }
     public var name: String { "slerp" }
     public var requiresBase: Bool { true }
