@@ -161,36 +161,33 @@ public struct GeneralizedTaskArithmetic: MergeMethod {
             deltas.append(delta.scalars.map { $0 * w })
             weights.append(w)
         }
-        var mixed = [Float](repeating: 0, count: n)
-        var divisor = [Float](repeating: 0, count: n)
-        if kind == .ties || kind == .dareTies {
-            let masks = Sparsification.majoritySignMask(deltas, method: consensus)
-            for i in 0..<n {
-                var acc: Float = 0, div: Float = 0
-                for k in 0..<deltas.count {
-                    acc += deltas[k][i] * masks[k][i]
-                    div += weights[k] * masks[k][i]
-                }
-                mixed[i] = acc
-                divisor[i] = div == 0 ? 1 : div
-            }
-        } else {
-            var total: Float = 0
-            for w in weights { total += w }
-            if abs(total) < 1e-8 { total = 1 }
-            for i in 0..<n {
-                var acc: Float = 0
-                for k in 0..<deltas.count { acc += deltas[k][i] }
-                mixed[i] = acc
-                divisor[i] = total
-            }
-        }
+        // One pass per entry: elect the sign (TIES), sum the agreeing weighted deltas and their
+        // weights, normalize, scale, add to the base. No per-model mask arrays are kept.
         let lam = Float(lambda)
+        let consensusOn = kind == .ties || kind == .dareTies
+        var total: Float = 0
+        for w in weights { total += w }
+        if abs(total) < 1e-8 { total = 1 }
         var out = base
+        let byCount = consensus == .frequency
         out.withUnsafeMutableBufferPointer { o in
             for i in 0..<n {
-                var v = mixed[i]
-                if normalize { v /= divisor[i] }
+                var acc: Float = 0, div: Float = 0
+                if consensusOn {
+                    var vote: Float = 0
+                    for k in 0..<deltas.count { vote += byCount ? Sparsification.sign(deltas[k][i]) : deltas[k][i] }
+                    let elected: Float = vote >= 0 ? 1 : -1
+                    for k in 0..<deltas.count where Sparsification.sign(deltas[k][i]) == elected {
+                        acc += deltas[k][i]
+                        div += weights[k]
+                    }
+                    if div == 0 { div = 1 }
+                } else {
+                    for k in 0..<deltas.count { acc += deltas[k][i] }
+                    div = total
+                }
+                var v = acc
+                if normalize { v /= div }
                 if lambda != 1 { v *= lam }
                 o[i] += v
             }
