@@ -86,7 +86,7 @@ struct MergeConfigCommand: ParsableCommand {
         commandName: "config",
         abstract: "Merge checkpoints from a mergekit YAML config (linear, task_arithmetic, ties, dare_ties, dare_linear, slerp).")
 
-    @Argument(help: "mergekit YAML; model paths are relative to its folder.") var config: String
+    @Argument(help: "mergekit YAML; model paths are relative to the working directory (as mergekit) or else to the YAML's folder.") var config: String
     @Option(help: "Output folder.") var output: String
     @Option(help: "Seed of DARE's random masks.") var seed: UInt64 = 0
     @Flag(help: "Overwrite an existing output.") var force = false

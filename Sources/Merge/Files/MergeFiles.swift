@@ -107,7 +107,8 @@ public enum MergeFiles {
     }
 
     /// Runs a mergekit YAML config on HF checkpoint folders. Model references are paths,
-    /// resolved relative to `relativeTo` (the config's folder) when not absolute. The output is a
+    /// resolved as mergekit does, relative to the working directory, and otherwise relative to
+    /// `relativeTo` (the config's folder) when that exists; Hub IDs are not fetched. The output is a
     /// single `model.safetensors` (sharded above `maxShardBytes`) in the config's `out_dtype` /
     /// `dtype` (default: the reference model's dtype per tensor), plus the reference model's side
     /// files. DARE draws from `SplitMix64(seed:)`.
@@ -116,7 +117,8 @@ public enum MergeFiles {
         var sources: [String: any TensorSource] = [:]
         var checkpoints: [String: Checkpoint] = [:]
         for ref in Set(config.models.map(\.model) + (config.baseModel.map { [$0] } ?? [])) {
-            let path = ref.hasPrefix("/") ? ref : relativeTo + "/" + ref
+            var path = ref
+            if !ref.hasPrefix("/") && !FileManager.default.fileExists(atPath: ref) { path = relativeTo + "/" + ref }
             let c = try Checkpoint(path: path)
             checkpoints[ref] = c
             sources[ref] = c
