@@ -129,6 +129,17 @@ import Testing
             #expect(relativeError(try out.tensor(named: name).scalars, ref.scalars) < 1e-6, "\(name)")
         }
         #expect(FileManager.default.fileExists(atPath: dir + "/out/config.json"))
+        // a density outside (0, 1] for one tensor only is refused before anything is written
+        let bad = yaml.replacingOccurrences(of: "density: 0.7", with: "density:\n        - filter: mlp.down_proj\n          value: 1.5\n        - value: 0.7")
+        #expect(bad != yaml)
+        let badConfig = try MergekitConfig(yaml: bad)
+        do {
+            _ = try MergeFiles.mergeCheckpoints(config: badConfig, relativeTo: dir, output: dir + "/bad")
+            Issue.record("a density of 1.5 was accepted")
+        } catch {
+            #expect("\(error)".contains("density = 1.5") && "\(error)".contains("mlp.down_proj"), "\(error)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: dir + "/bad"))
     }
 
     @Test("extract → adapter folder → merge lora reproduces the fine-tuned weights up to the SVD tail; combine adapters")

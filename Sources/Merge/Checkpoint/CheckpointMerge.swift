@@ -127,6 +127,23 @@ public struct CheckpointMerge {
             }
         }
         let layerCount = (names.compactMap(Self.layerIndex(of:)).max() ?? -1) + 1
+        // resolve every per-tensor parameter now, so a bad value fails before anything is written
+        let needsWeight = config.mergeMethod != "slerp"
+        let usesDensity = ["ties", "dare_ties", "dare_linear"].contains(config.mergeMethod)
+        for name in names {
+            let t = Self.layerPosition(of: name, layerCount: layerCount)
+            _ = try method(forTensor: name, t: t)
+            for e in entries {
+                if needsWeight && number("weight", model: e, tensor: name, t: t) == nil {
+                    throw MergeError.invalidParameter(name: "weight", value: "none",
+                                                      reason: "\(config.mergeMethod) needs a weight for model '\(e.model)' (tensor '\(name)')")
+                }
+                if usesDensity, let d = number("density", model: e, tensor: name, t: t), !(d > 0 && d <= 1) {
+                    throw MergeError.invalidParameter(name: "density", value: "\(d)",
+                                                      reason: "must be in (0, 1] (model '\(e.model)', tensor '\(name)')")
+                }
+            }
+        }
         return Plan(referenceModel: referenceName, usesBase: usesBase, entries: entries, tensorNames: names, layerCount: layerCount)
     }
 
