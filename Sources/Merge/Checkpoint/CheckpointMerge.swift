@@ -159,7 +159,7 @@ public struct CheckpointMerge {
             let density = number("density", model: e, tensor: name, t: t) ?? 1
             inputs.append(MergeInput(tensor: x, weight: number("weight", model: e, tensor: name, t: t), density: density))
         }
-        return try method.merge(TensorMergeInputs(name: name, base: base, models: inputs), rng: &state.rng)
+        return try method.merge(TensorMergeInputs(name: name, base: base, models: consume inputs), rng: &state.rng)
     }
 
     /// Runs the merge: `sources` maps each model reference of the config to its checkpoint;

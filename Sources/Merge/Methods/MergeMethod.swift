@@ -48,7 +48,8 @@ public protocol MergeMethod: Sendable {
     /// Whether the method needs `base_model`.
     var requiresBase: Bool { get }
     /// Merges one tensor. `rng` supplies random masks (DARE); deterministic methods ignore it.
-    func merge(_ inputs: TensorMergeInputs, rng: inout SplitMix64) throws -> Tensor
+    /// The inputs are consumed, so a method may release each model's tensor once it is used.
+    func merge(_ inputs: consuming TensorMergeInputs, rng: inout SplitMix64) throws -> Tensor
 }
 
 extension MergeInput {
@@ -70,7 +71,7 @@ public struct LinearMerge: MergeMethod {
     public var name: String { "linear" }
     public var requiresBase: Bool { false }
 
-    public func merge(_ inputs: TensorMergeInputs, rng: inout SplitMix64) throws -> Tensor {
+    public func merge(_ inputs: consuming TensorMergeInputs, rng: inout SplitMix64) throws -> Tensor {
         try inputs.validateShapes()
         guard let first = inputs.models.first else { throw MergeError.incompatibleInputs("linear: no models for '\(inputs.name)'") }
         var out = Tensor(shape: first.tensor.shape)
@@ -132,7 +133,7 @@ public struct GeneralizedTaskArithmetic: MergeMethod {
     public var name: String { kind.rawValue }
     public var requiresBase: Bool { true }
 
-    public func merge(_ inputs: TensorMergeInputs, rng: inout SplitMix64) throws -> Tensor {
+    public func merge(_ inputs: consuming TensorMergeInputs, rng: inout SplitMix64) throws -> Tensor {
         try inputs.validateShapes()
         guard let base = inputs.base else {
             throw MergeError.invalidConfig("\(name) needs base_model (tensor '\(inputs.name)')")
@@ -141,24 +142,14 @@ public struct GeneralizedTaskArithmetic: MergeMethod {
         let n = base.count
         var deltas: [[Float]] = []
         var weights: [Float] = []
-        for m in inputs.models {
-            guard m.density > 0 || kind == .taskArithmetic, m.density <= 1 || kind == .taskArithmetic else {
-                throw MergeError.invalidParameter(name: "density", value: "\(m.density)", reason: "must be in (0, 1] (tensor '\(inputs.name)')")
-            }
-            var delta = m.tensor - base
-            switch kind {
-            case .taskArithmetic: break
-            case .ties:
-                delta = Sparsification.mergekitMagnitude(delta, density: m.density)
-                if rescale && m.density < 1 {
-                    let mask = delta.scalars.map { $0 != 0 ? Float(1) : 0 }
-                    delta = Sparsification.maskedL1Rescaled(m.tensor - base, mask: mask, rescale: true)
-                }
-            case .dareTies, .dareLinear:
-                delta = Sparsification.mergekitBernoulli(delta, density: m.density, rescale: rescale, rng: &rng)
-            }
-            let w = Float(try m.requireWeight(name, tensor: inputs.name))
-            deltas.append(delta.scalars.map { $0 * w })
+        let tensorName = inputs.name
+        for k in inputs.models.indices {
+            // each model's tensor is released as soon as its weighted delta exists, so the merge
+            // holds the base, the deltas and one model tensor at a time
+            let (deltaScalars, w) = try Self.weightedDelta(inputs.models[k], base: base, kind: kind, rescale: rescale,
+                                                           method: name, tensor: tensorName, rng: &rng)
+            inputs.models[k].tensor = Tensor(shape: [0])
+            deltas.append(deltaScalars)
             weights.append(w)
         }
         // One pass per entry: elect the sign (TIES), sum the agreeing weighted deltas and their
@@ -196,6 +187,32 @@ public struct GeneralizedTaskArithmetic: MergeMethod {
     }
 }
 
+extension GeneralizedTaskArithmetic {
+    /// wᵢ·sparsify(Tᵢ − base) for one model, and wᵢ.
+    static func weightedDelta(_ m: MergeInput, base: Tensor, kind: Kind, rescale: Bool, method: String, tensor: String,
+                              rng: inout SplitMix64) throws -> ([Float], Float) {
+        guard kind == .taskArithmetic || (m.density > 0 && m.density <= 1) else {
+            throw MergeError.invalidParameter(name: "density", value: "\(m.density)", reason: "must be in (0, 1] (tensor '\(tensor)')")
+        }
+        let w = Float(try m.requireWeight(method, tensor: tensor))
+        var delta = m.tensor - base
+        switch kind {
+        case .taskArithmetic: break
+        case .ties:
+            let kept = Sparsification.mergekitMagnitude(delta, density: m.density)
+            if rescale && m.density < 1 {
+                delta = Sparsification.maskedL1Rescaled(delta, mask: kept.scalars.map { $0 != 0 ? Float(1) : 0 }, rescale: true)
+            } else {
+                delta = kept
+            }
+        case .dareTies, .dareLinear:
+            delta = Sparsification.mergekitBernoulli(delta, density: m.density, rescale: rescale, rng: &rng)
+        }
+        delta.withUnsafeMutableBufferPointer { d in for i in 0..<d.count { d[i] *= w } }
+        return (delta.scalars, w)
+    }
+}
+
 /// mergekit `slerp` between the base model's tensor (t = 0) and the other model's (t = 1),
 /// over the whole flattened tensor: with v̂ = v/‖v‖ (norms ≤ 1e-8 count as 1) and
 /// d = clamp(v̂₀·v̂₁, −1, 1), colinear or antipodal inputs (|d| > `dotThreshold`) interpolate
@@ -211,7 +228,7 @@ public struct SlerpMerge: MergeMethod {
     public var name: String { "slerp" }
     public var requiresBase: Bool { true }
 
-    public func merge(_ inputs: TensorMergeInputs, rng: inout SplitMix64) throws -> Tensor {
+    public func merge(_ inputs: consuming TensorMergeInputs, rng: inout SplitMix64) throws -> Tensor {
         try inputs.validateShapes()
         guard let v0 = inputs.base, inputs.models.count == 1 else {
             throw MergeError.invalidConfig("slerp needs base_model and exactly one other model (tensor '\(inputs.name)')")
