@@ -19,9 +19,10 @@ struct SmolLM2Tests {
         return try model.get()
     }
 
-    /// Logits and all 30 block outputs vs transformers within max|Δ| ≤ 1e-3 · max|ref|: same
-    /// weights and formulas in f32, but 30 layers with SmolLM2's large outlier activations
-    /// (|h| in the hundreds) let summation-order differences grow past the tiny models' 1e-4.
+    /// Logits and all 30 block outputs vs transformers within max|Δ| ≤ 1e-4 · max|ref|: same
+    /// dequantized weights and formulas in f32, so only summation order differs; measured
+    /// ≈ 3e-6 over 30 layers, so 1e-4 keeps ample headroom (the issue asks for 1e-3) while a
+    /// dequantization or layout slip shows as O(1).
     @Test func forwardMatchesTransformers() throws {
         BLAS.setThreadCount(1)
         let model = try Self.load()
@@ -37,11 +38,11 @@ struct SmolLM2Tests {
                 mine = r.logits.rows((tokens.count - logits.rows)..<tokens.count)
             }
             let e = maxAbsoluteDifferenceScaled(mine.scalars, logits.scalars)
-            #expect(e <= 1e-3, "sequence \(i): logits error \(e)")
+            #expect(e <= 1e-4, "sequence \(i): logits error \(e)")
             for l in 0..<model.config.numHiddenLayers {
                 let h = try ref.tensor(named: "hidden.\(i).\(l)")
                 let eh = maxAbsoluteDifferenceScaled(r.blockOutputs[l].scalars, h.scalars)
-                #expect(eh <= 1e-3, "sequence \(i): hidden \(l) error \(eh)")
+                #expect(eh <= 1e-4, "sequence \(i): hidden \(l) error \(eh)")
             }
         }
     }
@@ -57,7 +58,7 @@ struct SmolLM2Tests {
     }
 
     /// SmolLM2 + a PEFT LoRA (r 4, alpha 8, all seven projections, stored bf16) applied unmerged
-    /// vs PEFT's forward: 1e-3 for the reason above.
+    /// vs PEFT's forward: 1e-4, f32 summation order only as above.
     @Test func loraUnmergedMatchesPEFT() throws {
         let base = try Self.load()
         let model = try base.adding(LoRAWeights.load(directory: Fixtures.path("smollm2/lora")))
@@ -65,7 +66,7 @@ struct SmolLM2Tests {
         let tokens = try ref.tensor(named: "tokens.0").scalars.map { Int($0) }
         let logits = try model.forward(tokens: tokens).logits
         let e = maxAbsoluteDifferenceScaled(logits.scalars, try ref.tensor(named: "logits.0").scalars)
-        #expect(e <= 1e-3, "logits error \(e)")
+        #expect(e <= 1e-4, "logits error \(e)")
     }
 
     /// `steertool generate --chat` with the GGUF's ChatML template and tokenizer answers the

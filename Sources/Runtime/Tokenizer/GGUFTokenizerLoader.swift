@@ -1,3 +1,4 @@
+import Foundation
 import Formats
 
 /// The `tokenizer.ggml.*` metadata of a GGUF file, as plain values (the loader's input; see
@@ -51,8 +52,16 @@ public struct GGUFTokenizerMetadata: Sendable, Equatable {
 
     /// Reads the tokenizer keys of an opened GGUF file; errors name `file.path` and the key.
     public init(gguf file: GGUFFile) throws {
-        let source = file.path
-        func value(_ key: String) -> GGUFValue? { file.metadata[key] }
+        try self.init(metadata: { file.metadata[$0] }, source: file.path)
+    }
+
+    /// Reads the tokenizer keys of a parsed GGUF header; errors name `source` and the key.
+    public init(header: GGUFFile.Header, source: String) throws {
+        try self.init(metadata: { header.metadata[$0] }, source: source)
+    }
+
+    /// Reads the tokenizer keys through `value` (metadata key → value); errors name `source`.
+    public init(metadata value: (String) -> GGUFValue?, source: String) throws {
         func wrong(_ key: String, _ what: String) -> TokenizerError {
             .invalidFormat(source: source, reason: "\(key) is not \(what)")
         }
@@ -194,5 +203,22 @@ extension Tokenizer {
     /// The tokenizer of an opened GGUF file.
     public init(gguf file: GGUFFile) throws {
         try self.init(gguf: GGUFTokenizerMetadata(gguf: file), source: file.path)
+    }
+
+    /// The tokenizer of the GGUF file at `path`. Vocab-only files (no tensors) whose last
+    /// metadata value is not followed by alignment padding — as llama.cpp's own
+    /// `models/ggml-vocab-*.gguf`, which llama.cpp and gguf-py read — are read from their header.
+    public init(ggufPath path: String) throws {
+        do {
+            try self.init(gguf: GGUFFile(path: path))
+        } catch GGUFError.truncated(_, _, let reading) where reading == "padding before tensor data" {
+            guard var bytes = FileManager.default.contents(atPath: path).map([UInt8].init) else {
+                throw TokenizerError.unreadable(path: path, reason: "cannot read")
+            }
+            bytes += [UInt8](repeating: 0, count: 4096)
+            let header = try bytes.withUnsafeBytes { try GGUFFile.parse($0, file: path) }
+            guard header.tensors.isEmpty else { throw TokenizerError.invalidFormat(source: path, reason: "truncated before tensor data") }
+            try self.init(gguf: GGUFTokenizerMetadata(header: header, source: path), source: path)
+        }
     }
 }

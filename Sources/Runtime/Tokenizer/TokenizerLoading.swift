@@ -18,8 +18,7 @@ extension Tokenizer {
             return try loadJSON(json)
         }
         if try isGGUF(path) {
-            let file = try GGUFFile(path: path)
-            return try Tokenizer(gguf: file)
+            return try Tokenizer(ggufPath: path)
         }
         return try loadJSON(path)
     }

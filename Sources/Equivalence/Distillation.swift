@@ -1,0 +1,228 @@
+import Foundation
+import Runtime
+import Tensors
+
+/// How the per-layer target shift Δ_ℓ is obtained.
+public enum DistillMethod: String, Sendable, Codable, CaseIterable {
+    /// Δ_ℓ = JVP of block ℓ along its own weight delta at the base activations (local, first order).
+    case firstOrder = "first-order"
+    /// Δ_ℓ = Z_ℓ^FT − Z_ℓ^base from two forward passes (cumulative: includes upstream changes).
+    case oracle
+    /// Δ_ℓ = Z_ℓ^FT − Z_ℓ of the base model already steered at layers < ℓ by the adapters fitted
+    /// so far, so errors do not compound (one base pass per layer).
+    case sequential
+}
+
+/// Options of `Distiller.distill`.
+public struct DistillOptions: Sendable {
+    public var method: DistillMethod
+    public var fit: AdapterFitOptions
+    /// Layers to steer (0-based, ascending); nil = all.
+    public var layers: [Int]?
+    /// Fraction of calibration tokens held out for reporting.
+    public var heldOutFraction: Double
+    /// Seed of the token split (the SiLU fit has its own in `fit.silu`).
+    public var seed: UInt64
+    /// Compute the Theorem 3.1 report and the site diagnostic per layer.
+    public var diagnostics: Bool
+
+    public init(method: DistillMethod = .sequential, fit: AdapterFitOptions = .init(), layers: [Int]? = nil,
+                heldOutFraction: Double = 0.2, seed: UInt64 = 0, diagnostics: Bool = true) {
+        self.method = method; self.fit = fit; self.layers = layers
+        self.heldOutFraction = heldOutFraction; self.seed = seed; self.diagnostics = diagnostics
+    }
+}
+
+/// One layer's result.
+public struct LayerDistillation: Sendable {
+    public var layer: Int
+    public var fit: AdapterFitResult
+    /// Theorem 3.1 for T = the best rank-r post-MLP linear steer's output X·A_pᵀ (no bias, on the
+    /// held-in tokens) against the block outputs Z (tokens as rows).
+    public var theorem31: Theorem31Report?
+    /// Site diagnostic: held-out relative error of the same kind and rank reading the
+    /// activation at `attentionOutput` (pre-MLP), `mlpOutput` (post-MLP) and `blockOutput`
+    /// (post-block) and predicting the block-output shift Δ_ℓ. For the post-MLP site this is
+    /// exactly a steer of X (it passes straight to Z); for the pre-MLP site the MLP's reaction to
+    /// the steer is not modelled.
+    public var siteErrors: [HookSiteKind: Float]
+}
+
+/// The distilled adapter and its per-layer report.
+public struct DistillationResult: Sendable {
+    /// Post-block adapter (site `blockOutput`), one `SteeringLayer` per steered layer.
+    public var adapter: SteeringAdapter
+    public var layers: [LayerDistillation]
+    /// Parameters of the adapter and their fraction of the base model's.
+    public var parameterCount: Int
+    public var parameterFraction: Double
+}
+
+/// Distils the difference between a base model and a fine-tuned one (different weights and/or
+/// LoRA adapters added to it) into a post-block steering adapter, layer by layer, on
+/// calibration token sequences (each run from position 0).
+public enum Distiller {
+    /// The weight delta of layer `layer`: the dense difference of the seven projections where
+    /// the weights differ, plus `finetuned`'s LoRA adapters (kept factored when a projection has
+    /// exactly one LoRA and no dense difference).
+    public static func weightDelta(base: LlamaModel, finetuned: LlamaModel, layer: Int) -> LayerWeightDelta {
+        let wb = base.weights.layers[layer], wf = finetuned.weights.layers[layer]
+        var loras: [LlamaProjection: [LoRAFactors]] = [:]
+        for a in finetuned.loraAdapters { for (p, f) in a.layers[layer] ?? [:] where f.rank > 0 { loras[p, default: []].append(f) } }
+        for a in base.loraAdapters { for (p, f) in a.layers[layer] ?? [:] where f.rank > 0 { loras[p, default: []].append(LoRAFactors(a: f.a, b: f.b, scale: -f.scale)) } }
+        var delta = LayerWeightDelta()
+        for p in LlamaProjection.allCases {
+            let dense: Tensor? = wb[p] == wf[p] ? nil : wf[p] - wb[p]
+            let fs = loras[p] ?? []
+            if dense == nil, fs.count == 1 {
+                delta[p] = .lowRank(a: fs[0].a, b: fs[0].b, scale: fs[0].scale)
+            } else if dense != nil || !fs.isEmpty {
+                var sum = dense ?? Tensor(shape: wb[p].shape)
+                for f in fs { accumulate(&sum, f.delta) }
+                delta[p] = .dense(sum)
+            }
+        }
+        return delta
+    }
+
+    /// Runs the distillation. Base activations are recorded through the runtime's hooks;
+    /// Δ_ℓ per `options.method`; fits per `options.fit` on held-in tokens (one split over all
+    /// calibration tokens), reported on held-out ones.
+    /// - Throws: `EquivalenceError.modelMismatch` when the models differ in shape, or errors of
+    ///   the runtime and the fits.
+    public static func distill(base: LlamaModel, finetuned: LlamaModel, sequences: [[Int]],
+                               options: DistillOptions = .init()) throws -> DistillationResult {
+        let c = base.config, L = c.numHiddenLayers
+        guard c.hiddenSize == finetuned.config.hiddenSize, L == finetuned.config.numHiddenLayers,
+              c.intermediateSize == finetuned.config.intermediateSize else {
+            throw EquivalenceError.modelMismatch("base and fine-tuned models differ in width, depth or MLP size")
+        }
+        guard !sequences.isEmpty, sequences.allSatisfy({ !$0.isEmpty }) else {
+            throw EquivalenceError.tooFewTokens(what: "distillation", needed: 1, found: 0)
+        }
+        let layers = (options.layers ?? Array(0..<L)).sorted()
+        guard layers.allSatisfy({ $0 >= 0 && $0 < L }), Set(layers).count == layers.count else {
+            throw EquivalenceError.invalidArgument("layers \(layers) not distinct values in 0..<\(L)")
+        }
+        // The base as given, minus any steering adapters it already carries (its LoRAs stay).
+        var plainBase = base.withoutAdapters
+        for a in base.loraAdapters { try plainBase.add(a) }
+        let n = sequences.reduce(0) { $0 + $1.count }
+        let split = TokenSplit(count: n, heldOutFraction: options.heldOutFraction, seed: options.seed)
+        let noLogits = ForwardOptions(logits: .none)
+
+        var ftOutputs: [[Tensor]] = []   // [sequence][layer]
+        if options.method != .firstOrder {
+            var o = noLogits; o.blockOutputs = true
+            ftOutputs = try sequences.map { try finetuned.forward(tokens: $0, options: o).blockOutputs }
+        }
+        func record(_ model: LlamaModel, _ ls: [Int]) throws -> [[HookSite: Tensor]] {
+            var o = noLogits
+            o.record = Set(ls.flatMap { l in [HookSite.blockInput(l), .attentionOutput(l), .mlpOutput(l), .blockOutput(l)] })
+            return try sequences.map { try model.forward(tokens: $0, options: o).activations }
+        }
+        func rows(_ recs: [[HookSite: Tensor]], _ site: HookSite) -> Tensor {
+            Tensor.concatenatingRows(recs.map { $0[site]! })
+        }
+
+        var fitted: [Int: SteeringLayer] = [:]
+        var reports: [LayerDistillation] = []
+        var shared: [[HookSite: Tensor]] = []
+        if options.method != .sequential { shared = try record(plainBase, layers) }
+        // Sequential: the residual stream of the base steered at the layers fitted so far, advanced
+        // one block at a time (each block runs once per sequence, not once per fitted layer).
+        var residual: [Tensor]? = nil     // per sequence, entering layer `residualLayer`
+        var residualLayer = 0
+        func advance(to target: Int) throws {
+            guard target > residualLayer else { return }
+            var o = noLogits
+            o.layers = residualLayer..<target
+            o.record = [.blockOutput(target - 1)]
+            residual = try sequences.enumerated().map { i, s in
+                o.startResidual = residual?[i]
+                return try plainBase.forward(tokens: s, options: o).activations[.blockOutput(target - 1)]!
+            }
+            residualLayer = target
+        }
+        for l in layers {
+            let recs: [[HookSite: Tensor]]
+            if options.method == .sequential {
+                try advance(to: l)
+                var o = noLogits
+                o.layers = l..<(l + 1)
+                o.record = [.blockInput(l), .attentionOutput(l), .mlpOutput(l), .blockOutput(l)]
+                recs = try sequences.enumerated().map { i, s in
+                    o.startResidual = residual?[i]
+                    return try plainBase.forward(tokens: s, options: o).activations
+                }
+            } else {
+                recs = shared
+            }
+            let z = rows(recs, .blockOutput(l))
+            let delta: Tensor
+            switch options.method {
+            case .oracle, .sequential:
+                delta = Tensor.concatenatingRows(zip(recs, ftOutputs).map { $1[l] - $0[.blockOutput(l)]! })
+            case .firstOrder:
+                // The base layer as it runs: its own LoRAs (if any) merged into the weights.
+                var baseLoRA = LayerWeightDelta()
+                for a in base.loraAdapters {
+                    for (p, f) in a.layers[l] ?? [:] where f.rank > 0 {
+                        let prev = baseLoRA[p]?.denseMatrix() ?? Tensor(shape: base.weights.layers[l][p].shape)
+                        baseLoRA[p] = .dense(prev + f.delta)
+                    }
+                }
+                let ev = try BlockEvaluator(config: c, weights: base.weights.layers[l].adding(baseLoRA))
+                let wd = weightDelta(base: base, finetuned: finetuned, layer: l)
+                delta = Tensor.concatenatingRows(try recs.map { r in
+                    try ev.jvp(try ev.forward(r[.blockInput(l)]!), delta: wd).output
+                })
+            }
+            let fit = try AdapterFit.fit(activations: z, shifts: delta, split: split, options: options.fit)
+            fitted[l] = fit.layer
+            if options.method == .sequential {
+                // The steered block output becomes the residual entering layer l + 1.
+                let act = activation(options.fit.kind)
+                residual = recs.map { r in
+                    let zl = r[.blockOutput(l)]!
+                    return zl + fit.layer.shift(zl, activation: act)
+                }
+                residualLayer = l + 1
+            }
+            var report = LayerDistillation(layer: l, fit: fit, theorem31: nil, siteErrors: [:])
+            if options.diagnostics {
+                let x = rows(recs, .mlpOutput(l)), attn = rows(recs, .attentionOutput(l))
+                let r = max(fit.rank, 1)
+                var siteOptions = options.fit
+                if siteOptions.kind == .vector { siteOptions.kind = .linear }
+                siteOptions.rank = .fixed(r)
+                for (kind, act) in [(HookSiteKind.attentionOutput, attn), (.mlpOutput, x), (.blockOutput, z)] {
+                    report.siteErrors[kind] = try AdapterFit.fit(activations: act, shifts: delta, split: split, options: siteOptions).heldOutRelativeError
+                }
+                let xi = x.gatherRows(split.heldIn), di = delta.gatherRows(split.heldIn)
+                let post = try ReducedRankRegression(inputs: xi, targets: di, ridge: options.fit.ridge, intercept: false)
+                let f = post.factors(rank: min(r, post.maximumRank))
+                let t = matmul(matmul(xi, f.down), f.up, transposeB: true)
+                report.theorem31 = try Theorem31.analyze(target: t, blockOutput: z.gatherRows(split.heldIn))
+            }
+            reports.append(report)
+        }
+        let adapter = SteeringAdapter(site: .blockOutput, activation: activation(options.fit.kind), layers: fitted)
+        let params = adapter.parameterCount
+        return DistillationResult(adapter: adapter, layers: reports, parameterCount: params,
+                                  parameterFraction: Double(params) / Double(max(modelParameterCount(base.weights), 1)))
+    }
+
+    static func activation(_ kind: AdapterKind) -> SteeringActivation { kind == .silu ? .silu : .identity }
+
+    /// Parameters of a model's weights (embedding, layers, final norm, untied lm_head).
+    public static func modelParameterCount(_ w: LlamaWeights) -> Int {
+        var n = w.embedding.count + w.finalNorm.count + (w.lmHead?.count ?? 0)
+        for l in w.layers {
+            n += l.inputNorm.count + l.postAttentionNorm.count
+            for p in LlamaProjection.allCases { n += l[p].count }
+            n += [l.qBias, l.kBias, l.vBias, l.oBias].reduce(0) { $0 + ($1?.count ?? 0) }
+        }
+        return n
+    }
+}

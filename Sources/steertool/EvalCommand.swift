@@ -1,0 +1,235 @@
+import ArgumentParser
+import Foundation
+import Formats
+import Runtime
+import Tensors
+
+/// `steertool eval`: what an adaptation does to a model's outputs. Rows are variants: each
+/// `--model` as it is, then the first model with each `--adapter` (or all of them together with
+/// `--combine`); with `--reference`, KL to it, top-1 agreement and the recovered fraction of the
+/// reference's loss gain over the first plain model.
+struct EvalCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "eval",
+        abstract: "Perplexity, KL to a reference, agreement and multiple-choice accuracy for models and adapters.")
+
+    @Option(name: .long, help: "Model (HF folder or GGUF); repeatable: each is a row.")
+    var model: [String]
+
+    @Option(name: .long, help: "Adapter for the first model (PEFT LoRA folder or steering file); repeatable: each is a row.")
+    var adapter: [String] = []
+
+    @Flag(name: .long, help: "Apply all --adapter files together as one row instead of one row each.")
+    var combine = false
+
+    @Option(name: .long, help: "Reference model (e.g. the fine-tune) for KL, agreement and recovered fraction.")
+    var reference: String?
+
+    @Option(name: .long, help: "Adapter applied to the reference model; repeatable.")
+    var referenceAdapter: [String] = []
+
+    @Option(name: .long, help: "Text file to score (tokenized with the first model's tokenizer); repeatable.")
+    var text: [String] = []
+
+    @Option(name: .long, help: "JSON file with a list of token-id lists to score.")
+    var tokens: String?
+
+    @Option(name: .long, help: "JSONL multiple-choice tasks {\"context\", \"choices\", \"label\"}.")
+    var tasks: String?
+
+    @Option(name: .long, help: "Window length in tokens (default: min(max positions, 1024)).")
+    var context: Int?
+
+    @Option(name: .long, help: "Window stride in tokens (default: context / 2).")
+    var stride: Int?
+
+    @Flag(name: .long, help: "Print JSON instead of a table.")
+    var json = false
+
+    @Option(name: .long, help: "Also write the JSON result to this file.")
+    var output: String?
+
+    @Flag(name: .long, help: "Overwrite an existing --output.")
+    var force = false
+
+    @Option(name: .long, help: "BLAS threads (default: OpenBLAS's own choice).")
+    var threads: Int?
+
+    func validate() throws {
+        guard !model.isEmpty else { throw ValidationError("give at least one --model") }
+        let inputs = (text.isEmpty ? 0 : 1) + (tokens == nil ? 0 : 1) + (tasks == nil ? 0 : 1)
+        guard inputs == 1 else { throw ValidationError("give exactly one of --text, --tokens and --tasks") }
+        if let context, context < 2 { throw ValidationError("--context must be ≥ 2") }
+        if let stride, stride < 1 { throw ValidationError("--stride must be ≥ 1") }
+        if !referenceAdapter.isEmpty && reference == nil { throw ValidationError("--reference-adapter needs --reference") }
+        if tasks != nil && reference != nil { throw ValidationError("--reference applies to --text/--tokens, not --tasks") }
+    }
+
+    func run() throws {
+        if let threads {
+            guard threads >= 1 else { throw ValidationError("--threads must be ≥ 1") }
+            BLAS.setThreadCount(threads)
+        }
+        // Variants.
+        // Each row keeps the path whose tokenizer encodes its text (adapters use the first model's).
+        var rows: [(name: String, model: LlamaModel, tokenizerPath: String)] = []
+        let first = try LlamaModel.load(path: model[0])
+        rows.append((model[0], first, model[0]))
+        for path in model.dropFirst() { rows.append((path, try LlamaModel.load(path: path), path)) }
+        if combine && !adapter.isEmpty {
+            var m = first
+            for path in adapter { try AdapterLoading.apply(path: path, to: &m) }
+            rows.append(("+ " + adapter.joined(separator: " + "), m, model[0]))
+        } else {
+            for path in adapter {
+                var m = first
+                try AdapterLoading.apply(path: path, to: &m)
+                rows.append(("+ " + path, m, model[0]))
+            }
+        }
+        var referenceModel: LlamaModel? = nil
+        if let reference {
+            var r = try LlamaModel.load(path: reference)
+            for path in referenceAdapter { try AdapterLoading.apply(path: path, to: &r) }
+            referenceModel = r
+        }
+
+        var results: [[String: JSONOutput]] = rows.map { row in
+            ["name": .string(row.name), "parameters_added": .int(row.model.adapterParameterCount)]
+        }
+        var summary: [String: JSONOutput] = [:]
+
+        if let tasks {
+            let items = try TaskFile.load(path: tasks)
+            let progress = TerminalProgress(total: items.count * rows.count, unit: "items")
+            let evaluator = MultipleChoiceEvaluator()
+            for (i, row) in rows.enumerated() {
+                let tokenizer = try Tokenizer.load(modelPath: row.tokenizerPath)
+                let eos = row.model.config.eosTokenIds.first ?? row.model.config.bosTokenId ?? 0
+                let (score, _) = try evaluator.evaluate(
+                    model: row.model, items: items, emptyContextToken: eos,
+                    encode: { tokenizer.encode($0, addSpecialTokens: false) },
+                    progress: { progress.advance(by: 1) })
+                results[i]["accuracy"] = .double(score.accuracy)
+                results[i]["accuracy_norm"] = .double(score.accuracyNormalized)
+                results[i]["items"] = .int(score.items)
+            }
+            progress.finish()
+        } else {
+            let sequences: [[Int]]
+            if let tokens {
+                sequences = try TokenListFile.load(path: tokens)
+            } else {
+                sequences = try text.map { path in
+                    guard let data = FileManager.default.contents(atPath: path), let s = String(data: data, encoding: .utf8) else {
+                        throw ValidationError("\(path): cannot read UTF-8 text")
+                    }
+                    return try TextInput.encode(s, modelPath: model[0], addSpecialTokens: true)
+                }
+            }
+            let ctx = context ?? min(first.config.maxPositionEmbeddings, 1024)
+            let str = stride ?? max(ctx / 2, 1)
+            guard str <= ctx else { throw ValidationError("--stride must not exceed --context (\(ctx))") }
+            let evaluator = TextEvaluator(context: ctx, stride: str)
+            let progress = TerminalProgress(total: evaluator.scoredTokenCount(sequences), unit: "tokens")
+            let (metrics, referenceMetrics) = try evaluator.evaluate(
+                variants: rows.map(\.model), reference: referenceModel, sequences: sequences,
+                progress: { progress.advance(by: $0) })
+            progress.finish()
+            for (i, m) in metrics.enumerated() {
+                results[i]["perplexity"] = .double(m.perplexity)
+                results[i]["nll"] = .double(m.nll)
+                results[i]["tokens"] = .int(m.tokens)
+                if let kl = m.klToReference { results[i]["kl_to_reference"] = .double(kl) }
+                if let a = m.top1Agreement { results[i]["top1_agreement"] = .double(a) }
+                if let referenceMetrics,
+                   let rf = recoveredFraction(plainNLL: metrics[0].nll, modelNLL: m.nll, referenceNLL: referenceMetrics.nll) {
+                    results[i]["recovered_fraction"] = .double(rf)
+                }
+            }
+            if let referenceMetrics, let reference {
+                summary["reference"] = .object(["name": .string(reference), "perplexity": .double(referenceMetrics.perplexity),
+                                                "nll": .double(referenceMetrics.nll)])
+            }
+            summary["context"] = .int(ctx)
+            summary["stride"] = .int(str)
+        }
+        summary["variants"] = .array(results.map { .object($0) })
+        let document = JSONOutput.object(summary).rendered()
+        if let output {
+            let writer = try AtomicFileWriter(path: output, force: force)
+            try writer.write(document + "\n")
+            try writer.commit()
+        }
+        if json {
+            print(document)
+        } else {
+            printTable(results, summary: summary)
+        }
+    }
+
+    private func printTable(_ rows: [[String: JSONOutput]], summary: [String: JSONOutput]) {
+        let columns: [(key: String, title: String)] = [
+            ("perplexity", "ppl"), ("nll", "nll"), ("kl_to_reference", "KL→ref"), ("top1_agreement", "top-1"),
+            ("recovered_fraction", "recovered"), ("accuracy", "acc"), ("accuracy_norm", "acc_norm"),
+            ("parameters_added", "+params"),
+        ].filter { c in rows.contains { $0[c.key] != nil } }
+        let nameWidth = min(max(rows.map { ($0["name"]?.plain ?? "").count }.max() ?? 8, 8), 60)
+        var header = "variant".padding(toLength: nameWidth, withPad: " ", startingAt: 0)
+        for c in columns { header += "  " + String(repeating: " ", count: max(0, 10 - c.title.count)) + c.title }
+        print(header)
+        print(String(repeating: "-", count: header.count))
+        for row in rows {
+            var name = row["name"]?.plain ?? ""
+            if name.count > nameWidth { name = "…" + name.suffix(nameWidth - 1) }
+            var line = name.padding(toLength: nameWidth, withPad: " ", startingAt: 0)
+            for c in columns {
+                let v = row[c.key]?.plain ?? "—"
+                line += "  " + String(repeating: " ", count: max(0, 10 - v.count)) + v
+            }
+            print(line)
+        }
+        if case let .object(ref)? = summary["reference"], let p = ref["perplexity"]?.plain {
+            print("reference \(ref["name"]?.plain ?? ""): ppl \(p)")
+        }
+        if let c = summary["context"]?.plain, let s = summary["stride"]?.plain { print("windows: context \(c), stride \(s)") }
+    }
+}
+
+/// A small JSON value for the CLI's stable-key outputs (keys sorted when rendered).
+enum JSONOutput: Equatable {
+    case string(String), int(Int), double(Double), array([JSONOutput]), object([String: JSONOutput]), null
+
+    /// Compact human form for tables.
+    var plain: String {
+        switch self {
+        case let .string(s): return s
+        case let .int(i): return String(i)
+        case let .double(d): return d.isFinite ? String(format: abs(d) >= 1000 ? "%.1f" : "%.4f", d) : "nan"
+        case .null: return "—"
+        default: return rendered()
+        }
+    }
+
+    /// JSON text with sorted keys.
+    func rendered(indent: String = "") -> String {
+        switch self {
+        case let .string(s):
+            let data = (try? JSONEncoder().encode(s)) ?? Data("\"\"".utf8)
+            return String(decoding: data, as: UTF8.self)
+        case let .int(i): return String(i)
+        case let .double(d): return d.isFinite ? "\(d)" : "null"
+        case .null: return "null"
+        case let .array(a):
+            if a.isEmpty { return "[]" }
+            let inner = indent + "  "
+            return "[\n" + a.map { inner + $0.rendered(indent: inner) }.joined(separator: ",\n") + "\n" + indent + "]"
+        case let .object(o):
+            if o.isEmpty { return "{}" }
+            let inner = indent + "  "
+            return "{\n" + o.keys.sorted().map { k in
+                inner + JSONOutput.string(k).rendered() + ": " + o[k]!.rendered(indent: inner)
+            }.joined(separator: ",\n") + "\n" + indent + "}"
+        }
+    }
+}
