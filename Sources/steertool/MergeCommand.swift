@@ -1,4 +1,5 @@
 import ArgumentParser
+import Formats
 import Foundation
 import Merge
 
@@ -29,16 +30,17 @@ struct MergeLoRACommand: ParsableCommand {
         commandName: "lora",
         abstract: "Fold a PEFT LoRA into an HF checkpoint (PEFT merge_and_unload), keeping the base's shards and dtypes.")
 
-    @Option(help: "Base model: HF folder (model.safetensors or sharded index).") var base: String
+    @Option(help: "Base model: HF folder (model.safetensors or sharded index) or .gguf.") var base: String
     @Option(name: [.customLong("adapter"), .customLong("lora")], help: "PEFT adapter folder (adapter_config.json + adapter_model.safetensors).")
     var adapter: String
-    @Option(help: "Output folder.") var output: String
+    @Option(help: "Output: HF folder, or a .gguf file (Q/K permuted as convert_hf_to_gguf.py).") var output: String
+    @Option(help: "GGUF output type: f32, f16, bf16, q8_0, q4_0.") var type = "f32"
     @Flag(help: "Overwrite an existing output.") var force = false
 
     func run() throws {
-        if base.hasSuffix(".gguf") { throw ValidationError("merging into a GGUF base is not supported yet; merge into the HF checkpoint and convert") }
+        guard let t = LlamaConverter.OutputType(rawValue: type) else { throw ValidationError("--type must be f32, f16, bf16, q8_0 or q4_0") }
         let start = Date()
-        let s = try runMerge { try MergeFiles.mergeLoRA(base: base, adapter: adapter, output: output, force: force) }
+        let s = try runMerge { try MergeFiles.mergeLoRAAnyFormat(base: base, adapter: adapter, output: output, ggufType: t, force: force) }
         let secs = Date().timeIntervalSince(start)
         print("merged \(s.changedCount) of \(s.tensorCount) tensors into \(output) (\(s.files.joined(separator: ", "))), "
               + String(format: "%.1f MB in %.2f s", Double(s.bytes) / 1e6, secs))
@@ -84,7 +86,7 @@ struct MergeConfigCommand: ParsableCommand {
         commandName: "config",
         abstract: "Merge checkpoints from a mergekit YAML config (linear, task_arithmetic, ties, dare_ties, dare_linear, slerp).")
 
-    @Argument(help: "mergekit YAML; model paths are relative to its folder.") var config: String
+    @Argument(help: "mergekit YAML; model paths are relative to the working directory (as mergekit) or else to the YAML's folder.") var config: String
     @Option(help: "Output folder.") var output: String
     @Option(help: "Seed of DARE's random masks.") var seed: UInt64 = 0
     @Flag(help: "Overwrite an existing output.") var force = false

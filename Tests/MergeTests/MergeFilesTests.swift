@@ -55,6 +55,52 @@ import Testing
         _ = try MergeFiles.mergeLoRA(base: dir + "/base", adapter: dir + "/adapter", output: dir + "/out", force: true)
     }
 
+    /// config.json of the tiny Llama the generator's `tiny_llama` builds.
+    static let tinyConfig = #"""
+        {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "vocab_size": 32, "hidden_size": 16,
+         "intermediate_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "num_key_value_heads": 1,
+         "max_position_embeddings": 64, "rms_norm_eps": 1e-06, "rope_theta": 10000.0, "tie_word_embeddings": false,
+         "hidden_act": "silu", "torch_dtype": "float32"}
+        """#
+
+    @Test("merge lora into GGUF (HF base → .gguf, and .gguf base → HF): PEFT's merged weights, Q/K permuted as gguf-py")
+    func mergeLoRAGGUF() throws {
+        let root = try MergeFixtures.load("peft-merge.json")
+        let v = root["plain"] as! [String: Any]
+        let dir = Self.tempFolder()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try Self.writeModel(try MergeFixtures.tensors(v["base"]), to: dir + "/base")
+        try Data(Self.tinyConfig.utf8).write(to: URL(fileURLWithPath: dir + "/base/config.json"))
+        try FileManager.default.createDirectory(atPath: dir + "/adapter", withIntermediateDirectories: true)
+        let adapter = try MergeFixtures.tensors(v["adapter"])
+        try SafetensorsWriter.write(adapter.keys.sorted().map { SafetensorsWriter.record($0, adapter[$0]!) }, to: dir + "/adapter/adapter_model.safetensors")
+        try JSONSerialization.data(withJSONObject: v["adapter_config"]!).write(to: URL(fileURLWithPath: dir + "/adapter/adapter_config.json"))
+        let expected = try MergeFixtures.tensors(v["merged"])
+
+        _ = try MergeFiles.mergeLoRAAnyFormat(base: dir + "/base", adapter: dir + "/adapter", output: dir + "/merged.gguf")
+        let g = try GGUFFile(path: dir + "/merged.gguf")
+        var checked = 0
+        for name in g.tensorNames {
+            guard let m = LlamaTensorName.hf(fromGGUF: name), let ref = expected[m.name] else { continue }
+            var t = try g.tensor(named: name)
+            if m.permutation != nil { t = try RopePermutation.unpermute(t, heads: m.permutation == .key ? 1 : 2, name: name) }
+            // f32 GGUF of W + s·B·A: PEFT's 1e-6 relative
+            #expect(relativeError(t.scalars, ref.scalars) < 1e-6, "\(name)")
+            checked += 1
+        }
+        #expect(checked == expected.count)
+        #expect(!(try FileManager.default.contentsOfDirectory(atPath: dir)).contains { $0.hasPrefix(".steertool-merge") })
+
+        // GGUF base in, HF folder out
+        try LlamaConverter.hfToGGUF(input: dir + "/base", output: dir + "/base.gguf", type: .f32)
+        _ = try MergeFiles.mergeLoRAAnyFormat(base: dir + "/base.gguf", adapter: dir + "/adapter", output: dir + "/from-gguf")
+        let out = try Checkpoint(path: dir + "/from-gguf")
+        for (name, ref) in expected {
+            #expect(relativeError(try out.tensor(named: name).scalars, ref.scalars) < 1e-6, "\(name)")
+        }
+        #expect(throws: (any Error).self) { try MergeFiles.mergeLoRAAnyFormat(base: dir + "/base", adapter: dir + "/adapter", output: dir + "/merged.gguf") }
+    }
+
     @Test("merge lora refuses a base without the adapter's modules and writes nothing")
     func mergeLoRAMismatch() throws {
         let root = try MergeFixtures.load("peft-merge.json")
@@ -83,6 +129,17 @@ import Testing
             #expect(relativeError(try out.tensor(named: name).scalars, ref.scalars) < 1e-6, "\(name)")
         }
         #expect(FileManager.default.fileExists(atPath: dir + "/out/config.json"))
+        // a density outside (0, 1] for one tensor only is refused before anything is written
+        let bad = yaml.replacingOccurrences(of: "density: 0.7", with: "density:\n        - filter: mlp.down_proj\n          value: 1.5\n        - value: 0.7")
+        #expect(bad != yaml)
+        let badConfig = try MergekitConfig(yaml: bad)
+        do {
+            _ = try MergeFiles.mergeCheckpoints(config: badConfig, relativeTo: dir, output: dir + "/bad")
+            Issue.record("a density of 1.5 was accepted")
+        } catch {
+            #expect("\(error)".contains("density = 1.5") && "\(error)".contains("mlp.down_proj"), "\(error)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: dir + "/bad"))
     }
 
     @Test("extract → adapter folder → merge lora reproduces the fine-tuned weights up to the SVD tail; combine adapters")

@@ -11,12 +11,16 @@ public protocol TensorSource {
 
 /// An in-memory checkpoint (tests, small adapters).
 public struct InMemoryTensorSource: TensorSource, Sendable {
+    /// The tensors by name.
     public var tensors: [String: Tensor]
+    /// Names in checkpoint order.
     public var tensorNames: [String]
+    /// Wraps tensors; `order` defaults to sorted names.
     public init(_ tensors: [String: Tensor], order: [String]? = nil) {
         self.tensors = tensors
         self.tensorNames = order ?? tensors.keys.sorted()
     }
+    /// The tensor, or `MergeError.missingTensor`.
     public func tensor(named name: String) throws -> Tensor {
         guard let t = tensors[name] else { throw MergeError.missingTensor(name: name, source: "in-memory checkpoint") }
         return t
@@ -31,10 +35,12 @@ public struct InMemoryTensorSource: TensorSource, Sendable {
 /// top-level ones) and its layer position t = ℓ/(L−1) for tensors of `model.layers.ℓ.` (L layers;
 /// 1 when L = 1) and t = 0 for the others (embeddings, final norm, lm_head).
 public struct CheckpointMerge {
+    /// The parsed mergekit config.
     public var config: MergekitConfig
     /// Seed of DARE's masks (mergekit's `--random-seed`; torch's stream is not reproduced).
     public var seed: UInt64
 
+    /// A merge of `config` with DARE seed `seed`.
     public init(config: MergekitConfig, seed: UInt64 = 0) { self.config = config; self.seed = seed }
 
     /// The 0-based decoder layer of a Llama tensor name (`model.layers.ℓ.…`), or nil.
@@ -83,16 +89,23 @@ public struct CheckpointMerge {
     /// What a run merges: the reference model whose tensor names and order the output takes
     /// (the base, or the first model for `linear`), the non-base entries, and the layer count.
     public struct Plan: Sendable {
+        /// Model whose tensor names and order the output takes.
         public var referenceModel: String
+        /// Whether the method reads the base model's tensors.
         public var usesBase: Bool
+        /// The models merged into the base (all models for `linear`).
         public var entries: [MergekitModelEntry]
+        /// Names in checkpoint order.
         public var tensorNames: [String]
+        /// Decoder layers of the reference model (for gradients' t).
         public var layerCount: Int
     }
 
     /// Mutable state of a run: the DARE generator, advanced tensor by tensor in output order.
     public struct RunState: Sendable {
+        /// The DARE mask generator.
         public var rng: SplitMix64
+        /// Fresh state for a run seeded with `seed`.
         public init(seed: UInt64) { rng = SplitMix64(seed: seed) }
     }
 
@@ -114,6 +127,23 @@ public struct CheckpointMerge {
             }
         }
         let layerCount = (names.compactMap(Self.layerIndex(of:)).max() ?? -1) + 1
+        // resolve every per-tensor parameter now, so a bad value fails before anything is written
+        let needsWeight = config.mergeMethod != "slerp"
+        let usesDensity = ["ties", "dare_ties", "dare_linear"].contains(config.mergeMethod)
+        for name in names {
+            let t = Self.layerPosition(of: name, layerCount: layerCount)
+            _ = try method(forTensor: name, t: t)
+            for e in entries {
+                if needsWeight && number("weight", model: e, tensor: name, t: t) == nil {
+                    throw MergeError.invalidParameter(name: "weight", value: "none",
+                                                      reason: "\(config.mergeMethod) needs a weight for model '\(e.model)' (tensor '\(name)')")
+                }
+                if usesDensity, let d = number("density", model: e, tensor: name, t: t), !(d > 0 && d <= 1) {
+                    throw MergeError.invalidParameter(name: "density", value: "\(d)",
+                                                      reason: "must be in (0, 1] (model '\(e.model)', tensor '\(name)')")
+                }
+            }
+        }
         return Plan(referenceModel: referenceName, usesBase: usesBase, entries: entries, tensorNames: names, layerCount: layerCount)
     }
 
@@ -129,7 +159,7 @@ public struct CheckpointMerge {
             let density = number("density", model: e, tensor: name, t: t) ?? 1
             inputs.append(MergeInput(tensor: x, weight: number("weight", model: e, tensor: name, t: t), density: density))
         }
-        return try method.merge(TensorMergeInputs(name: name, base: base, models: inputs), rng: &state.rng)
+        return try method.merge(TensorMergeInputs(name: name, base: base, models: consume inputs), rng: &state.rng)
     }
 
     /// Runs the merge: `sources` maps each model reference of the config to its checkpoint;

@@ -59,7 +59,9 @@ public indirect enum MergekitParameter: Sendable, Equatable {
 
 /// One `models:` entry: a model reference (a path, as written) and its parameters.
 public struct MergekitModelEntry: Sendable, Equatable {
+    /// The model reference (a path, relative to the config's folder or absolute).
     public var model: String
+    /// Parameters (per model, or top-level shared ones).
     public var parameters: [String: MergekitParameter]
 }
 
@@ -72,6 +74,7 @@ public struct MergekitModelEntry: Sendable, Equatable {
 /// `int8_mask` is accepted and ignored: in mergekit it only changes the dtype the sign mask is
 /// held in, never a value.
 public struct MergekitConfig: Sendable, Equatable {
+    /// The `merge_method` values steertool implements.
     public static let methods = ["linear", "task_arithmetic", "ties", "dare_ties", "dare_linear", "slerp"]
     static let topLevelKeys: Set<String> = ["merge_method", "base_model", "models", "parameters", "dtype", "out_dtype"]
     static let modelKeys: Set<String> = ["model", "parameters"]
@@ -84,9 +87,13 @@ public struct MergekitConfig: Sendable, Equatable {
         "slerp": ["t"],
     ]
 
+    /// `merge_method`.
     public var mergeMethod: String
+    /// `base_model`, required by every method but `linear`.
     public var baseModel: String?
+    /// `models:` in order.
     public var models: [MergekitModelEntry]
+    /// Parameters (per model, or top-level shared ones).
     public var parameters: [String: MergekitParameter]
     /// `dtype` as written (float32, float16, bfloat16), or nil.
     public var dtype: String?

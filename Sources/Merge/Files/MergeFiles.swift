@@ -77,8 +77,38 @@ public enum MergeFiles {
         return Summary(files: files, tensorCount: count, changedCount: changed, bytes: bytes)
     }
 
+    /// `mergeLoRA` for any pairing of HF folders and GGUF files: a `.gguf` base is first
+    /// converted to an HF folder by Formats' `LlamaConverter` (Q/K rows un-permuted, quantized
+    /// types dequantized to F32), and a `.gguf` output is converted from the merged HF folder
+    /// (Q/K rows permuted as `convert_hf_to_gguf.py` does) with `ggufType`. Intermediate folders
+    /// live next to the output and are removed afterwards.
+    public static func mergeLoRAAnyFormat(base: String, adapter: String, output: String,
+                                          ggufType: LlamaConverter.OutputType = .f32, force: Bool = false) throws -> Summary {
+        let baseIsGGUF = base.lowercased().hasSuffix(".gguf"), outIsGGUF = output.lowercased().hasSuffix(".gguf")
+        if !baseIsGGUF && !outIsGGUF { return try mergeLoRA(base: base, adapter: adapter, output: output, force: force) }
+        if outIsGGUF && !force && FileManager.default.fileExists(atPath: output) { throw MergeError.outputExists(output) }
+        let parent = (output as NSString).deletingLastPathComponent
+        let scratch = (parent.isEmpty ? "." : parent) + "/.steertool-merge-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        var hfBase = base
+        if baseIsGGUF {
+            hfBase = scratch + "/base"
+            try LlamaConverter.ggufToHF(input: base, output: hfBase)
+        }
+        let hfOut = outIsGGUF ? scratch + "/merged" : output
+        var summary = try mergeLoRA(base: hfBase, adapter: adapter, output: hfOut, force: force)
+        if outIsGGUF {
+            try LlamaConverter.hfToGGUF(input: hfOut, output: output, type: ggufType,
+                                        name: ((output as NSString).lastPathComponent as NSString).deletingPathExtension, force: force)
+            summary.files = [(output as NSString).lastPathComponent]
+        }
+        return summary
+    }
+
     /// Runs a mergekit YAML config on HF checkpoint folders. Model references are paths,
-    /// resolved relative to `relativeTo` (the config's folder) when not absolute. The output is a
+    /// resolved as mergekit does, relative to the working directory, and otherwise relative to
+    /// `relativeTo` (the config's folder) when that exists; Hub IDs are not fetched. The output is a
     /// single `model.safetensors` (sharded above `maxShardBytes`) in the config's `out_dtype` /
     /// `dtype` (default: the reference model's dtype per tensor), plus the reference model's side
     /// files. DARE draws from `SplitMix64(seed:)`.
@@ -87,7 +117,8 @@ public enum MergeFiles {
         var sources: [String: any TensorSource] = [:]
         var checkpoints: [String: Checkpoint] = [:]
         for ref in Set(config.models.map(\.model) + (config.baseModel.map { [$0] } ?? [])) {
-            let path = ref.hasPrefix("/") ? ref : relativeTo + "/" + ref
+            var path = ref
+            if !ref.hasPrefix("/") && !FileManager.default.fileExists(atPath: ref) { path = relativeTo + "/" + ref }
             let c = try Checkpoint(path: path)
             checkpoints[ref] = c
             sources[ref] = c

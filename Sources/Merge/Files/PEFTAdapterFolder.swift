@@ -6,7 +6,9 @@ import Tensors
 /// `base_model.model.<module>.lora_A.weight` `[r, in]` and `.lora_B.weight` `[out, r]`.
 /// Legacy `adapter_model.bin` pickles are read through Formats' restricted reader (executes nothing).
 public enum PEFTAdapterFolder {
+    /// File name of the config inside the folder.
     public static let configName = "adapter_config.json"
+    /// File name of the tensors inside the folder.
     public static let weightsName = "adapter_model.safetensors"
 
     /// Reads an adapter folder. Throws naming the file when a part is missing or inconsistent.

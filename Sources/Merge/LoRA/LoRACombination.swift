@@ -37,9 +37,11 @@ public enum LoRACombinationType: String, Sendable, CaseIterable {
 /// DARE draws its mask from `SplitMix64(seed:)`; PEFT draws from torch's generator, which is not
 /// reproduced, so DARE results agree with PEFT in distribution and structure, not bit for bit.
 public struct LoRACombination: Sendable {
+    /// The combination type (`combination_type`).
     public var type: LoRACombinationType
     /// Fraction of entries kept by TIES / DARE / magnitude pruning, in (0, 1].
     public var density: Double?
+    /// TIES sign election (`majority_sign_method`).
     public var majoritySignMethod: MajoritySignMethod
     /// Target rank of the SVD types (default: the largest input rank).
     public var svdRank: Int?
@@ -48,6 +50,7 @@ public struct LoRACombination: Sendable {
     /// Seed of the DARE masks.
     public var seed: UInt64
 
+    /// Creates a combination; parameters are checked by `validate()` when used.
     public init(type: LoRACombinationType, density: Double? = nil, majoritySignMethod: MajoritySignMethod = .total,
                 svdRank: Int? = nil, svdClamp: Double? = nil, seed: UInt64 = 0) {
         self.type = type; self.density = density; self.majoritySignMethod = majoritySignMethod

@@ -4,6 +4,7 @@ import Tensors
 /// module name (`model.layers.0.self_attn.q_proj`). Built from the adapter's state dict names
 /// `base_model.model.<module>.lora_A.weight` `[r, in]` and `.lora_B.weight` `[out, r]`.
 public struct PEFTLoRAAdapter: Sendable {
+    /// The adapter's adapter_config.json.
     public var config: PEFTLoRAConfig
     /// Module name → factors with PEFT's scaling for that module.
     public var modules: [String: LoRAUpdate]

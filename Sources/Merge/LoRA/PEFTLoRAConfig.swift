@@ -9,9 +9,13 @@ import Tensors
 /// module name matches the regex `(.*\.)?(key)$` from its start wins; module names are the base
 /// model's (`model.layers.1.self_attn.q_proj`, without PEFT's `base_model.model.` prefix).
 public struct PEFTLoRAConfig: Sendable, Equatable {
+    /// Default rank r.
     public var r: Int
+    /// Default lora_alpha.
     public var loraAlpha: Double
+    /// rsLoRA: s = alpha/√r instead of alpha/r.
     public var useRSLoRA: Bool
+    /// Base weights stored `[in, out]` (GPT-2 Conv1D).
     public var fanInFanOut: Bool
     /// (pattern, rank) in the file's order.
     public var rankPattern: [PatternEntry]
@@ -24,11 +28,15 @@ public struct PEFTLoRAConfig: Sendable, Equatable {
 
     /// One pattern key and its value.
     public struct PatternEntry: Sendable, Equatable {
+        /// The key: a regex PEFT matches against a dotted suffix of the module name.
         public var pattern: String
+        /// The rank or alpha it sets.
         public var value: Double
+        /// Creates an entry.
         public init(pattern: String, value: Double) { self.pattern = pattern; self.value = value }
     }
 
+    /// Creates a config from its parts (PEFT's defaults for the rest).
     public init(r: Int, loraAlpha: Double, useRSLoRA: Bool = false, fanInFanOut: Bool = false,
                 rankPattern: [PatternEntry] = [], alphaPattern: [PatternEntry] = [],
                 layersToTransform: [Int]? = nil, targetModules: [String] = []) {

@@ -3,12 +3,14 @@ import Tensors
 /// One input model's tensor and its per-model parameters (mergekit `models: - model:
 /// parameters: {weight, density}`), already resolved for this tensor.
 public struct MergeInput: Sendable {
+    /// The model's tensor (same shape as the others).
     public var tensor: Tensor
     /// mergekit `weight` (required by every method that uses it; nil when not given).
     public var weight: Double?
     /// mergekit `density` (default 1 = keep everything).
     public var density: Double
 
+    /// An input with its parameters.
     public init(tensor: Tensor, weight: Double? = nil, density: Double = 1) {
         self.tensor = tensor; self.weight = weight; self.density = density
     }
@@ -17,10 +19,14 @@ public struct MergeInput: Sendable {
 /// The inputs of one output tensor: its name, the base model's tensor (nil when the method
 /// has none) and the other models' tensors with their parameters, all of one shape.
 public struct TensorMergeInputs: Sendable {
+    /// The output tensor's name (for errors and conditional parameters).
     public var name: String
+    /// The base model's tensor, or nil.
     public var base: Tensor?
+    /// The other models' tensors with their parameters.
     public var models: [MergeInput]
 
+    /// The inputs of tensor `name`.
     public init(name: String, base: Tensor?, models: [MergeInput]) {
         self.name = name; self.base = base; self.models = models
     }
@@ -42,7 +48,8 @@ public protocol MergeMethod: Sendable {
     /// Whether the method needs `base_model`.
     var requiresBase: Bool { get }
     /// Merges one tensor. `rng` supplies random masks (DARE); deterministic methods ignore it.
-    func merge(_ inputs: TensorMergeInputs, rng: inout SplitMix64) throws -> Tensor
+    /// The inputs are consumed, so a method may release each model's tensor once it is used.
+    func merge(_ inputs: consuming TensorMergeInputs, rng: inout SplitMix64) throws -> Tensor
 }
 
 extension MergeInput {
@@ -57,12 +64,14 @@ extension MergeInput {
 /// mergekit `linear`: Σᵢ wᵢ·Tᵢ, divided by Σᵢ wᵢ when `normalize` (mergekit's default). Float32
 /// accumulation in input order, as mergekit does for float32 inputs.
 public struct LinearMerge: MergeMethod {
+    /// Divide by the (masked) weight sum (mergekit `normalize`).
     public var normalize: Bool
+    /// mergekit's linear merge (normalize defaults to true).
     public init(normalize: Bool = true) { self.normalize = normalize }
     public var name: String { "linear" }
     public var requiresBase: Bool { false }
 
-    public func merge(_ inputs: TensorMergeInputs, rng: inout SplitMix64) throws -> Tensor {
+    public func merge(_ inputs: consuming TensorMergeInputs, rng: inout SplitMix64) throws -> Tensor {
         try inputs.validateShapes()
         guard let first = inputs.models.first else { throw MergeError.incompatibleInputs("linear: no models for '\(inputs.name)'") }
         var out = Tensor(shape: first.tensor.shape)
@@ -100,10 +109,15 @@ public struct GeneralizedTaskArithmetic: MergeMethod {
     public enum Kind: String, Sendable, CaseIterable {
         case taskArithmetic = "task_arithmetic", ties, dareTies = "dare_ties", dareLinear = "dare_linear"
     }
+    /// Which method of the family.
     public var kind: Kind
+    /// Divide by the (masked) weight sum (mergekit `normalize`).
     public var normalize: Bool
+    /// L1-rescale after sparsification (mergekit `rescale`; DARE's default).
     public var rescale: Bool
+    /// Multiplier of the merged delta (mergekit `lambda`).
     public var lambda: Double
+    /// TIES sign election (mergekit's `sum` = total, `count` = frequency).
     public var consensus: MajoritySignMethod
 
     /// The method with mergekit's defaults, overridden by the given shared parameters.
@@ -119,7 +133,7 @@ public struct GeneralizedTaskArithmetic: MergeMethod {
     public var name: String { kind.rawValue }
     public var requiresBase: Bool { true }
 
-    public func merge(_ inputs: TensorMergeInputs, rng: inout SplitMix64) throws -> Tensor {
+    public func merge(_ inputs: consuming TensorMergeInputs, rng: inout SplitMix64) throws -> Tensor {
         try inputs.validateShapes()
         guard let base = inputs.base else {
             throw MergeError.invalidConfig("\(name) needs base_model (tensor '\(inputs.name)')")
@@ -128,61 +142,74 @@ public struct GeneralizedTaskArithmetic: MergeMethod {
         let n = base.count
         var deltas: [[Float]] = []
         var weights: [Float] = []
-        for m in inputs.models {
-            guard m.density > 0 || kind == .taskArithmetic, m.density <= 1 || kind == .taskArithmetic else {
-                throw MergeError.invalidParameter(name: "density", value: "\(m.density)", reason: "must be in (0, 1] (tensor '\(inputs.name)')")
-            }
-            var delta = m.tensor - base
-            switch kind {
-            case .taskArithmetic: break
-            case .ties:
-                delta = Sparsification.mergekitMagnitude(delta, density: m.density)
-                if rescale && m.density < 1 {
-                    let mask = delta.scalars.map { $0 != 0 ? Float(1) : 0 }
-                    delta = Sparsification.maskedL1Rescaled(m.tensor - base, mask: mask, rescale: true)
-                }
-            case .dareTies, .dareLinear:
-                delta = Sparsification.mergekitBernoulli(delta, density: m.density, rescale: rescale, rng: &rng)
-            }
-            let w = Float(try m.requireWeight(name, tensor: inputs.name))
-            deltas.append(delta.scalars.map { $0 * w })
+        let tensorName = inputs.name
+        for k in inputs.models.indices {
+            // each model's tensor is released as soon as its weighted delta exists, so the merge
+            // holds the base, the deltas and one model tensor at a time
+            let (deltaScalars, w) = try Self.weightedDelta(inputs.models[k], base: base, kind: kind, rescale: rescale,
+                                                           method: name, tensor: tensorName, rng: &rng)
+            inputs.models[k].tensor = Tensor(shape: [0])
+            deltas.append(deltaScalars)
             weights.append(w)
         }
-        var mixed = [Float](repeating: 0, count: n)
-        var divisor = [Float](repeating: 0, count: n)
-        if kind == .ties || kind == .dareTies {
-            let masks = Sparsification.majoritySignMask(deltas, method: consensus)
-            for i in 0..<n {
-                var acc: Float = 0, div: Float = 0
-                for k in 0..<deltas.count {
-                    acc += deltas[k][i] * masks[k][i]
-                    div += weights[k] * masks[k][i]
-                }
-                mixed[i] = acc
-                divisor[i] = div == 0 ? 1 : div
-            }
-        } else {
-            var total: Float = 0
-            for w in weights { total += w }
-            if abs(total) < 1e-8 { total = 1 }
-            for i in 0..<n {
-                var acc: Float = 0
-                for k in 0..<deltas.count { acc += deltas[k][i] }
-                mixed[i] = acc
-                divisor[i] = total
-            }
-        }
+        // One pass per entry: elect the sign (TIES), sum the agreeing weighted deltas and their
+        // weights, normalize, scale, add to the base. No per-model mask arrays are kept.
         let lam = Float(lambda)
+        let consensusOn = kind == .ties || kind == .dareTies
+        var total: Float = 0
+        for w in weights { total += w }
+        if abs(total) < 1e-8 { total = 1 }
         var out = base
+        let byCount = consensus == .frequency
         out.withUnsafeMutableBufferPointer { o in
             for i in 0..<n {
-                var v = mixed[i]
-                if normalize { v /= divisor[i] }
+                var acc: Float = 0, div: Float = 0
+                if consensusOn {
+                    var vote: Float = 0
+                    for k in 0..<deltas.count { vote += byCount ? Sparsification.sign(deltas[k][i]) : deltas[k][i] }
+                    let elected: Float = vote >= 0 ? 1 : -1
+                    for k in 0..<deltas.count where Sparsification.sign(deltas[k][i]) == elected {
+                        acc += deltas[k][i]
+                        div += weights[k]
+                    }
+                    if div == 0 { div = 1 }
+                } else {
+                    for k in 0..<deltas.count { acc += deltas[k][i] }
+                    div = total
+                }
+                var v = acc
+                if normalize { v /= div }
                 if lambda != 1 { v *= lam }
                 o[i] += v
             }
         }
         return out
+    }
+}
+
+extension GeneralizedTaskArithmetic {
+    /// wᵢ·sparsify(Tᵢ − base) for one model, and wᵢ.
+    static func weightedDelta(_ m: MergeInput, base: Tensor, kind: Kind, rescale: Bool, method: String, tensor: String,
+                              rng: inout SplitMix64) throws -> ([Float], Float) {
+        guard kind == .taskArithmetic || (m.density > 0 && m.density <= 1) else {
+            throw MergeError.invalidParameter(name: "density", value: "\(m.density)", reason: "must be in (0, 1] (tensor '\(tensor)')")
+        }
+        let w = Float(try m.requireWeight(method, tensor: tensor))
+        var delta = m.tensor - base
+        switch kind {
+        case .taskArithmetic: break
+        case .ties:
+            let kept = Sparsification.mergekitMagnitude(delta, density: m.density)
+            if rescale && m.density < 1 {
+                delta = Sparsification.maskedL1Rescaled(delta, mask: kept.scalars.map { $0 != 0 ? Float(1) : 0 }, rescale: true)
+            } else {
+                delta = kept
+            }
+        case .dareTies, .dareLinear:
+            delta = Sparsification.mergekitBernoulli(delta, density: m.density, rescale: rescale, rng: &rng)
+        }
+        delta.withUnsafeMutableBufferPointer { d in for i in 0..<d.count { d[i] *= w } }
+        return (delta.scalars, w)
     }
 }
 
@@ -192,13 +219,16 @@ public struct GeneralizedTaskArithmetic: MergeMethod {
 /// linearly; otherwise θ = acos d and the result is sin((1−t)θ)/sinθ·v₀ + sin(tθ)/sinθ·v₁ on
 /// the unnormalized tensors. `t` is resolved per tensor by the config.
 public struct SlerpMerge: MergeMethod {
+    /// Interpolation position: 0 = base, 1 = the other model.
     public var t: Double
+    /// |cos| above which the inputs count as colinear (mergekit's DOT_THRESHOLD).
     public var dotThreshold: Double
+    /// A slerp at position `t`.
     public init(t: Double, dotThreshold: Double = 0.9995) { self.t = t; self.dotThreshold = dotThreshold }
     public var name: String { "slerp" }
     public var requiresBase: Bool { true }
 
-    public func merge(_ inputs: TensorMergeInputs, rng: inout SplitMix64) throws -> Tensor {
+    public func merge(_ inputs: consuming TensorMergeInputs, rng: inout SplitMix64) throws -> Tensor {
         try inputs.validateShapes()
         guard let v0 = inputs.base, inputs.models.count == 1 else {
             throw MergeError.invalidConfig("slerp needs base_model and exactly one other model (tensor '\(inputs.name)')")

@@ -3,18 +3,50 @@ import Tensors
 /// Element selection and sign election shared by the PEFT and mergekit merge methods. All
 /// functions treat a tensor as a flat list of its row-major scalars (shape is kept).
 public enum Sparsification {
-    /// Keeps the `k` largest-magnitude entries and zeroes the rest (ties broken by lower flat
-    /// index first). `k` is clamped to `0...count`.
+    /// Keeps the `k` largest-magnitude entries and zeroes the rest (among equal magnitudes at the
+    /// threshold, lower flat indices first). `k` is clamped to `0...count`. O(n): a quickselect
+    /// finds the k-th largest magnitude, then one pass keeps what lies above it.
     public static func keepTopMagnitude(_ t: Tensor, count k: Int) -> Tensor {
         let n = t.count
         let k = max(0, min(k, n))
         if k == n { return t }
-        var order = Array(0..<n)
-        let s = t.scalars
-        order.sort { abs(s[$0]) > abs(s[$1]) || (abs(s[$0]) == abs(s[$1]) && $0 < $1) }
-        var out = [Float](repeating: 0, count: n)
-        for i in order.prefix(k) { out[i] = s[i] }
-        return Tensor(shape: t.shape, scalars: out)
+        if k == 0 { return Tensor(shape: t.shape) }
+        var mags = t.scalars.map { abs($0) }
+        let threshold = mags.withUnsafeMutableBufferPointer { kthLargest($0, k) }
+        var above = 0
+        for x in t.scalars where abs(x) > threshold { above += 1 }
+        var tiesLeft = k - above
+        return Tensor(shape: t.shape) { out in
+            t.withUnsafeBufferPointer { src in
+                for i in 0..<n {
+                    let m = abs(src[i])
+                    if m > threshold { out[i] = src[i] } else if m == threshold && tiesLeft > 0 { out[i] = src[i]; tiesLeft -= 1 }
+                }
+            }
+        }
+    }
+
+    /// The k-th largest value (1-based k ≤ count) of a buffer, which is reordered (Hoare
+    /// quickselect with a median-of-three pivot).
+    static func kthLargest(_ a: UnsafeMutableBufferPointer<Float>, _ k: Int) -> Float {
+        var lo = 0, hi = a.count - 1
+        let target = k - 1   // index in descending order
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2
+            // median of three, descending
+            if a[lo] < a[mid] { a.swapAt(lo, mid) }
+            if a[lo] < a[hi] { a.swapAt(lo, hi) }
+            if a[mid] < a[hi] { a.swapAt(mid, hi) }
+            let pivot = a[mid]
+            var i = lo, j = hi
+            while i <= j {
+                while a[i] > pivot { i += 1 }
+                while a[j] < pivot { j -= 1 }
+                if i <= j { a.swapAt(i, j); i += 1; j -= 1 }
+            }
+            if target <= j { hi = j } else if target >= i { lo = i } else { return a[target] }
+        }
+        return a[target]
     }
 
     /// PEFT `prune(..., method="magnitude")`: for `density ≥ 1` the tensor unchanged, otherwise the
