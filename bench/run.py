@@ -50,6 +50,7 @@ def figure_benchmarks(work: Path, threads: int) -> list[tuple[str, list[str]]]:
         ("runtime", t + ["--model", str(SMOLLM2), "--label", "smollm2-135m-q4_1"]),
         ("tokenizer", []),
         ("equivalence", t),
+        ("merge", ["--work", str(work)] + t),
     ]
 
 
