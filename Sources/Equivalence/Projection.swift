@@ -36,6 +36,20 @@ public enum ProjectionDelta: Sendable, Equatable {
         }
     }
 
+    /// The LoRA form with rank ≤ r: a LoRA of rank ≤ r is kept; otherwise the best rank-r
+    /// approximation of the dense ΔW (truncated SVD, Float64): B = U_r·diag(σ_r), A = V_rᵀ, scale 1.
+    public func lowRank(maximumRank r: Int) throws -> ProjectionDelta {
+        if case let .lowRank(a, _, _) = self, a.shape[0] <= r { return self }
+        let dec = try svd(denseMatrix(), precision: .double)
+        let k = min(max(r, 0), dec.singularValues.count)
+        let out = dec.u.rows, inn = dec.vt.columns
+        let b = Tensor(shape: [out, k]) { o in
+            for i in 0..<out { for j in 0..<k { o[i * k + j] = dec.u[i, j] * dec.singularValues[j] } }
+        }
+        precondition(dec.vt.columns == inn)
+        return .lowRank(a: dec.vt.rows(0..<k), b: b, scale: 1)
+    }
+
     /// The dense ΔW `[out, in]` (forms s·B·A for a LoRA).
     public func denseMatrix() -> Tensor {
         switch self {

@@ -12,6 +12,10 @@ struct FixtureFile {
 
     init(_ relative: String) throws { file = try SafetensorsFile(path: Fixtures.path(relative)) }
 
+    /// A required input is missing (tests fail with this message, they do not skip).
+    struct Missing: Error, CustomStringConvertible { let description: String }
+    static func missing(_ why: String) -> Missing { Missing(description: why) }
+
     subscript(_ name: String) -> Tensor {
         get throws { try file.tensor(named: name) }
     }

@@ -1,0 +1,142 @@
+import ArgumentParser
+import Equivalence
+import Foundation
+import Formats
+import Merge
+import Runtime
+import Tensors
+
+/// `steertool distill`: distils a fine-tune (or a LoRA) into a post-block steering adapter,
+/// layer by layer, and prints the per-layer report (held-out error, Theorem 3.1 e*/bounds,
+/// site diagnostic). Thin: parse, call `Equivalence.Distiller`, print, write.
+struct DistillCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "distill",
+        abstract: "Distil a fine-tune or LoRA into a post-block steering adapter, with a Theorem 3.1 report.")
+
+    @Option(name: .long, help: "Base model (HF folder or GGUF).")
+    var base: String
+
+    @Option(name: .long, help: "Fine-tuned model with the same architecture.")
+    var finetuned: String?
+
+    @Option(name: .long, help: "PEFT LoRA folder applied to the base as the fine-tune.")
+    var lora: String?
+
+    @Option(name: .long, help: "Calibration: a text file (tokenized with the base's tokenizer) or a JSON list of token-id lists (.json).")
+    var calib: String
+
+    @Option(name: .long, help: "Tokens per calibration sequence when --calib is text.")
+    var sequenceLength = 128
+
+    @Option(name: .long, help: "first-order, oracle or sequential.")
+    var method = "sequential"
+
+    @Option(name: .long, help: "vector, linear or silu.")
+    var kind = "linear"
+
+    @Option(name: .long, help: "Fixed rank per layer.")
+    var rank: Int?
+
+    @Option(name: .long, help: "Choose per layer the smallest rank whose held-in relative error is at most this.")
+    var targetError: Float?
+
+    @Option(name: .long, help: "Layers to steer, e.g. 2-5 or 3 (0-based, inclusive; default all).")
+    var layers: String?
+
+    @Option(name: .long, help: "Ridge λ of the least-squares step.")
+    var ridge: Float = 0
+
+    @Option(name: .long, help: "Fraction of calibration tokens held out for the report.")
+    var heldOut: Double = 0.2
+
+    @Option(name: .long, help: "Seed of the token split and the SiLU training.")
+    var seed: UInt64 = 0
+
+    @Option(name: .long, help: "Output steering adapter (.safetensors).")
+    var output: String
+
+    @Option(name: .long, help: "Also write the report as JSON here.")
+    var report: String?
+
+    @Flag(name: .long, help: "Overwrite existing outputs.")
+    var force = false
+
+    @Option(name: .long, help: "BLAS threads (default: OpenBLAS's own choice).")
+    var threads: Int?
+
+    func validate() throws {
+        guard (finetuned == nil) != (lora == nil) else { throw ValidationError("give exactly one of --finetuned and --lora") }
+        guard !(rank != nil && targetError != nil) else { throw ValidationError("give at most one of --rank and --target-error") }
+        guard DistillMethod(rawValue: method) != nil else { throw ValidationError("--method must be first-order, oracle or sequential") }
+        guard AdapterKind(rawValue: kind) != nil else { throw ValidationError("--kind must be vector, linear or silu") }
+        guard sequenceLength >= 2 else { throw ValidationError("--sequence-length must be ≥ 2") }
+        guard heldOut >= 0 && heldOut < 1 else { throw ValidationError("--held-out must be in [0, 1)") }
+        if let rank, rank < 0 { throw ValidationError("--rank must be ≥ 0") }
+    }
+
+    func run() throws {
+        if let threads {
+            guard threads >= 1 else { throw ValidationError("--threads must be ≥ 1") }
+            BLAS.setThreadCount(threads)
+        }
+        let baseModel = try LlamaModel.load(path: base)
+        let ft: LlamaModel
+        if let finetuned { ft = try LlamaModel.load(path: finetuned) } else { ft = try baseModel.adding(LoRAWeights.load(directory: lora!)) }
+        let sequences = try calibration()
+        let fit = AdapterFitOptions(kind: AdapterKind(rawValue: kind)!,
+                                    rank: targetError.map { .targetError($0) } ?? .fixed(rank ?? 8), ridge: ridge,
+                                    silu: SiLUTrainingOptions(seed: seed))
+        let options = DistillOptions(method: DistillMethod(rawValue: method)!, fit: fit, layers: try layerList(baseModel.config.numHiddenLayers),
+                                     heldOutFraction: heldOut, seed: seed)
+        let result = try Distiller.distill(base: baseModel, finetuned: ft, sequences: sequences, options: options)
+
+        print("layer  rank  params  heldout_err  e*      lower   upper   pre_mlp  post_mlp  post_block")
+        for l in result.layers {
+            let t = l.theorem31
+            func f(_ x: Float?) -> String { x.map { String(format: "%.4f", $0) } ?? "-" }
+            print(String(format: "%5d  %4d  %6d  %11.4f  ", l.layer, l.fit.rank, l.fit.parameterCount, l.fit.heldOutRelativeError)
+                  + "\(f(t?.exact))  \(f(t?.lower))  \(f(t?.upper))  \(f(l.siteErrors[.attentionOutput]))   \(f(l.siteErrors[.mlpOutput]))    \(f(l.siteErrors[.blockOutput]))")
+        }
+        print("parameters \(result.parameterCount) (\(String(format: "%.4f", 100 * result.parameterFraction))% of the model), method \(method), kind \(kind), \(sequences.reduce(0) { $0 + $1.count }) calibration tokens")
+
+        let json = reportJSON(result)
+        let source = finetuned.map { "finetuned:\($0)" } ?? "lora:\(lora!)"
+        try SteeringFiles.file(from: result.adapter, baseModel: base, source: source, report: json).write(to: output, force: force)
+        if let report {
+            let w = try AtomicFileWriter(path: report, force: force)
+            try w.write(json.serialized(indent: 1) + "\n")
+            try w.commit()
+        }
+    }
+
+    /// Stable report keys: parameters, parameter_fraction, method, kind, layers[{layer, rank,
+    /// heldout_relative_error, theorem31 {exact, lower, upper}, sites {pre_mlp, post_mlp, post_block}}].
+    func reportJSON(_ r: DistillationResult) -> JSONValue {
+        func num(_ x: Float?) -> JSONValue { x.map { .float($0) } ?? .null }
+        let layers: [JSONValue] = r.layers.map { l in
+            .object([
+                ("layer", .int(l.layer)), ("rank", .int(l.fit.rank)),
+                ("heldout_relative_error", .float(l.fit.heldOutRelativeError)),
+                ("theorem31", .object([("exact", num(l.theorem31?.exact)), ("lower", num(l.theorem31?.lower)), ("upper", num(l.theorem31?.upper))])),
+                ("sites", .object([("pre_mlp", num(l.siteErrors[.attentionOutput])), ("post_mlp", num(l.siteErrors[.mlpOutput])),
+                                   ("post_block", num(l.siteErrors[.blockOutput]))])),
+            ])
+        }
+        return .object([("parameters", .int(r.parameterCount)), ("parameter_fraction", .double(r.parameterFraction)),
+                        ("method", .string(method)), ("kind", .string(kind)), ("layers", .array(layers))])
+    }
+
+    func calibration() throws -> [[Int]] {
+        try CalibrationInput.sequences(calib, modelPath: base, sequenceLength: sequenceLength)
+    }
+
+    func layerList(_ count: Int) throws -> [Int]? {
+        guard let layers else { return nil }
+        let parts = layers.split(separator: "-").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard parts.count == 1 || parts.count == 2, let lo = parts.first ?? nil, let hi = parts.last ?? nil, lo <= hi, lo >= 0, hi < count else {
+            throw ValidationError("--layers must be a or a-b within 0...\(count - 1)")
+        }
+        return Array(lo...hi)
+    }
+}
