@@ -42,7 +42,7 @@ public struct KLTrainingPoint: Sendable {
     public var heldOutKL: Double?
     public var heldOutLoss: Double?
     public var recoveredFraction: Double?
-    /// Training tokens per second over the steps so far (nil at step 0).
+    /// Training tokens per second over the steps so far, held-out evaluations excluded (nil at step 0).
     public var tokensPerSecond: Double?
 }
 
@@ -129,7 +129,7 @@ public enum KLDistiller {
         var order: [Int] = []
         var cursor = 0
         var tokensSeen = 0
-        let start = Date()
+        var trainSeconds = 0.0
         var params = adapter.parameterTensors
         for step in 1...max(options.steps, 1) where options.steps > 0 {
             var batch: [Int] = []
@@ -143,6 +143,7 @@ public enum KLDistiller {
                 }
                 batch.append(order[cursor]); cursor += 1
             }
+            let stepStart = Date()
             let seqs = batch.map { windows[$0] }
             let objectives = try batch.map { TrainingObjective.kl(referenceLogProbs: try reference($0)) }
             let g = try backprop.lossAndGradients(sequences: seqs, objectives: objectives, adapter: adapter)
@@ -150,7 +151,8 @@ public enum KLDistiller {
             adapter = adapter.replacingParameters(params)
             tokensSeen += seqs.reduce(0) { $0 + $1.count }
             var point = KLTrainingPoint(step: step, trainKL: g.loss, gradientNorm: report.gradientNorm)
-            point.tokensPerSecond = Double(tokensSeen) / max(Date().timeIntervalSince(start), 1e-9)
+            trainSeconds += Date().timeIntervalSince(stepStart)
+            point.tokensPerSecond = Double(tokensSeen) / max(trainSeconds, 1e-9)
             if step == options.steps || (options.evaluationInterval > 0 && step % options.evaluationInterval == 0) {
                 let e = try evaluate(adapter)
                 point.heldOutKL = e.kl; point.heldOutLoss = e.loss; point.recoveredFraction = e.recovered

@@ -39,7 +39,7 @@ struct DistillCommand: ParsableCommand {
     var batch = 4
 
     @Option(name: .long, help: "kl: learning rate (cosine schedule to 0.1×).")
-    var lr: Float = 1e-3
+    var lr: Float = 3e-3
 
     @Option(name: .long, help: "kl: held-out KL and recovered fraction every this many steps.")
     var evalEvery = 50
