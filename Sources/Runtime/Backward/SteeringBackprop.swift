@@ -25,6 +25,9 @@ public struct SteeringGradients: Sendable {
     /// ∂loss/∂parameter, shaped as the adapter's layers: `down` and `up` `[d, r]`, `bias` `[d]`
     /// (present exactly where the adapter has them).
     public var layers: [Int: SteeringLayer]
+    /// ∂loss/∂(LoRA factors) for the trainable LoRA passed in, per layer and projection: `a`
+    /// `[r, in]`, `b` `[out, r]` (`scale` copied from the LoRA, not a gradient); empty without one.
+    public var lora: [Int: [LlamaProjection: LoRAFactors]] = [:]
 }
 
 /// Reverse-mode differentiation of a frozen Llama model's loss with respect to post-block
@@ -57,8 +60,12 @@ public struct SteeringBackprop: Sendable {
     /// - Throws: `RuntimeError.invalidArgument` for a site other than `blockOutput`, a sequence
     ///   shorter than 2 tokens, or reference log-probs of the wrong shape;
     ///   `.tokenOutOfRange`; `.adapterMismatch` from the adapter's validation.
+    ///
+    /// `lora` (optional) is a trainable LoRA applied unmerged inside the projections
+    /// (y = x·Wᵀ + scale·(x·Aᵀ)·Bᵀ); its A/B gradients come back in `SteeringGradients.lora`.
     public func lossAndGradients(sequences: [[Int]], objectives: [TrainingObjective],
-                                 adapter: SteeringAdapter, computeGradients: Bool = true) throws -> SteeringGradients {
+                                 adapter: SteeringAdapter, lora: LoRAWeights? = nil,
+                                 computeGradients: Bool = true) throws -> SteeringGradients {
         guard sequences.count == objectives.count else {
             throw RuntimeError.invalidArgument("lossAndGradients: \(sequences.count) sequences, \(objectives.count) objectives")
         }
@@ -75,12 +82,21 @@ public struct SteeringBackprop: Sendable {
             grads[l] = SteeringLayer(down: s.down.map { Tensor(shape: $0.shape) }, up: s.up.map { Tensor(shape: $0.shape) },
                                      bias: s.bias.map { Tensor(shape: $0.shape) })
         }
+        var loraGrads: [Int: [LlamaProjection: LoRAFactors]] = [:]
+        if let lora {
+            try lora.validate(for: model.config)
+            for (l, modules) in lora.layers {
+                for (p, f) in modules where f.rank > 0 {
+                    loraGrads[l, default: [:]][p] = LoRAFactors(a: Tensor(shape: f.a.shape), b: Tensor(shape: f.b.shape), scale: f.scale)
+                }
+            }
+        }
         var loss = 0.0
         for (tokens, objective) in zip(sequences, objectives) {
-            loss += try run(tokens: tokens, objective: objective, adapter: adapter,
-                            weight: 1 / Float(positions), backward: computeGradients, gradients: &grads)
+            loss += try run(tokens: tokens, objective: objective, adapter: adapter, lora: lora,
+                            weight: 1 / Float(positions), backward: computeGradients, gradients: &grads, loraGradients: &loraGrads)
         }
-        return SteeringGradients(loss: loss / Double(positions), positions: positions, layers: grads)
+        return SteeringGradients(loss: loss / Double(positions), positions: positions, layers: grads, lora: loraGrads)
     }
 
     /// Row-wise log-softmax of `[T, V]` logits (accumulated in Double, stored as Float).
@@ -110,8 +126,9 @@ public struct SteeringBackprop: Sendable {
     /// Forward with tape, loss (sum over positions, times `weight`), and if `gradients` is
     /// given, the backward pass accumulating `weight ·` ∂(sum)/∂θ into it. Returns the
     /// unweighted sum of per-position losses.
-    private func run(tokens: [Int], objective: TrainingObjective, adapter: SteeringAdapter, weight: Float,
-                     backward: Bool, gradients: inout [Int: SteeringLayer]) throws -> Double {
+    private func run(tokens: [Int], objective: TrainingObjective, adapter: SteeringAdapter, lora: LoRAWeights?, weight: Float,
+                     backward: Bool, gradients: inout [Int: SteeringLayer],
+                     loraGradients: inout [Int: [LlamaProjection: LoRAFactors]]) throws -> Double {
         let c = model.config, w = model.weights
         let T = tokens.count, d = c.hiddenSize, hd = c.headDim, H = c.numAttentionHeads, KV = c.numKeyValueHeads
         let qw = H * hd, kvw = KV * hd, ff = c.intermediateSize, V = c.vocabSize, L = c.numHiddenLayers
@@ -130,7 +147,36 @@ public struct SteeringBackprop: Sendable {
         let sc = adapter.scale
         let (cosT, sinT) = model.rotary.tables(positions: 0, count: T)
         let negSinT = sinT.map { -$0 }
-        let scratch = arena.make(1)
+        let maxRank = lora?.maxRank ?? 0
+        let scratch = arena.make(T * max(maxRank, 1))
+        func factors(_ l: Int, _ p: LlamaProjection) -> [LoRAFactors] {
+            guard let f = lora?.layers[l]?[p], f.rank > 0 else { return [] }
+            return [f]
+        }
+        /// LoRA backward for y = x·Wᵀ + s·(x·Aᵀ)·Bᵀ: gB += s·gyᵀ·(x·Aᵀ), gA += s·(gy·B)ᵀ·x,
+        /// gx += s·(gy·B)·A. x `[T, in]`, gy `[T, out]` (row stride `ldg`), gx `[T, in]`.
+        func loraBackward(_ l: Int, _ p: LlamaProjection, x: UnsafePointer<Float>, gy: UnsafePointer<Float>, ldg: Int,
+                          gx: UnsafeMutablePointer<Float>) {
+            guard let f = lora?.layers[l]?[p], f.rank > 0, var gf = loraGradients[l]?[p] else { return }
+            let r = f.rank, nIn = f.a.shape[1], nOut = f.b.shape[0], s = f.scale
+            let xa = arena.make(T * r), gya = arena.make(T * r)
+            f.a.withUnsafeBufferPointer { ap in
+                f.b.withUnsafeBufferPointer { bp in
+                    BLAS.sgemm(transposeB: true, m: T, n: r, k: nIn, a: x, lda: nIn, b: ap.baseAddress!, ldb: nIn, c: xa, ldc: r)
+                    BLAS.sgemm(m: T, n: r, k: nOut, a: gy, lda: ldg, b: bp.baseAddress!, ldb: r, c: gya, ldc: r)
+                    gf.b.withUnsafeMutableBufferPointer { gb in
+                        BLAS.sgemm(transposeA: true, m: nOut, n: r, k: T, alpha: s, a: gy, lda: ldg, b: xa, ldb: r,
+                                   beta: 1, c: gb.baseAddress!, ldc: r)
+                    }
+                    gf.a.withUnsafeMutableBufferPointer { ga in
+                        BLAS.sgemm(transposeA: true, m: r, n: nIn, k: T, alpha: s, a: gya, lda: r, b: x, ldb: nIn,
+                                   beta: 1, c: ga.baseAddress!, ldc: nIn)
+                    }
+                    BLAS.sgemm(m: T, n: nIn, k: r, alpha: s, a: gya, lda: r, b: ap.baseAddress!, ldb: nIn, beta: 1, c: gx, ldc: nIn)
+                }
+            }
+            loraGradients[l]![p] = gf
+        }
 
         // Residual stream.
         let x = arena.make(T * d)
@@ -152,9 +198,9 @@ public struct SteeringBackprop: Sendable {
             lw.inputNorm.withUnsafeBufferPointer {
                 BackpropKernels.rmsNorm(x, rows: T, d: d, weight: $0.baseAddress!, eps: c.rmsNormEps, out: tape.xn1, inverseRMS: tape.r1)
             }
-            Kernels.linear(tape.xn1, rows: T, weight: lw.q, bias: lw.qBias, loras: [], out: tape.q, ldo: qw, scratch: scratch)
-            Kernels.linear(tape.xn1, rows: T, weight: lw.k, bias: lw.kBias, loras: [], out: tape.k, ldo: kvw, scratch: scratch)
-            Kernels.linear(tape.xn1, rows: T, weight: lw.v, bias: lw.vBias, loras: [], out: tape.v, ldo: kvw, scratch: scratch)
+            Kernels.linear(tape.xn1, rows: T, weight: lw.q, bias: lw.qBias, loras: factors(l, .q), out: tape.q, ldo: qw, scratch: scratch)
+            Kernels.linear(tape.xn1, rows: T, weight: lw.k, bias: lw.kBias, loras: factors(l, .k), out: tape.k, ldo: kvw, scratch: scratch)
+            Kernels.linear(tape.xn1, rows: T, weight: lw.v, bias: lw.vBias, loras: factors(l, .v), out: tape.v, ldo: kvw, scratch: scratch)
             cosT.withUnsafeBufferPointer { cp in
                 sinT.withUnsafeBufferPointer { sp in
                     model.rotary.apply(tape.q, rows: T, heads: H, rowStride: qw, cos: cp.baseAddress!, sin: sp.baseAddress!)
@@ -179,19 +225,19 @@ public struct SteeringBackprop: Sendable {
                 BLAS.sgemm(m: T, n: hd, k: T, a: p, lda: T, b: tape.v + g * hd, ldb: kvw, c: tape.attn + hh * hd, ldc: qw)
             }
             let o = arena.make(T * d)
-            Kernels.linear(tape.attn, rows: T, weight: lw.o, bias: lw.oBias, loras: [], out: o, ldo: d, scratch: scratch)
+            Kernels.linear(tape.attn, rows: T, weight: lw.o, bias: lw.oBias, loras: factors(l, .o), out: o, ldo: d, scratch: scratch)
             Kernels.add(o, into: x, count: T * d)
             tape.y.update(from: x, count: T * d)
             lw.postAttentionNorm.withUnsafeBufferPointer {
                 BackpropKernels.rmsNorm(x, rows: T, d: d, weight: $0.baseAddress!, eps: c.rmsNormEps, out: tape.u, inverseRMS: tape.r2)
             }
-            Kernels.linear(tape.u, rows: T, weight: lw.gate, bias: nil, loras: [], out: tape.ag, ldo: ff, scratch: scratch)
-            Kernels.linear(tape.u, rows: T, weight: lw.up, bias: nil, loras: [], out: tape.au, ldo: ff, scratch: scratch)
+            Kernels.linear(tape.u, rows: T, weight: lw.gate, bias: nil, loras: factors(l, .gate), out: tape.ag, ldo: ff, scratch: scratch)
+            Kernels.linear(tape.u, rows: T, weight: lw.up, bias: nil, loras: factors(l, .up), out: tape.au, ldo: ff, scratch: scratch)
             for i in 0..<(T * ff) {
                 let g = tape.ag[i]
                 tape.m[i] = g / (1 + expf(-g)) * tape.au[i]
             }
-            Kernels.linear(tape.m, rows: T, weight: lw.down, bias: nil, loras: [], out: o, ldo: d, scratch: scratch)
+            Kernels.linear(tape.m, rows: T, weight: lw.down, bias: nil, loras: factors(l, .down), out: o, ldo: d, scratch: scratch)
             Kernels.add(o, into: x, count: T * d)
             tape.z.update(from: x, count: T * d)
             if let s = adapter.layers[l] {
@@ -319,6 +365,7 @@ public struct SteeringBackprop: Sendable {
             lw.down.withUnsafeBufferPointer { wp in
                 BLAS.sgemm(m: T, n: ff, k: d, a: g, lda: d, b: wp.baseAddress!, ldb: ff, c: gm, ldc: ff)
             }
+            loraBackward(l, .down, x: tape.m, gy: g, ldg: d, gx: gm)
             for i in 0..<(T * ff) {
                 let a = tape.ag[i], sg = BackpropKernels.sigmoid(a)
                 gau[i] = gm[i] * a * sg
@@ -330,6 +377,8 @@ public struct SteeringBackprop: Sendable {
             lw.up.withUnsafeBufferPointer { wp in
                 BLAS.sgemm(m: T, n: d, k: ff, a: gau, lda: ff, b: wp.baseAddress!, ldb: d, beta: 1, c: gu, ldc: d)
             }
+            loraBackward(l, .gate, x: tape.u, gy: gag, ldg: ff, gx: gu)
+            loraBackward(l, .up, x: tape.u, gy: gau, ldg: ff, gx: gu)
             gY.update(from: g, count: T * d)
             lw.postAttentionNorm.withUnsafeBufferPointer {
                 BackpropKernels.rmsNormBackward(tape.y, gy: gu, rows: T, d: d, weight: $0.baseAddress!, inverseRMS: tape.r2, gx: gY)
@@ -338,6 +387,7 @@ public struct SteeringBackprop: Sendable {
             lw.o.withUnsafeBufferPointer { wp in
                 BLAS.sgemm(m: T, n: qw, k: d, a: gY, lda: d, b: wp.baseAddress!, ldb: qw, c: gAttn, ldc: qw)
             }
+            loraBackward(l, .o, x: tape.attn, gy: gY, ldg: d, gx: gAttn)
             gk.initialize(repeating: 0, count: T * kvw)
             gv.initialize(repeating: 0, count: T * kvw)
             for hh in 0..<H {
@@ -378,6 +428,9 @@ public struct SteeringBackprop: Sendable {
             lw.v.withUnsafeBufferPointer { wp in
                 BLAS.sgemm(m: T, n: d, k: kvw, a: gv, lda: kvw, b: wp.baseAddress!, ldb: d, beta: 1, c: gxn1, ldc: d)
             }
+            loraBackward(l, .q, x: tape.xn1, gy: gq, ldg: qw, gx: gxn1)
+            loraBackward(l, .k, x: tape.xn1, gy: gk, ldg: kvw, gx: gxn1)
+            loraBackward(l, .v, x: tape.xn1, gy: gv, ldg: kvw, gx: gxn1)
             gNext.update(from: gY, count: T * d)
             lw.inputNorm.withUnsafeBufferPointer {
                 BackpropKernels.rmsNormBackward(tape.h, gy: gxn1, rows: T, d: d, weight: $0.baseAddress!, inverseRMS: tape.r1, gx: gNext)
