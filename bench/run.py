@@ -38,7 +38,7 @@ TORCH_WHEEL_PIN = "torch==2.13.0+cpu"
 TORCH_DEPS = ["filelock", "typing-extensions", "sympy", "mpmath", "networkx", "jinja2", "MarkupSafe", "fsspec"]
 
 # Areas with figure benchmarks (steertool bench <area>; bench/peers/<area>.py).
-FIGURE_AREAS = ["formats", "runtime", "tokenizer", "equivalence", "merge"]
+FIGURE_AREAS = ["formats", "runtime", "tokenizer", "equivalence", "merge", "kl"]
 
 
 def log(msg: str) -> None:
