@@ -21,12 +21,15 @@ public struct KLDistillOptions: Sendable {
     /// Held-out KL and recovered fraction are measured every this many steps (and at steps 0 and
     /// `steps`); 0 = only at the ends.
     public var evaluationInterval: Int
+    /// Joint adaptation (`--kind joint`): a LoRA trained alongside the adapters; nil = adapters only.
+    public var joint: JointAdaptationOptions?
 
     public init(initial: DistillOptions = .init(), steps: Int = 300, batchSize: Int = 4, windowLength: Int = 128,
                 adam: AdamOptions = .init(learningRate: 1e-3, clipNorm: 1, schedule: .constant), seed: UInt64 = 0,
                 evaluationInterval: Int = 50) {
         self.initial = initial; self.steps = steps; self.batchSize = batchSize; self.windowLength = windowLength
         self.adam = adam; self.seed = seed; self.evaluationInterval = evaluationInterval
+        self.joint = nil
     }
 }
 
@@ -58,8 +61,12 @@ public struct KLDistillationResult: Sendable {
     /// Step 0, every `evaluationInterval`-th step, and the last step carry held-out figures;
     /// every step carries its minibatch KL.
     public var curve: [KLTrainingPoint]
+    /// Adapter parameters (plus the LoRA's in joint mode) and their fraction of the model's.
     public var parameterCount: Int
     public var parameterFraction: Double
+    /// Joint mode: the trained LoRA, and the orthogonal projections applied (cosines before and after).
+    public var lora: LoRAWeights?
+    public var projections: [JointProjectionRecord] = []
 }
 
 /// End-to-end distillation: trains every layer's post-block adapter jointly so that the steered
@@ -99,8 +106,12 @@ public enum KLDistiller {
 
         let baseLoss = try ModelEvaluation.loss(base, sequences: heldOut)
         let ftLoss = try ModelEvaluation.loss(finetuned, sequences: heldOut)
+        var lora: LoRAWeights? = options.joint.map {
+            JointAdaptation.initialLoRA(config: base.config, layers: Array(adapter.layers.keys), options: $0)
+        }
         func evaluate(_ a: SteeringAdapter) throws -> (kl: Double, loss: Double, recovered: Double) {
-            let steered = try base.adding(a, name: "kl-distilled")
+            var steered = try base.adding(a, name: "kl-distilled")
+            if let lora { try steered.add(lora) }
             let loss = try ModelEvaluation.loss(steered, sequences: heldOut)
             let kl = try ModelEvaluation.meanKL(reference: finetuned, model: steered, sequences: heldOut)
             return (kl, loss, ModelEvaluation.recoveredFraction(baseLoss: baseLoss, finetunedLoss: ftLoss, steeredLoss: loss))
@@ -130,7 +141,15 @@ public enum KLDistiller {
         var cursor = 0
         var tokensSeen = 0
         var trainSeconds = 0.0
-        var params = adapter.parameterTensors
+        var records: [JointProjectionRecord] = []
+        let loraKeys: [(Int, LlamaProjection)] = lora.map { w in
+            w.layers.keys.sorted().flatMap { l in LlamaProjection.allCases.filter { w.layers[l]?[$0] != nil }.map { (l, $0) } }
+        } ?? []
+        func loraTensors(_ w: [Int: [LlamaProjection: LoRAFactors]]) -> [Tensor] {
+            loraKeys.flatMap { (l, p) in [w[l]![p]!.a, w[l]![p]!.b] }
+        }
+        let nAdapter = adapter.parameterTensors.count
+        var params = adapter.parameterTensors + (lora.map { loraTensors($0.layers) } ?? [])
         for step in 1...max(options.steps, 1) where options.steps > 0 {
             var batch: [Int] = []
             while batch.count < min(options.batchSize, windows.count) {
@@ -146,9 +165,43 @@ public enum KLDistiller {
             let stepStart = Date()
             let seqs = batch.map { windows[$0] }
             let objectives = try batch.map { TrainingObjective.kl(referenceLogProbs: try reference($0)) }
-            let g = try backprop.lossAndGradients(sequences: seqs, objectives: objectives, adapter: adapter)
-            let report = adam.update(parameters: &params, gradients: g.tensors(matching: adapter))
-            adapter = adapter.replacingParameters(params)
+            let g = try backprop.lossAndGradients(sequences: seqs, objectives: objectives, adapter: adapter, lora: lora)
+            var grads = g.tensors(matching: adapter) + loraTensors(g.lora)
+            if let joint = options.joint, joint.penalty > 0, let w = lora {
+                // λ‖BᵀD‖²: ∂/∂D = 2λ·B·(BᵀD), ∂/∂B = 2λ·D·(DᵀB).
+                var offset = 0
+                for l in adapter.layers.keys.sorted() {
+                    let s = adapter.layers[l]!
+                    if let down = s.down, let b = w.layers[l]?[.down]?.b,
+                       let bi = loraKeys.firstIndex(where: { $0.0 == l && $0.1 == .down }) {
+                        let btd = matmul(b, down, transposeA: true)
+                        grads[offset] += matmul(b, btd, alpha: 2 * joint.penalty)
+                        grads[nAdapter + 2 * bi + 1] += matmul(down, btd, transposeB: true, alpha: 2 * joint.penalty)
+                    }
+                    offset += s.parameterTensors.count
+                }
+            }
+            let report = adam.update(parameters: &params, gradients: grads)
+            adapter = adapter.replacingParameters(Array(params[0..<nAdapter]))
+            if var w = lora {
+                for (i, (l, p)) in loraKeys.enumerated() {
+                    w.layers[l]![p]!.a = params[nAdapter + 2 * i]
+                    w.layers[l]![p]!.b = params[nAdapter + 2 * i + 1]
+                }
+                lora = w
+                if let joint = options.joint, joint.projectionInterval > 0, step % joint.projectionInterval == 0 {
+                    for l in adapter.layers.keys.sorted() {
+                        guard let down = adapter.layers[l]!.down, let b = w.layers[l]?[.down]?.b else { continue }
+                        let before = try JointAdaptation.maxPrincipalCosine(down, b)
+                        let projected = try JointAdaptation.projectOut(down, columnSpaceOf: b)
+                        adapter.layers[l]!.down = projected
+                        records.append(JointProjectionRecord(step: step, layer: l, cosineBefore: before,
+                                                             cosineAfter: try JointAdaptation.maxPrincipalCosine(projected, b)))
+                    }
+                    // Adam's moments stay; the parameters restart from the projected values.
+                    params.replaceSubrange(0..<nAdapter, with: adapter.parameterTensors)
+                }
+            }
             tokensSeen += seqs.reduce(0) { $0 + $1.count }
             var point = KLTrainingPoint(step: step, trainKL: g.loss, gradientNorm: report.gradientNorm)
             trainSeconds += Date().timeIntervalSince(stepStart)
@@ -159,10 +212,11 @@ public enum KLDistiller {
             }
             curve.append(point); progress?(point)
         }
-        let params_ = adapter.parameterCount
+        let params_ = adapter.parameterCount + (lora.map { w in loraTensors(w.layers).reduce(0) { $0 + $1.count } } ?? 0)
         return KLDistillationResult(
             adapter: adapter, initial: initial, baseLoss: baseLoss, finetunedLoss: ftLoss, curve: curve,
             parameterCount: params_,
-            parameterFraction: Double(params_) / Double(max(Distiller.modelParameterCount(base.weights), 1)))
+            parameterFraction: Double(params_) / Double(max(Distiller.modelParameterCount(base.weights), 1)),
+            lora: lora, projections: records)
     }
 }

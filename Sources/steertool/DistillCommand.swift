@@ -44,10 +44,22 @@ struct DistillCommand: ParsableCommand {
     @Option(name: .long, help: "kl: held-out KL and recovered fraction every this many steps.")
     var evalEvery = 50
 
+    @Option(name: .long, help: "kl --kind joint: LoRA rank on down_proj trained with the post-block adapters.")
+    var loraRank = 4
+
+    @Option(name: .long, help: "kl --kind joint: project each adapter's D off col(B_down) every this many steps (0 = never).")
+    var projectEvery = 100
+
+    @Option(name: .long, help: "kl --kind joint: soft penalty λ·‖BᵀD‖² instead of (or with) the projection.")
+    var penalty: Float = 0
+
+    @Option(name: .long, help: "kl --kind joint: PEFT LoRA folder written next to the steering adapter.")
+    var loraOutput: String?
+
     @Option(name: .long, help: "kl: held-out sequences (JSON list of token-id lists); default the last fifth of --calib.")
     var evalTokens: String?
 
-    @Option(name: .long, help: "vector, linear or silu.")
+    @Option(name: .long, help: "vector, linear or silu (joint: linear adapters + a down_proj LoRA, with --method kl).")
     var kind = "linear"
 
     @Option(name: .long, help: "Fixed rank per layer.")
@@ -84,7 +96,10 @@ struct DistillCommand: ParsableCommand {
         guard (finetuned == nil) != (lora == nil) else { throw ValidationError("give exactly one of --finetuned and --lora") }
         guard !(rank != nil && targetError != nil) else { throw ValidationError("give at most one of --rank and --target-error") }
         guard DistillMethod(rawValue: method) != nil || method == "kl" else { throw ValidationError("--method must be first-order, oracle, sequential or kl") }
-        guard AdapterKind(rawValue: kind) != nil else { throw ValidationError("--kind must be vector, linear or silu") }
+        guard AdapterKind(rawValue: kind) != nil || (kind == "joint" && method == "kl") else {
+            throw ValidationError("--kind must be vector, linear or silu (or joint with --method kl)")
+        }
+        if kind == "joint" && loraOutput == nil { throw ValidationError("--kind joint needs --lora-output <dir>") }
         guard sequenceLength >= 2 else { throw ValidationError("--sequence-length must be ≥ 2") }
         guard heldOut >= 0 && heldOut < 1 else { throw ValidationError("--held-out must be in [0, 1)") }
         if let rank, rank < 0 { throw ValidationError("--rank must be ≥ 0") }
@@ -99,7 +114,7 @@ struct DistillCommand: ParsableCommand {
         let ft: LlamaModel
         if let finetuned { ft = try LlamaModel.load(path: finetuned) } else { ft = try baseModel.adding(LoRAWeights.load(directory: lora!)) }
         let sequences = try calibration()
-        let fit = AdapterFitOptions(kind: AdapterKind(rawValue: kind)!,
+        let fit = AdapterFitOptions(kind: AdapterKind(rawValue: kind) ?? .linear,
                                     rank: targetError.map { .targetError($0) } ?? .fixed(rank ?? 8), ridge: ridge,
                                     silu: SiLUTrainingOptions(seed: seed))
         if method == "kl" { return try runKL(base: baseModel, finetuned: ft, calibration: sequences, fit: fit) }

@@ -24,9 +24,13 @@ extension DistillCommand {
         }
         let initial = DistillOptions(method: .sequential, fit: fit, layers: try layerList(baseModel.config.numHiddenLayers),
                                      heldOutFraction: heldOut, seed: seed, diagnostics: false)
-        let options = KLDistillOptions(initial: initial, steps: steps, batchSize: batch, windowLength: sequenceLength,
+        var options = KLDistillOptions(initial: initial, steps: steps, batchSize: batch, windowLength: sequenceLength,
                                        adam: AdamOptions(learningRate: lr, clipNorm: 1, schedule: .cosine(totalSteps: max(steps, 1), floor: 0.1)),
                                        seed: seed, evaluationInterval: evalEvery)
+        if kind == "joint" {
+            guard loraRank >= 1, projectEvery >= 0, penalty >= 0 else { throw ValidationError("joint needs --lora-rank ≥ 1, --project-every ≥ 0, --penalty ≥ 0") }
+            options.joint = JointAdaptationOptions(loraRank: loraRank, projectionInterval: projectEvery, penalty: penalty, seed: seed)
+        }
         let tty = isatty(STDERR_FILENO) == 1
         print("step  train_kl  heldout_kl  heldout_loss  recovered  tokens/s")
         func f(_ x: Double?) -> String { x.map { String(format: "%.4f", $0) } ?? "-" }
@@ -40,6 +44,9 @@ extension DistillCommand {
         }
         print(String(format: "held-out loss: base %.4f, fine-tune %.4f; parameters %d (%.4f%% of the model)", result.baseLoss, result.finetunedLoss,
                      result.parameterCount, 100 * result.parameterFraction))
+        for p in result.projections {
+            print(String(format: "projection at step %d, layer %d: cosine(col D, col B_down) %.4f → %.4f", p.step, p.layer, p.cosineBefore, p.cosineAfter))
+        }
         let curve: [JSONValue] = result.curve.map { p in
             func num(_ x: Double?) -> JSONValue { x.map { .double($0) } ?? .null }
             return .object([("step", .int(p.step)), ("train_kl", num(p.trainKL)), ("heldout_kl", num(p.heldOutKL)),
@@ -57,6 +64,11 @@ extension DistillCommand {
         }
         let source = finetuned.map { "finetuned:\($0)" } ?? "lora:\(lora!)"
         try SteeringFiles.file(from: result.adapter, baseModel: base, source: source, report: json).write(to: output, force: force)
+        if let w = result.lora, let loraOutput {
+            var modules: [String: LoRAUpdate] = [:]
+            for (l, ps) in w.layers { for (p, f) in ps { modules[p.modulePath(layer: l)] = LoRAUpdate(a: f.a, b: f.b, scaling: f.scale) } }
+            try PEFTAdapterFolder.write(modules, to: loraOutput, baseModel: base, force: force)
+        }
         if let report {
             let w = try AtomicFileWriter(path: report, force: force)
             try w.write(json.serialized(indent: 1) + "\n")
