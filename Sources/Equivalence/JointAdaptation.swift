@@ -20,6 +20,9 @@ public struct JointAdaptationOptions: Sendable {
     public var penalty: Float
     /// Seed of the LoRA A initialisation (normal, std 1/√in; B starts at 0, PEFT's convention).
     public var seed: UInt64
+    /// Weight-only baseline: train the LoRA alone (no post-block adapters), on the layers the
+    /// adapters would have steered.
+    public var weightOnly: Bool = false
 
     public init(loraRank: Int = 4, projections: [LlamaProjection] = [.down], loraScale: Float = 1,
                 projectionInterval: Int = 100, penalty: Float = 0, seed: UInt64 = 0) {

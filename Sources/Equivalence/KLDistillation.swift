@@ -109,6 +109,7 @@ public enum KLDistiller {
         var lora: LoRAWeights? = options.joint.map {
             JointAdaptation.initialLoRA(config: base.config, layers: Array(adapter.layers.keys), options: $0)
         }
+        if options.joint?.weightOnly == true { adapter.layers = [:] }
         func evaluate(_ a: SteeringAdapter) throws -> (kl: Double, loss: Double, recovered: Double) {
             var steered = try base.adding(a, name: "kl-distilled")
             if let lora { try steered.add(lora) }

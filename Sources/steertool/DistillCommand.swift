@@ -59,7 +59,7 @@ struct DistillCommand: ParsableCommand {
     @Option(name: .long, help: "kl: held-out sequences (JSON list of token-id lists); default the last fifth of --calib.")
     var evalTokens: String?
 
-    @Option(name: .long, help: "vector, linear or silu (joint: linear adapters + a down_proj LoRA, with --method kl).")
+    @Option(name: .long, help: "vector, linear or silu (with --method kl also joint: linear adapters + a down_proj LoRA; lora: the LoRA alone).")
     var kind = "linear"
 
     @Option(name: .long, help: "Fixed rank per layer.")
@@ -96,10 +96,10 @@ struct DistillCommand: ParsableCommand {
         guard (finetuned == nil) != (lora == nil) else { throw ValidationError("give exactly one of --finetuned and --lora") }
         guard !(rank != nil && targetError != nil) else { throw ValidationError("give at most one of --rank and --target-error") }
         guard DistillMethod(rawValue: method) != nil || method == "kl" else { throw ValidationError("--method must be first-order, oracle, sequential or kl") }
-        guard AdapterKind(rawValue: kind) != nil || (kind == "joint" && method == "kl") else {
-            throw ValidationError("--kind must be vector, linear or silu (or joint with --method kl)")
+        guard AdapterKind(rawValue: kind) != nil || ((kind == "joint" || kind == "lora") && method == "kl") else {
+            throw ValidationError("--kind must be vector, linear or silu (or joint / lora with --method kl)")
         }
-        if kind == "joint" && loraOutput == nil { throw ValidationError("--kind joint needs --lora-output <dir>") }
+        if (kind == "joint" || kind == "lora") && loraOutput == nil { throw ValidationError("--kind \(kind) needs --lora-output <dir>") }
         guard sequenceLength >= 2 else { throw ValidationError("--sequence-length must be ≥ 2") }
         guard heldOut >= 0 && heldOut < 1 else { throw ValidationError("--held-out must be in [0, 1)") }
         if let rank, rank < 0 { throw ValidationError("--rank must be ≥ 0") }

@@ -27,9 +27,10 @@ extension DistillCommand {
         var options = KLDistillOptions(initial: initial, steps: steps, batchSize: batch, windowLength: sequenceLength,
                                        adam: AdamOptions(learningRate: lr, clipNorm: 1, schedule: .cosine(totalSteps: max(steps, 1), floor: 0.1)),
                                        seed: seed, evaluationInterval: evalEvery)
-        if kind == "joint" {
-            guard loraRank >= 1, projectEvery >= 0, penalty >= 0 else { throw ValidationError("joint needs --lora-rank ≥ 1, --project-every ≥ 0, --penalty ≥ 0") }
+        if kind == "joint" || kind == "lora" {
+            guard loraRank >= 1, projectEvery >= 0, penalty >= 0 else { throw ValidationError("\(kind) needs --lora-rank ≥ 1, --project-every ≥ 0, --penalty ≥ 0") }
             options.joint = JointAdaptationOptions(loraRank: loraRank, projectionInterval: projectEvery, penalty: penalty, seed: seed)
+            options.joint?.weightOnly = kind == "lora"
         }
         let tty = isatty(STDERR_FILENO) == 1
         print("step  train_kl  heldout_kl  heldout_loss  recovered  tokens/s")

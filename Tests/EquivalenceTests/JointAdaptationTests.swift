@@ -43,4 +43,22 @@ import TestSupport
         #expect(last < 0.8 * first, "KL \(first) → \(last)")
         #expect(r.parameterCount == 3 * (16 * 2 * 2 + 16) + 3 * (2 * 32 + 16 * 2))
     }
+
+    /// The weight-only baseline trains the LoRA alone: no adapter layers, B moves off 0, KL falls.
+    @Test func weightOnlyTrainsTheLoRAAlone() throws {
+        let base = try KLDistillationTests.model(perturbation: 0), ft = try KLDistillationTests.model(perturbation: 0.05)
+        var initial = DistillOptions(fit: AdapterFitOptions(kind: .linear, rank: .fixed(2)))
+        initial.diagnostics = false
+        var options = KLDistillOptions(initial: initial, steps: 40, batchSize: 3, windowLength: 16,
+                                       adam: AdamOptions(learningRate: 2e-2, clipNorm: 1), seed: 3, evaluationInterval: 40)
+        options.joint = JointAdaptationOptions(loraRank: 2, seed: 4)
+        options.joint?.weightOnly = true
+        let calibration = KLDistillationTests.sequences(8, length: 16, seed: 1)
+        let r = try KLDistiller.distill(base: base, finetuned: ft, calibration: calibration, heldOut: calibration, options: options)
+        #expect(r.adapter.layers.isEmpty)
+        #expect(r.projections.isEmpty)
+        #expect(r.parameterCount == 3 * (2 * 32 + 16 * 2))
+        let first = try #require(r.curve.first?.heldOutKL), last = try #require(r.curve.last?.heldOutKL)
+        #expect(last < 0.9 * first, "KL \(first) → \(last)")
+    }
 }
