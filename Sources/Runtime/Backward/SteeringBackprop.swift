@@ -276,31 +276,34 @@ public struct SteeringBackprop: Sendable {
         }
         let gLogits = logits   // overwritten row by row with the gradient
         var total = 0.0
-        var lp = [Double](repeating: 0, count: V)
+        // Per row: e_j = exp(z_j − max) once (f32), lse in Double; q_j = e_j / Σe. The loss sums
+        // in Double; the gradient (q − p_ref)·weight is formed in f32.
+        var e = [Float](repeating: 0, count: V)
         for t in 0..<(T - 1) {
             let row = logits + t * V
             var mx = -Float.infinity
             for j in 0..<V { mx = max(mx, row[j]) }
             var sum = 0.0
-            for j in 0..<V { sum += exp(Double(row[j] - mx)) }
+            for j in 0..<V { let x = expf(row[j] - mx); e[j] = x; sum += Double(x) }
             let lse = Double(mx) + log(sum)
-            for j in 0..<V { lp[j] = Double(row[j]) - lse }
+            let invSum = Float(1 / sum)
             switch objective {
             case let .kl(ref):
                 ref.withUnsafeBufferPointer { rp in
                     var kl = 0.0
+                    let r = rp.baseAddress! + t * V
                     for j in 0..<V {
-                        let lr = Double(rp[t * V + j])
-                        let pr = exp(lr)
-                        kl += pr * (lr - lp[j])
-                        row[j] = weight * Float(exp(lp[j]) - pr)
+                        let lr = r[j]
+                        let pr = expf(lr)
+                        kl += Double(pr) * (Double(lr) - (Double(row[j]) - lse))
+                        row[j] = weight * (e[j] * invSum - pr)
                     }
                     total += kl
                 }
             case .crossEntropy:
                 let target = tokens[t + 1]
-                total -= lp[target]
-                for j in 0..<V { row[j] = weight * Float(exp(lp[j]) - (j == target ? 1 : 0)) }
+                total -= Double(row[target]) - lse
+                for j in 0..<V { row[j] = weight * (e[j] * invSum - (j == target ? 1 : 0)) }
             }
         }
         for j in 0..<V { logits[(T - 1) * V + j] = 0 }
