@@ -49,7 +49,7 @@ test: deps smollm2
 
 ## demo: the main job on the bundled fixtures and the real model.
 demo: build smollm2
-	$(RELEASE_BIN) --help
+	bash scripts/demo.sh
 
 ## bench: steertool against its peers in one run (table + bench/results.json); see bench/run.py.
 bench: deps
@@ -61,3 +61,21 @@ fixtures:
 
 clean:
 	rm -rf .build
+
+## fuzz: libFuzzer (+ AddressSanitizer) over the Formats parsers, seeded with the fixtures;
+## FUZZ_RUNS executions per parser (safetensors, gguf, peft-config). Crashes land in fuzz-corpus/.
+FUZZ_RUNS ?= 100000
+FUZZ_BIN  := .build-fuzz/release/FormatsFuzz
+.PHONY: fuzz
+fuzz: deps
+	$(SWIFT) build -c release --scratch-path .build-fuzz --product FormatsFuzz \
+	  -Xswiftc -sanitize=fuzzer,address -Xswiftc -DFUZZING -Xswiftc -parse-as-library
+	@mkdir -p fuzz-corpus/safetensors fuzz-corpus/gguf fuzz-corpus/peft-config
+	@find fixtures -name '*.safetensors' -size -64k -exec cp {} fuzz-corpus/safetensors/ \;
+	@find fixtures -name '*.gguf' -size -64k -exec cp {} fuzz-corpus/gguf/ \;
+	@find fixtures -name 'adapter_config.json' -o -name 'config.json' | while read f; do cp "$$f" "fuzz-corpus/peft-config/$$(echo $$f | tr / _)"; done
+	@for t in safetensors gguf peft-config; do \
+	  echo "== $$t"; \
+	  STEERTOOL_FUZZ_TARGET=$$t $(FUZZ_BIN) fuzz-corpus/$$t -runs=$(FUZZ_RUNS) -max_len=65536 \
+	    -artifact_prefix=fuzz-corpus/crash-$$t- 2>&1 | grep -E '^(Done|==[0-9]+==ERROR|SUMMARY)' || exit 1; \
+	done

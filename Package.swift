@@ -67,6 +67,9 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
+        // Fuzz driver for the Formats parsers (`make fuzz`; a plain build replays inputs).
+        .executableTarget(name: "FormatsFuzz", dependencies: ["Formats"], path: "Fuzz/FormatsFuzz"),
+
         .target(name: "TestSupport", dependencies: ["Tensors"], path: "Tests/TestSupport"),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors", "TestSupport"]),
         .testTarget(name: "FormatsTests", dependencies: ["Formats", "TestSupport"]),

@@ -56,6 +56,10 @@ public struct DistillationResult: Sendable {
     /// Parameters of the adapter and their fraction of the base model's.
     public var parameterCount: Int
     public var parameterFraction: Double
+    /// Relative change ‖W_FT − W_base‖_F / ‖W_base‖_F of the weights outside the blocks
+    /// ("embedding", "final_norm", "lm_head"; only those that changed). Post-block steering cannot
+    /// express these; a caller should warn with the figures.
+    public var nonBlockChanges: [String: Float]
 }
 
 /// Distils the difference between a base model and a fine-tuned one (different weights and/or
@@ -129,12 +133,32 @@ public enum Distiller {
         var reports: [LayerDistillation] = []
         var shared: [[HookSite: Tensor]] = []
         if options.method != .sequential { shared = try record(plainBase, layers) }
+        // Sequential: the residual stream of the base steered at the layers fitted so far, advanced
+        // one block at a time (each block runs once per sequence, not once per fitted layer).
+        var residual: [Tensor]? = nil     // per sequence, entering layer `residualLayer`
+        var residualLayer = 0
+        func advance(to target: Int) throws {
+            guard target > residualLayer else { return }
+            var o = noLogits
+            o.layers = residualLayer..<target
+            o.record = [.blockOutput(target - 1)]
+            residual = try sequences.enumerated().map { i, s in
+                o.startResidual = residual?[i]
+                return try plainBase.forward(tokens: s, options: o).activations[.blockOutput(target - 1)]!
+            }
+            residualLayer = target
+        }
         for l in layers {
             let recs: [[HookSite: Tensor]]
             if options.method == .sequential {
-                let steered = fitted.isEmpty ? plainBase
-                    : try plainBase.adding(SteeringAdapter(site: .blockOutput, activation: activation(options.fit.kind), layers: fitted), name: "distilled")
-                recs = try record(steered, [l])
+                try advance(to: l)
+                var o = noLogits
+                o.layers = l..<(l + 1)
+                o.record = [.blockInput(l), .attentionOutput(l), .mlpOutput(l), .blockOutput(l)]
+                recs = try sequences.enumerated().map { i, s in
+                    o.startResidual = residual?[i]
+                    return try plainBase.forward(tokens: s, options: o).activations
+                }
             } else {
                 recs = shared
             }
@@ -160,6 +184,15 @@ public enum Distiller {
             }
             let fit = try AdapterFit.fit(activations: z, shifts: delta, split: split, options: options.fit)
             fitted[l] = fit.layer
+            if options.method == .sequential {
+                // The steered block output becomes the residual entering layer l + 1.
+                let act = activation(options.fit.kind)
+                residual = recs.map { r in
+                    let zl = r[.blockOutput(l)]!
+                    return zl + fit.layer.shift(zl, activation: act)
+                }
+                residualLayer = l + 1
+            }
             var report = LayerDistillation(layer: l, fit: fit, theorem31: nil, siteErrors: [:])
             if options.diagnostics {
                 let x = rows(recs, .mlpOutput(l)), attn = rows(recs, .attentionOutput(l))
@@ -181,7 +214,22 @@ public enum Distiller {
         let adapter = SteeringAdapter(site: .blockOutput, activation: activation(options.fit.kind), layers: fitted)
         let params = adapter.parameterCount
         return DistillationResult(adapter: adapter, layers: reports, parameterCount: params,
-                                  parameterFraction: Double(params) / Double(max(modelParameterCount(base.weights), 1)))
+                                  parameterFraction: Double(params) / Double(max(modelParameterCount(base.weights), 1)),
+                                  nonBlockChanges: nonBlockChanges(base: base.weights, finetuned: finetuned.weights))
+    }
+
+    /// Relative Frobenius changes of the non-block weights that differ (see `DistillationResult`).
+    public static func nonBlockChanges(base: LlamaWeights, finetuned: LlamaWeights) -> [String: Float] {
+        var out: [String: Float] = [:]
+        func rel(_ a: Tensor, _ b: Tensor) -> Float? {
+            guard a.shape == b.shape, a != b else { return nil }
+            let n = a.frobeniusNorm
+            return n == 0 ? .infinity : (b - a).frobeniusNorm / n
+        }
+        if let r = rel(base.embedding, finetuned.embedding) { out["embedding"] = r }
+        if let r = rel(base.finalNorm, finetuned.finalNorm) { out["final_norm"] = r }
+        if let r = rel(base.outputProjection, finetuned.outputProjection) { out["lm_head"] = r }
+        return out
     }
 
     static func activation(_ kind: AdapterKind) -> SteeringActivation { kind == .silu ? .silu : .identity }

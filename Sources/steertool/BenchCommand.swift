@@ -6,5 +6,5 @@ struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Measure speed; prints JSON lines {name, unit, value, threads}.",
-        subcommands: [BenchRuntimeCommand.self, BenchEquivalenceCommand.self, BenchKLCommand.self])
+        subcommands: [BenchEquivalenceCommand.self, BenchFormatsCommand.self, BenchRuntimeCommand.self, BenchTokenizerCommand.self, BenchKLCommand.self])
 }

@@ -131,6 +131,9 @@ struct DistillCommand: ParsableCommand {
         }
         print("parameters \(result.parameterCount) (\(String(format: "%.4f", 100 * result.parameterFraction))% of the model), method \(method), kind \(kind), \(sequences.reduce(0) { $0 + $1.count }) calibration tokens")
 
+        for (name, change) in result.nonBlockChanges.sorted(by: { $0.key < $1.key }) {
+            print("warning: \(name) changed by \(String(format: "%.4f", change)) (relative); post-block steering cannot reproduce changes outside the blocks")
+        }
         let json = reportJSON(result)
         let source = finetuned.map { "finetuned:\($0)" } ?? "lora:\(lora!)"
         try SteeringFiles.file(from: result.adapter, baseModel: base, source: source, report: json).write(to: output, force: force)
@@ -155,7 +158,8 @@ struct DistillCommand: ParsableCommand {
             ])
         }
         return .object([("parameters", .int(r.parameterCount)), ("parameter_fraction", .double(r.parameterFraction)),
-                        ("method", .string(method)), ("kind", .string(kind)), ("layers", .array(layers))])
+                        ("method", .string(method)), ("kind", .string(kind)), ("layers", .array(layers)),
+                        ("nonblock_relative_change", .object(r.nonBlockChanges.sorted { $0.key < $1.key }.map { ($0.key, .float($0.value)) }))])
     }
 
     func calibration() throws -> [[Int]] {

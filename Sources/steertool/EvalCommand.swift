@@ -104,23 +104,12 @@ struct EvalCommand: ParsableCommand {
             let progress = TerminalProgress(total: items.count * rows.count, unit: "items")
             let evaluator = MultipleChoiceEvaluator()
             for (i, row) in rows.enumerated() {
-                var score = MultipleChoiceScore()
-                // As the harness: no BOS; an empty context is conditioned on the end-of-text token.
+                let tokenizer = try Tokenizer.load(modelPath: row.tokenizerPath)
                 let eos = row.model.config.eosTokenIds.first ?? row.model.config.bosTokenId ?? 0
-                let encode = { (s: String) throws -> [Int] in
-                    try TextInput.encode(s, modelPath: row.tokenizerPath, addSpecialTokens: false)
-                }
-                for item in items {
-                    var lls: [Double] = []
-                    let contextIsEmpty = try encode(item.context).isEmpty
-                    for choice in item.choices {
-                        let split = try ContinuationSplit(context: item.context, continuation: choice,
-                                                          prefix: contextIsEmpty ? [eos] : [], encode: encode)
-                        lls.append(try evaluator.logLikelihood(model: row.model, split: split))
-                    }
-                    score.add(item: item, logLikelihoods: lls)
-                    progress.advance(by: 1)
-                }
+                let (score, _) = try evaluator.evaluate(
+                    model: row.model, items: items, emptyContextToken: eos,
+                    encode: { tokenizer.encode($0, addSpecialTokens: false) },
+                    progress: { progress.advance(by: 1) })
                 results[i]["accuracy"] = .double(score.accuracy)
                 results[i]["accuracy_norm"] = .double(score.accuracyNormalized)
                 results[i]["items"] = .int(score.items)

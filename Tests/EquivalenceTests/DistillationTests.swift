@@ -60,6 +60,7 @@ import TestSupport
         }
         #expect(seq.parameterCount == 3 * (16 * 2 * 2 + 16))
         #expect(seq.adapter.site == .blockOutput && seq.adapter.layers.count == 3)
+        #expect(seq.nonBlockChanges.isEmpty)
     }
 
     // A LoRA on layer 1's down_proj only: down_proj is the block's last linear map, so the

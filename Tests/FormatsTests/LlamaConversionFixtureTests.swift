@@ -72,5 +72,9 @@ import Formats
         try LlamaConverter.hfToGGUF(input: dir + "/hf", output: dir + "/again.gguf", type: .q8_0)
         let a = try GGUFFile(path: dir + "/again.gguf"), b = try GGUFFile(path: Fixtures.path("tiny/gguf/base.q8_0.gguf"))
         for name in b.tensorNames { #expect(try a.tensor(named: name) == b.tensor(named: name), "\(name)") }
+        // Metadata survives the trip through config.json and tokenizer.json (general.name is
+        // the folder's name, hence excluded).
+        #expect(Array(a.metadata.keys) == Array(b.metadata.keys))
+        for (k, v) in b.metadata where k != "general.name" { #expect(a.metadata[k] == v, "\(k)") }
     }
 }

@@ -23,7 +23,7 @@ import Formats
 
     @Test func peftBinAdapterEqualsSafetensorsAdapter() throws {
         let bin = try PEFTAdapter.load(directory: folder + "/lora")
-        let st = try PEFTAdapter.load(directory: Fixtures.path("tiny/lora"))
+        let st = try PEFTAdapter.load(directory: Fixtures.path("tiny/lora-patterns"))
         #expect(bin.modules == st.modules)
     }
 

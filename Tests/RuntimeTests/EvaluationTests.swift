@@ -14,8 +14,10 @@ struct EvaluationTests {
             let nll: Double, perplexity: Double, tokens: Int, windows: [[Int]]
             let kl_to_reference: Double?, top1_agreement: Double?
         }
+        struct Tasks: Decodable { let loglikelihoods: [[Double]], accuracy: Double, accuracy_norm: Double }
         let context: Int, stride: Int
         let models: [String: [Figures]]
+        let tasks: [String: Tasks]
     }
 
     static func reference() throws -> Reference {
@@ -74,6 +76,29 @@ struct EvaluationTests {
             // Recovered fraction: the fine-tune recovers all of its own gain, the base none.
             #expect(recoveredFraction(plainNLL: m[0].nll, modelNLL: m[1].nll, referenceNLL: reference.nll) == 1)
             #expect(recoveredFraction(plainNLL: m[0].nll, modelNLL: m[0].nll, referenceNLL: reference.nll) == 0)
+        }
+    }
+
+    /// Multiple-choice log-likelihoods (harness procedure, tokenized by our tokenizer from the
+    /// model's tokenizer.json) within 1e-4 relative of transformers' per choice (sums of ~10
+    /// f32 log-probabilities), and accuracy / normalized accuracy equal to the reference's.
+    @Test func multipleChoiceMatchesTransformers() throws {
+        BLAS.setThreadCount(1)
+        let ref = try Self.reference()
+        let items = try TaskFile.load(path: Fixtures.path("eval/tasks.jsonl"))
+        for (name, path) in [("base", "tiny/base"), ("finetuned", "tiny/finetuned")] {
+            let model = try LlamaModel.load(path: Fixtures.path(path))
+            let tokenizer = try Tokenizer.load(modelPath: Fixtures.path(path))
+            let (score, lls) = try MultipleChoiceEvaluator().evaluate(
+                model: model, items: items, emptyContextToken: model.config.eosTokenIds.first ?? 0,
+                encode: { tokenizer.encode($0, addSpecialTokens: false) })
+            let expected = try #require(ref.tasks[name])
+            #expect(lls.count == expected.loglikelihoods.count)
+            for (got, want) in zip(lls.joined(), expected.loglikelihoods.joined()) {
+                #expect(abs(got - want) <= 1e-4 * max(1, abs(want)), "\(name): \(got) vs \(want)")
+            }
+            #expect(score.accuracy == expected.accuracy, "\(name) accuracy")
+            #expect(score.accuracyNormalized == expected.accuracy_norm, "\(name) accuracy_norm")
         }
     }
 

@@ -49,6 +49,10 @@ struct TokenizerHostileTests {
         #expect(throws: TokenizerError.self) {
             try TokenizerJSONLoader.build(try Self.doc(#"{"model": {"type": "BPE", "vocab": {"a": 0, "b": 0}, "merges": []}}"#), config: nil, source: "t.json")
         }
+        // A single token claiming a huge id must not size an allocation.
+        #expect(throws: TokenizerError.self) {
+            try TokenizerJSONLoader.build(try Self.doc(#"{"model": {"type": "BPE", "vocab": {"a": 16000000}, "merges": []}}"#), config: nil, source: "t.json")
+        }
     }
 
     @Test("GGUF metadata: unknown pre-tokenizer, unknown model, mismatched counts, ids out of range")

@@ -42,4 +42,35 @@ struct TokenizerJSONTests {
         #expect(template.render([ChatMessage(role: "user", content: "hi")], addGenerationPrompt: true)
                 == "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n")
     }
+
+    @Test("Llama-2-style tokenizer.json (character BPE, byte fallback, ▁ normalizer, Strip decoder) encodes and decodes as HF tokenizers")
+    func sentencePieceStyle() throws {
+        let tok = try Tokenizer.load(modelPath: Fixtures.path("vocab/hf-spm-bpe.tokenizer.json"))
+        #expect(tok.addsBOS && tok.bosTokenID == 1)
+        let entries = try #require(try TokenizerFixtures.json("vocab/hf-spm-bpe.encodings.json").arrayValue)
+        #expect(entries.count >= 50)
+        var sawByteFallback = false
+        for e in entries {
+            let text = try #require(e["text"]?.stringValue)
+            let ids = try #require(e["ids"]?.arrayValue).compactMap(\.intValue)
+            let withSpecial = try #require(e["ids_with_special"]?.arrayValue).compactMap(\.intValue)
+            #expect(tok.encode(text, addSpecialTokens: false) == ids, "\(text.debugDescription)")
+            #expect(tok.encode(text, addSpecialTokens: true) == withSpecial, "\(text.debugDescription)")
+            #expect(tok.decode(ids) == e["decoded"]?.stringValue, "decode of \(text.debugDescription)")
+            if ids.contains(where: { (3..<259).contains($0) }) { sawByteFallback = true }
+        }
+        #expect(sawByteFallback)
+    }
+
+    @Test("the tiny model's GGUF copy (tokenizer.ggml.*) and its HF folder encode the fixture strings as HF tokenizers",
+          arguments: ["tiny/gguf/base.f32.gguf", "tiny/base"])
+    func convertedCopies(path: String) throws {
+        let tok = try Tokenizer.load(modelPath: Fixtures.path(path))
+        let entries = try #require(try TokenizerFixtures.json("tokenizer/encodings.json").arrayValue)
+        for e in entries {
+            let text = try #require(e["text"]?.stringValue)
+            #expect(tok.encode(text, addSpecialTokens: false) == (try #require(e["ids"]?.arrayValue)).compactMap(\.intValue), "\(path): \(text.debugDescription)")
+            #expect(tok.encode(text, addSpecialTokens: true) == (try #require(e["ids_with_special"]?.arrayValue)).compactMap(\.intValue), "\(path): \(text.debugDescription)")
+        }
+    }
 }

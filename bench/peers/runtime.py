@@ -1,7 +1,7 @@
 """Peer of `steertool bench runtime`: prefill and decode tokens/s of transformers (f32, CPU,
 KV cache) on the same model and thread count, printed as the same JSON lines.
 
-usage: python bench/peers/runtime.py [--model HF_FOLDER] [--label NAME] [--threads N]
+usage: python bench/peers/runtime.py [--model HF_FOLDER|FILE.gguf] [--label NAME] [--threads N]
        [--prompt-tokens 128] [--decode-tokens 32] [--repeats 3]
 Without --model: the same random ~100M-parameter Llama shape as steertool's (weights differ;
 speed does not depend on their values).
@@ -34,7 +34,12 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
-    if a.model:
+    if a.model and a.model.endswith(".gguf"):
+        # transformers dequantizes GGUF weights to f32, as steertool does at load.
+        folder, file = os.path.split(os.path.abspath(a.model))
+        model = LlamaForCausalLM.from_pretrained(folder, gguf_file=file, dtype=torch.float32)
+        name = a.label or file
+    elif a.model:
         model = LlamaForCausalLM.from_pretrained(a.model, dtype=torch.float32)
         name = a.label or os.path.basename(os.path.normpath(a.model))
     else:

@@ -333,7 +333,11 @@ struct ZipDirectory {
     }
 
     private func inflate(_ data: UnsafeRawBufferPointer, size: Int, name: String, offset: Int) throws -> [UInt8] {
-        guard size <= 1 << 34 else { throw PickleError.invalidZip(file: file, offset: offset, reason: "entry too large") }
+        // deflate expands at most ~1032:1, so a claimed size beyond that is a lie: refuse it
+        // before allocating.
+        guard size <= data.count * 1032 + 64 else {
+            throw PickleError.invalidZip(file: file, offset: offset, reason: "claimed size \(size) of \(name) exceeds what \(data.count) deflated bytes can hold")
+        }
         var out = [UInt8](repeating: 0, count: size)
         var stream = z_stream()
         guard inflateInit2_(&stream, -15, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size)) == Z_OK else {

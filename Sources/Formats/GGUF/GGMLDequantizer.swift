@@ -251,23 +251,33 @@ public enum GGMLDequantizer {
 
     // Q6_K: ql[128] | qh[64] | scales int8[16] | d f16. Element i = h·128 + j (j < 128): low 4
     // bits (ql[64h + j % 64] >> 4·(j / 64)) & 15, high 2 bits (qh[32h + j % 32] >> 2·(j / 32)) & 3;
-    // x = (d·scales[i / 16])·(q − 32).
+    // x = (d·scales[i / 16])·(q − 32). The loop visits j = l, l+32, l+64, l+96 together (ggml's order).
     private static func q6_K(_ src: UnsafeRawPointer, _ blocks: Int, _ dst: UnsafeMutablePointer<Float>) {
         withHalfTable { t in
             for b in 0..<blocks {
-                let p = src + b * 210, y = dst + b * 256
-                let ql = p.assumingMemoryBound(to: UInt8.self)
-                let qh = (p + 128).assumingMemoryBound(to: UInt8.self)
+                let p = src + b * 210
                 let sc = (p + 192).assumingMemoryBound(to: Int8.self)
                 let d = half(p, 208, t)
-                for h in 0..<2 {
-                    for g in 0..<8 {
-                        let dl = d * Float(sc[h * 8 + g])
-                        for jj in 0..<16 {
-                            let j = g * 16 + jj
-                            let low = (ql[64 * h + j % 64] >> UInt8(4 * (j / 64))) & 0x0f
-                            let high = (qh[32 * h + j % 32] >> UInt8(2 * (j / 32))) & 0x03
-                            y[h * 128 + j] = dl * Float(Int8(bitPattern: low | high << 4) - 32)
+                var dl = (Float(0), Float(0), Float(0), Float(0), Float(0), Float(0), Float(0), Float(0),
+                          Float(0), Float(0), Float(0), Float(0), Float(0), Float(0), Float(0), Float(0))
+                withUnsafeMutableBytes(of: &dl) { raw in
+                    let s = raw.baseAddress!.assumingMemoryBound(to: Float.self)
+                    for k in 0..<16 { s[k] = d * Float(sc[k]) }
+                    for h in 0..<2 {
+                        let ql = (p + 64 * h).assumingMemoryBound(to: UInt8.self)
+                        let qh = (p + 128 + 32 * h).assumingMemoryBound(to: UInt8.self)
+                        let y = dst + b * 256 + 128 * h
+                        let g = s + 8 * h
+                        for l in 0..<32 {
+                            let hi = qh[l], gi = l >> 4
+                            let q1 = Int8(bitPattern: (ql[l] & 0x0f) | (hi & 3) << 4) - 32
+                            let q2 = Int8(bitPattern: (ql[l + 32] & 0x0f) | ((hi >> 2) & 3) << 4) - 32
+                            let q3 = Int8(bitPattern: (ql[l] >> 4) | ((hi >> 4) & 3) << 4) - 32
+                            let q4 = Int8(bitPattern: (ql[l + 32] >> 4) | ((hi >> 6) & 3) << 4) - 32
+                            y[l] = g[gi] * Float(q1)
+                            y[l + 32] = g[gi + 2] * Float(q2)
+                            y[l + 64] = g[gi + 4] * Float(q3)
+                            y[l + 96] = g[gi + 6] * Float(q4)
                         }
                     }
                 }

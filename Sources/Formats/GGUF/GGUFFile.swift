@@ -183,7 +183,12 @@ public final class GGUFFile: TensorStore, Sendable {
             throw GGUFError.unsupportedTensorType(file: path, tensor: name, type: info.storage.description)
         }
         let raw = UnsafeRawBufferPointer(rebasing: file.bytes[info.byteRange])
-        return Tensor(shape: info.shape) { out in GGMLDequantizer.dequantize(raw, type: type, into: out) }
+        file.advise(.willNeed, range: info.byteRange)
+        let values = [Float](unsafeUninitializedCapacity: info.shape.count) { out, n in
+            GGMLDequantizer.dequantize(raw, type: type, into: out)  // writes every element
+            n = info.shape.count
+        }
+        return Tensor(shape: info.shape, scalars: values)
     }
 
     /// `general.architecture`, if present.

@@ -146,6 +146,10 @@ public final class SafetensorsFile: TensorStore, Sendable {
             throw SafetensorsError.unsupportedConversion(file: path, tensor: name, dtype: info.storage.description)
         }
         let raw = UnsafeRawBufferPointer(rebasing: file.bytes[info.byteRange])
-        return Tensor(shape: info.shape) { out in ElementCodec.decode(raw, dtype: dtype, into: out) }
+        let values = [Float](unsafeUninitializedCapacity: info.shape.count) { out, n in
+            ElementCodec.decode(raw, dtype: dtype, into: out)  // writes every element
+            n = info.shape.count
+        }
+        return Tensor(shape: info.shape, scalars: values)
     }
 }

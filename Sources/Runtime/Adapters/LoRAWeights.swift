@@ -10,6 +10,7 @@ public struct LoRAFactors: Sendable, Equatable {
     /// alpha/r, or alpha/√r with rsLoRA (already resolved per module).
     public var scale: Float
 
+    /// A pair with its scale (shapes are checked by `LoRAWeights.validate(for:)`).
     public init(a: Tensor, b: Tensor, scale: Float) {
         self.a = a; self.b = b; self.scale = scale
     }
@@ -27,8 +28,10 @@ public struct LoRAFactors: Sendable, Equatable {
 public struct LoRAWeights: Sendable, Equatable {
     /// Names the adapter in errors (e.g. its path).
     public var name: String
+    /// Factors by 0-based layer and projection.
     public var layers: [Int: [LlamaProjection: LoRAFactors]]
 
+    /// An adapter from resolved factors.
     public init(name: String, layers: [Int: [LlamaProjection: LoRAFactors]]) {
         self.name = name; self.layers = layers
     }

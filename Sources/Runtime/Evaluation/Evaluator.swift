@@ -90,6 +90,31 @@ public struct MultipleChoiceEvaluator: Sendable {
         }
         return total
     }
+
+    /// Scores every item: each choice's summed log-likelihood given the context, harness style
+    /// (no BOS; an empty context is conditioned on `emptyContextToken`, the end-of-text id).
+    /// - Parameters:
+    ///   - encode: the model's tokenizer without special tokens.
+    ///   - progress: called after each item.
+    /// - Returns: the accuracy figures and the per-item, per-choice log-likelihoods.
+    public func evaluate(model: LlamaModel, items: [MultipleChoiceItem], emptyContextToken: Int,
+                         encode: (String) throws -> [Int],
+                         progress: () -> Void = {}) throws -> (score: MultipleChoiceScore, logLikelihoods: [[Double]]) {
+        var score = MultipleChoiceScore()
+        var all: [[Double]] = []
+        for item in items {
+            let prefix = try encode(item.context).isEmpty ? [emptyContextToken] : []
+            var lls: [Double] = []
+            for choice in item.choices {
+                let split = try ContinuationSplit(context: item.context, continuation: choice, prefix: prefix, encode: encode)
+                lls.append(try logLikelihood(model: model, split: split))
+            }
+            score.add(item: item, logLikelihoods: lls)
+            all.append(lls)
+            progress()
+        }
+        return (score, all)
+    }
 }
 
 extension LlamaModel {

@@ -6,8 +6,10 @@ public struct GenerationParameters: Sendable, Equatable {
     public var maxTokens: Int
     /// Token ids that end generation (the stop token is included in the output).
     public var stopTokens: Set<Int>
+    /// How each token is chosen.
     public var sampling: SamplingParameters
 
+    /// Limits and sampling (greedy by default).
     public init(maxTokens: Int, stopTokens: Set<Int> = [], sampling: SamplingParameters = .greedy) {
         self.maxTokens = maxTokens; self.stopTokens = stopTokens; self.sampling = sampling
     }
@@ -27,6 +29,7 @@ public enum StopReason: String, Sendable, Equatable {
 public struct GenerationResult: Sendable, Equatable {
     /// New tokens only (not the prompt), including a final stop token if one ended it.
     public var tokens: [Int]
+    /// Why it ended.
     public var stopReason: StopReason
 }
 

@@ -18,6 +18,7 @@ public struct SamplingParameters: Sendable, Equatable {
     /// Seed of the `SplitMix64` the draws come from.
     public var seed: UInt64
 
+    /// Parameters; the defaults are greedy decoding.
     public init(temperature: Float = 0, topK: Int = 0, topP: Float = 1, seed: UInt64 = 0) {
         self.temperature = temperature; self.topK = topK; self.topP = topP; self.seed = seed
     }
@@ -38,9 +39,11 @@ public struct SamplingParameters: Sendable, Equatable {
 
 /// Draws tokens from logits with `SamplingParameters`; deterministic for a given seed.
 public struct Sampler: Sendable {
+    /// The parameters it samples with.
     public let parameters: SamplingParameters
     private var rng: SplitMix64
 
+    /// A sampler whose generator starts from `parameters.seed`.
     public init(_ parameters: SamplingParameters) {
         self.parameters = parameters
         rng = SplitMix64(seed: parameters.seed)

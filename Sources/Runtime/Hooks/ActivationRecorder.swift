@@ -10,6 +10,7 @@ public final class ActivationRecorder {
     private var rows: [HookSite: [Float]] = [:]
     private var widths: [HookSite: Int] = [:]
 
+    /// A recorder of `sites`, empty.
     public init(sites: Set<HookSite>) { self.sites = sites }
 
     /// One reading hook per recorded site.

@@ -3,10 +3,12 @@ import Tensors
 /// Where a hook is being called: the site and the absolute positions (0-based, counted from the
 /// start of the sequence including cached tokens) of the activation's rows.
 public struct HookContext: Sendable, Equatable {
+    /// The site the hook runs at.
     public let site: HookSite
     /// Absolute positions of rows `0..<positions.count` of the activation.
     public let positions: Range<Int>
 
+    /// A context (built by the forward pass).
     public init(site: HookSite, positions: Range<Int>) {
         self.site = site; self.positions = positions
     }
@@ -21,6 +23,7 @@ public struct Hook {
     /// The body: activation in/out, and where it is.
     public let body: (inout Tensor, HookContext) throws -> Void
 
+    /// A hook running `body`.
     public init(_ body: @escaping (inout Tensor, HookContext) throws -> Void) { self.body = body }
 
     /// A hook that only reads the activation.

@@ -12,6 +12,7 @@ public struct ForwardOptions: Sendable, Equatable {
         case none
     }
 
+    /// Which logits rows to compute (all by default).
     public var logits: Logits
     /// Return the output of every block (`ForwardResult.blockOutputs`).
     public var blockOutputs: Bool
@@ -20,10 +21,22 @@ public struct ForwardOptions: Sendable, Equatable {
     /// Layers whose `LayerIntermediates` are returned (the first-order map's inputs).
     public var intermediateLayers: Set<Int>
 
+    /// Options; the defaults compute all logits and nothing else.
+    /// Run only these decoder layers (0-based; nil = all). A range that starts after layer 0
+    /// needs `startResidual`; one that stops before the last layer needs `logits == .none`
+    /// (there is no final hidden state to project). Lets layer-by-layer algorithms (sequential
+    /// distillation) advance the residual stream one block at a time instead of re-running the
+    /// model from the embedding for every layer.
+    public var layers: Range<Int>?
+    /// `[T, d]` residual entering the first layer of `layers`, used instead of the token
+    /// embeddings (the tokens still fix T and the positions).
+    public var startResidual: Tensor?
+
     public init(logits: Logits = .all, blockOutputs: Bool = false, record: Set<HookSite> = [],
-                intermediateLayers: Set<Int> = []) {
+                intermediateLayers: Set<Int> = [], layers: Range<Int>? = nil, startResidual: Tensor? = nil) {
         self.logits = logits; self.blockOutputs = blockOutputs; self.record = record
         self.intermediateLayers = intermediateLayers
+        self.layers = layers; self.startResidual = startResidual
     }
 }
 

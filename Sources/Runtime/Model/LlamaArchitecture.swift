@@ -18,8 +18,19 @@ public struct LlamaArchitecture: Sendable, Equatable {
     /// runtime does not implement (MLP biases). `source` names the config in errors.
     /// - Throws: `RuntimeError.unsupportedArchitecture`, `.unsupportedFeature` or `.invalidConfig`.
     public init(config: LlamaConfig, source: String) throws {
-        name = config.architecture
-        switch config.architecture {
+        // `architectures[0]` names the class; LlamaConfig defaults it to Llama when absent, and
+        // then `model_type` (what transformers' Auto classes go by) decides.
+        let byModelType = ["llama": "LlamaForCausalLM", "mistral": "MistralForCausalLM", "qwen2": "Qwen2ForCausalLM"]
+        if config.architecture == "LlamaForCausalLM" && config.modelType != "llama" && !config.modelType.isEmpty {
+            guard let resolved = byModelType[config.modelType] else {
+                throw RuntimeError.unsupportedArchitecture(
+                    "\(config.architecture) with model_type '\(config.modelType)'", source: source)
+            }
+            name = resolved
+        } else {
+            name = config.architecture
+        }
+        switch name {
         case "LlamaForCausalLM", "MistralForCausalLM":
             qkvBias = config.attentionBias
             outputBias = config.attentionBias

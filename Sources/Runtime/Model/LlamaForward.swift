@@ -42,14 +42,38 @@ extension LlamaModel {
         for (i, t) in tokens.enumerated() where t < 0 || t >= c.vocabSize {
             throw RuntimeError.tokenOutOfRange(token: t, position: i, vocabSize: c.vocabSize)
         }
+        let L = c.numHiddenLayers
+        let layerRange = options.layers ?? 0..<L
+        guard !layerRange.isEmpty, layerRange.lowerBound >= 0, layerRange.upperBound <= L else {
+            throw RuntimeError.invalidArgument("forward: layers \(layerRange) outside 0..<\(L)")
+        }
+        if layerRange != 0..<L {
+            guard cache == nil else {
+                throw RuntimeError.invalidArgument("forward: a partial layer range cannot use a KV cache (the other layers' keys would be missing)")
+            }
+            if layerRange.upperBound < L, options.logits != .none {
+                throw RuntimeError.invalidArgument("forward: layers \(layerRange) stop before the last layer; ask for logits .none")
+            }
+        }
+        if layerRange.lowerBound > 0, options.startResidual == nil {
+            throw RuntimeError.invalidArgument("forward: layers \(layerRange) start after layer 0; give startResidual [T, d]")
+        }
+        if let r = options.startResidual, r.shape.dims != [T, c.hiddenSize] {
+            throw RuntimeError.invalidArgument("forward: startResidual has shape \(r.shape), expected [\(T), \(c.hiddenSize)]")
+        }
         let cache = cache ?? KVCache(config: c, capacity: T)
         guard cache.fits(c) else {
             throw RuntimeError.invalidArgument(
                 "forward: KV cache made for \(cache.layerCount) layers × \(cache.rowWidth) does not fit this model")
         }
         let start = cache.count
-        cache.reserve(start + T)
         let total = start + T
+        let (scoreCount, overflow) = T.multipliedReportingOverflow(by: total)
+        guard !overflow, scoreCount <= 1 << 30 else {
+            throw RuntimeError.invalidArgument(
+                "forward: \(T) tokens after \(start) cached positions need a \(T)×\(total) score buffer; feed the input in chunks through a KV cache")
+        }
+        cache.reserve(total)
 
         let d = c.hiddenSize, hd = c.headDim, H = c.numAttentionHeads, KV = c.numKeyValueHeads
         let qWidth = H * hd, kvWidth = KV * hd, ff = c.intermediateSize
@@ -76,13 +100,17 @@ extension LlamaModel {
             if recorded { result.activations[site] = x }
         }
 
-        // Embedding gather.
-        weights.embedding.withUnsafeBufferPointer { e in
-            for (t, id) in tokens.enumerated() { (buf.x + t * d).update(from: e.baseAddress! + id * d, count: d) }
+        // Embedding gather, or the given residual.
+        if let r = options.startResidual {
+            r.withUnsafeBufferPointer { buf.x.update(from: $0.baseAddress!, count: T * d) }
+        } else {
+            weights.embedding.withUnsafeBufferPointer { e in
+                for (t, id) in tokens.enumerated() { (buf.x + t * d).update(from: e.baseAddress! + id * d, count: d) }
+            }
         }
         let (cosTable, sinTable) = rotary.tables(positions: start, count: T)
 
-        for (l, w) in weights.layers.enumerated() {
+        for (l, w) in weights.layers.enumerated() where layerRange.contains(l) {
             let lora = loraFactors(layer: l)
             let capture = options.intermediateLayers.contains(l)
             try visit(.blockInput(l), buf.x)

@@ -5,7 +5,9 @@ import Tensors
 /// hooks at their sites). A value type: adding an adapter to a copy leaves the original as it was,
 /// and the weights are shared, not copied (copy-on-write tensors).
 public struct LlamaModel: Sendable {
+    /// Hyperparameters.
     public let config: LlamaConfig
+    /// f32 weights in Hugging Face orientation.
     public let weights: LlamaWeights
     /// Bias layout resolved from the architecture name.
     public let architecture: LlamaArchitecture

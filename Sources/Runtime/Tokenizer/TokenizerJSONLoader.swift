@@ -69,6 +69,10 @@ public enum TokenizerJSONLoader {
                                     lstrip: t["lstrip"]?.boolValue ?? false, rstrip: t["rstrip"]?.boolValue ?? false))
         }
         guard maxID >= 0 else { throw fail("empty vocabulary") }
+        // Holes get placeholder entries; bound them so a claimed id cannot size the allocation.
+        guard maxID + 1 - byID.count <= 65_536 else {
+            throw fail("ids reach \(maxID) but only \(byID.count) tokens are listed (more than 65536 unused ids)")
+        }
         var vocabulary = [String](repeating: "", count: maxID + 1)
         for id in 0...maxID {
             // Unused ids get a text no input can produce.

