@@ -51,6 +51,7 @@ def figure_benchmarks(work: Path, threads: int) -> list[tuple[str, list[str]]]:
         ("tokenizer", []),
         ("equivalence", t),
         ("merge", ["--work", str(work)] + t),
+        ("kl", t),
     ]
 
 
@@ -61,6 +62,7 @@ PEER_LABELS = {
     "tokenizer": "HF tokenizers",
     "equivalence": "numpy / torch.func.jvp",
     "merge": "PEFT merge_and_unload",
+    "kl": "PyTorch autograd + AdamW",
 }
 
 FIGURE_AREAS = sorted({a for a, _ in figure_benchmarks(Path("."), 1)})

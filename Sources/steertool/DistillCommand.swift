@@ -29,10 +29,37 @@ struct DistillCommand: ParsableCommand {
     @Option(name: .long, help: "Tokens per calibration sequence when --calib is text.")
     var sequenceLength = 128
 
-    @Option(name: .long, help: "first-order, oracle or sequential.")
+    @Option(name: .long, help: "first-order, oracle, sequential, or kl (sequential init, then end-to-end KL training).")
     var method = "sequential"
 
-    @Option(name: .long, help: "vector, linear or silu.")
+    @Option(name: .long, help: "kl: Adam steps.")
+    var steps = 300
+
+    @Option(name: .long, help: "kl: calibration sequences per step.")
+    var batch = 4
+
+    @Option(name: .long, help: "kl: learning rate (cosine schedule to 0.1×).")
+    var lr: Float = 3e-3
+
+    @Option(name: .long, help: "kl: held-out KL and recovered fraction every this many steps.")
+    var evalEvery = 50
+
+    @Option(name: .long, help: "kl --kind joint: LoRA rank on down_proj trained with the post-block adapters.")
+    var loraRank = 4
+
+    @Option(name: .long, help: "kl --kind joint: project each adapter's D off col(B_down) every this many steps (0 = never).")
+    var projectEvery = 100
+
+    @Option(name: .long, help: "kl --kind joint: soft penalty λ·‖BᵀD‖² instead of (or with) the projection.")
+    var penalty: Float = 0
+
+    @Option(name: .long, help: "kl --kind joint: PEFT LoRA folder written next to the steering adapter.")
+    var loraOutput: String?
+
+    @Option(name: .long, help: "kl: held-out sequences (JSON list of token-id lists); default the last fifth of --calib.")
+    var evalTokens: String?
+
+    @Option(name: .long, help: "vector, linear or silu (with --method kl also joint: linear adapters + a down_proj LoRA; lora: the LoRA alone).")
     var kind = "linear"
 
     @Option(name: .long, help: "Fixed rank per layer.")
@@ -68,8 +95,11 @@ struct DistillCommand: ParsableCommand {
     func validate() throws {
         guard (finetuned == nil) != (lora == nil) else { throw ValidationError("give exactly one of --finetuned and --lora") }
         guard !(rank != nil && targetError != nil) else { throw ValidationError("give at most one of --rank and --target-error") }
-        guard DistillMethod(rawValue: method) != nil else { throw ValidationError("--method must be first-order, oracle or sequential") }
-        guard AdapterKind(rawValue: kind) != nil else { throw ValidationError("--kind must be vector, linear or silu") }
+        guard DistillMethod(rawValue: method) != nil || method == "kl" else { throw ValidationError("--method must be first-order, oracle, sequential or kl") }
+        guard AdapterKind(rawValue: kind) != nil || ((kind == "joint" || kind == "lora") && method == "kl") else {
+            throw ValidationError("--kind must be vector, linear or silu (or joint / lora with --method kl)")
+        }
+        if (kind == "joint" || kind == "lora") && loraOutput == nil { throw ValidationError("--kind \(kind) needs --lora-output <dir>") }
         guard sequenceLength >= 2 else { throw ValidationError("--sequence-length must be ≥ 2") }
         guard heldOut >= 0 && heldOut < 1 else { throw ValidationError("--held-out must be in [0, 1)") }
         if let rank, rank < 0 { throw ValidationError("--rank must be ≥ 0") }
@@ -84,9 +114,10 @@ struct DistillCommand: ParsableCommand {
         let ft: LlamaModel
         if let finetuned { ft = try LlamaModel.load(path: finetuned) } else { ft = try baseModel.adding(LoRAWeights.load(directory: lora!)) }
         let sequences = try calibration()
-        let fit = AdapterFitOptions(kind: AdapterKind(rawValue: kind)!,
+        let fit = AdapterFitOptions(kind: AdapterKind(rawValue: kind) ?? .linear,
                                     rank: targetError.map { .targetError($0) } ?? .fixed(rank ?? 8), ridge: ridge,
                                     silu: SiLUTrainingOptions(seed: seed))
+        if method == "kl" { return try runKL(base: baseModel, finetuned: ft, calibration: sequences, fit: fit) }
         let options = DistillOptions(method: DistillMethod(rawValue: method)!, fit: fit, layers: try layerList(baseModel.config.numHiddenLayers),
                                      heldOutFraction: heldOut, seed: seed)
         let result = try Distiller.distill(base: baseModel, finetuned: ft, sequences: sequences, options: options)

@@ -1,0 +1,107 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Tensors
+
+/// How the learning rate evolves over training steps (1-based step s of `totalSteps`).
+public enum LearningRateSchedule: Sendable, Equatable {
+    /// lr at every step.
+    case constant
+    /// Half-cosine decay from lr (step 1) towards `floor`·lr at `totalSteps`:
+    /// lr·(floor + (1 − floor)·½(1 + cos(π·(s − 1)/max(totalSteps − 1, 1)))).
+    case cosine(totalSteps: Int, floor: Float = 0)
+
+    /// The multiplier of the base learning rate at 1-based step `step`.
+    public func factor(step: Int) -> Float {
+        switch self {
+        case .constant: return 1
+        case let .cosine(total, floor):
+            let progress = Float(min(max(step - 1, 0), max(total - 1, 1))) / Float(max(total - 1, 1))
+            return floor + (1 - floor) * 0.5 * (1 + cosf(Float.pi * progress))
+        }
+    }
+}
+
+/// Settings of `AdamOptimizer`.
+public struct AdamOptions: Sendable, Equatable {
+    /// Base learning rate.
+    public var learningRate: Float
+    public var beta1: Float
+    public var beta2: Float
+    public var epsilon: Float
+    /// Decoupled weight decay (AdamW): θ ← θ − lr·λ·θ before the Adam step; 0 = plain Adam.
+    public var weightDecay: Float
+    /// Rescales the whole gradient (all tensors together) to this global L2 norm when it is
+    /// larger; nil = no clipping.
+    public var clipNorm: Float?
+    public var schedule: LearningRateSchedule
+
+    public init(learningRate: Float = 1e-3, beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-8,
+                weightDecay: Float = 0, clipNorm: Float? = 1, schedule: LearningRateSchedule = .constant) {
+        self.learningRate = learningRate; self.beta1 = beta1; self.beta2 = beta2; self.epsilon = epsilon
+        self.weightDecay = weightDecay; self.clipNorm = clipNorm; self.schedule = schedule
+    }
+}
+
+/// Adam / AdamW (Kingma & Ba 2015; Loshchilov & Hutter 2019) with bias correction, global-norm
+/// gradient clipping and a learning-rate schedule, over a fixed list of tensors: step s uses
+/// m ← β₁m + (1−β₁)g, v ← β₂v + (1−β₂)g², θ ← θ − lr_s·(m/(1−β₁ˢ)) / (√(v/(1−β₂ˢ)) + ε), as
+/// `torch.optim.Adam(W)` does. Deterministic: no randomness, elementwise in a fixed order.
+public struct AdamOptimizer: Sendable {
+    public var options: AdamOptions
+    /// Steps taken so far.
+    public private(set) var step: Int = 0
+    private var m: [[Float]] = []
+    private var v: [[Float]] = []
+
+    public init(options: AdamOptions) { self.options = options }
+
+    /// What one `update` did.
+    public struct StepReport: Sendable {
+        /// Global L2 norm of the gradient before clipping.
+        public var gradientNorm: Float
+        /// Learning rate used.
+        public var learningRate: Float
+    }
+
+    /// Applies one step to `parameters` with `gradients` (same count and shapes, same order at
+    /// every call).
+    public mutating func update(parameters: inout [Tensor], gradients: [Tensor]) -> StepReport {
+        precondition(parameters.count == gradients.count, "Adam: \(parameters.count) parameters, \(gradients.count) gradients")
+        if m.isEmpty {
+            m = parameters.map { [Float](repeating: 0, count: $0.count) }
+            v = m
+        }
+        precondition(zip(parameters, gradients).allSatisfy { $0.shape == $1.shape } && m.count == parameters.count,
+                     "Adam: parameter shapes changed between steps")
+        step += 1
+        var sq = 0.0
+        for g in gradients { for x in g.scalars { sq += Double(x) * Double(x) } }
+        let norm = Float(sq.squareRoot())
+        var clip: Float = 1
+        if let c = options.clipNorm, norm > c, norm > 0 { clip = c / norm }
+        let lr = options.learningRate * options.schedule.factor(step: step)
+        let b1 = options.beta1, b2 = options.beta2, eps = options.epsilon, wd = options.weightDecay
+        let c1 = 1 - powf(b1, Float(step)), c2 = 1 - powf(b2, Float(step))
+        for i in 0..<parameters.count {
+            gradients[i].withUnsafeBufferPointer { g in
+                parameters[i].withUnsafeMutableBufferPointer { p in
+                    m[i].withUnsafeMutableBufferPointer { mm in
+                        v[i].withUnsafeMutableBufferPointer { vv in
+                            for j in 0..<p.count {
+                                let gj = g[j] * clip
+                                if wd != 0 { p[j] -= lr * wd * p[j] }
+                                mm[j] = b1 * mm[j] + (1 - b1) * gj
+                                vv[j] = b2 * vv[j] + (1 - b2) * gj * gj
+                                p[j] -= lr * (mm[j] / c1) / ((vv[j] / c2).squareRoot() + eps)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return StepReport(gradientNorm: norm, learningRate: lr)
+    }
+}

@@ -1,0 +1,79 @@
+import ArgumentParser
+import Equivalence
+import Foundation
+import Formats
+import Merge
+import Runtime
+import Tensors
+
+/// `steertool distill --method kl`: the sequential closed-form adapter, then all layers trained
+/// jointly on KL to the fine-tune (`Equivalence.KLDistiller`). Prints the training curve; the
+/// report JSON adds `curve` (step, train_kl, heldout_kl, heldout_loss, recovered_fraction).
+extension DistillCommand {
+    func runKL(base baseModel: LlamaModel, finetuned ft: LlamaModel, calibration: [[Int]], fit: AdapterFitOptions) throws {
+        guard steps >= 0, batch >= 1, lr > 0, lr.isFinite else { throw ValidationError("kl needs --steps ≥ 0, --batch ≥ 1, --lr > 0") }
+        var calib = calibration
+        let heldOutSeqs: [[Int]]
+        if let evalTokens {
+            heldOutSeqs = try TokenListFile.load(path: evalTokens)
+        } else {
+            guard calib.count >= 2 else { throw ValidationError("--method kl needs --eval-tokens or at least 2 calibration sequences") }
+            let n = max(1, calib.count / 5)
+            heldOutSeqs = Array(calib.suffix(n))
+            calib.removeLast(n)
+        }
+        let initial = DistillOptions(method: .sequential, fit: fit, layers: try layerList(baseModel.config.numHiddenLayers),
+                                     heldOutFraction: heldOut, seed: seed, diagnostics: false)
+        var options = KLDistillOptions(initial: initial, steps: steps, batchSize: batch, windowLength: sequenceLength,
+                                       adam: AdamOptions(learningRate: lr, clipNorm: 1, schedule: .cosine(totalSteps: max(steps, 1), floor: 0.1)),
+                                       seed: seed, evaluationInterval: evalEvery)
+        if kind == "joint" || kind == "lora" {
+            guard loraRank >= 1, projectEvery >= 0, penalty >= 0 else { throw ValidationError("\(kind) needs --lora-rank ≥ 1, --project-every ≥ 0, --penalty ≥ 0") }
+            options.joint = JointAdaptationOptions(loraRank: loraRank, projectionInterval: projectEvery, penalty: penalty, seed: seed)
+            options.joint?.weightOnly = kind == "lora"
+        }
+        let tty = isatty(STDERR_FILENO) == 1
+        print("step  train_kl  heldout_kl  heldout_loss  recovered  tokens/s")
+        func f(_ x: Double?) -> String { x.map { String(format: "%.4f", $0) } ?? "-" }
+        let result = try KLDistiller.distill(base: baseModel, finetuned: ft, calibration: calib, heldOut: heldOutSeqs, options: options) { p in
+            if p.heldOutKL != nil {
+                if tty { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+                print("\(p.step)  \(f(p.trainKL))  \(f(p.heldOutKL))  \(f(p.heldOutLoss))  \(f(p.recoveredFraction))  \(p.tokensPerSecond.map { String(format: "%.0f", $0) } ?? "-")")
+            } else if tty {
+                FileHandle.standardError.write(Data(String(format: "\rstep %d/%d  kl %.4f  %.0f tokens/s", p.step, steps, p.trainKL ?? .nan, p.tokensPerSecond ?? 0).utf8))
+            }
+        }
+        print(String(format: "held-out loss: base %.4f, fine-tune %.4f; parameters %d (%.4f%% of the model)", result.baseLoss, result.finetunedLoss,
+                     result.parameterCount, 100 * result.parameterFraction))
+        for p in result.projections {
+            print(String(format: "projection at step %d, layer %d: cosine(col D, col B_down) %.4f → %.4f", p.step, p.layer, p.cosineBefore, p.cosineAfter))
+        }
+        let curve: [JSONValue] = result.curve.map { p in
+            func num(_ x: Double?) -> JSONValue { x.map { .double($0) } ?? .null }
+            return .object([("step", .int(p.step)), ("train_kl", num(p.trainKL)), ("heldout_kl", num(p.heldOutKL)),
+                            ("heldout_loss", num(p.heldOutLoss)), ("recovered_fraction", num(p.recoveredFraction))])
+        }
+        var json = reportJSON(result.initial)
+        if case var .object(fields) = json {
+            fields = fields.map { $0.0 == "method" ? ("method", .string("kl")) : $0 }
+            fields = fields.map { $0.0 == "parameters" ? ("parameters", .int(result.parameterCount)) : $0 }
+            fields = fields.map { $0.0 == "parameter_fraction" ? ("parameter_fraction", .double(result.parameterFraction)) : $0 }
+            fields.append(("steps", .int(steps))); fields.append(("batch", .int(batch))); fields.append(("lr", .float(lr)))
+            fields.append(("heldout_loss_base", .double(result.baseLoss))); fields.append(("heldout_loss_finetuned", .double(result.finetunedLoss)))
+            fields.append(("curve", .array(curve)))
+            json = .object(fields)
+        }
+        let source = finetuned.map { "finetuned:\($0)" } ?? "lora:\(lora!)"
+        try SteeringFiles.file(from: result.adapter, baseModel: base, source: source, report: json).write(to: output, force: force)
+        if let w = result.lora, let loraOutput {
+            var modules: [String: LoRAUpdate] = [:]
+            for (l, ps) in w.layers { for (p, f) in ps { modules[p.modulePath(layer: l)] = LoRAUpdate(a: f.a, b: f.b, scaling: f.scale) } }
+            try PEFTAdapterFolder.write(modules, to: loraOutput, baseModel: base, force: force)
+        }
+        if let report {
+            let w = try AtomicFileWriter(path: report, force: force)
+            try w.write(json.serialized(indent: 1) + "\n")
+            try w.commit()
+        }
+    }
+}
