@@ -4,6 +4,8 @@
   model/            random Llama, ~125M parameters (vocab 32000, d 768, 12 layers, 12 heads / 4 KV
                     heads, d_ff 2048, untied), f32 safetensors + config.json
   lora/             PEFT LoRA adapter for model/ (r 16, alpha 32, all seven projections, B != 0)
+  model2/, model3/  two more random checkpoints of the same shape; merge-linear.yaml merges the
+                    three (mergekit layout) for the checkpoint-merge memory figure
 (`steertool bench formats` creates its own 1 GiB safetensors file in the same folder, and the
 runtime benchmark builds its random ~100M model in memory.)
 
@@ -19,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from safetensors.numpy import save_file
 
-VERSION = "1"
+VERSION = "2"
 CONFIG = {
     "architectures": ["LlamaForCausalLM"], "model_type": "llama", "vocab_size": 32000,
     "hidden_size": 768, "intermediate_size": 2048, "num_hidden_layers": 12,
@@ -49,8 +51,8 @@ def random_model(rng: np.random.Generator) -> dict[str, np.ndarray]:
     return t
 
 
-def write_model(work: Path, rng: np.random.Generator) -> None:
-    d = work / "model"
+def write_model(work: Path, rng: np.random.Generator, name: str = "model") -> None:
+    d = work / name
     d.mkdir(parents=True, exist_ok=True)
     save_file(random_model(rng), str(d / "model.safetensors"), metadata={"format": "pt"})
     (d / "config.json").write_text(json.dumps(CONFIG, indent=2))
@@ -83,6 +85,15 @@ def main() -> int:
     rng = np.random.default_rng(20261125)
     write_model(work, rng)
     write_lora(work, rng)
+    # Two more checkpoints of the same shape and a mergekit config for the checkpoint-merge
+    # memory figure (peak RSS against the summed size of the inputs).
+    write_model(work, rng, "model2")
+    write_model(work, rng, "model3")
+    (work / "merge-linear.yaml").write_text(
+        "merge_method: linear\nmodels:\n"
+        + "".join(f"  - model: {work / m}\n    parameters:\n      weight: {w}\n"
+                  for m, w in (("model", 0.5), ("model2", 0.3), ("model3", 0.2)))
+        + "dtype: float32\n")
     marker.write_text(VERSION)
     return 0
 

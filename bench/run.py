@@ -196,6 +196,22 @@ def main() -> int:
                 "threads": threads, "machine": machine,
             })
 
+    # Checkpoint merge: peak RSS against the summed size of the inputs (no peer; mmap'd inputs
+    # count toward RSS only as far as pages are touched).
+    name = "checkpoint merge, linear, 3 × 500 MB (mergekit YAML)"
+    log(f"command {name}")
+    ours = run_command([str(STEERTOOL), "merge", "config", str(args.work / "merge-linear.yaml"),
+                        "--output", str(args.work / "out" / "merged-ckpt"), "--force"], env)
+    if isinstance(ours, str):
+        problems.append(f"{name}: {ours}")
+    else:
+        inputs_mb = sum((args.work / m / "model.safetensors").stat().st_size for m in ("model", "model2", "model3")) / 2**20
+        results.append({"name": name, "unit": "MB peak RSS", "steertool": ours["peak_rss_mb"], "peer": "sum of the inputs",
+                        "peer_value": inputs_mb, "ratio": better_ratio("MB", ours["peak_rss_mb"], inputs_mb),
+                        "threads": threads, "machine": machine})
+        results.append({"name": name, "unit": "s", "steertool": ours["seconds"], "peer": "", "peer_value": None,
+                        "ratio": None, "threads": threads, "machine": machine})
+
     for name, ours_cmd, peer_cmd in command_benchmarks(args.work, threads):
         log(f"command {name}")
         ours = run_command(ours_cmd, env)
