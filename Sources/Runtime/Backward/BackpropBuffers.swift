@@ -26,21 +26,7 @@ enum BackpropKernels {
     /// row's 1/√(mean(x²)+eps) in `inverseRMS` `[rows]`.
     static func rmsNorm(_ x: UnsafePointer<Float>, rows: Int, d: Int, weight: UnsafePointer<Float>, eps: Float,
                         out: UnsafeMutablePointer<Float>, inverseRMS: UnsafeMutablePointer<Float>) {
-        for t in 0..<rows {
-            let xr = x + t * d, o = out + t * d
-            var s0 = 0.0, s1 = 0.0
-            var i = 0
-            while i + 1 < d {
-                s0 += Double(xr[i]) * Double(xr[i])
-                s1 += Double(xr[i + 1]) * Double(xr[i + 1])
-                i += 2
-            }
-            if i < d { s0 += Double(xr[i]) * Double(xr[i]) }
-            let variance = Float((s0 + s1) / Double(d))
-            let r = 1 / (variance + eps).squareRoot()
-            inverseRMS[t] = r
-            for j in 0..<d { o[j] = weight[j] * (xr[j] * r) }
-        }
+        Kernels.rmsNorm(x, rows: rows, d: d, weight: weight, eps: eps, out: out, inverseRMS: inverseRMS)
     }
 
     /// Adds the input gradient of y = w ⊙ x·r(x) (r = 1/√(mean(x²)+eps)) to `gx`:
