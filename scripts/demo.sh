@@ -18,13 +18,19 @@ say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 say "Fixture pair: a small Llama trained on licence texts (base) and fully fine-tuned on Python sources"
 $ST inspect fixtures/tiny/finetuned | head -4
-say "distill: fine-tune → rank-8 post-block adapter, sequential fit (each layer's target on the already-steered base)"
+say "distill: fine-tune → rank-16 post-block adapters, sequential closed-form fit (each layer's target on the already-steered base)"
+# Calibration: held-out corpus-B windows with the evaluation spans cut out (fixtures/kl/calib.json).
 $ST distill --base fixtures/tiny/base --finetuned fixtures/tiny/finetuned \
-    --calib "$OUT/calib-b.txt" --sequence-length 128 --method sequential --kind linear --rank 8 \
-    --output "$OUT/tiny-steer.safetensors" --report "$OUT/tiny-report.json" --force
-say "eval on held-out Python text: base, base + adapter, against the fine-tune as reference"
-$ST eval --model fixtures/tiny/base --adapter "$OUT/tiny-steer.safetensors" --adapter fixtures/tiny/lora \
-    --reference fixtures/tiny/finetuned --tokens fixtures/eval/tokens.json --context 64 --stride 32
+    --calib fixtures/kl/calib.json --method sequential --kind linear --rank 16 --held-out 0 \
+    --output "$OUT/tiny-sequential.safetensors" --report "$OUT/tiny-sequential.json" --force
+say "distill --method kl: the same adapters trained end to end on KL to the fine-tune (300 Adam steps)"
+$ST distill --base fixtures/tiny/base --finetuned fixtures/tiny/finetuned \
+    --calib fixtures/kl/calib.json --method kl --kind linear --rank 16 --held-out 0 \
+    --steps 300 --batch 4 --lr 1e-2 --eval-every 100 --eval-tokens fixtures/eval/tokens.json \
+    --output "$OUT/tiny-kl.safetensors" --report "$OUT/tiny-kl.json" --force
+say "eval on held-out Python text: base, base + each adapter, the LoRA of the same data; reference = the fine-tune"
+$ST eval --model fixtures/tiny/base --adapter "$OUT/tiny-sequential.safetensors" --adapter "$OUT/tiny-kl.safetensors" \
+    --adapter fixtures/tiny/lora --reference fixtures/tiny/finetuned --tokens fixtures/eval/tokens.json --context 64 --stride 32
 
 if [ -f fixtures/smollm2/lora/adapter_config.json ]; then
   say "Real model: SmolLM2-135M-Instruct (Q4_1 GGUF) and a PEFT LoRA of it (fixtures/smollm2/lora)"
