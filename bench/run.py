@@ -187,6 +187,8 @@ def main() -> int:
             peers = []
         peer_by_name = {r["name"]: r for r in peers}
         for r in ours:
+            if any(x["name"] == r["name"] for x in results):
+                continue   # machine figures (sgemm peak, copy bandwidth) repeat per runtime model
             p = peer_by_name.get(r["name"])
             results.append({
                 "name": r["name"], "unit": r["unit"], "steertool": r["value"],

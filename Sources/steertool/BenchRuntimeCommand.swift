@@ -52,12 +52,57 @@ struct BenchRuntimeCommand: ParsableCommand {
             bestPrefill = min(bestPrefill, Double(t1 - t0) / 1e9)
             bestDecode = min(bestDecode, Double(t2 - t1) / 1e9)
         }
-        emit("runtime.prefill.\(name)", Double(promptTokens) / bestPrefill)
-        emit("runtime.decode.\(name)", Double(decodeTokens) / bestDecode)
+        let prefill = Double(promptTokens) / bestPrefill, decode = Double(decodeTokens) / bestDecode
+        emit("runtime.prefill.\(name)", prefill)
+        emit("runtime.decode.\(name)", decode)
+
+        // Against the machine: prefill is compute-bound (2 FLOPs per projection weight per token;
+        // attention scores and lm_head of the last position left out, so this undercounts a little),
+        // decode is bandwidth-bound (every f32 weight of the layers and lm_head read once per token).
+        let layerWeights = m.weights.layers.reduce(0) { $0 + $1.q.count + $1.k.count + $1.v.count + $1.o.count
+            + $1.gate.count + $1.up.count + $1.down.count }
+        let peak = Self.sgemmPeak(), copy = Self.copyBandwidth()
+        let prefillFLOPs = prefill * 2 * Double(layerWeights) / 1e9
+        let decodeBytes = decode * 4 * Double(layerWeights + m.weights.outputProjection.count) / 1e9
+        emit("runtime.sgemm_peak", peak, unit: "GFLOP/s")
+        emit("runtime.copy_bandwidth", copy, unit: "GB/s")
+        emit("runtime.prefill.\(name).compute", prefillFLOPs, unit: "GFLOP/s")
+        emit("runtime.prefill.\(name).fraction_of_sgemm_peak", prefillFLOPs / peak, unit: "fraction")
+        emit("runtime.decode.\(name).weight_traffic", decodeBytes, unit: "GB/s")
+        emit("runtime.decode.\(name).fraction_of_copy_bandwidth", decodeBytes / copy, unit: "fraction")
     }
 
-    private func emit(_ name: String, _ value: Double) {
-        print("{\"name\": \"\(name)\", \"unit\": \"tokens/s\", \"value\": \(String(format: "%.2f", value)), \"threads\": \(threads)}")
+    private func emit(_ name: String, _ value: Double, unit: String = "tokens/s") {
+        print("{\"name\": \"\(name)\", \"unit\": \"\(unit)\", \"value\": \(String(format: "%.4g", value)), \"threads\": \(threads)}")
+    }
+
+    /// Best GFLOP/s of a 1536³ single-precision gemm on this thread count (OpenBLAS), 3 tries.
+    static func sgemmPeak() -> Double {
+        let n = 1536
+        let a = Tensor.randomNormal([n, n], seed: 1), b = Tensor.randomNormal([n, n], seed: 2)
+        var best = Double.infinity
+        for _ in 0..<3 {
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            _ = matmul(a, b)
+            best = min(best, Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
+        }
+        return 2 * Double(n * n * n) / best / 1e9
+    }
+
+    /// Best GB/s (bytes copied per second) of a 256 MiB memcpy between pre-touched buffers, 3 tries.
+    static func copyBandwidth() -> Double {
+        let count = 256 << 20
+        let src = UnsafeMutableRawPointer.allocate(byteCount: count, alignment: 64)
+        let dst = UnsafeMutableRawPointer.allocate(byteCount: count, alignment: 64)
+        defer { src.deallocate(); dst.deallocate() }
+        memset(src, 1, count); memset(dst, 0, count)
+        var best = Double.infinity
+        for _ in 0..<3 {
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            memcpy(dst, src, count)
+            best = min(best, Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
+        }
+        return Double(count) / best / 1e9
     }
 }
 
