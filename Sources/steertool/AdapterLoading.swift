@@ -3,6 +3,7 @@ import Formats
 import Runtime
 
 /// Reads adapter files for the CLI and adds them to a model (applied unmerged).
+/// - a folder with `joint.json`: joint bundle (its LoRA and its steering adapter together);
 /// - a folder with `adapter_config.json`: PEFT LoRA;
 /// - a `.gguf` file: llama.cpp control vector (post-block, direction.k → block k);
 /// - any other file: steertool steering adapter (safetensors).
@@ -20,7 +21,9 @@ enum AdapterLoading {
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
             throw FormatsError.missingFile(path: path, reason: "adapter not found")
         }
-        if isDir.boolValue {
+        if isDir.boolValue && JointAdapterBundle.isBundle(path) {
+            try model.addJointBundle(path: path, scale: scale)
+        } else if isDir.boolValue {
             guard scale == 1 else {
                 throw RuntimeError.invalidArgument("\(spec): a scale applies to steering adapters and control vectors, not LoRA")
             }

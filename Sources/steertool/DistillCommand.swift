@@ -56,6 +56,9 @@ struct DistillCommand: ParsableCommand {
     @Option(name: .long, help: "kl --kind joint: PEFT LoRA folder written next to the steering adapter.")
     var loraOutput: String?
 
+    @Option(name: .long, help: "kl --kind joint: also write both parts as one joint bundle folder (LoRA + steering), usable with --adapter.")
+    var bundle: String?
+
     @Option(name: .long, help: "kl: held-out sequences (JSON list of token-id lists); default the last fifth of --calib.")
     var evalTokens: String?
 
@@ -99,7 +102,10 @@ struct DistillCommand: ParsableCommand {
         guard AdapterKind(rawValue: kind) != nil || ((kind == "joint" || kind == "lora") && method == "kl") else {
             throw ValidationError("--kind must be vector, linear or silu (or joint / lora with --method kl)")
         }
-        if (kind == "joint" || kind == "lora") && loraOutput == nil { throw ValidationError("--kind \(kind) needs --lora-output <dir>") }
+        if (kind == "joint" || kind == "lora") && loraOutput == nil && bundle == nil {
+            throw ValidationError("--kind \(kind) needs --lora-output <dir> (or --bundle <dir> with --kind joint)")
+        }
+        if bundle != nil && kind != "joint" { throw ValidationError("--bundle applies to --method kl --kind joint") }
         guard sequenceLength >= 2 else { throw ValidationError("--sequence-length must be ≥ 2") }
         guard heldOut >= 0 && heldOut < 1 else { throw ValidationError("--held-out must be in [0, 1)") }
         if let rank, rank < 0 { throw ValidationError("--rank must be ≥ 0") }

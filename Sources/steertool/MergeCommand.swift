@@ -31,7 +31,7 @@ struct MergeLoRACommand: ParsableCommand {
         abstract: "Fold a PEFT LoRA into an HF checkpoint (PEFT merge_and_unload), keeping the base's shards and dtypes.")
 
     @Option(help: "Base model: HF folder (model.safetensors or sharded index) or .gguf.") var base: String
-    @Option(name: [.customLong("adapter"), .customLong("lora")], help: "PEFT adapter folder (adapter_config.json + adapter_model.safetensors).")
+    @Option(name: [.customLong("adapter"), .customLong("lora")], help: "PEFT adapter folder (adapter_config.json + adapter_model.safetensors), or a joint bundle (its LoRA is merged, its steering file kept).")
     var adapter: String
     @Option(help: "Output: HF folder, or a .gguf file (Q/K permuted as convert_hf_to_gguf.py).") var output: String
     @Option(help: "GGUF output type: f32, f16, bf16, q8_0, q4_0.") var type = "f32"
@@ -40,6 +40,15 @@ struct MergeLoRACommand: ParsableCommand {
     func run() throws {
         guard let t = LlamaConverter.OutputType(rawValue: type) else { throw ValidationError("--type must be f32, f16, bf16, q8_0 or q4_0") }
         let start = Date()
+        if JointAdapterBundle.isBundle(adapter) {
+            // A joint bundle: fold its LoRA part, keep its steering part next to the output.
+            let (s, steeringPath) = try runMerge {
+                try MergeFiles.mergeJointBundle(base: base, bundle: adapter, output: output, ggufType: t, force: force)
+            }
+            print("merged the bundle's LoRA into \(s.changedCount) of \(s.tensorCount) tensors of \(output); "
+                  + "its steering part is kept at \(steeringPath) (apply it with --adapter \(steeringPath))")
+            return
+        }
         let s = try runMerge { try MergeFiles.mergeLoRAAnyFormat(base: base, adapter: adapter, output: output, ggufType: t, force: force) }
         let secs = Date().timeIntervalSince(start)
         print("merged \(s.changedCount) of \(s.tensorCount) tensors into \(output) (\(s.files.joined(separator: ", "))), "

@@ -77,6 +77,24 @@ public enum MergeFiles {
         return Summary(files: files, tensorCount: count, changedCount: changed, bytes: bytes)
     }
 
+    /// Folds a joint bundle's LoRA part into `base` (as `mergeLoRAAnyFormat`) and keeps its
+    /// steering part next to the output: `<output>/steering.safetensors` for an HF folder,
+    /// `<output without .gguf>.steering.safetensors` for a GGUF. Applying that steering file to
+    /// the merged model reproduces the bundle applied unmerged.
+    /// - Returns: the merge summary and the path of the kept steering file.
+    public static func mergeJointBundle(base: String, bundle: String, output: String,
+                                        ggufType: LlamaConverter.OutputType = .f32,
+                                        force: Bool = false) throws -> (summary: Summary, steeringPath: String) {
+        let parts = try JointAdapterBundle.read(bundle)
+        let steeringPath = output.lowercased().hasSuffix(".gguf")
+            ? String(output.dropLast(5)) + ".steering.safetensors" : output + "/steering.safetensors"
+        if !force && FileManager.default.fileExists(atPath: steeringPath) { throw MergeError.outputExists(steeringPath) }
+        let steering = try SteeringAdapterFile.load(path: parts.steeringPath)   // validated before anything is written
+        let summary = try mergeLoRAAnyFormat(base: base, adapter: parts.loraPath, output: output, ggufType: ggufType, force: force)
+        try steering.write(to: steeringPath, force: force)
+        return (summary, steeringPath)
+    }
+
     /// `mergeLoRA` for any pairing of HF folders and GGUF files: a `.gguf` base is first
     /// converted to an HF folder by Formats' `LlamaConverter` (Q/K rows un-permuted, quantized
     /// types dequantized to F32), and a `.gguf` output is converted from the merged HF folder
