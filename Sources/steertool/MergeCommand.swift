@@ -93,7 +93,8 @@ struct MergeAdaptersCommand: ParsableCommand {
 struct MergeConfigCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "config",
-        abstract: "Merge checkpoints from a mergekit YAML config (linear, task_arithmetic, ties, dare_ties, dare_linear, slerp).")
+        abstract: "Merge checkpoints from a mergekit YAML config (linear, task_arithmetic, ties, dare_ties, dare_linear, slerp).",
+        aliases: ["models"])
 
     @Argument(help: "mergekit YAML; model paths are relative to the working directory (as mergekit) or else to the YAML's folder.") var config: String
     @Option(help: "Output folder.") var output: String

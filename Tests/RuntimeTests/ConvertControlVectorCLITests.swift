@@ -1,0 +1,28 @@
+import Foundation
+import Testing
+import Runtime
+import TestSupport
+
+/// `steertool convert` between a llama.cpp control vector and a steering adapter: the fixture
+/// control vector (written by steertool and read by llama.cpp and gguf-py in the merge fixtures)
+/// survives GGUF → steering file → GGUF byte for byte, and the steering file applies the same
+/// directions (post-block, direction.k on block k).
+@Suite("CLI convert control vector")
+struct ConvertControlVectorCLITests {
+    @Test func roundTripIsExact() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("steertool-cv-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let source = Fixtures.path("merge/llamacpp/cv.gguf")
+        let steering = dir + "/cv.safetensors", back = dir + "/cv.gguf"
+        let a = try SteerToolBinary.run(["convert", source, steering])
+        #expect(a.status == 0, "\(a.err)")
+        let b = try SteerToolBinary.run(["convert", steering, back])
+        #expect(b.status == 0, "\(b.err)")
+        #expect(FileManager.default.contents(atPath: back) == FileManager.default.contents(atPath: source))
+        let fromFile = try SteeringAdapter.load(path: steering)
+        #expect(fromFile.site == .blockOutput && !fromFile.layers.isEmpty)
+        // Existing outputs are kept without --force.
+        #expect(try SteerToolBinary.run(["convert", source, steering]).status != 0)
+    }
+}
