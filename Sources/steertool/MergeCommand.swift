@@ -112,11 +112,8 @@ struct MergeConfigCommand: ParsableCommand {
     }
 }
 
-struct MergeExtractCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "extract",
-        abstract: "Extract a PEFT LoRA from a fine-tuned checkpoint by truncated SVD of W_ft − W_base per projection.")
-
+/// Options of LoRA extraction, shared by `merge extract` and the top-level `extract-lora`.
+struct ExtractLoRAOptions: ParsableArguments {
     @Option(help: "Base HF folder.") var base: String
     @Option(help: "Fine-tuned HF folder.") var finetuned: String
     @Option(help: "Rank (the cap when --energy is given).") var rank: Int
@@ -130,4 +127,25 @@ struct MergeExtractCommand: ParsableCommand {
         let worst = errors.max { $0.value < $1.value }
         print("wrote \(errors.count) modules to \(output); largest relative error \(String(format: "%.3g", worst?.value ?? 0)) (\(worst?.key ?? "-"))")
     }
+}
+
+struct MergeExtractCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "extract",
+        abstract: "Extract a PEFT LoRA from a fine-tuned checkpoint by truncated SVD of W_ft − W_base per projection.")
+
+    @OptionGroup var options: ExtractLoRAOptions
+
+    func run() throws { try options.run() }
+}
+
+/// `steertool extract-lora`: the same as `merge extract`, under the name practitioners look for.
+struct ExtractLoRACommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "extract-lora",
+        abstract: "Extract a PEFT LoRA from a fine-tuned checkpoint (truncated SVD of W_ft − W_base; same as merge extract).")
+
+    @OptionGroup var options: ExtractLoRAOptions
+
+    func run() throws { try options.run() }
 }

@@ -25,4 +25,16 @@ struct ConvertControlVectorCLITests {
         // Existing outputs are kept without --force.
         #expect(try SteerToolBinary.run(["convert", source, steering]).status != 0)
     }
+
+    /// `extract-lora` is `merge extract` under the name: the same adapter, byte for byte.
+    @Test func extractLoRAIsMergeExtract() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("steertool-ex-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let common = ["--base", Fixtures.path("tiny/base"), "--finetuned", Fixtures.path("tiny/finetuned"), "--rank", "4"]
+        let a = try SteerToolBinary.run(["extract-lora"] + common + ["--output", dir + "/a"])
+        let b = try SteerToolBinary.run(["merge", "extract"] + common + ["--output", dir + "/b"])
+        #expect(a.status == 0 && b.status == 0, "\(a.err) \(b.err)")
+        let fa = FileManager.default.contents(atPath: dir + "/a/adapter_model.safetensors")
+        #expect(fa != nil && fa == FileManager.default.contents(atPath: dir + "/b/adapter_model.safetensors"))
+    }
 }
