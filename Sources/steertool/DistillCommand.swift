@@ -92,8 +92,7 @@ struct DistillCommand: ParsableCommand {
     @Flag(name: .long, help: "Overwrite existing outputs.")
     var force = false
 
-    @Option(name: .long, help: "BLAS threads (default: OpenBLAS's own choice).")
-    var threads: Int?
+    @OptionGroup var threadArguments: ThreadArguments
 
     func validate() throws {
         guard (finetuned == nil) != (lora == nil) else { throw ValidationError("give exactly one of --finetuned and --lora") }
@@ -112,10 +111,7 @@ struct DistillCommand: ParsableCommand {
     }
 
     func run() throws {
-        if let threads {
-            guard threads >= 1 else { throw ValidationError("--threads must be ≥ 1") }
-            BLAS.setThreadCount(threads)
-        }
+        try threadArguments.apply()
         let baseModel = try LlamaModel.load(path: base)
         let ft: LlamaModel
         if let finetuned { ft = try LlamaModel.load(path: finetuned) } else { ft = try baseModel.adding(LoRAWeights.load(directory: lora!)) }

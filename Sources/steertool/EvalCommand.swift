@@ -52,8 +52,7 @@ struct EvalCommand: ParsableCommand {
     @Flag(name: .long, help: "Overwrite an existing --output.")
     var force = false
 
-    @Option(name: .long, help: "BLAS threads (default: OpenBLAS's own choice).")
-    var threads: Int?
+    @OptionGroup var threadArguments: ThreadArguments
 
     func validate() throws {
         guard !model.isEmpty else { throw ValidationError("give at least one --model") }
@@ -66,10 +65,7 @@ struct EvalCommand: ParsableCommand {
     }
 
     func run() throws {
-        if let threads {
-            guard threads >= 1 else { throw ValidationError("--threads must be ≥ 1") }
-            BLAS.setThreadCount(threads)
-        }
+        try threadArguments.apply()
         // Variants.
         // Each row keeps the path whose tokenizer encodes its text (adapters use the first model's).
         var rows: [(name: String, model: LlamaModel, tokenizerPath: String)] = []

@@ -44,18 +44,14 @@ struct FoldCommand: ParsableCommand {
     @Flag(name: .long, help: "Write even when refused, and overwrite an existing output.")
     var force = false
 
-    @Option(name: .long, help: "BLAS threads (default: OpenBLAS's own choice).")
-    var threads: Int?
+    @OptionGroup var threadArguments: ThreadArguments
 
     func validate() throws {
         guard ["lora", "dense"].contains(outputKind) else { throw ValidationError("--as must be lora or dense, not '\(outputKind)'") }
     }
 
     func run() throws {
-        if let threads {
-            guard threads >= 1 else { throw ValidationError("--threads must be ≥ 1") }
-            BLAS.setThreadCount(threads)
-        }
+        try threadArguments.apply()
         var projs = Set<LlamaProjection>()
         for name in projections.split(separator: ",") {
             let n = name.trimmingCharacters(in: .whitespaces)

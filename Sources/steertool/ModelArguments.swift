@@ -11,15 +11,11 @@ struct ModelArguments: ParsableArguments {
     @Option(name: .long, help: "Adapter applied unmerged (PEFT LoRA folder or steering adapter file); repeatable.")
     var adapter: [String] = []
 
-    @Option(name: .long, help: "BLAS threads (default: OpenBLAS's own choice).")
-    var threads: Int?
+    @OptionGroup var threadArguments: ThreadArguments
 
     /// Loads the model and applies every adapter.
     func load() throws -> LlamaModel {
-        if let threads {
-            guard threads >= 1 else { throw ValidationError("--threads must be ≥ 1") }
-            BLAS.setThreadCount(threads)
-        }
+        try threadArguments.apply()
         var m = try LlamaModel.load(path: model)
         for path in adapter {
             try AdapterLoading.apply(path: path, to: &m)
