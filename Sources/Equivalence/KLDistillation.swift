@@ -124,7 +124,7 @@ public enum KLDistiller {
         var cache: [Int: Tensor] = [:]
         func reference(_ i: Int) throws -> Tensor {
             if let t = cache[i] { return t }
-            let t = SteeringBackprop.logSoftmax(try finetuned.forward(tokens: windows[i]).logits)
+            let t = logSoftmaxRows(try finetuned.forward(tokens: windows[i]).logits)
             if cacheable { cache[i] = t }
             return t
         }

@@ -50,18 +50,15 @@ public enum ModelEvaluation {
         return gain == 0 ? .nan : (baseLoss - steeredLoss) / gain
     }
 
-    /// Row-wise log-softmax of `[T, V]` logits, in Double.
+    /// Row-wise log-softmax of `[T, V]` logits, in Double (Runtime's `logSumExp` per row).
     static func logSoftmaxRows(_ logits: Tensor) -> [Double] {
         let r = logits.rows, c = logits.columns
         var out = [Double](repeating: 0, count: r * c)
         logits.withUnsafeBufferPointer { x in
             for i in 0..<r {
-                var mx = -Double.infinity
-                for j in 0..<c { mx = max(mx, Double(x[i * c + j])) }
-                var sum = 0.0
-                for j in 0..<c { sum += exp(Double(x[i * c + j]) - mx) }
-                let lse = mx + log(sum)
-                for j in 0..<c { out[i * c + j] = Double(x[i * c + j]) - lse }
+                let row = x.baseAddress! + i * c
+                let lse = logSumExp(row, count: c)
+                for j in 0..<c { out[i * c + j] = Double(row[j]) - lse }
             }
         }
         return out

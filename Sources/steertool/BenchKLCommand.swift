@@ -40,7 +40,7 @@ struct BenchKLCommand: ParsableCommand {
         var rng = SplitMix64(seed: 7)
         let seqs = (0..<2).map { _ in (0..<128).map { _ in Int(rng.next() % UInt64(c.vocabSize)) } }
         let refs = seqs.map { s in
-            SteeringBackprop.logSoftmax(Tensor.randomNormal([s.count, c.vocabSize], seed: UInt64(s[0])))
+            logSoftmaxRows(Tensor.randomNormal([s.count, c.vocabSize], seed: UInt64(s[0])))
         }
         let d = c.hiddenSize, r = 16
         var layers: [Int: SteeringLayer] = [:]

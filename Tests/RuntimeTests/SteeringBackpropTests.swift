@@ -45,7 +45,7 @@ import TestSupport
     static func objectives(kl: Bool) throws -> [TrainingObjective] {
         guard kl else { return sequences.map { _ in .crossEntropy } }
         let ref = try model(seed: 99)
-        return try sequences.map { .kl(referenceLogProbs: SteeringBackprop.logSoftmax(try ref.forward(tokens: $0).logits)) }
+        return try sequences.map { .kl(referenceLogProbs: logSoftmaxRows(try ref.forward(tokens: $0).logits)) }
     }
 
     /// Flattened parameters in a fixed order (layer, down, up, bias).
@@ -79,7 +79,7 @@ import TestSupport
         let steered = try m.adding(a, name: "a")
         var total = 0.0, n = 0
         for s in Self.sequences {
-            let lsm = SteeringBackprop.logSoftmax(try steered.forward(tokens: s).logits)
+            let lsm = logSoftmaxRows(try steered.forward(tokens: s).logits)
             for t in 0..<(s.count - 1) { total -= Double(lsm[t, s[t + 1]]); n += 1 }
         }
         let bp = try SteeringBackprop(model: m)
@@ -173,7 +173,7 @@ import TestSupport
             let steered = try m.adding(lora).adding(a, name: "a")
             var total = 0.0, n = 0
             for s in Self.sequences {
-                let lsm = SteeringBackprop.logSoftmax(try steered.forward(tokens: s).logits)
+                let lsm = logSoftmaxRows(try steered.forward(tokens: s).logits)
                 for t in 0..<(s.count - 1) { total -= Double(lsm[t, s[t + 1]]); n += 1 }
             }
             #expect(abs(g.loss - total / Double(n)) <= 1e-5 * abs(total / Double(n)))

@@ -28,7 +28,7 @@ import TestSupport
         let objectives: [TrainingObjective]
         if loss == "kl" {
             let ft = try LlamaModel.load(path: Fixtures.path("tiny/finetuned"))
-            objectives = try meta.tokens.map { .kl(referenceLogProbs: SteeringBackprop.logSoftmax(try ft.forward(tokens: $0).logits)) }
+            objectives = try meta.tokens.map { .kl(referenceLogProbs: logSoftmaxRows(try ft.forward(tokens: $0).logits)) }
         } else {
             objectives = meta.tokens.map { _ in .crossEntropy }
         }

@@ -9,7 +9,7 @@ import Tensors
 /// positions (rows 0..<T−1 of the logits, row t predicting token t+1), in nats.
 public enum TrainingObjective: Sendable {
     /// KL(p_ref ‖ p_model) per position; the reference's log-probabilities `[T, vocab]` (or at
-    /// least `[T−1, vocab]`) row-major, e.g. from `SteeringBackprop.logSoftmax` of the
+    /// least `[T−1, vocab]`) row-major, e.g. from `logSoftmaxRows` of the
     /// fine-tuned model's logits.
     case kl(referenceLogProbs: Tensor)
     /// Next-token cross-entropy −log p_model(token[t+1]).
@@ -97,23 +97,6 @@ public struct SteeringBackprop: Sendable {
                             weight: 1 / Float(positions), backward: computeGradients, gradients: &grads, loraGradients: &loraGrads)
         }
         return SteeringGradients(loss: loss / Double(positions), positions: positions, layers: grads, lora: loraGrads)
-    }
-
-    /// Row-wise log-softmax of `[T, V]` logits (accumulated in Double, stored as Float).
-    public static func logSoftmax(_ logits: Tensor) -> Tensor {
-        let r = logits.rows, c = logits.columns
-        return Tensor(shape: logits.shape) { out in
-            logits.withUnsafeBufferPointer { x in
-                for i in 0..<r {
-                    var mx = -Float.infinity
-                    for j in 0..<c { mx = max(mx, x[i * c + j]) }
-                    var sum = 0.0
-                    for j in 0..<c { sum += exp(Double(x[i * c + j] - mx)) }
-                    let lse = Double(mx) + log(sum)
-                    for j in 0..<c { out[i * c + j] = Float(Double(x[i * c + j]) - lse) }
-                }
-            }
-        }
     }
 
     // MARK: - One sequence

@@ -81,11 +81,7 @@ public struct MultipleChoiceEvaluator: Sendable {
         logits.withUnsafeBufferPointer { buf in
             for pos in split.contextCount..<split.whole.count {
                 let row = buf.baseAddress! + (pos - 1) * vocab
-                var m = -Float.infinity
-                for v in 0..<vocab where row[v] > m { m = row[v] }
-                var s = 0.0
-                for v in 0..<vocab { s += Double(expf(row[v] - m)) }
-                total += Double(row[split.whole[pos]]) - (Double(m) + log(s))
+                total += Double(row[split.whole[pos]]) - logSumExp(row, count: vocab)
             }
         }
         return total

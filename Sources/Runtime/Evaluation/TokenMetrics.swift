@@ -69,21 +69,27 @@ public func recoveredFraction(plainNLL: Double, modelNLL: Double, referenceNLL: 
     return (plainNLL - modelNLL) / gain
 }
 
-/// Row-wise log-softmax of `[T, vocab]` logits, computed with max subtraction in Float and the
-/// normaliser accumulated in Double.
+/// log Σⱼ exp(row[j]) of `count` floats, with max subtraction, accumulated in Double.
+public func logSumExp(_ row: UnsafePointer<Float>, count: Int) -> Double {
+    var m = -Float.infinity
+    for v in 0..<count where row[v] > m { m = row[v] }
+    let md = Double(m)
+    var s = 0.0
+    for v in 0..<count { s += exp(Double(row[v]) - md) }
+    return md + log(s)
+}
+
+/// Row-wise log-softmax of `[T, vocab]` logits: each row minus its `logSumExp` (computed in
+/// Double, stored as Float).
 public func logSoftmaxRows(_ logits: Tensor) -> Tensor {
-    var out = logits
     let vocab = logits.columns
-    out.withUnsafeMutableBufferPointer { buf in
-        for row in 0..<logits.rows {
-            let p = buf.baseAddress! + row * vocab
-            var m = -Float.infinity
-            for v in 0..<vocab where p[v] > m { m = p[v] }
-            var s = 0.0
-            for v in 0..<vocab { s += Double(expf(p[v] - m)) }
-            let lse = m + Float(log(s))
-            for v in 0..<vocab { p[v] -= lse }
+    return Tensor(shape: logits.shape) { out in
+        logits.withUnsafeBufferPointer { x in
+            for row in 0..<logits.rows {
+                let p = x.baseAddress! + row * vocab
+                let lse = logSumExp(p, count: vocab)
+                for v in 0..<vocab { out[row * vocab + v] = Float(Double(p[v]) - lse) }
+            }
         }
     }
-    return out
 }
