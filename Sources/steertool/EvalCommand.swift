@@ -90,10 +90,10 @@ struct EvalCommand: ParsableCommand {
             referenceModel = r
         }
 
-        var results: [[String: JSONOutput]] = rows.map { row in
+        var results: [[String: JSONValue]] = rows.map { row in
             ["name": .string(row.name), "parameters_added": .int(row.model.adapterParameterCount)]
         }
-        var summary: [String: JSONOutput] = [:]
+        var summary: [String: JSONValue] = [:]
 
         if let tasks {
             let items = try TaskFile.load(path: tasks)
@@ -106,8 +106,8 @@ struct EvalCommand: ParsableCommand {
                     model: row.model, items: items, emptyContextToken: eos,
                     encode: { tokenizer.encode($0, addSpecialTokens: false) },
                     progress: { progress.advance(by: 1) })
-                results[i]["accuracy"] = .double(score.accuracy)
-                results[i]["accuracy_norm"] = .double(score.accuracyNormalized)
+                results[i]["accuracy"] = number(score.accuracy)
+                results[i]["accuracy_norm"] = number(score.accuracyNormalized)
                 results[i]["items"] = .int(score.items)
             }
             progress.finish()
@@ -133,25 +133,25 @@ struct EvalCommand: ParsableCommand {
                 progress: { progress.advance(by: $0) })
             progress.finish()
             for (i, m) in metrics.enumerated() {
-                results[i]["perplexity"] = .double(m.perplexity)
-                results[i]["nll"] = .double(m.nll)
+                results[i]["perplexity"] = number(m.perplexity)
+                results[i]["nll"] = number(m.nll)
                 results[i]["tokens"] = .int(m.tokens)
-                if let kl = m.klToReference { results[i]["kl_to_reference"] = .double(kl) }
-                if let a = m.top1Agreement { results[i]["top1_agreement"] = .double(a) }
+                if let kl = m.klToReference { results[i]["kl_to_reference"] = number(kl) }
+                if let a = m.top1Agreement { results[i]["top1_agreement"] = number(a) }
                 if let referenceMetrics,
                    let rf = recoveredFraction(plainNLL: metrics[0].nll, modelNLL: m.nll, referenceNLL: referenceMetrics.nll) {
-                    results[i]["recovered_fraction"] = .double(rf)
+                    results[i]["recovered_fraction"] = number(rf)
                 }
             }
             if let referenceMetrics, let reference {
-                summary["reference"] = .object(["name": .string(reference), "perplexity": .double(referenceMetrics.perplexity),
-                                                "nll": .double(referenceMetrics.nll)])
+                summary["reference"] = sortedObject(["name": .string(reference), "perplexity": number(referenceMetrics.perplexity),
+                                                     "nll": number(referenceMetrics.nll)])
             }
             summary["context"] = .int(ctx)
             summary["stride"] = .int(str)
         }
-        summary["variants"] = .array(results.map { .object($0) })
-        let document = JSONOutput.object(summary).rendered()
+        summary["variants"] = .array(results.map(sortedObject))
+        let document = sortedObject(summary).serialized(indent: 2)
         if let output {
             let writer = try AtomicFileWriter(path: output, force: force)
             try writer.write(document + "\n")
@@ -164,68 +164,53 @@ struct EvalCommand: ParsableCommand {
         }
     }
 
-    private func printTable(_ rows: [[String: JSONOutput]], summary: [String: JSONOutput]) {
+    private func printTable(_ rows: [[String: JSONValue]], summary: [String: JSONValue]) {
         let columns: [(key: String, title: String)] = [
             ("perplexity", "ppl"), ("nll", "nll"), ("kl_to_reference", "KL→ref"), ("top1_agreement", "top-1"),
             ("recovered_fraction", "recovered"), ("accuracy", "acc"), ("accuracy_norm", "acc_norm"),
             ("parameters_added", "+params"),
         ].filter { c in rows.contains { $0[c.key] != nil } }
-        let nameWidth = min(max(rows.map { ($0["name"]?.plain ?? "").count }.max() ?? 8, 8), 60)
+        let nameWidth = min(max(rows.map { plain($0["name"]).count }.max() ?? 8, 8), 60)
         var header = "variant".padding(toLength: nameWidth, withPad: " ", startingAt: 0)
         for c in columns { header += "  " + String(repeating: " ", count: max(0, 10 - c.title.count)) + c.title }
         print(header)
         print(String(repeating: "-", count: header.count))
         for row in rows {
-            var name = row["name"]?.plain ?? ""
+            var name = plain(row["name"])
             if name.count > nameWidth { name = "…" + name.suffix(nameWidth - 1) }
             var line = name.padding(toLength: nameWidth, withPad: " ", startingAt: 0)
             for c in columns {
-                let v = row[c.key]?.plain ?? "—"
+                let v = plain(row[c.key], integer: c.key == "parameters_added")
                 line += "  " + String(repeating: " ", count: max(0, 10 - v.count)) + v
             }
             print(line)
         }
-        if case let .object(ref)? = summary["reference"], let p = ref["perplexity"]?.plain {
-            print("reference \(ref["name"]?.plain ?? ""): ppl \(p)")
+        if let ref = summary["reference"], let p = ref["perplexity"] {
+            print("reference \(plain(ref["name"])): ppl \(plain(p))")
         }
-        if let c = summary["context"]?.plain, let s = summary["stride"]?.plain { print("windows: context \(c), stride \(s)") }
+        if let c = summary["context"], let s = summary["stride"] {
+            print("windows: context \(plain(c, integer: true)), stride \(plain(s, integer: true))")
+        }
     }
 }
 
-/// A small JSON value for the CLI's stable-key outputs (keys sorted when rendered).
-enum JSONOutput: Equatable {
-    case string(String), int(Int), double(Double), array([JSONOutput]), object([String: JSONOutput]), null
+/// A JSON number, or null for nan/inf (which JSON cannot spell).
+private func number(_ d: Double) -> JSONValue { d.isFinite ? .double(d) : .null }
 
-    /// Compact human form for tables.
-    var plain: String {
-        switch self {
-        case let .string(s): return s
-        case let .int(i): return String(i)
-        case let .double(d): return d.isFinite ? String(format: abs(d) >= 1000 ? "%.1f" : "%.4f", d) : "nan"
-        case .null: return "—"
-        default: return rendered()
-        }
-    }
+/// An object with its keys sorted, so `--json` output has a stable key order.
+private func sortedObject(_ fields: [String: JSONValue]) -> JSONValue {
+    .object(fields.keys.sorted().map { ($0, fields[$0]!) })
+}
 
-    /// JSON text with sorted keys.
-    func rendered(indent: String = "") -> String {
-        switch self {
-        case let .string(s):
-            let data = (try? JSONEncoder().encode(s)) ?? Data("\"\"".utf8)
-            return String(decoding: data, as: UTF8.self)
-        case let .int(i): return String(i)
-        case let .double(d): return d.isFinite ? "\(d)" : "null"
-        case .null: return "null"
-        case let .array(a):
-            if a.isEmpty { return "[]" }
-            let inner = indent + "  "
-            return "[\n" + a.map { inner + $0.rendered(indent: inner) }.joined(separator: ",\n") + "\n" + indent + "]"
-        case let .object(o):
-            if o.isEmpty { return "{}" }
-            let inner = indent + "  "
-            return "{\n" + o.keys.sorted().map { k in
-                inner + JSONOutput.string(k).rendered() + ": " + o[k]!.rendered(indent: inner)
-            }.joined(separator: ",\n") + "\n" + indent + "}"
-        }
+/// A table cell: strings as they are, integers as they are, other numbers to 4 decimals (1 above
+/// 1000), missing or null as "—".
+private func plain(_ v: JSONValue?, integer: Bool = false) -> String {
+    switch v {
+    case let .string(s)?: return s
+    case let .number(s)?:
+        guard !integer, let d = Double(s) else { return s }
+        return String(format: abs(d) >= 1000 ? "%.1f" : "%.4f", d)
+    case nil, .null?: return "—"
+    case let other?: return other.serialized()
     }
 }
