@@ -81,7 +81,7 @@ public struct BytePairModel: Sendable {
         next[n - 1] = -1
         var alive = [Bool](repeating: true, count: n)
         // Heap entries: (rank, left index, left id, right id) — stale entries are skipped.
-        var heap = MinHeap()
+        var heap = PriorityHeap<MergeCandidate>()
         for i in 0..<(n - 1) {
             if let m = merge(ids[i], ids[i + 1]) {
                 heap.push(.init(rank: m.rank, left: i, leftID: ids[i], rightID: ids[i + 1]))
@@ -179,45 +179,14 @@ struct MergeTable: Sendable {
     }
 }
 
-/// Binary min-heap ordered by (rank, left index): lowest rank first, leftmost on ties.
-struct MinHeap {
-    struct Entry {
-        var rank: Int32
-        var left: Int
-        var leftID: Int32
-        var rightID: Int32
-        @inline(__always) static func < (a: Entry, b: Entry) -> Bool {
-            a.rank < b.rank || (a.rank == b.rank && a.left < b.left)
-        }
-    }
-    private var items: [Entry] = []
-
-    mutating func push(_ e: Entry) {
-        items.append(e)
-        var i = items.count - 1
-        while i > 0 {
-            let parent = (i - 1) / 2
-            if items[i] < items[parent] { items.swapAt(i, parent); i = parent } else { break }
-        }
-    }
-
-    mutating func pop() -> Entry? {
-        guard !items.isEmpty else { return nil }
-        let top = items[0]
-        let last = items.removeLast()
-        if !items.isEmpty {
-            items[0] = last
-            var i = 0
-            while true {
-                let l = 2 * i + 1, r = l + 1
-                var m = i
-                if l < items.count && items[l] < items[m] { m = l }
-                if r < items.count && items[r] < items[m] { m = r }
-                if m == i { break }
-                items.swapAt(i, m)
-                i = m
-            }
-        }
-        return top
+/// A candidate merge of the pair (left, next) in the BPE merge queue: lowest rank first,
+/// leftmost on ties; stale entries (ids changed since) are skipped when popped.
+struct MergeCandidate: HeapOrdered {
+    var rank: Int32
+    var left: Int
+    var leftID: Int32
+    var rightID: Int32
+    @inline(__always) static func precedes(_ a: MergeCandidate, _ b: MergeCandidate) -> Bool {
+        a.rank < b.rank || (a.rank == b.rank && a.left < b.left)
     }
 }

@@ -33,13 +33,13 @@ public struct SentencePieceModel: Sendable {
         var next: Int
     }
 
-    private struct Bigram {
+    private struct Bigram: HeapOrdered {
         var score: Float
         var left: Int
         var right: Int
         var size: Int
         /// Heap order: highest score first, leftmost on ties.
-        @inline(__always) static func before(_ a: Bigram, _ b: Bigram) -> Bool {
+        @inline(__always) static func precedes(_ a: Bigram, _ b: Bigram) -> Bool {
             a.score > b.score || (a.score == b.score && a.left < b.left)
         }
     }
@@ -56,7 +56,7 @@ public struct SentencePieceModel: Sendable {
             offset += len
             if offset < bytes.count { symbols[symbols.count - 1].next = symbols.count }
         }
-        var heap: [Bigram] = []
+        var heap = PriorityHeap<Bigram>()
         func text(_ start: Int, _ length: Int) -> String {
             String(decoding: bytes[start..<(start + length)], as: UTF8.self)
         }
@@ -64,10 +64,10 @@ public struct SentencePieceModel: Sendable {
             guard left >= 0, right >= 0 else { return }
             let size = symbols[left].length + symbols[right].length
             guard let id = lookup[text(symbols[left].start, size)], Int(id) < scores.count else { return }
-            heapPush(&heap, Bigram(score: scores[Int(id)], left: left, right: right, size: size))
+            heap.push(Bigram(score: scores[Int(id)], left: left, right: right, size: size))
         }
         for i in 1..<symbols.count { tryAdd(i - 1, i) }
-        while let b = heapPop(&heap) {
+        while let b = heap.pop() {
             let l = b.left, r = b.right
             if symbols[l].length == 0 || symbols[r].length == 0 || symbols[l].length + symbols[r].length != b.size { continue }
             symbols[l].length += symbols[r].length
@@ -90,35 +90,6 @@ public struct SentencePieceModel: Sendable {
             }
             i = s.next
         }
-    }
-
-    private func heapPush(_ h: inout [Bigram], _ e: Bigram) {
-        h.append(e)
-        var i = h.count - 1
-        while i > 0 {
-            let p = (i - 1) / 2
-            if Bigram.before(h[i], h[p]) { h.swapAt(i, p); i = p } else { break }
-        }
-    }
-
-    private func heapPop(_ h: inout [Bigram]) -> Bigram? {
-        guard !h.isEmpty else { return nil }
-        let top = h[0]
-        let last = h.removeLast()
-        if !h.isEmpty {
-            h[0] = last
-            var i = 0
-            while true {
-                let l = 2 * i + 1, r = l + 1
-                var m = i
-                if l < h.count && Bigram.before(h[l], h[m]) { m = l }
-                if r < h.count && Bigram.before(h[r], h[m]) { m = r }
-                if m == i { break }
-                h.swapAt(i, m)
-                i = m
-            }
-        }
-        return top
     }
 }
 
