@@ -64,16 +64,16 @@ extension DistillCommand {
             json = .object(fields)
         }
         let source = finetuned.map { "finetuned:\($0)" } ?? "lora:\(lora!)"
-        try SteeringFiles.file(from: result.adapter, baseModel: base, source: source, report: json).write(to: output, force: force)
+        let steeringFile = try SteeringFiles.file(from: result.adapter, baseModel: base, source: source, report: json)
+        try steeringFile.write(to: output, force: force)
         if let w = result.lora {
             var modules: [String: LoRAUpdate] = [:]
             for (l, ps) in w.layers { for (p, f) in ps { modules[p.modulePath(layer: l)] = LoRAUpdate(a: f.a, b: f.b, scaling: f.scale) } }
             if let loraOutput { try PEFTAdapterFolder.write(modules, to: loraOutput, baseModel: base, force: force) }
             if let bundle {
-                let steering = try SteeringFiles.file(from: result.adapter, baseModel: base, source: source, report: json)
                 try JointAdapterBundle.write(to: bundle, force: force,
                                              details: ["base_model": base, "source": source, "lora_rank": String(loraRank), "rank": String(rank ?? 0)],
-                                             steering: steering) { try PEFTAdapterFolder.write(modules, to: $0, baseModel: base) }
+                                             steering: steeringFile) { try PEFTAdapterFolder.write(modules, to: $0, baseModel: base) }
                 print("wrote joint bundle \(bundle) (lora/ + steering.safetensors)")
             }
         }

@@ -116,11 +116,12 @@ struct EvalCommand: ParsableCommand {
             if let tokens {
                 sequences = try TokenListFile.load(path: tokens)
             } else {
+                let tokenizer = try Tokenizer.load(modelPath: model[0])
                 sequences = try text.map { path in
                     guard let data = FileManager.default.contents(atPath: path), let s = String(data: data, encoding: .utf8) else {
                         throw ValidationError("\(path): cannot read UTF-8 text")
                     }
-                    return try TextInput.encode(s, modelPath: model[0], addSpecialTokens: true)
+                    return tokenizer.encode(s, addSpecialTokens: true)
                 }
             }
             let ctx = context ?? min(first.config.maxPositionEmbeddings, 1024)

@@ -37,16 +37,16 @@ public enum JointAdapterBundle {
         guard let data = FileManager.default.contents(atPath: manifestPath) else {
             throw FormatsError.missingFile(path: manifestPath, reason: "a joint adapter bundle needs \(manifestName)")
         }
-        guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+        guard let object = try? JSONParser.parse([UInt8](data)), object.objectValue != nil else {
             throw FormatsError.invalidJSON(file: manifestPath, reason: "not a JSON object")
         }
-        guard object["format"] as? String == formatName else {
+        guard object["format"]?.stringValue == formatName else {
             throw FormatsError.invalidModel(file: manifestPath, reason: "format is not '\(formatName)'")
         }
-        guard let version = object["version"] as? Int, version >= 1, version <= FormatsModule.steertoolFormatVersion else {
-            throw FormatsError.invalidModel(file: manifestPath, reason: "unsupported version \(object["version"] ?? "none")")
+        guard let version = object["version"]?.intValue, version >= 1, version <= FormatsModule.steertoolFormatVersion else {
+            throw FormatsError.invalidModel(file: manifestPath, reason: "unsupported version \(object["version"]?.description ?? "none")")
         }
-        guard let lora = object["lora"] as? String, let steering = object["steering"] as? String,
+        guard let lora = object["lora"]?.stringValue, let steering = object["steering"]?.stringValue,
               isInside(lora), isInside(steering) else {
             throw FormatsError.invalidModel(file: manifestPath, reason: "'lora' and 'steering' must name parts inside the bundle")
         }
@@ -76,10 +76,11 @@ public enum JointAdapterBundle {
             try fm.createDirectory(atPath: scratch, withIntermediateDirectories: true)
             try writeLoRA(scratch + "/lora")
             try steering.write(to: scratch + "/steering.safetensors")
-            var manifest: [String: Any] = ["format": formatName, "version": FormatsModule.steertoolFormatVersion,
-                                           "lora": "lora", "steering": "steering.safetensors"]
-            for (k, v) in details where manifest[k] == nil { manifest[k] = v }
-            let data = try JSONSerialization.data(withJSONObject: manifest, options: [.prettyPrinted, .sortedKeys])
+            var manifest: [(String, JSONValue)] = [("format", .string(formatName)), ("version", .int(FormatsModule.steertoolFormatVersion)),
+                                                   ("lora", .string("lora")), ("steering", .string("steering.safetensors"))]
+            let fixed = Set(manifest.map(\.0))
+            manifest += details.keys.sorted().filter { !fixed.contains($0) }.map { ($0, .string(details[$0]!)) }
+            let data = Data((JSONValue.object(manifest).serialized(indent: 2) + "\n").utf8)
             guard fm.createFile(atPath: scratch + "/" + manifestName, contents: data) else {
                 throw FormatsError.io(path: scratch + "/" + manifestName, operation: "create", errno: errno)
             }
