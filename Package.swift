@@ -1,7 +1,7 @@
 // swift-tools-version: 6.1
 // steertool: weight updates and activation steering as two views of one thing.
 // Module order (imports go down this list, never up):
-//   COpenBLAS, CLAPACKE, CZlib → Tensors → Formats → Runtime → Equivalence → Merge → steertool
+//   COpenBLAS, CLAPACKE, CZlib, CKernels → Tensors → Formats → Runtime → Equivalence → Merge → steertool
 import PackageDescription
 
 /// Optimisation flags for the numeric modules: exclusivity checks cost measurable time in the
@@ -47,8 +47,10 @@ let package = Package(
                 .product(name: "OrderedCollections", package: "swift-collections"),
             ],
             swiftSettings: numericSettings),
+        // Hand-vectorised C kernels with runtime CPU dispatch (Q8_0 matrix-vector products).
+        .target(name: "CKernels"),
         .target(
-            name: "Runtime", dependencies: ["Tensors", "Formats"],
+            name: "Runtime", dependencies: ["Tensors", "Formats", "CKernels"],
             swiftSettings: numericSettings),
         .target(
             name: "Equivalence", dependencies: ["Tensors", "Formats", "Runtime"],

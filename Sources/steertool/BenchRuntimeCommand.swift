@@ -7,7 +7,7 @@ import Tensors
 /// on a random ~100M-parameter Llama built in memory (same shape as `bench/peers/runtime.py`'s).
 struct BenchRuntimeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "runtime", abstract: "Prefill and decode tokens/s (f32, KV cache).")
+        commandName: "runtime", abstract: "Prefill and decode tokens/s (f32, then Q8_0 kept quantized; KV cache).")
 
     @Option(name: .long, help: "Model folder or GGUF (default: random ~100M-parameter Llama).")
     var model: String?
@@ -32,8 +32,21 @@ struct BenchRuntimeCommand: ParsableCommand {
             throw ValidationError("--threads, --prompt-tokens, --decode-tokens and --repeats must be ≥ 1")
         }
         BLAS.setThreadCount(threads)
-        let m = try model.map { try LlamaModel.load(path: $0) } ?? RandomLlama.make()
+        let f32 = try model.map { try LlamaModel.load(path: $0) } ?? RandomLlama.make()
         let name = label ?? model.map { URL(fileURLWithPath: $0).lastPathComponent } ?? "random-100m"
+        let peak = Self.sgemmPeak(), copy = Self.copyBandwidth()
+        emit("runtime.sgemm_peak", peak, unit: "GFLOP/s")
+        emit("runtime.copy_bandwidth", copy, unit: "GB/s")
+        try measure(f32, name: name, peak: peak, copy: copy)
+        // The same model with its matrices kept in Q8_0 (quantized from the f32 weights in
+        // memory, as `--weights q8_0` does at load); the f32 copy is released first.
+        let q8 = try model.map { try LlamaModel.load(path: $0, storage: .q8_0) } ?? f32.converted(to: .q8_0)
+        try measure(q8, name: name + ".q8_0", peak: peak, copy: copy)
+    }
+
+    /// Prefill and decode tokens/s of `m`, with the achieved fraction of sgemm peak (prefill) and
+    /// of copy bandwidth (decode).
+    private func measure(_ m: LlamaModel, name: String, peak: Double, copy: Double) throws {
         var rng = SplitMix64(seed: 1)
         let prompt = (0..<promptTokens).map { _ in Int(rng.next() % UInt64(m.config.vocabSize)) }
 
@@ -58,14 +71,14 @@ struct BenchRuntimeCommand: ParsableCommand {
 
         // Against the machine: prefill is compute-bound (2 FLOPs per projection weight per token;
         // attention scores and lm_head of the last position left out, so this undercounts a little),
-        // decode is bandwidth-bound (every f32 weight of the layers and lm_head read once per token).
-        let layerWeights = m.weights.layers.reduce(0) { $0 + $1.q.count + $1.k.count + $1.v.count + $1.o.count
-            + $1.gate.count + $1.up.count + $1.down.count }
-        let peak = Self.sgemmPeak(), copy = Self.copyBandwidth()
+        // decode is bandwidth-bound (every weight byte of the layers and lm_head read once per token,
+        // 4 bytes per weight in f32, 34/32 in Q8_0).
+        let w = m.runtimeWeights
+        let layerMatrices = w.layers.flatMap { l in LlamaProjection.allCases.map { l[$0] } }
+        let layerWeights = layerMatrices.reduce(0) { $0 + $1.rows * $1.columns }
+        let layerBytes = layerMatrices.reduce(0) { $0 + $1.byteCount }
         let prefillFLOPs = prefill * 2 * Double(layerWeights) / 1e9
-        let decodeBytes = decode * 4 * Double(layerWeights + m.weights.outputProjection.count) / 1e9
-        emit("runtime.sgemm_peak", peak, unit: "GFLOP/s")
-        emit("runtime.copy_bandwidth", copy, unit: "GB/s")
+        let decodeBytes = decode * Double(layerBytes + w.outputProjection.byteCount) / 1e9
         emit("runtime.prefill.\(name).compute", prefillFLOPs, unit: "GFLOP/s")
         emit("runtime.prefill.\(name).fraction_of_sgemm_peak", prefillFLOPs / peak, unit: "fraction")
         emit("runtime.decode.\(name).weight_traffic", decodeBytes, unit: "GB/s")

@@ -52,6 +52,9 @@ struct EvalCommand: ParsableCommand {
     @Flag(name: .long, help: "Overwrite an existing --output.")
     var force = false
 
+    @Option(name: .long, help: "How every model's weight matrices are held: f32, or q8_0 (kept quantized).")
+    var weights: WeightStorage = .f32
+
     @OptionGroup var threadArguments: ThreadArguments
 
     func validate() throws {
@@ -69,9 +72,9 @@ struct EvalCommand: ParsableCommand {
         // Variants.
         // Each row keeps the path whose tokenizer encodes its text (adapters use the first model's).
         var rows: [(name: String, model: LlamaModel, tokenizerPath: String)] = []
-        let first = try LlamaModel.load(path: model[0])
+        let first = try LlamaModel.load(path: model[0], storage: weights)
         rows.append((model[0], first, model[0]))
-        for path in model.dropFirst() { rows.append((path, try LlamaModel.load(path: path), path)) }
+        for path in model.dropFirst() { rows.append((path, try LlamaModel.load(path: path, storage: weights), path)) }
         if combine && !adapter.isEmpty {
             var m = first
             for path in adapter { try AdapterLoading.apply(path: path, to: &m) }
@@ -85,7 +88,7 @@ struct EvalCommand: ParsableCommand {
         }
         var referenceModel: LlamaModel? = nil
         if let reference {
-            var r = try LlamaModel.load(path: reference)
+            var r = try LlamaModel.load(path: reference, storage: weights)
             for path in referenceAdapter { try AdapterLoading.apply(path: path, to: &r) }
             referenceModel = r
         }

@@ -11,18 +11,23 @@ struct ModelArguments: ParsableArguments {
     @Option(name: .long, help: "Adapter applied unmerged (PEFT LoRA folder or steering adapter file); repeatable.")
     var adapter: [String] = []
 
+    @Option(name: .long, help: "How the weight matrices are held: f32, or q8_0 (kept quantized: a Q8_0 GGUF as stored, anything else quantized at load).")
+    var weights: WeightStorage = .f32
+
     @OptionGroup var threadArguments: ThreadArguments
 
-    /// Loads the model and applies every adapter.
+    /// Loads the model (matrices held as `--weights` says) and applies every adapter.
     func load() throws -> LlamaModel {
         try threadArguments.apply()
-        var m = try LlamaModel.load(path: model)
+        var m = try LlamaModel.load(path: model, storage: weights)
         for path in adapter {
             try AdapterLoading.apply(path: path, to: &m)
         }
         return m
     }
 }
+
+extension WeightStorage: ExpressibleByArgument {}
 
 /// Token ids from `--tokens 1,2,3`.
 func parseTokenList(_ s: String) throws -> [Int] {

@@ -65,6 +65,25 @@ struct CLITests {
         #expect(again.err.contains(out))
     }
 
+    /// `forward --weights q8_0` on the Q8_0 GGUF keeps the blocks and still matches transformers
+    /// on the dequantized weights (1e-4, summation order only); an unknown storage is refused.
+    @Test func forwardWithQ8_0WeightsMatchesReference() throws {
+        let run = try #require(try ReferenceRun.load("reference/base-q8_0.safetensors", layers: 4).last)
+        let out = temporaryPath("fwd-q8.safetensors")
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        let r = try SteerToolBinary.run([
+            "forward", "--model", Fixtures.path("tiny/gguf/base.q8_0.gguf"), "--weights", "q8_0",
+            "--tokens", run.tokens.map(String.init).joined(separator: ","), "--output", out,
+        ])
+        #expect(r.status == 0, "\(r.err)")
+        let f = try SafetensorsFile(path: out)
+        #expect(maxAbsoluteDifferenceScaled(try f.tensor(named: "logits").scalars, run.logits.scalars) <= 1e-4)
+        let bad = try SteerToolBinary.run(["forward", "--model", Fixtures.path("tiny/base"), "--weights", "q4",
+                                           "--tokens", "1,2", "--output", out + ".bad"])
+        #expect(bad.status != 0)
+        #expect(bad.err.contains("q4"))
+    }
+
     /// `--adapter` with a PEFT folder applies the LoRA unmerged: the PEFT reference holds (1e-4).
     @Test func forwardWithLoRAAdapterMatchesPEFT() throws {
         let run = try #require(try ReferenceRun.load("reference/lora.safetensors", layers: 4).last)

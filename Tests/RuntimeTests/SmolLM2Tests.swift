@@ -75,11 +75,14 @@ struct SmolLM2Tests {
 
     /// `steertool generate --chat` with the GGUF's ChatML template and tokenizer answers the
     /// acceptance question greedily, and stops at <|im_end|>.
-    @Test func generateAnswersParis() throws {
+    /// With `--weights q8_0` the matrices are held in Q8_0 (requantized from Q4_1) and the same
+    /// answer comes back.
+    @Test(arguments: ["f32", "q8_0"])
+    func generateAnswersParis(_ weights: String) throws {
         try #require(FileManager.default.fileExists(atPath: Fixtures.smolLM2GGUF), Comment(rawValue: Fixtures.smolLM2Missing))
         let r = try SteerToolBinary.run([
             "generate", "--model", Fixtures.smolLM2GGUF, "--prompt", "What is the capital of France?", "--chat",
-            "--max-tokens", "30",
+            "--max-tokens", "30", "--weights", weights,
         ])
         #expect(r.status == 0, "\(r.err)")
         #expect(r.out.contains("Paris"), "answer: \(r.out)")

@@ -17,27 +17,42 @@ public enum RopePermutation {
         try apply(t, heads: heads, name: name, inverse: true)
     }
 
+    /// For a permuted (`inverse` false: HF → GGUF) or un-permuted (`inverse` true) matrix of
+    /// `rows` rows, the source row of each destination row: `destination[r] = source[map[r]]`.
+    /// Row permutations act on whole rows, so they apply to quantized rows (blocks run along a
+    /// row) as well as to f32 ones.
+    /// - Throws: `FormatsError.invalidShape` unless the rows split into `heads` heads of even size.
+    public static func sourceRows(rows: Int, heads: Int, inverse: Bool, name: String = "") throws -> [Int] {
+        guard rows >= 0, heads > 0, rows % heads == 0, (rows / heads) % 2 == 0 else {
+            throw FormatsError.invalidShape(file: "", tensor: name, shape: [rows],
+                                            reason: "rows do not split into \(heads) heads of even size for the RoPE permutation")
+        }
+        let hd = rows / heads, half = hd / 2
+        var map = [Int](repeating: 0, count: rows)
+        for h in 0..<heads {
+            for i in 0..<2 {
+                for j in 0..<half {
+                    let hfRow = h * hd + i * half + j
+                    let ggRow = h * hd + 2 * j + i
+                    if inverse { map[hfRow] = ggRow } else { map[ggRow] = hfRow }
+                }
+            }
+        }
+        return map
+    }
+
     private static func apply(_ t: Tensor, heads: Int, name: String, inverse: Bool) throws -> Tensor {
         let rows = t.shape.dims.first ?? 0
         guard t.rank >= 1, heads > 0, rows % heads == 0, (rows / heads) % 2 == 0 else {
             throw FormatsError.invalidShape(file: "", tensor: name, shape: t.shape.dims,
                                             reason: "rows do not split into \(heads) heads of even size for the RoPE permutation")
         }
+        let map = try sourceRows(rows: rows, heads: heads, inverse: inverse, name: name)
         let cols = rows == 0 ? 0 : t.count / rows
-        let hd = rows / heads, half = hd / 2
         return Tensor(shape: t.shape) { out in
             t.withUnsafeBufferPointer { src in
                 guard let s = src.baseAddress, let d = out.baseAddress else { return }
-                for h in 0..<heads {
-                    for i in 0..<2 {
-                        for j in 0..<half {
-                            let hfRow = h * hd + i * half + j
-                            let ggRow = h * hd + 2 * j + i
-                            let (from, to) = inverse ? (ggRow, hfRow) : (hfRow, ggRow)
-                            (d + to * cols).update(from: s + from * cols, count: cols)
-                        }
-                    }
-                }
+                for (to, from) in map.enumerated() { (d + to * cols).update(from: s + from * cols, count: cols) }
             }
         }
     }

@@ -124,11 +124,11 @@ extension LlamaModel {
 
     /// Parameters of the base weights (embedding, layers, norms, untied lm_head).
     public var baseParameterCount: Int {
-        var n = weights.embedding.count + weights.finalNorm.count + (weights.lmHead?.count ?? 0)
-        for l in weights.layers {
-            n += l.inputNorm.count + l.q.count + l.k.count + l.v.count + l.o.count
+        let w = runtimeWeights
+        var n = w.matrices.reduce(0) { $0 + $1.rows * $1.columns } + w.finalNorm.count
+        for l in w.layers {
+            n += l.inputNorm.count + l.postAttentionNorm.count
             n += (l.qBias?.count ?? 0) + (l.kBias?.count ?? 0) + (l.vBias?.count ?? 0) + (l.oBias?.count ?? 0)
-            n += l.postAttentionNorm.count + l.gate.count + l.up.count + l.down.count
         }
         return n
     }

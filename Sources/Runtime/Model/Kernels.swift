@@ -47,14 +47,42 @@ enum Kernels {
     /// `out` rows `ldo` apart. `scratch` holds ≥ rows·max rank floats.
     static func linear(_ x: UnsafePointer<Float>, rows: Int, weight: Tensor, bias: Tensor?, loras: [LoRAFactors],
                        out: UnsafeMutablePointer<Float>, ldo: Int, scratch: UnsafeMutablePointer<Float>) {
-        let nOut = weight.shape[0], nIn = weight.shape[1]
-        weight.withUnsafeBufferPointer { w in
-            guard let wp = w.baseAddress else { return }
-            if rows == 1 {
-                BLAS.sgemv(rows: nOut, cols: nIn, a: wp, lda: nIn, x: x, y: out)
+        linear(x, rows: rows, weight: .f32(weight), bias: bias, loras: loras, out: out, ldo: ldo, scratch: scratch)
+    }
+
+    /// As above for a weight held f32 or Q8_0. Q8_0: one row runs the Q8_0 matrix-vector kernel on
+    /// `BLAS.threadCount` threads (no f32 copy of W); more rows dequantize W a tile of rows at a
+    /// time into a transient buffer and multiply each tile with sgemm (the weights are read once
+    /// per call either way).
+    static func linear(_ x: UnsafePointer<Float>, rows: Int, weight: ProjectionWeight, bias: Tensor?, loras: [LoRAFactors],
+                       out: UnsafeMutablePointer<Float>, ldo: Int, scratch: UnsafeMutablePointer<Float>) {
+        let nOut = weight.rows, nIn = weight.columns
+        switch weight {
+        case .f32(let w):
+            w.withUnsafeBufferPointer { w in
+                guard let wp = w.baseAddress else { return }
+                if rows == 1 {
+                    BLAS.sgemv(rows: nOut, cols: nIn, a: wp, lda: nIn, x: x, y: out)
+                } else {
+                    BLAS.sgemm(transposeB: true, m: rows, n: nOut, k: nIn, a: x, lda: nIn, b: wp, ldb: nIn,
+                               c: out, ldc: ldo)
+                }
+            }
+        case .q8_0(let m):
+            if rows <= 2 {
+                for t in 0..<rows { m.multiply(vector: x + t * nIn, into: out + t * ldo, threads: BLAS.threadCount) }
             } else {
-                BLAS.sgemm(transposeB: true, m: rows, n: nOut, k: nIn, a: x, lda: nIn, b: wp, ldb: nIn,
-                           c: out, ldc: ldo)
+                let tileRows = max(16, min(nOut, (1 << 20) / max(nIn, 1)))   // ≤ ~4 MB of f32 per tile
+                let tile = UnsafeMutablePointer<Float>.allocate(capacity: tileRows * nIn)
+                defer { tile.deallocate() }
+                var r0 = 0
+                while r0 < nOut {
+                    let r1 = min(nOut, r0 + tileRows)
+                    m.dequantizeRows(r0..<r1, into: tile)
+                    BLAS.sgemm(transposeB: true, m: rows, n: r1 - r0, k: nIn, a: x, lda: nIn, b: tile, ldb: nIn,
+                               c: out + r0, ldc: ldo)
+                    r0 = r1
+                }
             }
         }
         if let bias {

@@ -104,13 +104,11 @@ extension LlamaModel {
         if let r = options.startResidual {
             r.withUnsafeBufferPointer { buf.x.update(from: $0.baseAddress!, count: T * d) }
         } else {
-            weights.embedding.withUnsafeBufferPointer { e in
-                for (t, id) in tokens.enumerated() { (buf.x + t * d).update(from: e.baseAddress! + id * d, count: d) }
-            }
+            for (t, id) in tokens.enumerated() { runtimeWeights.embedding.copyRow(id, into: buf.x + t * d) }
         }
         let (cosTable, sinTable) = rotary.tables(positions: start, count: T)
 
-        for (l, w) in weights.layers.enumerated() where layerRange.contains(l) {
+        for (l, w) in runtimeWeights.layers.enumerated() where layerRange.contains(l) {
             let lora = loraFactors(layer: l)
             let capture = options.intermediateLayers.contains(l)
             try visit(.blockInput(l), buf.x)
@@ -181,19 +179,12 @@ extension LlamaModel {
         case .lastPosition: first = T - 1
         }
         let n = T - first
-        weights.finalNorm.withUnsafeBufferPointer {
+        runtimeWeights.finalNorm.withUnsafeBufferPointer {
             Kernels.rmsNorm(buf.x + first * d, rows: n, d: d, weight: $0.baseAddress!, eps: c.rmsNormEps, out: buf.xn)
         }
-        let head = weights.outputProjection
         result.logits = Tensor(shape: [n, c.vocabSize]) { out in
-            head.withUnsafeBufferPointer { w in
-                if n == 1 {
-                    BLAS.sgemv(rows: c.vocabSize, cols: d, a: w.baseAddress!, lda: d, x: buf.xn, y: out.baseAddress!)
-                } else {
-                    BLAS.sgemm(transposeB: true, m: n, n: c.vocabSize, k: d, a: buf.xn, lda: d,
-                               b: w.baseAddress!, ldb: d, c: out.baseAddress!, ldc: c.vocabSize)
-                }
-            }
+            Kernels.linear(buf.xn, rows: n, weight: runtimeWeights.outputProjection, bias: nil, loras: [],
+                           out: out.baseAddress!, ldo: c.vocabSize, scratch: buf.lora)
         }
         return result
     }

@@ -1,14 +1,23 @@
 import Tensors
 
-/// A Llama-family causal LM ready to run: config, f32 weights, RoPE frequencies, and the adapters
-/// applied **unmerged** on every forward pass (LoRA inside the projections, steering adapters as
-/// hooks at their sites). A value type: adding an adapter to a copy leaves the original as it was,
-/// and the weights are shared, not copied (copy-on-write tensors).
+/// A Llama-family causal LM ready to run: config, weights (f32, or matrices kept in Q8_0; see
+/// `WeightStorage`), RoPE frequencies, and the adapters applied **unmerged** on every forward pass
+/// (LoRA inside the projections, steering adapters as hooks at their sites). A value type: adding
+/// an adapter to a copy leaves the original as it was, and the weights are shared, not copied
+/// (copy-on-write tensors).
 public struct LlamaModel: Sendable {
     /// Hyperparameters.
     public let config: LlamaConfig
-    /// f32 weights in Hugging Face orientation.
-    public let weights: LlamaWeights
+    /// The weights the forward pass runs on (matrices f32 or Q8_0).
+    public let runtimeWeights: LlamaRuntimeWeights
+    /// The f32 weights when the model holds them; nil for a Q8_0 model.
+    private let denseWeights: LlamaWeights?
+    /// f32 weights in Hugging Face orientation, for analysis (first-order map, fitting, training).
+    /// For a model held in Q8_0 this dequantizes every matrix into new buffers on each access
+    /// (O(parameters) time and f32 memory): load with `.f32` storage for such work.
+    public var weights: LlamaWeights { denseWeights ?? runtimeWeights.dequantized() }
+    /// How the weight matrices are held.
+    public var weightStorage: WeightStorage { runtimeWeights.storage }
     /// Bias layout resolved from the architecture name.
     public let architecture: LlamaArchitecture
     /// RoPE frequencies for `config`.
@@ -32,7 +41,47 @@ public struct LlamaModel: Sendable {
             rotary = try RotaryEmbedding(config: config, source: source)
         }
         self.config = config
-        self.weights = weights
+        self.denseWeights = weights
+        self.runtimeWeights = LlamaRuntimeWeights(weights)
+    }
+
+    /// A model over weights already loaded for the runtime (shapes checked by
+    /// `LlamaRuntimeWeights.load`); as `init(config:weights:…)` otherwise.
+    /// - Throws: `RuntimeError` for unsupported configs or a layer count that differs from `config`.
+    public init(config: LlamaConfig, runtimeWeights: LlamaRuntimeWeights, ropeFrequencyDivisors: [Float]? = nil,
+                source: String = "model") throws {
+        architecture = try LlamaArchitecture(config: config, source: source)
+        guard runtimeWeights.layers.count == config.numHiddenLayers else {
+            throw RuntimeError.invalidConfig(
+                source: source, reason: "\(runtimeWeights.layers.count) layers of weights for num_hidden_layers \(config.numHiddenLayers)")
+        }
+        if let ropeFrequencyDivisors {
+            rotary = try RotaryEmbedding(config: config, frequencyDivisors: ropeFrequencyDivisors, source: source)
+        } else {
+            rotary = try RotaryEmbedding(config: config, source: source)
+        }
+        self.config = config
+        self.runtimeWeights = runtimeWeights
+        self.denseWeights = runtimeWeights.storage == .f32 ? runtimeWeights.dequantized() : nil
+    }
+
+    /// The same model (adapters included) with its matrices held in `storage`: `.q8_0` quantizes
+    /// f32 matrices (gguf-py rounding), `.f32` dequantizes Q8_0 ones.
+    /// - Throws: `RuntimeError.shapeMismatch` for a matrix Q8_0 cannot hold.
+    public func converted(to storage: WeightStorage) throws -> LlamaModel {
+        guard storage != weightStorage else { return self }
+        var m = try LlamaModel(config: config, runtimeWeights: runtimeWeights.converted(to: storage),
+                               rotary: rotary, architecture: architecture)
+        m.loraAdapters = loraAdapters
+        m.steeringAdapters = steeringAdapters
+        return m
+    }
+
+    private init(config: LlamaConfig, runtimeWeights: LlamaRuntimeWeights, rotary: RotaryEmbedding,
+                 architecture: LlamaArchitecture) {
+        self.config = config; self.runtimeWeights = runtimeWeights; self.rotary = rotary
+        self.architecture = architecture
+        self.denseWeights = runtimeWeights.storage == .f32 ? runtimeWeights.dequantized() : nil
     }
 
     /// Adds a LoRA adapter (applied unmerged, summed with any others).

@@ -5,12 +5,14 @@ import Tensors
 extension LlamaModel {
     /// Loads a model from a Hugging Face folder (`config.json` with `model.safetensors` or a
     /// sharded `model.safetensors.index.json`), a bare `.safetensors` file next to a
-    /// `config.json`, or a GGUF file (`.gguf`). Weights are converted to f32 at load.
+    /// `config.json`, or a GGUF file (`.gguf`). With `.f32` storage every weight is converted
+    /// to f32 at load; with `.q8_0` the weight matrices are held in Q8_0 (kept as stored when the
+    /// GGUF has them in Q8_0, quantized one tensor at a time otherwise; see `WeightStorage`).
     /// - Throws: `FormatsError`/`SafetensorsError`/`GGUFError` for unreadable files,
     ///   `RuntimeError` for configs the runtime cannot run and missing or misshapen tensors
     ///   (naming the tensor and the path).
-    public static func load(path: String) throws -> LlamaModel {
-        if path.lowercased().hasSuffix(".gguf") { return try loadGGUF(path: path) }
+    public static func load(path: String, storage: WeightStorage = .f32) throws -> LlamaModel {
+        if path.lowercased().hasSuffix(".gguf") { return try loadGGUF(path: path, storage: storage) }
         let checkpoint = try Checkpoint(path: path)
         let configPath = checkpoint.directory + "/config.json"
         guard let json = checkpoint.configJSON else {
@@ -24,11 +26,15 @@ extension LlamaModel {
            try checkpoint.tensor(named: "lm_head.weight") != checkpoint.tensor(named: "model.embed_tokens.weight") {
             config.tieWordEmbeddings = false
         }
-        let weights = try LlamaWeights.load(config: config, source: path) { name in
+        func tensor(_ name: String) throws -> Tensor {
             guard checkpoint.info(name) != nil else { throw RuntimeError.missingTensor(name: name, source: path) }
             return try checkpoint.tensor(named: name)
         }
-        return try LlamaModel(config: config, weights: weights, source: path)
+        let weights = try LlamaRuntimeWeights.load(config: config, source: path, matrix: { name in
+            let t = try tensor(name)
+            return storage == .q8_0 ? .q8_0(try Q8_0Matrix(quantizing: t, name: name, source: path)) : .f32(t)
+        }, vector: tensor)
+        return try LlamaModel(config: config, runtimeWeights: weights, source: path)
     }
 
     /// Mistral's and Qwen2's sliding-window attention is not implemented: accept a config only
@@ -48,7 +54,7 @@ extension LlamaModel {
     /// `llama.*` → config.json mapping (decoded by `LlamaConfig`, so there is one decoding path),
     /// tensors by the HF⇄GGUF name table with the Q/K RoPE row permutation undone, quantized
     /// tensors dequantized to f32, and llama3 scaling from `rope_freqs.weight` when present.
-    static func loadGGUF(path: String) throws -> LlamaModel {
+    static func loadGGUF(path: String, storage: WeightStorage) throws -> LlamaModel {
         let gguf = try GGUFFile(path: path)
         guard let arch = gguf.architecture, arch == LlamaMetadata.architecture else {
             throw RuntimeError.unsupportedArchitecture(
@@ -56,22 +62,40 @@ extension LlamaModel {
         }
         let json = try LlamaMetadata.configJSON(fromGGUF: gguf.metadata, tensorNames: gguf.tensorNames, source: path)
         let config = try LlamaConfig.load(configJSON: json, source: path)
-        let weights = try LlamaWeights.load(config: config, source: path) { hfName in
+        func locate(_ hfName: String) throws -> LlamaTensorName.Mapping {
             guard let mapping = LlamaTensorName.gguf(fromHF: hfName), gguf.info(mapping.name) != nil else {
                 let ggufName = LlamaTensorName.gguf(fromHF: hfName)?.name ?? "?"
                 throw RuntimeError.missingTensor(name: "\(ggufName) (HF \(hfName))", source: path)
             }
-            let t = try gguf.tensor(named: mapping.name)
-            switch mapping.permutation {
-            case .query: return try RopePermutation.unpermute(t, heads: config.numAttentionHeads, name: mapping.name)
-            case .key: return try RopePermutation.unpermute(t, heads: config.numKeyValueHeads, name: mapping.name)
-            case nil: return t
-            }
+            return mapping
         }
+        func heads(_ p: LlamaTensorName.RopePermutation) -> Int {
+            p == .query ? config.numAttentionHeads : config.numKeyValueHeads
+        }
+        /// The tensor in f32 and Hugging Face row order.
+        func tensor(_ hfName: String) throws -> Tensor {
+            let mapping = try locate(hfName)
+            let t = try gguf.tensor(named: mapping.name)
+            guard let p = mapping.permutation else { return t }
+            return try RopePermutation.unpermute(t, heads: heads(p), name: mapping.name)
+        }
+        let weights = try LlamaRuntimeWeights.load(config: config, source: path, matrix: { hfName in
+            guard storage == .q8_0 else { return .f32(try tensor(hfName)) }
+            let mapping = try locate(hfName)
+            guard let info = gguf.info(mapping.name), case .ggml(.q8_0) = info.storage, info.shape.rank == 2 else {
+                return .q8_0(try Q8_0Matrix(quantizing: try tensor(hfName), name: mapping.name, source: path))
+            }
+            // Kept as stored: the file's blocks, rows reordered where GGUF permuted them.
+            let m = try Q8_0Matrix(blocks: Array(try gguf.rawBytes(named: mapping.name)),
+                                   rows: info.shape.dims[0], columns: info.shape.dims[1], name: mapping.name, source: path)
+            guard let p = mapping.permutation else { return .q8_0(m) }
+            return .q8_0(m.permutingRows(
+                try RopePermutation.sourceRows(rows: m.rows, heads: heads(p), inverse: true, name: mapping.name)))
+        }, vector: tensor)
         var divisors: [Float]?
         if gguf.info(LlamaTensorName.ropeFreqs) != nil {
             divisors = try gguf.tensor(named: LlamaTensorName.ropeFreqs).scalars
         }
-        return try LlamaModel(config: config, weights: weights, ropeFrequencyDivisors: divisors, source: path)
+        return try LlamaModel(config: config, runtimeWeights: weights, ropeFrequencyDivisors: divisors, source: path)
     }
 }

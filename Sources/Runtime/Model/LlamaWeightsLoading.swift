@@ -17,36 +17,9 @@ extension LlamaWeights {
     ///   runtime cannot run, `.shapeMismatch` naming the tensor, or whatever `tensor` throws.
     public static func load(config: LlamaConfig, source: String = "model",
                             tensor: (String) throws -> Tensor) throws -> LlamaWeights {
-        let arch = try LlamaArchitecture(config: config, source: source)
-        let d = config.hiddenSize
-        func fetch(_ name: String, _ dims: [Int]) throws -> Tensor {
-            let t = try tensor(name)
-            guard t.shape.dims == dims else {
-                throw RuntimeError.shapeMismatch(tensor: name, expected: dims, found: t.shape.dims, source: source)
-            }
-            return t
-        }
-        func projection(_ p: LlamaProjection, _ layer: Int) throws -> Tensor {
-            try fetch(p.modulePath(layer: layer) + ".weight", [p.outputSize(config), p.inputSize(config)])
-        }
-        func bias(_ p: LlamaProjection, _ layer: Int, _ present: Bool) throws -> Tensor? {
-            present ? try fetch(p.modulePath(layer: layer) + ".bias", [p.outputSize(config)]) : nil
-        }
-        let embedding = try fetch("model.embed_tokens.weight", [config.vocabSize, d])
-        var layers: [LlamaLayerWeights] = []
-        layers.reserveCapacity(config.numHiddenLayers)
-        for l in 0..<config.numHiddenLayers {
-            layers.append(LlamaLayerWeights(
-                inputNorm: try fetch("model.layers.\(l).input_layernorm.weight", [d]),
-                q: try projection(.q, l), k: try projection(.k, l), v: try projection(.v, l), o: try projection(.o, l),
-                qBias: try bias(.q, l, arch.qkvBias), kBias: try bias(.k, l, arch.qkvBias),
-                vBias: try bias(.v, l, arch.qkvBias), oBias: try bias(.o, l, arch.outputBias),
-                postAttentionNorm: try fetch("model.layers.\(l).post_attention_layernorm.weight", [d]),
-                gate: try projection(.gate, l), up: try projection(.up, l), down: try projection(.down, l)))
-        }
-        let finalNorm = try fetch("model.norm.weight", [d])
-        let lmHead = config.tieWordEmbeddings ? nil : try fetch("lm_head.weight", [config.vocabSize, d])
-        return LlamaWeights(embedding: embedding, layers: layers, finalNorm: finalNorm, lmHead: lmHead)
+        // One loading path: every matrix comes back f32, so `dequantized()` copies nothing.
+        try LlamaRuntimeWeights.load(config: config, source: source,
+                                     matrix: { .f32(try tensor($0)) }, vector: tensor).dequantized()
     }
 
     /// Checks that weights built in code (not loaded) have the shapes `config` implies.

@@ -1,0 +1,175 @@
+import Tensors
+
+/// The weights the forward pass runs on: norms and biases in f32, the weight matrices (seven
+/// projections per layer, embedding, output head) as `ProjectionWeight` (f32 or Q8_0). For an
+/// f32 model it wraps the same tensors as `LlamaWeights` (no copy).
+public struct LlamaRuntimeWeights: Sendable {
+    /// One decoder layer; matrices `[out, in]`, computing `x · Wᵀ`.
+    public struct Layer: Sendable {
+        /// RMSNorm₁ gain `[d]`.
+        public var inputNorm: Tensor
+        /// `[heads·head_dim, d]`, `[kv_heads·head_dim, d]` ×2, `[d, heads·head_dim]`.
+        public var q, k, v, o: ProjectionWeight
+        /// Optional biases `[out]` (Qwen2-style); nil for Llama.
+        public var qBias, kBias, vBias, oBias: Tensor?
+        /// RMSNorm₂ gain `[d]`.
+        public var postAttentionNorm: Tensor
+        /// `[d_ff, d]`, `[d_ff, d]`, `[d, d_ff]`.
+        public var gate, up, down: ProjectionWeight
+
+        /// The matrix of projection `p`.
+        public subscript(_ p: LlamaProjection) -> ProjectionWeight {
+            switch p {
+            case .q: q
+            case .k: k
+            case .v: v
+            case .o: o
+            case .gate: gate
+            case .up: up
+            case .down: down
+            }
+        }
+    }
+
+    /// Token embeddings `[vocab, d]` (rows are gathered, never multiplied unless tied).
+    public var embedding: ProjectionWeight
+    /// Decoder layers, 0-based.
+    public var layers: [Layer]
+    /// Final RMSNorm gain `[d]`.
+    public var finalNorm: Tensor
+    /// `[vocab, d]`, or nil when tied to `embedding`.
+    public var lmHead: ProjectionWeight?
+
+    /// The output projection actually used: `lmHead`, or the embedding when tied.
+    public var outputProjection: ProjectionWeight { lmHead ?? embedding }
+
+    /// Every weight matrix (embedding, then layer by layer q…down, then lm_head if untied).
+    public var matrices: [ProjectionWeight] {
+        [embedding] + layers.flatMap { l in LlamaProjection.allCases.map { l[$0] } } + (lmHead.map { [$0] } ?? [])
+    }
+
+    /// Wraps f32 weights (shares their storage).
+    public init(_ w: LlamaWeights) {
+        embedding = .f32(w.embedding)
+        layers = w.layers.map {
+            Layer(inputNorm: $0.inputNorm, q: .f32($0.q), k: .f32($0.k), v: .f32($0.v), o: .f32($0.o),
+                  qBias: $0.qBias, kBias: $0.kBias, vBias: $0.vBias, oBias: $0.oBias,
+                  postAttentionNorm: $0.postAttentionNorm, gate: .f32($0.gate), up: .f32($0.up), down: .f32($0.down))
+        }
+        finalNorm = w.finalNorm
+        lmHead = w.lmHead.map { .f32($0) }
+    }
+
+    /// All weights in f32: f32 matrices as they are, Q8_0 ones dequantized (new buffers).
+    public func dequantized() -> LlamaWeights {
+        LlamaWeights(
+            embedding: embedding.dense,
+            layers: layers.map {
+                LlamaLayerWeights(inputNorm: $0.inputNorm, q: $0.q.dense, k: $0.k.dense, v: $0.v.dense, o: $0.o.dense,
+                                  qBias: $0.qBias, kBias: $0.kBias, vBias: $0.vBias, oBias: $0.oBias,
+                                  postAttentionNorm: $0.postAttentionNorm,
+                                  gate: $0.gate.dense, up: $0.up.dense, down: $0.down.dense)
+            },
+            finalNorm: finalNorm, lmHead: lmHead?.dense)
+    }
+
+    /// The same weights with every matrix in `storage` (Q8_0 matrices quantized from f32, or
+    /// dequantized back); norms and biases unchanged.
+    /// - Throws: `RuntimeError.shapeMismatch` for a matrix Q8_0 cannot hold (columns not a
+    ///   multiple of 32).
+    public func converted(to storage: WeightStorage, source: String = "model") throws -> LlamaRuntimeWeights {
+        func convert(_ m: ProjectionWeight, _ name: String) throws -> ProjectionWeight {
+            switch (storage, m) {
+            case (.f32, .f32), (.q8_0, .q8_0): m
+            case (.f32, .q8_0(let q)): .f32(q.dequantized())
+            case (.q8_0, .f32(let t)): .q8_0(try Q8_0Matrix(quantizing: t, name: name, source: source))
+            }
+        }
+        var out = self
+        out.embedding = try convert(embedding, "model.embed_tokens.weight")
+        for l in out.layers.indices {
+            for p in LlamaProjection.allCases {
+                let converted = try convert(layers[l][p], p.modulePath(layer: l) + ".weight")
+                switch p {
+                case .q: out.layers[l].q = converted
+                case .k: out.layers[l].k = converted
+                case .v: out.layers[l].v = converted
+                case .o: out.layers[l].o = converted
+                case .gate: out.layers[l].gate = converted
+                case .up: out.layers[l].up = converted
+                case .down: out.layers[l].down = converted
+                }
+            }
+        }
+        out.lmHead = try lmHead.map { try convert($0, "lm_head.weight") }
+        return out
+    }
+
+    /// `.q8_0` when every matrix is Q8_0, else `.f32` (mixed holdings only arise from code that
+    /// builds them by hand).
+    public var storage: WeightStorage {
+        matrices.allSatisfy { if case .q8_0 = $0 { true } else { false } } ? .q8_0 : .f32
+    }
+
+    /// Bytes of all weights held (matrices at their storage size, norms and biases at 4 bytes).
+    public var byteCount: Int {
+        var n = matrices.reduce(0) { $0 + $1.byteCount } + 4 * finalNorm.count
+        for l in layers {
+            n += 4 * (l.inputNorm.count + l.postAttentionNorm.count)
+            n += 4 * [l.qBias, l.kBias, l.vBias, l.oBias].reduce(0) { $0 + ($1?.count ?? 0) }
+        }
+        return n
+    }
+
+    /// Loads every weight by its Hugging Face name and checks shapes against `config` (see
+    /// `LlamaWeights.load` for the names): `matrix(name)` returns the 2-D weight matrices
+    /// (embedding, projections, lm_head unless tied), `vector(name)` the f32 norms and biases.
+    /// - Throws: `RuntimeError.unsupportedArchitecture`/`.unsupportedFeature` for configs the
+    ///   runtime cannot run, `.shapeMismatch` naming the tensor, or whatever the closures throw.
+    public static func load(config: LlamaConfig, source: String = "model",
+                            matrix: (String) throws -> ProjectionWeight,
+                            vector: (String) throws -> Tensor) throws -> LlamaRuntimeWeights {
+        let arch = try LlamaArchitecture(config: config, source: source)
+        let d = config.hiddenSize
+        func check(_ name: String, _ found: [Int], _ dims: [Int]) throws {
+            guard found == dims else {
+                throw RuntimeError.shapeMismatch(tensor: name, expected: dims, found: found, source: source)
+            }
+        }
+        func fetchVector(_ name: String, _ n: Int) throws -> Tensor {
+            let t = try vector(name)
+            try check(name, t.shape.dims, [n])
+            return t
+        }
+        func fetchMatrix(_ name: String, _ dims: [Int]) throws -> ProjectionWeight {
+            let m = try matrix(name)
+            try check(name, m.dims, dims)
+            return m
+        }
+        func projection(_ p: LlamaProjection, _ layer: Int) throws -> ProjectionWeight {
+            try fetchMatrix(p.modulePath(layer: layer) + ".weight", [p.outputSize(config), p.inputSize(config)])
+        }
+        func bias(_ p: LlamaProjection, _ layer: Int, _ present: Bool) throws -> Tensor? {
+            present ? try fetchVector(p.modulePath(layer: layer) + ".bias", p.outputSize(config)) : nil
+        }
+        let embedding = try fetchMatrix("model.embed_tokens.weight", [config.vocabSize, d])
+        var layers: [Layer] = []
+        layers.reserveCapacity(config.numHiddenLayers)
+        for l in 0..<config.numHiddenLayers {
+            layers.append(Layer(
+                inputNorm: try fetchVector("model.layers.\(l).input_layernorm.weight", d),
+                q: try projection(.q, l), k: try projection(.k, l), v: try projection(.v, l), o: try projection(.o, l),
+                qBias: try bias(.q, l, arch.qkvBias), kBias: try bias(.k, l, arch.qkvBias),
+                vBias: try bias(.v, l, arch.qkvBias), oBias: try bias(.o, l, arch.outputBias),
+                postAttentionNorm: try fetchVector("model.layers.\(l).post_attention_layernorm.weight", d),
+                gate: try projection(.gate, l), up: try projection(.up, l), down: try projection(.down, l)))
+        }
+        let finalNorm = try fetchVector("model.norm.weight", d)
+        let lmHead = config.tieWordEmbeddings ? nil : try fetchMatrix("lm_head.weight", [config.vocabSize, d])
+        return LlamaRuntimeWeights(embedding: embedding, layers: layers, finalNorm: finalNorm, lmHead: lmHead)
+    }
+
+    private init(embedding: ProjectionWeight, layers: [Layer], finalNorm: Tensor, lmHead: ProjectionWeight?) {
+        self.embedding = embedding; self.layers = layers; self.finalNorm = finalNorm; self.lmHead = lmHead
+    }
+}

@@ -1,0 +1,74 @@
+import Tensors
+
+/// A weight matrix `[out, in]` as the forward pass holds it: f32 (multiplied through BLAS) or
+/// Q8_0 blocks (multiplied by the Q8_0 kernels without an f32 copy). Either computes `x · Wᵀ` on
+/// `[tokens, in]` activations.
+public enum ProjectionWeight: Sendable, Equatable {
+    /// f32 values, PyTorch orientation `[out, in]`.
+    case f32(Tensor)
+    /// Q8_0 blocks of the same `[out, in]` matrix.
+    case q8_0(Q8_0Matrix)
+
+    /// Output features.
+    public var rows: Int {
+        switch self {
+        case .f32(let t): t.shape.dims.first ?? 0
+        case .q8_0(let m): m.rows
+        }
+    }
+
+    /// Input features.
+    public var columns: Int {
+        switch self {
+        case .f32(let t): t.rank == 2 ? t.shape.dims[1] : 0
+        case .q8_0(let m): m.columns
+        }
+    }
+
+    /// Shape `[rows, columns]` (for f32, the tensor's own shape).
+    public var dims: [Int] {
+        switch self {
+        case .f32(let t): t.shape.dims
+        case .q8_0(let m): [m.rows, m.columns]
+        }
+    }
+
+    /// Bytes of weight data held.
+    public var byteCount: Int {
+        switch self {
+        case .f32(let t): 4 * t.count
+        case .q8_0(let m): m.byteCount
+        }
+    }
+
+    /// The matrix as f32 (the tensor itself, or the Q8_0 blocks dequantized: a new buffer).
+    public var dense: Tensor {
+        switch self {
+        case .f32(let t): t
+        case .q8_0(let m): m.dequantized()
+        }
+    }
+
+    /// Copies row `row` as f32 into `out` (`columns` floats): an embedding lookup.
+    func copyRow(_ row: Int, into out: UnsafeMutablePointer<Float>) {
+        switch self {
+        case .f32(let t):
+            t.withUnsafeBufferPointer { out.update(from: $0.baseAddress! + row * columns, count: columns) }
+        case .q8_0(let m):
+            m.dequantizeRows(row..<row + 1, into: out)
+        }
+    }
+}
+
+/// How a loaded model holds its weight matrices (the seven projections, the embedding and the
+/// output head; norms and biases are always f32).
+public enum WeightStorage: String, Sendable, CaseIterable, CustomStringConvertible {
+    /// Everything f32 (quantized files are dequantized at load).
+    case f32
+    /// Matrices in Q8_0: a GGUF tensor already stored Q8_0 is kept bit for bit; any other
+    /// (F32/F16/BF16 or another quantized type) is quantized to Q8_0 at load, one tensor at a time,
+    /// as llama.cpp's `--outtype q8_0` would.
+    case q8_0
+
+    public var description: String { rawValue }
+}
