@@ -33,16 +33,9 @@ public struct LlamaModel: Sendable {
     /// - Throws: `RuntimeError` for unsupported configs or weights of the wrong shape.
     public init(config: LlamaConfig, weights: LlamaWeights, ropeFrequencyDivisors: [Float]? = nil,
                 source: String = "model") throws {
-        architecture = try LlamaArchitecture(config: config, source: source)
         try weights.validate(config: config, source: source)
-        if let ropeFrequencyDivisors {
-            rotary = try RotaryEmbedding(config: config, frequencyDivisors: ropeFrequencyDivisors, source: source)
-        } else {
-            rotary = try RotaryEmbedding(config: config, source: source)
-        }
-        self.config = config
-        self.denseWeights = weights
-        self.runtimeWeights = LlamaRuntimeWeights(weights)
+        try self.init(config: config, runtimeWeights: LlamaRuntimeWeights(weights),
+                      ropeFrequencyDivisors: ropeFrequencyDivisors, source: source)
     }
 
     /// A model over weights already loaded for the runtime (shapes checked by
@@ -62,6 +55,7 @@ public struct LlamaModel: Sendable {
         }
         self.config = config
         self.runtimeWeights = runtimeWeights
+        // f32 matrices are shared, not copied.
         self.denseWeights = runtimeWeights.storage == .f32 ? runtimeWeights.dequantized() : nil
     }
 
