@@ -49,8 +49,10 @@ public final class MappedFile: @unchecked Sendable {
     /// The file's bytes. Valid as long as this object is alive.
     public var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: count) }
 
-    /// Access pattern hints passed to `madvise`.
-    public enum Advice: Sendable { case sequential, random, willNeed }
+    /// Access pattern hints passed to `madvise`. `dontNeed`: the range has been read; its pages
+    /// leave this process's resident set (the mapping is read-only, so nothing is lost: they stay
+    /// in the page cache and fault back in if read again).
+    public enum Advice: Sendable { case sequential, random, willNeed, dontNeed }
 
     /// Tells the kernel how a byte range will be read (best effort; errors are ignored because
     /// the hint changes only speed, never results).
@@ -64,6 +66,7 @@ public final class MappedFile: @unchecked Sendable {
         case .sequential: MADV_SEQUENTIAL
         case .random: MADV_RANDOM
         case .willNeed: MADV_WILLNEED
+        case .dontNeed: MADV_DONTNEED
         }
         _ = madvise(base + start, min(r.upperBound, count) - start, flag)
     }

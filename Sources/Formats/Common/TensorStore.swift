@@ -67,6 +67,10 @@ public protocol TensorStore: AnyObject {
     func tensor(named name: String) throws -> Tensor
     /// Zero-copy view of the tensor's stored bytes (valid while `self` is alive).
     func rawBytes(named name: String) throws -> UnsafeRawBufferPointer
+    /// Streaming readers call this once they are done with `name`: its mapped pages leave the
+    /// process's resident set (`MappedFile.Advice.dontNeed`), so a pass over a checkpoint holds
+    /// about one tensor's pages, not the whole file. Unknown names are ignored.
+    func releasePages(named name: String)
 }
 
 extension TensorStore {

@@ -173,6 +173,10 @@ public final class GGUFFile: TensorStore, Sendable {
 
     public func info(_ name: String) -> TensorInfo? { infos[name] }
 
+    public func releasePages(named name: String) {
+        if let info = infos[name] { file.advise(.dontNeed, range: info.byteRange) }
+    }
+
     public func rawBytes(named name: String) throws -> UnsafeRawBufferPointer {
         guard let info = infos[name] else { throw GGUFError.tensorNotFound(file: path, tensor: name) }
         return UnsafeRawBufferPointer(rebasing: file.bytes[info.byteRange])

@@ -121,6 +121,10 @@ public final class Checkpoint: TensorStore, Sendable {
         return try s.tensor(named: name)
     }
 
+    public func releasePages(named name: String) {
+        shard(holding: name)?.releasePages(named: name)
+    }
+
     public func rawBytes(named name: String) throws -> UnsafeRawBufferPointer {
         guard let s = shard(holding: name) else { throw SafetensorsError.tensorNotFound(file: directory, tensor: name) }
         return try s.rawBytes(named: name)

@@ -140,6 +140,10 @@ public final class SafetensorsFile: TensorStore, Sendable {
         return UnsafeRawBufferPointer(rebasing: file.bytes[info.byteRange])
     }
 
+    public func releasePages(named name: String) {
+        if let info = infos[name] { file.advise(.dontNeed, range: info.byteRange) }
+    }
+
     public func tensor(named name: String) throws -> Tensor {
         guard let info = infos[name] else { throw SafetensorsError.tensorNotFound(file: path, tensor: name) }
         guard case .safetensors(let dtype) = info.storage else {

@@ -7,6 +7,13 @@ public protocol TensorSource {
     var tensorNames: [String] { get }
     /// The tensor as Float32. Throws when it is missing or unreadable.
     func tensor(named name: String) throws -> Tensor
+    /// Called once a merge is done reading `name` (mapped sources drop its pages from memory).
+    func doneReading(_ name: String)
+}
+
+extension TensorSource {
+    /// Nothing to release by default.
+    public func doneReading(_ name: String) {}
 }
 
 /// An in-memory checkpoint (tests, small adapters).
@@ -171,6 +178,7 @@ public struct CheckpointMerge {
         var state = RunState(seed: seed)
         for name in plan.tensorNames {
             try emit(name, try mergedTensor(named: name, plan: plan, sources: sources, state: &state))
+            for source in sources.values { source.doneReading(name) }
         }
     }
 }

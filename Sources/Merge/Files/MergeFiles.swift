@@ -50,6 +50,7 @@ public enum MergeFiles {
                 if let module, let f = adapter.modules[module], case .safetensors(let dt) = info.storage {
                     changed += 1
                     records.append(TensorRecord(name: name, shape: info.shape, storage: info.storage) {
+                        defer { shard.releasePages(named: name) }   // streaming: one tensor's pages at a time
                         let merged = try f.merged(into: try shard.tensor(named: name), name: name)
                         do { return try merged.withUnsafeBufferPointer { try ElementCodec.encode($0, as: dt) } } catch {
                             throw MergeError.numerical(tensor: name, reason: "cannot store as \(dt.rawValue): \(error)")
@@ -57,7 +58,8 @@ public enum MergeFiles {
                     })
                 } else {
                     records.append(TensorRecord(name: name, shape: info.shape, storage: info.storage) {
-                        Array(try shard.rawBytes(named: name))
+                        defer { shard.releasePages(named: name) }
+                        return Array(try shard.rawBytes(named: name))
                     })
                 }
             }
@@ -161,6 +163,8 @@ public enum MergeFiles {
             }
             let dt = outType ?? refType
             let rec = TensorRecord(name: name, shape: info.shape, storage: .safetensors(dt)) {
+                // streaming: each input's pages of this tensor leave memory once it is merged
+                defer { for source in sources.values { source.doneReading(name) } }
                 let t = try merge.mergedTensor(named: name, plan: plan, sources: sources, state: &state)
                 do { return try t.withUnsafeBufferPointer { try ElementCodec.encode($0, as: dt) } } catch {
                     throw MergeError.numerical(tensor: name, reason: "cannot store as \(dt.rawValue): \(error)")
