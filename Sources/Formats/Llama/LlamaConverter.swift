@@ -84,6 +84,7 @@ public enum LlamaConverter {
                 let ggml = tensorType(ggufName: mapping.name, shape: info.shape, type: type)
                 let heads = mapping.permutation == .key ? h.kvHeads : h.heads
                 records.append(TensorRecord(name: mapping.name, shape: info.shape, storage: .ggml(ggml)) {
+                    defer { ck.releasePages(named: hfName) }   // streaming: one input tensor's pages at a time
                     var t = try ck.tensor(named: hfName)
                     if mapping.permutation != nil { t = try RopePermutation.permute(t, heads: heads, name: hfName) }
                     return t.withUnsafeBufferPointer { GGMLQuantizer.quantize($0, as: ggml) }
@@ -117,6 +118,7 @@ public enum LlamaConverter {
             let out: DType = dtype ?? (type == .f16 ? .f16 : type == .bf16 ? .bf16 : .f32)
             let heads = mapping.permutation == .key ? h.kvHeads : h.heads
             records.append(TensorRecord(name: mapping.name, shape: info.shape, storage: .safetensors(out)) {
+                defer { g.releasePages(named: name) }
                 var t = try g.tensor(named: name)
                 if mapping.permutation != nil { t = try RopePermutation.unpermute(t, heads: heads, name: name) }
                 do { return try t.withUnsafeBufferPointer { try ElementCodec.encode($0, as: out) } } catch {
