@@ -58,7 +58,7 @@ let package = Package(
         .target(
             name: "Merge",
             dependencies: [
-                "Tensors", "Formats", "Runtime", "Equivalence",
+                "Tensors", "Formats", "Runtime", "Equivalence", "CKernels",
                 .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: numericSettings),

@@ -1,3 +1,5 @@
+import CKernels
+import Dispatch
 import Tensors
 
 /// One module's LoRA in PEFT orientation: `a` `[r, in]`, `b` `[out, r]`, ΔW = scaling · B·A,
@@ -37,15 +39,48 @@ public struct LoRAUpdate: Sendable, Equatable {
 
     /// The base weight plus this update, in the base weight's storage orientation. Throws when
     /// the shapes disagree.
+    ///
+    /// Bit-reproducible on every machine (so a merged checkpoint can be identified by its hash):
+    /// W[o,i] + s·Σ_k B[o,k]·A[k,i] with each product and sum rounded in f32 in a fixed order
+    /// (k ascending, never fused), as PEFT's `W + (B @ A) * s` up to torch's summation order.
+    /// Rows are split over `BLAS.threadCount` threads; each row's arithmetic is the same.
     public func merged(into weight: Tensor, name: String = "weight") throws -> Tensor {
         let expected = fanInFanOut ? [inFeatures, outFeatures] : [outFeatures, inFeatures]
         guard weight.shape.dims == expected else {
             throw MergeError.shapeMismatch(tensor: name, expected: expected, found: weight.shape.dims)
         }
-        var out = weight
-        let d = storedDelta
-        out += d
-        return out
+        guard fanInFanOut else {
+            var out = weight
+            addDelta(into: &out)
+            return out
+        }
+        var d = Tensor(shape: [outFeatures, inFeatures])   // 0 + s·BA = s·BA exactly
+        addDelta(into: &d)
+        return weight + d.transposed()
+    }
+
+    /// w `[out, in]` += s·B·A through the reproducible kernel.
+    private func addDelta(into w: inout Tensor) {
+        let rows = outFeatures, cols = inFeatures, r = rank, s = scaling
+        guard rows > 0, cols > 0 else { return }
+        let chunks = rows * cols * max(r, 1) < 1 << 20 ? 1 : max(1, min(BLAS.threadCount, rows))
+        let step = (rows + chunks - 1) / chunks
+        a.withUnsafeBufferPointer { ap in
+            b.withUnsafeBufferPointer { bp in
+                w.withUnsafeMutableBufferPointer { wp in
+                    let wA = UInt(bitPattern: wp.baseAddress!), aA = UInt(bitPattern: ap.baseAddress), bA = UInt(bitPattern: bp.baseAddress)
+                    DispatchQueue.concurrentPerform(iterations: chunks) { c in
+                        let r0 = c * step, r1 = min(rows, r0 + step)
+                        guard r0 < r1 else { return }
+                        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: cols)
+                        defer { scratch.deallocate() }
+                        steertool_lora_merge_rows(UnsafeMutablePointer<Float>(bitPattern: wA)!, cols,
+                                                  UnsafePointer<Float>(bitPattern: bA), UnsafePointer<Float>(bitPattern: aA),
+                                                  r, s, r0, r1, scratch)
+                    }
+                }
+            }
+        }
     }
 
     /// The same update with rank `r ≥ rank`: A gets zero rows, B zero columns (PEFT's layout of
