@@ -14,9 +14,9 @@ import Testing
 /// merge is repeated through `MergeFiles.mergeLoRAAnyFormat` (the code path of the CLI); equal
 /// hashes mean the consumers ran exactly the bytes steertool writes, so their logits are checks
 /// on those bytes. The merged models are not committed (1.3 MB each): only hashes and logits.
-/// The hashes presume the merge's f32 arithmetic is bit-reproducible (W + s·B·A with a rank-8
-/// OpenBLAS sgemm, the same on this project's x86-64 machines); should another CPU's kernel round
-/// differently, the hash check fails there and `merged_refs()` must be rerun on it.
+/// The hashes hold on any machine because the merge's f32 arithmetic is bit-reproducible by
+/// construction (`LoRAUpdate.merged`: a fixed summation order, no fused multiply-add; pinned by
+/// ReproducibleLoRAMergeTests).
 @Suite struct MergedModelConsumersTests {
     struct Recorded {
         let base: String, adapter: String, output: String
