@@ -79,6 +79,24 @@ struct BenchMergeCommand: ParsableCommand {
         let copyGBps = Double(bytes) / bestCopy / 1e9
         emit("file copy of the same checkpoint (read + write)", copyGBps, unit: "GB/s")
         emit("merge lora into f32 weights (155 MB, r 16).fraction_of_file_copy", gbps / copyGBps, unit: "fraction")
+
+        // The merge arithmetic alone, on weights already in memory (W + s·B·A for every module),
+        // against the machine's memcpy bandwidth (it reads and writes each weight once, as a copy).
+        let adapter = try PEFTAdapterFolder.read(folder + "/lora")
+        let base = try Checkpoint(path: folder + "/base")
+        var weights = try adapter.modules.keys.sorted().map { try base.tensor(named: $0 + ".weight") }
+        let updates = adapter.modules.keys.sorted().map { adapter.modules[$0]! }
+        let weightBytes = weights.reduce(0) { $0 + 4 * $1.count }
+        var bestKernel = Double.infinity
+        for _ in 0..<max(1, repeats) {   // in place, as the file merge does; values drift, speed does not
+            let start = Date()
+            for j in weights.indices { try updates[j].apply(to: &weights[j]) }
+            bestKernel = min(bestKernel, Date().timeIntervalSince(start))
+        }
+        let kernelGBps = Double(weightBytes) / bestKernel / 1e9
+        let memcpy = BenchRuntimeCommand.copyBandwidth()
+        emit("merge lora arithmetic in memory (r 16)", kernelGBps, unit: "GB/s")
+        emit("merge lora arithmetic in memory (r 16).fraction_of_memcpy", kernelGBps / memcpy, unit: "fraction")
     }
 
     private func emit(_ name: String, _ value: Double, unit: String) {

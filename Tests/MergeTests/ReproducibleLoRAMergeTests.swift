@@ -1,4 +1,5 @@
 import Merge
+import Runtime
 import Tensors
 import Testing
 
@@ -36,7 +37,9 @@ import Testing
         let want = Self.reference(w, u)
         for threads in [1, 2] {
             BLAS.setThreadCount(threads)
-            #expect(try u.merged(into: w) == want, "\(shape), \(threads) threads")
+            for level in CPUKernelLevel.allCases where level.rawValue <= CPUKernelLevel.best.rawValue {
+                #expect(try u.merged(into: w, level: level) == want, "\(shape), \(threads) threads, \(level)")
+            }
         }
         BLAS.setThreadCount(1)
         // fan_in_fan_out: the same values, transposed storage

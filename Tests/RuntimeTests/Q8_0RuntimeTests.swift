@@ -70,9 +70,9 @@ struct Q8_0RuntimeTests {
     /// matrix: f32 sums of 32·21 products in another order, 1e-5 relative. Odd block counts and
     /// a row count that does not split evenly over threads included; threaded = single-threaded
     /// bit for bit (each row is summed by one thread in the same order).
-    @Test(arguments: Q8_0Matrix.KernelLevel.allCases)
-    func kernelPathsEqualDenseProduct(_ level: Q8_0Matrix.KernelLevel) throws {
-        guard level.rawValue <= Q8_0Matrix.KernelLevel.best.rawValue else { return }
+    @Test(arguments: CPUKernelLevel.allCases)
+    func kernelPathsEqualDenseProduct(_ level: CPUKernelLevel) throws {
+        guard level.rawValue <= CPUKernelLevel.best.rawValue else { return }
         BLAS.setThreadCount(1)
         for (rows, columns) in [(1, 32), (7, 96), (1001, 672), (2048, 576)] {
             let w = Tensor.randomNormal([rows, columns], std: 0.05, seed: UInt64(rows))

@@ -43,9 +43,9 @@ void steertool_q8_0_dequantize_rows(const uint8_t *blocks, size_t blocks_per_row
 /// w + o·in): W[o,i] ← W[o,i] + s·Σ_k B[o,k]·A[k,i], with B `[out, r]` and A `[r, in]` row-major.
 /// Bit-reproducible on every CPU and code path: each product and sum is rounded in f32 in a fixed
 /// order (k ascending, multiply then add, never fused), then scaled by s and added to W.
-/// `scratch` holds `in` floats.
+/// `level` picks the path (lowered to what the CPU has); every path gives the same bits.
 void steertool_lora_merge_rows(float *w, size_t in, const float *b, const float *a, size_t r, float s,
-                               size_t row_begin, size_t row_end, float *scratch);
+                               size_t row_begin, size_t row_end, steertool_kernel_level level);
 
 #ifdef __cplusplus
 }

@@ -51,7 +51,8 @@ public enum MergeFiles {
                     changed += 1
                     records.append(TensorRecord(name: name, shape: info.shape, storage: info.storage) {
                         defer { shard.releasePages(named: name) }   // streaming: one tensor's pages at a time
-                        let merged = try f.merged(into: try shard.tensor(named: name), name: name)
+                        var merged = try shard.tensor(named: name)
+                        try f.apply(to: &merged, name: name)   // in place: the decoded tensor is ours
                         do { return try merged.withUnsafeBufferPointer { try ElementCodec.encode($0, as: dt) } } catch {
                             throw MergeError.numerical(tensor: name, reason: "cannot store as \(dt.rawValue): \(error)")
                         }

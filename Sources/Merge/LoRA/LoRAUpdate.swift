@@ -1,5 +1,6 @@
 import CKernels
 import Dispatch
+import Runtime
 import Tensors
 
 /// One module's LoRA in PEFT orientation: `a` `[r, in]`, `b` `[out, r]`, ΔW = scaling · B·A,
@@ -43,24 +44,33 @@ public struct LoRAUpdate: Sendable, Equatable {
     /// Bit-reproducible on every machine (so a merged checkpoint can be identified by its hash):
     /// W[o,i] + s·Σ_k B[o,k]·A[k,i] with each product and sum rounded in f32 in a fixed order
     /// (k ascending, never fused), as PEFT's `W + (B @ A) * s` up to torch's summation order.
-    /// Rows are split over `BLAS.threadCount` threads; each row's arithmetic is the same.
-    public func merged(into weight: Tensor, name: String = "weight") throws -> Tensor {
+    /// Rows are split over `BLAS.threadCount` threads; each row's arithmetic is the same. `level`
+    /// forces a vector path (tests); all give the same bits.
+    public func merged(into weight: Tensor, name: String = "weight", level: CPUKernelLevel = .best) throws -> Tensor {
+        var out = weight
+        try apply(to: &out, name: name, level: level)
+        return out
+    }
+
+    /// `merged(into:)` in place: `weight` becomes W + s·B·A (same bits), without a copy when
+    /// `weight`'s storage is not shared.
+    public func apply(to weight: inout Tensor, name: String = "weight", level: CPUKernelLevel = .best) throws {
         let expected = fanInFanOut ? [inFeatures, outFeatures] : [outFeatures, inFeatures]
         guard weight.shape.dims == expected else {
             throw MergeError.shapeMismatch(tensor: name, expected: expected, found: weight.shape.dims)
         }
         guard fanInFanOut else {
-            var out = weight
-            addDelta(into: &out)
-            return out
+            addDelta(into: &weight, level: level)
+            return
         }
         var d = Tensor(shape: [outFeatures, inFeatures])   // 0 + s·BA = s·BA exactly
-        addDelta(into: &d)
-        return weight + d.transposed()
+        addDelta(into: &d, level: level)
+        weight += d.transposed()
     }
 
     /// w `[out, in]` += s·B·A through the reproducible kernel.
-    private func addDelta(into w: inout Tensor) {
+    private func addDelta(into w: inout Tensor, level: CPUKernelLevel) {
+        let path = steertool_kernel_level(rawValue: UInt32(level.rawValue))
         let rows = outFeatures, cols = inFeatures, r = rank, s = scaling
         guard rows > 0, cols > 0 else { return }
         let chunks = rows * cols * max(r, 1) < 1 << 20 ? 1 : max(1, min(BLAS.threadCount, rows))
@@ -72,11 +82,9 @@ public struct LoRAUpdate: Sendable, Equatable {
                     DispatchQueue.concurrentPerform(iterations: chunks) { c in
                         let r0 = c * step, r1 = min(rows, r0 + step)
                         guard r0 < r1 else { return }
-                        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: cols)
-                        defer { scratch.deallocate() }
                         steertool_lora_merge_rows(UnsafeMutablePointer<Float>(bitPattern: wA)!, cols,
                                                   UnsafePointer<Float>(bitPattern: bA), UnsafePointer<Float>(bitPattern: aA),
-                                                  r, s, r0, r1, scratch)
+                                                  r, s, r0, r1, path)
                     }
                 }
             }

@@ -93,7 +93,7 @@ public struct Q8_0Matrix: Sendable, Equatable {
     /// equals the f32 product with the dequantized matrix up to summation order.
     /// `level` forces a code path (tests); nil takes the best this CPU has.
     public func multiply(vector x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>,
-                         threads: Int = 1, level: KernelLevel? = nil) {
+                         threads: Int = 1, level: CPUKernelLevel? = nil) {
         guard rows > 0 else { return }
         if columns == 0 { y.update(repeating: 0, count: rows); return }
         let path = (level ?? .best).cValue
@@ -120,27 +120,4 @@ public struct Q8_0Matrix: Sendable, Equatable {
 
     /// Bytes held.
     public var byteCount: Int { blocks.count }
-
-    /// A code path of the Q8_0 kernels.
-    public enum KernelLevel: Int, Sendable, CaseIterable, CustomStringConvertible {
-        /// Portable C.
-        case scalar = 0
-        /// AVX2 + FMA + F16C.
-        case avx2 = 1
-        /// AVX-512F.
-        case avx512 = 2
-
-        /// The best path this CPU supports.
-        public static var best: KernelLevel { KernelLevel(rawValue: Int(steertool_kernel_best_level().rawValue)) ?? .scalar }
-
-        var cValue: steertool_kernel_level { steertool_kernel_level(rawValue: UInt32(rawValue)) }
-
-        public var description: String {
-            switch self {
-            case .scalar: "scalar"
-            case .avx2: "avx2"
-            case .avx512: "avx512"
-            }
-        }
-    }
 }
