@@ -60,6 +60,40 @@ struct GGUFForwardTests {
         #expect(fraction >= 0.95, "\(type): argmax agreement \(agree)/\(total)")
     }
 
+    /// The same figure on real text: the 3,177 positions of held-out Python source in
+    /// fixtures/eval/tokens.json (512-token windows). Measured: f16 3175/3177 (0.9994), bf16
+    /// 3159/3177 (0.9943), q8_0 3137/3177 (0.9874): F16 and BF16 meet the 99% figure; Q8_0's
+    /// per-block rounding (amax/254, ~5× bf16's on these weights) flips 1.3% of positions, every
+    /// one a near tie, so it is held to its measured level and the near-tie condition.
+    @Test(arguments: ["f16", "bf16", "q8_0"])
+    func lowPrecisionArgmaxAgreesWithF32OnText(_ type: String) throws {
+        BLAS.setThreadCount(1)
+        let f32 = try LlamaModel.load(path: Fixtures.path("tiny/gguf/base.f32.gguf"))
+        let low = try LlamaModel.load(path: Fixtures.path("tiny/gguf/base.\(type).gguf"))
+        let sequences = try TokenListFile.load(path: Fixtures.path("eval/tokens.json"))
+        var agree = 0, total = 0
+        for s in sequences {
+            for start in stride(from: 0, to: s.count, by: 512) {
+                let window = Array(s[start..<min(s.count, start + 512)])
+                let a = try f32.forward(tokens: window).logits, b = try low.forward(tokens: window).logits
+                for t in 0..<window.count {
+                    let ra = a.row(t), rb = b.row(t)
+                    total += 1
+                    if ra.withUnsafeBufferPointer({ Sampler.argmax($0) }) == rb.withUnsafeBufferPointer({ Sampler.argmax($0) }) {
+                        agree += 1
+                        continue
+                    }
+                    let sorted = ra.sorted(by: >)
+                    #expect(sorted[0] - sorted[1] < 2 * maxAbsoluteDifference(ra, rb), "\(type) position \(start + t)")
+                }
+            }
+        }
+        let fraction = Double(agree) / Double(total)
+        print("GGUF \(type) on held-out text: argmax agreement with F32 \(agree)/\(total) = \(fraction)")
+        #expect(total == 3177)
+        #expect(fraction >= (type == "q8_0" ? 0.98 : 0.99), "\(type): \(agree)/\(total)")
+    }
+
     /// Q8_0 against transformers on the same dequantized weights: identical argmax everywhere.
     @Test func q8_0ArgmaxEqualsTransformersQ8_0() throws {
         let model = try LlamaModel.load(path: Fixtures.path("tiny/gguf/base.q8_0.gguf"))
