@@ -23,6 +23,10 @@ public struct KLDistillOptions: Sendable {
     public var evaluationInterval: Int
     /// Joint adaptation (`--kind joint`): a LoRA trained alongside the adapters; nil = adapters only.
     public var joint: JointAdaptationOptions?
+    /// Return the parameters of the evaluation point with the lowest held-out KL (the closed-form
+    /// start included) instead of the last step's; the held-out set then serves as a validation
+    /// set. Off by default (the last step's parameters, as the PyTorch reference returns).
+    public var keepBest = false
 
     public init(initial: DistillOptions = .init(), steps: Int = 300, batchSize: Int = 4, windowLength: Int = 128,
                 adam: AdamOptions = .init(learningRate: 1e-3, clipNorm: 1, schedule: .constant), seed: UInt64 = 0,
@@ -67,6 +71,9 @@ public struct KLDistillationResult: Sendable {
     /// Joint mode: the trained LoRA, and the orthogonal projections applied (cosines before and after).
     public var lora: LoRAWeights?
     public var projections: [JointProjectionRecord] = []
+    /// The step whose parameters `adapter` (and `lora`) hold: the last step, or with `keepBest`
+    /// the evaluated step of lowest held-out KL (0 = the closed-form start).
+    public var selectedStep: Int = 0
 }
 
 /// End-to-end distillation: trains every layer's post-block adapter jointly so that the steered
@@ -131,6 +138,7 @@ public enum KLDistiller {
 
         var curve: [KLTrainingPoint] = []
         let e0 = try evaluate(adapter)
+        var best = (step: 0, kl: e0.kl, adapter: adapter, lora: lora)
         var p0 = KLTrainingPoint(step: 0)
         p0.heldOutKL = e0.kl; p0.heldOutLoss = e0.loss; p0.recoveredFraction = e0.recovered
         curve.append(p0); progress?(p0)
@@ -210,14 +218,19 @@ public enum KLDistiller {
             if step == options.steps || (options.evaluationInterval > 0 && step % options.evaluationInterval == 0) {
                 let e = try evaluate(adapter)
                 point.heldOutKL = e.kl; point.heldOutLoss = e.loss; point.recoveredFraction = e.recovered
+                if e.kl < best.kl { best = (step, e.kl, adapter, lora) }
             }
             curve.append(point); progress?(point)
+        }
+        var selectedStep = options.steps
+        if options.keepBest, best.step != options.steps {
+            adapter = best.adapter; lora = best.lora; selectedStep = best.step
         }
         let params_ = adapter.parameterCount + (lora.map { w in loraTensors(w.layers).reduce(0) { $0 + $1.count } } ?? 0)
         return KLDistillationResult(
             adapter: adapter, initial: initial, baseLoss: baseLoss, finetunedLoss: ftLoss, curve: curve,
             parameterCount: params_,
             parameterFraction: Double(params_) / Double(max(Distiller.modelParameterCount(base.weights), 1)),
-            lora: lora, projections: records)
+            lora: lora, projections: records, selectedStep: selectedStep)
     }
 }

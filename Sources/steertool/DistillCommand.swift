@@ -44,6 +44,9 @@ struct DistillCommand: ParsableCommand {
     @Option(name: .long, help: "kl: held-out KL and recovered fraction every this many steps.")
     var evalEvery = 50
 
+    @Flag(name: .long, help: "kl: keep the evaluated step with the lowest held-out KL (the closed-form start included), not the last.")
+    var keepBest = false
+
     @Option(name: .long, help: "kl --kind joint: LoRA rank on down_proj trained with the post-block adapters.")
     var loraRank = 4
 

@@ -27,6 +27,7 @@ extension DistillCommand {
         var options = KLDistillOptions(initial: initial, steps: steps, batchSize: batch, windowLength: sequenceLength,
                                        adam: AdamOptions(learningRate: lr, clipNorm: 1, schedule: .cosine(totalSteps: max(steps, 1), floor: 0.1)),
                                        seed: seed, evaluationInterval: evalEvery)
+        options.keepBest = keepBest
         if kind == "joint" || kind == "lora" {
             guard loraRank >= 1, projectEvery >= 0, penalty >= 0 else { throw ValidationError("\(kind) needs --lora-rank ≥ 1, --project-every ≥ 0, --penalty ≥ 0") }
             options.joint = JointAdaptationOptions(loraRank: loraRank, projectionInterval: projectEvery, penalty: penalty, seed: seed)
@@ -45,6 +46,13 @@ extension DistillCommand {
         }
         print(String(format: "held-out loss: base %.4f, fine-tune %.4f; parameters %d (%.4f%% of the model)", result.baseLoss, result.finetunedLoss,
                      result.parameterCount, 100 * result.parameterFraction))
+        let measured = result.curve.filter { $0.heldOutKL != nil }
+        if let first = measured.first?.heldOutKL, let last = measured.last?.heldOutKL, last > first {
+            let note = keepBest ? "kept step \(result.selectedStep)" : "lower --lr, or add --keep-best to keep the best evaluated step"
+            let change = String(format: "%.4f (closed form) to %.4f", first, last)
+            FileHandle.standardError.write(Data("warning: training raised the held-out KL from \(change); \(note)\n".utf8))
+        }
+        if keepBest { print("kept the parameters of step \(result.selectedStep) (lowest held-out KL)") }
         for p in result.projections {
             print(String(format: "projection at step %d, layer %d: cosine(col D, col B_down) %.4f → %.4f", p.step, p.layer, p.cosineBefore, p.cosineAfter))
         }
@@ -61,6 +69,7 @@ extension DistillCommand {
             fields.append(("steps", .int(steps))); fields.append(("batch", .int(batch))); fields.append(("lr", .float(lr)))
             fields.append(("heldout_loss_base", .double(result.baseLoss))); fields.append(("heldout_loss_finetuned", .double(result.finetunedLoss)))
             fields.append(("curve", .array(curve)))
+            fields.append(("selected_step", .int(result.selectedStep)))
             json = .object(fields)
         }
         let source = finetuned.map { "finetuned:\($0)" } ?? "lora:\(lora!)"

@@ -48,6 +48,29 @@ import TestSupport
         return try KLDistiller.distill(base: base, finetuned: ft, calibration: calibration, heldOut: calibration, options: options)
     }
 
+    /// `keepBest`: with a learning rate far too high the curve goes up; the result then holds the
+    /// parameters of the evaluated step with the lowest held-out KL (re-measured here), and
+    /// without `keepBest` the last step's.
+    @Test func keepBestReturnsTheLowestHeldOutKLStep() throws {
+        let base = try Self.model(perturbation: 0), ft = try Self.model(perturbation: 0.05)
+        var initial = DistillOptions(fit: AdapterFitOptions(kind: .linear, rank: .fixed(2)))
+        initial.diagnostics = false
+        var options = KLDistillOptions(initial: initial, steps: 20, batchSize: 3, windowLength: 16,
+                                       adam: AdamOptions(learningRate: 3, clipNorm: 1, schedule: .constant),
+                                       seed: 1, evaluationInterval: 5)
+        let calibration = Self.sequences(8, length: 16, seed: 1)
+        let last = try KLDistiller.distill(base: base, finetuned: ft, calibration: calibration, heldOut: calibration, options: options)
+        #expect(last.selectedStep == 20)
+        options.keepBest = true
+        let best = try KLDistiller.distill(base: base, finetuned: ft, calibration: calibration, heldOut: calibration, options: options)
+        let measured = best.curve.compactMap { p in p.heldOutKL.map { (p.step, $0) } }
+        let lowest = try #require(measured.min { $0.1 < $1.1 })
+        #expect(lowest.0 != 20, "lr 3 should make the last step worse than some earlier one: \(measured)")
+        #expect(best.selectedStep == lowest.0)
+        let kl = try ModelEvaluation.meanKL(reference: ft, model: base.adding(best.adapter, name: "best"), sequences: calibration)
+        #expect(abs(kl - lowest.1) <= 1e-9 * max(1, lowest.1), "\(kl) vs \(lowest.1)")
+    }
+
     @Test func trainingLowersHeldOutKL() throws {
         let r = try Self.run(seed: 3)
         #expect(r.curve.count == 41)
