@@ -52,8 +52,11 @@ struct EvalCommand: ParsableCommand {
     @Flag(name: .long, help: "Overwrite an existing --output.")
     var force = false
 
-    @Option(name: .long, help: "How every model's weight matrices are held: f32, or q8_0 (kept quantized).")
+    @Option(name: .long, help: "How the --model variants hold their weight matrices: f32, or q8_0 (kept quantized).")
     var weights: WeightStorage = .f32
+
+    @Option(name: .long, help: "How the --reference holds its weight matrices (default f32, so a q8_0 variant is measured against full precision).")
+    var referenceWeights: WeightStorage = .f32
 
     @OptionGroup var threadArguments: ThreadArguments
 
@@ -88,7 +91,7 @@ struct EvalCommand: ParsableCommand {
         }
         var referenceModel: LlamaModel? = nil
         if let reference {
-            var r = try LlamaModel.load(path: reference, storage: weights)
+            var r = try LlamaModel.load(path: reference, storage: referenceWeights)
             for path in referenceAdapter { try AdapterLoading.apply(path: path, to: &r) }
             referenceModel = r
         }

@@ -84,6 +84,32 @@ struct CLITests {
         #expect(bad.err.contains("q4"))
     }
 
+    /// `eval --weights q8_0` holds the variant in Q8_0 but the reference in f32 (unless
+    /// `--reference-weights` says otherwise): the Q8_0 copy then differs measurably from its f32
+    /// reference, while with both in Q8_0 the reference equals the variant.
+    @Test func evalKeepsTheReferenceInF32() throws {
+        struct Report: Decodable {
+            struct Variant: Decodable { let kl_to_reference: Double; let top1_agreement: Double; let perplexity: Double }
+            struct Reference: Decodable { let perplexity: Double }
+            let variants: [Variant]; let reference: Reference
+        }
+        func run(_ extra: [String]) throws -> Report {
+            let r = try SteerToolBinary.run([
+                "eval", "--model", Fixtures.path("tiny/gguf/base.q8_0.gguf"), "--weights", "q8_0",
+                "--reference", Fixtures.path("tiny/gguf/base.f32.gguf"), "--tokens", Fixtures.path("eval/tokens.json"),
+                "--context", "64", "--stride", "32", "--json",
+            ] + extra)
+            #expect(r.status == 0, "\(r.err)")
+            return try JSONDecoder().decode(Report.self, from: Data(r.out.utf8))
+        }
+        let mixed = try run([]), both = try run(["--reference-weights", "q8_0"])
+        let v = try #require(mixed.variants.first), w = try #require(both.variants.first)
+        #expect(v.kl_to_reference > 1e-5 && v.top1_agreement < 1, "q8_0 vs f32: \(v)")
+        #expect(w.kl_to_reference.magnitude < 1e-9 && w.top1_agreement == 1, "q8_0 vs q8_0: \(w)")
+        #expect(mixed.reference.perplexity != v.perplexity)
+        #expect(both.reference.perplexity == w.perplexity)
+    }
+
     /// `--adapter` with a PEFT folder applies the LoRA unmerged: the PEFT reference holds (1e-4).
     @Test func forwardWithLoRAAdapterMatchesPEFT() throws {
         let run = try #require(try ReferenceRun.load("reference/lora.safetensors", layers: 4).last)
