@@ -49,4 +49,40 @@ import TestSupport
         #expect(final >= run.curve.last!.recovered_fraction - 0.02)
         #expect(final > initial0 + 0.1)
     }
+
+    /// The target, on the pair where post-block steering can reach it:
+    /// fixtures/tiny/finetuned-blocks is the same fine-tune with the embedding, final norm and
+    /// lm_head frozen (the full fine-tune moves them by 31–43%, which no residual-stream adapter
+    /// reproduces). Rank 12 (the largest rank within 2% of this d-64 model's parameters), 100
+    /// steps: ≥ 0.9 of the fine-tune's held-out loss gain, the same curve as the PyTorch run in
+    /// fixtures/kl/training-blocks.json (0.005 per logged step, as above; measured there 0.711 →
+    /// 0.954 → 0.976), and well above the sequential closed form it starts from.
+    @Test func blocksOnlyFineTuneReachesTheTargetWithinTwoPercent() throws {
+        let ref = try JSONDecoder().decode(Reference.self, from: Data(contentsOf: URL(fileURLWithPath: Fixtures.path("kl/training-blocks.json"))))
+        let run = try #require(ref.runs.first { $0.name == "rank12" })
+        let windows = Array(try TokenListFile.load(path: Fixtures.path("kl/calib.json")).prefix(run.windows))
+        let heldOut = try TokenListFile.load(path: Fixtures.path("eval/tokens.json"))
+        let base = try LlamaModel.load(path: Fixtures.path("tiny/base"))
+        let ft = try LlamaModel.load(path: Fixtures.path("tiny/finetuned-blocks"))
+        let initial = DistillOptions(method: .sequential, fit: AdapterFitOptions(kind: .linear, rank: .fixed(run.rank)),
+                                     heldOutFraction: 0, diagnostics: false)
+        let options = KLDistillOptions(initial: initial, steps: run.steps, batchSize: run.batch, windowLength: 128,
+                                       adam: AdamOptions(learningRate: run.lr, clipNorm: 1, schedule: .cosine(totalSteps: run.steps, floor: 0.1)),
+                                       seed: run.seed, evaluationInterval: 50)
+        let r = try KLDistiller.distill(base: base, finetuned: ft, calibration: windows, heldOut: heldOut, options: options)
+        #expect(abs(r.baseLoss - ref.heldout_loss_base) <= 1e-4 * ref.heldout_loss_base)
+        #expect(abs(r.finetunedLoss - ref.heldout_loss_finetuned) <= 1e-4 * ref.heldout_loss_finetuned)
+        let mine = r.curve.filter { $0.recoveredFraction != nil }
+        #expect(mine.map(\.step) == run.curve.map(\.step))
+        for (a, b) in zip(mine, run.curve) {
+            let rf = try #require(a.recoveredFraction)
+            #expect(abs(rf - b.recovered_fraction) <= 0.005, "step \(a.step): recovered \(rf) vs PyTorch \(b.recovered_fraction)")
+        }
+        let final = try #require(mine.last?.recoveredFraction), start = try #require(mine.first?.recoveredFraction)
+        #expect(r.parameterFraction <= 0.02, "\(r.parameterFraction)")
+        #expect(final >= 0.9, "recovered \(final)")
+        #expect(final >= run.curve.last!.recovered_fraction - 0.02)
+        #expect(final > start + 0.1, "kl \(final) vs sequential \(start)")
+        print("finetuned-blocks, kl rank \(run.rank), \(run.steps) steps: recovered \(start) → \(final) at \(100 * r.parameterFraction)% of the parameters")
+    }
 }
