@@ -3,7 +3,7 @@
 save_pretrained (safetensors), on the folders `steertool bench merge` creates under <work>/merge
 (run it first). Prints JSON lines {"name", "unit", "value", "threads", "peer"}.
 
-Usage: python bench/peers/merge.py [--work bench/work] [--threads 1] [--repeats 2]
+Usage: python bench/peers/merge.py [--work bench/work] [--threads 1] [--repeats 3]
 """
 import argparse
 import json
@@ -15,7 +15,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--work", default="bench/work")
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
     import torch
     from peft import PeftModel
@@ -26,6 +26,7 @@ def main():
     size = os.path.getsize(base_file)
     best = float("inf")
     for _ in range(args.repeats):
+        os.sync()  # earlier benchmarks' dirty pages are written back before the clock starts (as steertool does)
         t = time.perf_counter()
         base = LlamaForCausalLM.from_pretrained(os.path.join(folder, "base"), dtype=torch.float32)
         merged = PeftModel.from_pretrained(base, os.path.join(folder, "lora")).merge_and_unload()
