@@ -47,6 +47,11 @@ void steertool_q8_0_dequantize_rows(const uint8_t *blocks, size_t blocks_per_row
 void steertool_lora_merge_rows(float *w, size_t in, const float *b, const float *a, size_t r, float s,
                                size_t row_begin, size_t row_end, steertool_kernel_level level);
 
+/// y[i] = e^{x[i]} for n floats (x and y may be the same array), x clamped to [-87.3, 88]
+/// (e^-87.3 ≈ 1.2e-38 below, e^88 above). Vector paths: Cephes' expf polynomial, within 2 ulp
+/// of libm's expf; the scalar path is libm's expf.
+void steertool_exp(const float *x, float *y, size_t n, steertool_kernel_level level);
+
 #ifdef __cplusplus
 }
 #endif

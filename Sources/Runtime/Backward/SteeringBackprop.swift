@@ -261,13 +261,20 @@ public struct SteeringBackprop: Sendable {
         var total = 0.0
         // Per row: e_j = exp(z_j − max) once (f32), lse in Double; q_j = e_j / Σe. The loss sums
         // in Double; the gradient (q − p_ref)·weight is formed in f32.
-        var e = [Float](repeating: 0, count: V)
+        // e^x through the vectorised kernel (VectorMath.exp, within 2 ulp of expf): the V-wide
+        // exponentials of every row are most of this loop's cost.
+        var e = [Float](repeating: 0, count: V), p = [Float](repeating: 0, count: V)
         for t in 0..<(T - 1) {
             let row = logits + t * V
             var mx = -Float.infinity
             for j in 0..<V { mx = max(mx, row[j]) }
             var sum = 0.0
-            for j in 0..<V { let x = expf(row[j] - mx); e[j] = x; sum += Double(x) }
+            e.withUnsafeMutableBufferPointer { eb in
+                let ep = eb.baseAddress!
+                for j in 0..<V { ep[j] = row[j] - mx }
+                VectorMath.exp(ep, into: ep, count: V)
+                for j in 0..<V { sum += Double(ep[j]) }
+            }
             let lse = Double(mx) + log(sum)
             let invSum = Float(1 / sum)
             switch objective {
@@ -275,9 +282,9 @@ public struct SteeringBackprop: Sendable {
                 ref.withUnsafeBufferPointer { rp in
                     var kl = 0.0
                     let r = rp.baseAddress! + t * V
+                    p.withUnsafeMutableBufferPointer { VectorMath.exp(r, into: $0.baseAddress!, count: V) }
                     for j in 0..<V {
-                        let lr = r[j]
-                        let pr = expf(lr)
+                        let lr = r[j], pr = p[j]
                         kl += Double(pr) * (Double(lr) - (Double(row[j]) - lse))
                         row[j] = weight * (e[j] * invSum - pr)
                     }

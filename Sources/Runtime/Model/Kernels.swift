@@ -35,11 +35,20 @@ enum Kernels {
         for i in 0..<n { y[i] += x[i] }
     }
 
-    /// gate[i] = SiLU(gate[i]) · up[i] over `n` values (SiLU(x) = x / (1 + e⁻ˣ)).
+    /// gate[i] = SiLU(gate[i]) · up[i] over `n` values (SiLU(x) = x / (1 + e⁻ˣ)); e⁻ˣ through
+    /// `VectorMath.exp` (within 2 ulp of expf), a chunk at a time.
     static func swiGLU(gate: UnsafeMutablePointer<Float>, up: UnsafePointer<Float>, count n: Int) {
-        for i in 0..<n {
-            let g = gate[i]
-            gate[i] = g / (1 + expf(-g)) * up[i]
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 4096) { buf in
+            let e = buf.baseAddress!
+            var start = 0
+            while start < n {
+                let m = min(4096, n - start)
+                let g = gate + start, u = up + start
+                for i in 0..<m { e[i] = -g[i] }
+                VectorMath.exp(e, into: e, count: m)
+                for i in 0..<m { g[i] = g[i] / (1 + e[i]) * u[i] }
+                start += m
+            }
         }
     }
 
