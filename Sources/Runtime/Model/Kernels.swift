@@ -138,12 +138,10 @@ enum Kernels {
                 let visible = start + i + 1
                 var m = -Float.infinity
                 for j in 0..<visible { m = max(m, row[j]) }
+                for j in 0..<visible { row[j] -= m }
+                VectorMath.exp(row, into: row, count: visible)
                 var sum: Float = 0
-                for j in 0..<visible {
-                    let e = expf(row[j] - m)
-                    row[j] = e
-                    sum += e
-                }
+                for j in 0..<visible { sum += row[j] }
                 let inv = 1 / sum
                 for j in 0..<visible { row[j] *= inv }
                 for j in visible..<total { row[j] = 0 }
