@@ -43,20 +43,15 @@ public struct LlamaModel: Sendable {
     /// - Throws: `RuntimeError` for unsupported configs or a layer count that differs from `config`.
     public init(config: LlamaConfig, runtimeWeights: LlamaRuntimeWeights, ropeFrequencyDivisors: [Float]? = nil,
                 source: String = "model") throws {
-        architecture = try LlamaArchitecture(config: config, source: source)
+        let architecture = try LlamaArchitecture(config: config, source: source)
         guard runtimeWeights.layers.count == config.numHiddenLayers else {
             throw RuntimeError.invalidConfig(
                 source: source, reason: "\(runtimeWeights.layers.count) layers of weights for num_hidden_layers \(config.numHiddenLayers)")
         }
-        if let ropeFrequencyDivisors {
-            rotary = try RotaryEmbedding(config: config, frequencyDivisors: ropeFrequencyDivisors, source: source)
-        } else {
-            rotary = try RotaryEmbedding(config: config, source: source)
-        }
-        self.config = config
-        self.runtimeWeights = runtimeWeights
-        // f32 matrices are shared, not copied.
-        self.denseWeights = runtimeWeights.storage == .f32 ? runtimeWeights.dequantized() : nil
+        let rotary = try ropeFrequencyDivisors.map {
+            try RotaryEmbedding(config: config, frequencyDivisors: $0, source: source)
+        } ?? RotaryEmbedding(config: config, source: source)
+        self.init(config: config, runtimeWeights: runtimeWeights, rotary: rotary, architecture: architecture)
     }
 
     /// The same model (adapters included) with its matrices held in `storage`: `.q8_0` quantizes
@@ -64,17 +59,19 @@ public struct LlamaModel: Sendable {
     /// - Throws: `RuntimeError.shapeMismatch` for a matrix Q8_0 cannot hold.
     public func converted(to storage: WeightStorage) throws -> LlamaModel {
         guard storage != weightStorage else { return self }
-        var m = try LlamaModel(config: config, runtimeWeights: runtimeWeights.converted(to: storage),
-                               rotary: rotary, architecture: architecture)
+        var m = LlamaModel(config: config, runtimeWeights: try runtimeWeights.converted(to: storage),
+                           rotary: rotary, architecture: architecture)
         m.loraAdapters = loraAdapters
         m.steeringAdapters = steeringAdapters
         return m
     }
 
+    /// The one place the stored properties are set (checked parts passed in).
     private init(config: LlamaConfig, runtimeWeights: LlamaRuntimeWeights, rotary: RotaryEmbedding,
                  architecture: LlamaArchitecture) {
         self.config = config; self.runtimeWeights = runtimeWeights; self.rotary = rotary
         self.architecture = architecture
+        // f32 matrices are shared, not copied.
         self.denseWeights = runtimeWeights.storage == .f32 ? runtimeWeights.dequantized() : nil
     }
 

@@ -19,14 +19,27 @@ public struct LlamaRuntimeWeights: Sendable {
 
         /// The matrix of projection `p`.
         public subscript(_ p: LlamaProjection) -> ProjectionWeight {
-            switch p {
-            case .q: q
-            case .k: k
-            case .v: v
-            case .o: o
-            case .gate: gate
-            case .up: up
-            case .down: down
+            get {
+                switch p {
+                case .q: q
+                case .k: k
+                case .v: v
+                case .o: o
+                case .gate: gate
+                case .up: up
+                case .down: down
+                }
+            }
+            set {
+                switch p {
+                case .q: q = newValue
+                case .k: k = newValue
+                case .v: v = newValue
+                case .o: o = newValue
+                case .gate: gate = newValue
+                case .up: up = newValue
+                case .down: down = newValue
+                }
             }
         }
     }
@@ -89,16 +102,7 @@ public struct LlamaRuntimeWeights: Sendable {
         out.embedding = try convert(embedding, "model.embed_tokens.weight")
         for l in out.layers.indices {
             for p in LlamaProjection.allCases {
-                let converted = try convert(layers[l][p], p.modulePath(layer: l) + ".weight")
-                switch p {
-                case .q: out.layers[l].q = converted
-                case .k: out.layers[l].k = converted
-                case .v: out.layers[l].v = converted
-                case .o: out.layers[l].o = converted
-                case .gate: out.layers[l].gate = converted
-                case .up: out.layers[l].up = converted
-                case .down: out.layers[l].down = converted
-                }
+                out.layers[l][p] = try convert(layers[l][p], p.modulePath(layer: l) + ".weight")
             }
         }
         out.lmHead = try lmHead.map { try convert($0, "lm_head.weight") }
