@@ -195,16 +195,7 @@ public struct SteeringBackprop: Sendable {
                 let p = tape.probs + hh * T * T
                 BLAS.sgemm(transposeB: true, m: T, n: T, k: hd, alpha: attnScale, a: tape.q + hh * hd, lda: qw,
                            b: tape.k + g * hd, ldb: kvw, c: p, ldc: T)
-                for i in 0..<T {
-                    let row = p + i * T
-                    var mx = -Float.infinity
-                    for j in 0...i { mx = max(mx, row[j]) }
-                    var sum: Float = 0
-                    for j in 0...i { let e = expf(row[j] - mx); row[j] = e; sum += e }
-                    let inv = 1 / sum
-                    for j in 0...i { row[j] *= inv }
-                    for j in (i + 1)..<T { row[j] = 0 }
-                }
+                for i in 0..<T { Kernels.causalSoftmax(p + i * T, visible: i + 1, width: T) }
                 BLAS.sgemm(m: T, n: hd, k: T, a: p, lda: T, b: tape.v + g * hd, ldb: kvw, c: tape.attn + hh * hd, ldc: qw)
             }
             let o = arena.make(T * d)
@@ -216,10 +207,7 @@ public struct SteeringBackprop: Sendable {
             }
             Kernels.linear(tape.u, rows: T, weight: lw.gate, bias: nil, loras: factors(l, .gate), out: tape.ag, ldo: ff, scratch: scratch)
             Kernels.linear(tape.u, rows: T, weight: lw.up, bias: nil, loras: factors(l, .up), out: tape.au, ldo: ff, scratch: scratch)
-            for i in 0..<(T * ff) {
-                let g = tape.ag[i]
-                tape.m[i] = g / (1 + expf(-g)) * tape.au[i]
-            }
+            Kernels.swiGLU(gate: tape.ag, up: tape.au, out: tape.m, count: T * ff)
             Kernels.linear(tape.m, rows: T, weight: lw.down, bias: nil, loras: factors(l, .down), out: o, ldo: d, scratch: scratch)
             Kernels.add(o, into: x, count: T * d)
             tape.z.update(from: x, count: T * d)

@@ -35,21 +35,37 @@ enum Kernels {
         for i in 0..<n { y[i] += x[i] }
     }
 
-    /// gate[i] = SiLU(gate[i]) · up[i] over `n` values (SiLU(x) = x / (1 + e⁻ˣ)); e⁻ˣ through
-    /// `VectorMath.exp` (within 2 ulp of expf), a chunk at a time.
-    static func swiGLU(gate: UnsafeMutablePointer<Float>, up: UnsafePointer<Float>, count n: Int) {
+    /// out[i] = SiLU(gate[i]) · up[i] over `n` values (SiLU(x) = x / (1 + e⁻ˣ)); `out` may be
+    /// `gate` (the forward pass) or another buffer (the backward pass keeps the pre-activation).
+    /// e⁻ˣ through `VectorMath.exp` (within 2 ulp of expf), a chunk at a time.
+    static func swiGLU(gate: UnsafePointer<Float>, up: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, count n: Int) {
         withUnsafeTemporaryAllocation(of: Float.self, capacity: 4096) { buf in
             let e = buf.baseAddress!
             var start = 0
             while start < n {
                 let m = min(4096, n - start)
-                let g = gate + start, u = up + start
+                let g = gate + start, u = up + start, o = out + start
                 for i in 0..<m { e[i] = -g[i] }
                 VectorMath.exp(e, into: e, count: m)
-                for i in 0..<m { g[i] = g[i] / (1 + e[i]) * u[i] }
+                for i in 0..<m { o[i] = g[i] / (1 + e[i]) * u[i] }
                 start += m
             }
         }
+    }
+
+    /// Causal softmax of one attention score row of `width` entries in place: entries
+    /// 0..<visible become softmax (row maximum subtracted, e^x through `VectorMath.exp`), the
+    /// masked rest 0.
+    static func causalSoftmax(_ row: UnsafeMutablePointer<Float>, visible: Int, width: Int) {
+        var m = -Float.infinity
+        for j in 0..<visible { m = max(m, row[j]) }
+        for j in 0..<visible { row[j] -= m }
+        VectorMath.exp(row, into: row, count: visible)
+        var sum: Float = 0
+        for j in 0..<visible { sum += row[j] }
+        let inv = 1 / sum
+        for j in 0..<visible { row[j] *= inv }
+        for j in visible..<width { row[j] = 0 }
     }
 
     /// out[t] = x[t]·Wᵀ (+ bias) (+ Σ scale·(x[t]·Aᵀ)·Bᵀ) for `rows` rows; W `[out, in]`,
@@ -133,19 +149,7 @@ enum Kernels {
             let g = h / group
             BLAS.sgemm(transposeB: true, m: rows, n: total, k: hd, alpha: scale,
                        a: q + h * hd, lda: qWidth, b: keys + g * hd, ldb: kvWidth, c: scores, ldc: total)
-            for i in 0..<rows {
-                let row = scores + i * total
-                let visible = start + i + 1
-                var m = -Float.infinity
-                for j in 0..<visible { m = max(m, row[j]) }
-                for j in 0..<visible { row[j] -= m }
-                VectorMath.exp(row, into: row, count: visible)
-                var sum: Float = 0
-                for j in 0..<visible { sum += row[j] }
-                let inv = 1 / sum
-                for j in 0..<visible { row[j] *= inv }
-                for j in visible..<total { row[j] = 0 }
-            }
+            for i in 0..<rows { causalSoftmax(scores + i * total, visible: start + i + 1, width: total) }
             BLAS.sgemm(m: rows, n: hd, k: total, a: scores, lda: total, b: values + g * hd, ldb: kvWidth,
                        c: out + h * hd, ldc: qWidth)
         }
