@@ -73,7 +73,7 @@ extension DistillCommand {
             json = .object(fields)
         }
         let source = finetuned.map { "finetuned:\($0)" } ?? "lora:\(lora!)"
-        let steeringFile = try SteeringFiles.file(from: result.adapter, baseModel: base, source: source, report: json)
+        let steeringFile = SteeringFiles.file(from: result.adapter, baseModel: base, source: source, report: json)
         try steeringFile.write(to: output, force: force)
         if let w = result.lora {
             var modules: [String: LoRAUpdate] = [:]
