@@ -72,7 +72,7 @@ let package = Package(
         // Fuzz driver for the Formats parsers (`make fuzz`; a plain build replays inputs).
         .executableTarget(name: "FormatsFuzz", dependencies: ["Formats"], path: "Fuzz/FormatsFuzz"),
 
-        .target(name: "TestSupport", dependencies: ["Tensors"], path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["Tensors", "Runtime"], path: "Tests/TestSupport"),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors", "TestSupport"]),
         .testTarget(name: "FormatsTests", dependencies: ["Formats", "TestSupport"]),
         .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "Formats", "TestSupport"]),

@@ -12,18 +12,7 @@ import TestSupport
                                     numAttentionHeads: 4, numKeyValueHeads: 2, headDim: 4, rmsNormEps: 1e-5)
 
     static func base() throws -> LlamaModel {
-        var seed: UInt64 = 11
-        let c = config
-        let w = try LlamaWeights.load(config: c, source: "synthetic") { name in
-            seed &+= 7919
-            if name == "model.embed_tokens.weight" || name == "lm_head.weight" { return Tensor.randomNormal([c.vocabSize, c.hiddenSize], std: 1, seed: seed) }
-            if name.hasSuffix("norm.weight") { return Tensor.randomUniform([c.hiddenSize], low: 0.8, high: 1.2, seed: seed) }
-            for p in LlamaProjection.allCases where name.contains(p.rawValue) {
-                return Tensor.randomNormal([p.outputSize(c), p.inputSize(c)], std: 0.25, seed: seed)
-            }
-            throw EquivalenceError.invalidArgument("unexpected tensor \(name)")
-        }
-        return try LlamaModel(config: c, weights: w, source: "synthetic")
+        try SyntheticLlama.model(config, seed: 11, projectionStd: 0.25)
     }
 
     /// 12 sequences of 16 tokens (192 tokens: more than d = 16 by far).

@@ -13,21 +13,7 @@ import TestSupport
                                     numAttentionHeads: 4, numKeyValueHeads: 2, headDim: 4, rmsNormEps: 1e-5)
 
     static func model(perturbation: Float) throws -> LlamaModel {
-        var seed: UInt64 = 5
-        let c = config
-        let w = try LlamaWeights.load(config: c, source: "synthetic") { name in
-            seed &+= 7919
-            if name == "model.embed_tokens.weight" || name == "lm_head.weight" { return Tensor.randomNormal([c.vocabSize, c.hiddenSize], std: 1, seed: seed) }
-            if name.hasSuffix("norm.weight") { return Tensor.randomUniform([c.hiddenSize], low: 0.8, high: 1.2, seed: seed) }
-            for p in LlamaProjection.allCases where name.contains(p.rawValue) {
-                let shape: Shape = [p.outputSize(c), p.inputSize(c)]
-                var t = Tensor.randomNormal(shape, std: 0.3, seed: seed)
-                if perturbation != 0 { t += Tensor.randomNormal(shape, std: perturbation, seed: seed &+ 1) }
-                return t
-            }
-            throw EquivalenceError.invalidArgument("unexpected tensor \(name)")
-        }
-        return try LlamaModel(config: c, weights: w, source: "synthetic")
+        try SyntheticLlama.model(config, seed: 5, projectionStd: 0.3, perturbation: perturbation)
     }
 
     static func sequences(_ n: Int, length: Int, seed: UInt64) -> [[Int]] {

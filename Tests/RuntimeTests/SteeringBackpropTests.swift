@@ -11,21 +11,9 @@ import TestSupport
                                     numAttentionHeads: 4, numKeyValueHeads: 2, headDim: 4, rmsNormEps: 1e-5)
 
     static func model(seed start: UInt64 = 11, tied: Bool = false) throws -> LlamaModel {
-        var seed = start
         var c = config
         c.tieWordEmbeddings = tied
-        let w = try LlamaWeights.load(config: c, source: "synthetic") { name in
-            seed &+= 7919
-            if name == "model.embed_tokens.weight" || name == "lm_head.weight" {
-                return Tensor.randomNormal([c.vocabSize, c.hiddenSize], std: 1, seed: seed)
-            }
-            if name.hasSuffix("norm.weight") { return Tensor.randomUniform([c.hiddenSize], low: 0.8, high: 1.2, seed: seed) }
-            for p in LlamaProjection.allCases where name.contains(p.rawValue) {
-                return Tensor.randomNormal([p.outputSize(c), p.inputSize(c)], std: 0.3, seed: seed)
-            }
-            throw RuntimeError.invalidArgument("unexpected tensor \(name)")
-        }
-        return try LlamaModel(config: c, weights: w, source: "synthetic")
+        return try SyntheticLlama.model(c, seed: start, projectionStd: 0.3)
     }
 
     static let sequences: [[Int]] = [(0..<9).map { ($0 * 7 + 3) % 40 }, (0..<6).map { ($0 * 11 + 5) % 40 }]
