@@ -105,6 +105,21 @@ import Testing
         }
     }
 
+    /// PEFT's per-side view of a DARE/TIES combination for `module`: side 0 is A (weights
+    /// sign(wᵢsᵢ)·√|wᵢsᵢ|), side 1 is B (weights √|wᵢsᵢ|), with each input's factor entries and
+    /// PEFT's output entries of that side.
+    static func side(_ side: Int, of c: Case, module: String) -> (weights: [Float], inputs: [[Float]], expected: [Float]) {
+        let inputs = c.inputs[module]!
+        let w: [Float] = inputs.enumerated().map { (i, x) in
+            let ws = c.weights[i] * x.scaling
+            let r = Float(Double(abs(ws)).squareRoot())
+            return side == 0 ? (ws >= 0 ? r : -r) : r
+        }
+        let xs = inputs.map { side == 0 ? $0.a.scalars : $0.b.scalars }
+        let ref = side == 0 ? c.expected[module]!.a.scalars : c.expected[module]!.b.scalars
+        return (w, xs, ref)
+    }
+
     /// Every entry of PEFT's DARE-linear output is Σ_{i∈S} wᵢxᵢ/p for some kept subset S; the
     /// same holds for ours. The kept fractions of both are within 4σ of the density.
     @Test("dare_linear: PEFT's output and ours have DARE's structure and keep rate")
@@ -116,13 +131,7 @@ import Testing
         for (module, inputs) in c.inputs {
             let ours = try c.combination.combine(inputs, weights: c.weights, module: module, rng: &rng)
             for side in 0..<2 {
-                let w: [Float] = inputs.enumerated().map { (i, x) in
-                    let ws = c.weights[i] * x.scaling
-                    let r = Float(Double(abs(ws)).squareRoot())
-                    return side == 0 ? (ws >= 0 ? r : -r) : r
-                }
-                let xs = inputs.map { side == 0 ? $0.a.scalars : $0.b.scalars }
-                let ref = side == 0 ? c.expected[module]!.a.scalars : c.expected[module]!.b.scalars
+                let (w, xs, ref) = Self.side(side, of: c, module: module)
                 let mine = side == 0 ? ours.a.scalars : ours.b.scalars
                 for e in 0..<ref.count {
                     for (target, counter) in [(ref[e], 0), (mine[e], 1)] {
@@ -154,13 +163,7 @@ import Testing
         var matched = 0, total = 0
         for (module, inputs) in c.inputs {
             for side in 0..<2 {
-                let w: [Float] = inputs.enumerated().map { (i, x) in
-                    let ws = c.weights[i] * x.scaling
-                    let r = Float(Double(abs(ws)).squareRoot())
-                    return side == 0 ? (ws >= 0 ? r : -r) : r
-                }
-                let xs = inputs.map { side == 0 ? $0.a.scalars : $0.b.scalars }
-                let ref = side == 0 ? c.expected[module]!.a.scalars : c.expected[module]!.b.scalars
+                let (w, xs, ref) = Self.side(side, of: c, module: module)
                 for e in 0..<ref.count {
                     total += 1
                     for s in 0..<(1 << xs.count) {
