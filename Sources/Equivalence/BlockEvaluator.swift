@@ -281,12 +281,7 @@ public struct BlockEvaluator: Sendable {
                                            a: pq.baseAddress! + head * hd, lda: qw, b: pdk.baseAddress! + g * hd, ldb: kw,
                                            beta: 1, c: ps.baseAddress!, ldc: t)
                                 // δP = P ⊙ (δS − rowsum(P ⊙ δS)) (zero where P is masked)
-                                for i in 0..<t {
-                                    var dot: Float = 0
-                                    for j in 0...i { dot += p[i * t + j] * ps[i * t + j] }
-                                    for j in 0...i { ps[i * t + j] = p[i * t + j] * (ps[i * t + j] - dot) }
-                                    for j in (i + 1)..<t { ps[i * t + j] = 0 }
-                                }
+                                causalSoftmaxJacobianProduct(probabilities: p, ps.baseAddress!, size: t)
                                 // δO_h = δP V_g
                                 BLAS.sgemm(m: t, n: hd, k: t, a: ps.baseAddress!, lda: t, b: pv.baseAddress! + g * hd, ldb: kw,
                                            beta: 0, c: out, ldc: qw)

@@ -54,12 +54,7 @@ extension BlockEvaluator {
                             // G_P = G_O_h V_gᵀ; G_S = P ⊙ (G_P − rowsum(P ⊙ G_P))
                             BLAS.sgemm(transposeB: true, m: t, n: t, k: hd, a: go, lda: qw, b: pv.baseAddress! + gIdx * hd, ldb: kw,
                                        beta: 0, c: ps.baseAddress!, ldc: t)
-                            for i in 0..<t {
-                                var dot: Float = 0
-                                for j in 0...i { dot += p[i * t + j] * ps[i * t + j] }
-                                for j in 0...i { ps[i * t + j] = p[i * t + j] * (ps[i * t + j] - dot) }
-                                for j in (i + 1)..<t { ps[i * t + j] = 0 }
-                            }
+                            causalSoftmaxJacobianProduct(probabilities: p, ps.baseAddress!, size: t)
                             // G_Q_h = scale G_S K_g; G_K_g += scale G_Sᵀ Q_h
                             BLAS.sgemm(m: t, n: hd, k: t, alpha: scale, a: ps.baseAddress!, lda: t, b: pk.baseAddress! + gIdx * hd, ldb: kw,
                                        beta: 0, c: oq.baseAddress! + head * hd, ldc: qw)

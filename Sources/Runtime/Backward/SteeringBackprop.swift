@@ -380,13 +380,7 @@ public struct SteeringBackprop: Sendable {
                 BLAS.sgemm(transposeA: true, m: T, n: hd, k: T, a: p, lda: T, b: gAttn + hh * hd, ldb: qw,
                            beta: 1, c: gv + gr * hd, ldc: kvw)
                 // Softmax backward (masked entries have P = 0): gS = P ⊙ (gP − Σⱼ gP·P).
-                for i in 0..<T {
-                    let pr = p + i * T, gr_ = gP + i * T
-                    var dot: Float = 0
-                    for j in 0...i { dot += pr[j] * gr_[j] }
-                    for j in 0...i { gr_[j] = pr[j] * (gr_[j] - dot) }
-                    for j in (i + 1)..<T { gr_[j] = 0 }
-                }
+                causalSoftmaxJacobianProduct(probabilities: p, gP, size: T)
                 // S = scale·Q·Kᵀ: gQ = scale·gS·K ; gK += scale·gSᵀ·Q.
                 BLAS.sgemm(m: T, n: hd, k: T, alpha: attnScale, a: gP, lda: T, b: tape.k + gr * hd, ldb: kvw,
                            c: gq + hh * hd, ldc: qw)
