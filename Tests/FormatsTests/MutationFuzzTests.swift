@@ -43,32 +43,30 @@ import Formats
         }
     }
 
-    @Test(arguments: ["formats/dtypes.safetensors", "tiny/lora/adapter_model.safetensors"])
-    func safetensorsMutants(file: String) throws {
+    /// Feeds `mutantsPerFile` mutants of `file` to `parse` (which returns the tensor infos it
+    /// accepted, or nil); every accepted mutant's tensors are decoded, and some mutants must be
+    /// rejected.
+    func runMutants(file: String, seed: UInt64, parse: (UnsafeRawBufferPointer) -> [TensorInfo]?) throws {
         let original = [UInt8](try Data(contentsOf: URL(fileURLWithPath: Fixtures.path(file))))
-        var rng = SplitMix64(seed: 0x5afe)
+        var rng = SplitMix64(seed: seed)
         var parsed = 0
         for _ in 0..<Self.mutantsPerFile {
             let m = mutate(original, &rng)
             m.withUnsafeBytes { raw in
-                if let h = try? SafetensorsFile.parse(raw, file: "mutant") { parsed += 1; decodeAll(h.tensors, in: raw) }
+                if let tensors = parse(raw) { parsed += 1; decodeAll(tensors, in: raw) }
             }
         }
         #expect(parsed < Self.mutantsPerFile, "some mutants must be rejected")
     }
 
+    @Test(arguments: ["formats/dtypes.safetensors", "tiny/lora/adapter_model.safetensors"])
+    func safetensorsMutants(file: String) throws {
+        try runMutants(file: file, seed: 0x5afe) { try? SafetensorsFile.parse($0, file: "mutant").tensors }
+    }
+
     @Test(arguments: ["formats/metadata.gguf", "quant/q4_0.gguf", "quant/q5_1.gguf", "tiny/gguf/base.q8_0.gguf"])
     func ggufMutants(file: String) throws {
-        let original = [UInt8](try Data(contentsOf: URL(fileURLWithPath: Fixtures.path(file))))
-        var rng = SplitMix64(seed: 0x66_75)
-        var parsed = 0
-        for _ in 0..<Self.mutantsPerFile {
-            let m = mutate(original, &rng)
-            m.withUnsafeBytes { raw in
-                if let h = try? GGUFFile.parse(raw, file: "mutant") { parsed += 1; decodeAll(h.tensors, in: raw) }
-            }
-        }
-        #expect(parsed < Self.mutantsPerFile, "some mutants must be rejected")
+        try runMutants(file: file, seed: 0x66_75) { try? GGUFFile.parse($0, file: "mutant").tensors }
     }
 
     @Test func jsonAndPEFTConfigMutants() throws {
