@@ -1,5 +1,6 @@
-// Hand-vectorised CPU kernels the runtime calls where BLAS has no routine: matrix-vector
-// products on GGML Q8_0 blocks (weights kept quantized). Plain C with runtime CPU dispatch:
+// Hand-vectorised CPU kernels the runtime calls where BLAS has no routine or its call overhead
+// dominates: matrix-vector products on GGML Q8_0 blocks (weights kept quantized), the LoRA merge,
+// e^x, SwiGLU and per-head causal attention. Plain C with runtime CPU dispatch:
 // an AVX-512 or AVX2+FMA+F16C path where the CPU has it, a portable scalar path otherwise.
 #ifndef STEERTOOL_CKERNELS_H
 #define STEERTOOL_CKERNELS_H
@@ -51,6 +52,22 @@ void steertool_lora_merge_rows(float *w, size_t in, const float *b, const float 
 /// (e^-87.3 ≈ 1.2e-38 below, e^88 above). Vector paths: Cephes' expf polynomial, within 2 ulp
 /// of libm's expf; the scalar path is libm's expf.
 void steertool_exp(const float *x, float *y, size_t n, steertool_kernel_level level);
+
+/// out[i] = gate[i] / (1 + e^{-gate[i]}) · up[i] for n floats (SwiGLU: SiLU(gate) · up), e^x
+/// exactly as `steertool_exp` at the same level. `out` may be `gate` itself (no other overlap).
+void steertool_swiglu(const float *gate, const float *up, float *out, size_t n, steertool_kernel_level level);
+
+/// Causal attention of one head for `rows` queries at absolute positions start..start+rows-1
+/// over keys/values at positions 0..start+rows-1: query i (0-based in this call) sees keys
+/// 0...start+i. Row-major with strides in floats: query i at q + i·q_stride, key and value j at
+/// k + j·kv_stride and v + j·kv_stride, output i at out + i·out_stride, each `head_dim` floats.
+/// Per query: s_j = scale·(q·k_j), softmax over the visible j (maximum subtracted, e^x through
+/// `steertool_exp`, sequential f32 sum, multiplied by 1/sum), out = Σ_j s_j·v_j. `scores` is
+/// scratch of ≥ start+rows floats. The AVX2 path (also taken at level AVX-512) needs
+/// head_dim % 8 == 0; other sizes take the portable loops (same exp).
+void steertool_causal_attention_head(const float *q, size_t q_stride, const float *k, const float *v,
+                                     size_t kv_stride, size_t head_dim, size_t rows, size_t start, float scale,
+                                     float *scores, float *out, size_t out_stride, steertool_kernel_level level);
 
 #ifdef __cplusplus
 }

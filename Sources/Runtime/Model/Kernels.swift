@@ -37,20 +37,9 @@ enum Kernels {
 
     /// out[i] = SiLU(gate[i]) · up[i] over `n` values (SiLU(x) = x / (1 + e⁻ˣ)); `out` may be
     /// `gate` (the forward pass) or another buffer (the backward pass keeps the pre-activation).
-    /// e⁻ˣ through `VectorMath.exp` (within 2 ulp of expf), a chunk at a time.
+    /// One C kernel (`steertool_swiglu`), e⁻ˣ exactly as `VectorMath.exp` (within 2 ulp of expf).
     static func swiGLU(gate: UnsafePointer<Float>, up: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, count n: Int) {
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: 4096) { buf in
-            let e = buf.baseAddress!
-            var start = 0
-            while start < n {
-                let m = min(4096, n - start)
-                let g = gate + start, u = up + start, o = out + start
-                for i in 0..<m { e[i] = -g[i] }
-                VectorMath.exp(e, into: e, count: m)
-                for i in 0..<m { o[i] = g[i] / (1 + e[i]) * u[i] }
-                start += m
-            }
-        }
+        VectorMath.swiGLU(gate: gate, up: up, out: out, count: n)
     }
 
     /// Causal softmax of one attention score row of `width` entries in place: entries
@@ -128,30 +117,6 @@ enum Kernels {
                                b: bp, ldb: r, beta: 1, c: out, ldc: ldo)
                 }
             }
-        }
-    }
-
-    /// Causal grouped-query attention for `rows` new queries at absolute positions
-    /// `start..<start+rows` over `start+rows` cached keys/values.
-    /// - q: `[rows, heads·hd]`; keys, values: `[start+rows, kvHeads·hd]`; out: `[rows, heads·hd]`;
-    ///   scores: scratch of ≥ rows·(start+rows) floats.
-    /// Scores are scaled by 1/√hd, masked so query i sees keys 0...start+i, and softmaxed in f32
-    /// with the row maximum subtracted.
-    static func causalAttention(q: UnsafePointer<Float>, rows: Int, start: Int,
-                                keys: UnsafePointer<Float>, values: UnsafePointer<Float>,
-                                heads: Int, kvHeads: Int, headDim hd: Int,
-                                out: UnsafeMutablePointer<Float>, scores: UnsafeMutablePointer<Float>) {
-        let total = start + rows
-        let qWidth = heads * hd, kvWidth = kvHeads * hd
-        let group = heads / kvHeads
-        let scale = 1 / Float(hd).squareRoot()
-        for h in 0..<heads {
-            let g = h / group
-            BLAS.sgemm(transposeB: true, m: rows, n: total, k: hd, alpha: scale,
-                       a: q + h * hd, lda: qWidth, b: keys + g * hd, ldb: kvWidth, c: scores, ldc: total)
-            for i in 0..<rows { causalSoftmax(scores + i * total, visible: start + i + 1, width: total) }
-            BLAS.sgemm(m: rows, n: hd, k: total, a: scores, lda: total, b: values + g * hd, ldb: kvWidth,
-                       c: out + h * hd, ldc: qWidth)
         }
     }
 }

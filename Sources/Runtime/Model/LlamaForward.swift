@@ -2,9 +2,9 @@ import Tensors
 
 /// Scratch buffers of one forward call, allocated once per call and reused by every layer.
 private final class ForwardBuffers {
-    let x, xn, q, attn, o, gate, up, scores, lora: UnsafeMutablePointer<Float>
+    let x, xn, q, attn, o, gate, up, lora: UnsafeMutablePointer<Float>
 
-    init(rows: Int, total: Int, config c: LlamaConfig, maxLoRARank: Int) {
+    init(rows: Int, config c: LlamaConfig, maxLoRARank: Int) {
         let d = c.hiddenSize, qw = c.numAttentionHeads * c.headDim, ff = c.intermediateSize
         func alloc(_ n: Int) -> UnsafeMutablePointer<Float> {
             let p = UnsafeMutablePointer<Float>.allocate(capacity: max(n, 1))
@@ -13,11 +13,11 @@ private final class ForwardBuffers {
         }
         x = alloc(rows * d); xn = alloc(rows * d); q = alloc(rows * qw); attn = alloc(rows * qw)
         o = alloc(rows * d); gate = alloc(rows * ff); up = alloc(rows * ff)
-        scores = alloc(rows * total); lora = alloc(rows * maxLoRARank)
+        lora = alloc(rows * maxLoRARank)
     }
 
     deinit {
-        for p in [x, xn, q, attn, o, gate, up, scores, lora] { p.deallocate() }
+        for p in [x, xn, q, attn, o, gate, up, lora] { p.deallocate() }
     }
 }
 
@@ -68,17 +68,12 @@ extension LlamaModel {
         }
         let start = cache.count
         let total = start + T
-        let (scoreCount, overflow) = T.multipliedReportingOverflow(by: total)
-        guard !overflow, scoreCount <= 1 << 30 else {
-            throw RuntimeError.invalidArgument(
-                "forward: \(T) tokens after \(start) cached positions need a \(T)×\(total) score buffer; feed the input in chunks through a KV cache")
-        }
         cache.reserve(total)
 
         let d = c.hiddenSize, hd = c.headDim, H = c.numAttentionHeads, KV = c.numKeyValueHeads
         let qWidth = H * hd, kvWidth = KV * hd, ff = c.intermediateSize
         let maxRank = loraAdapters.map(\.maxRank).max() ?? 0
-        let buf = ForwardBuffers(rows: T, total: total, config: c, maxLoRARank: maxRank)
+        let buf = ForwardBuffers(rows: T, config: c, maxLoRARank: maxRank)
         let siteHooks = steeringHooks.chained(with: hooks)
         let positions = start..<total
         var result = ForwardResult(
@@ -132,8 +127,8 @@ extension LlamaModel {
                                  cos: cp.baseAddress!, sin: sp.baseAddress!)
                 }
             }
-            Kernels.causalAttention(q: buf.q, rows: T, start: start, keys: keys, values: values,
-                                    heads: H, kvHeads: KV, headDim: hd, out: buf.attn, scores: buf.scores)
+            CausalAttention.apply(q: buf.q, rows: T, start: start, keys: keys, values: values,
+                                  heads: H, kvHeads: KV, headDim: hd, out: buf.attn, threads: BLAS.threadCount)
             Kernels.linear(buf.attn, rows: T, weight: w.o, bias: w.oBias, loras: lora[.o] ?? [],
                            out: buf.o, ldo: d, scratch: buf.lora)
             try visit(.attentionOutput(l), buf.o)

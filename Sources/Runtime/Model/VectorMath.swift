@@ -10,4 +10,13 @@ public enum VectorMath {
         guard count > 0 else { return }
         steertool_exp(x, y, count, (level ?? .best).cValue)
     }
+
+    /// out[i] = gate[i] / (1 + e^{-gate[i]}) · up[i] for `count` values (SwiGLU: SiLU(gate) · up),
+    /// e^x exactly as `exp` at the same level. `out` may be `gate` itself (no other overlap).
+    /// `level` forces a code path (tests); nil takes the best this CPU has.
+    public static func swiGLU(gate: UnsafePointer<Float>, up: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>,
+                              count: Int, level: CPUKernelLevel? = nil) {
+        guard count > 0 else { return }
+        steertool_swiglu(gate, up, out, count, (level ?? .best).cValue)
+    }
 }

@@ -1,0 +1,50 @@
+import CKernels
+import Dispatch
+
+/// Causal grouped-query attention of the forward pass, head by head in the C kernel
+/// (`steertool_causal_attention_head`), heads spread over threads.
+///
+/// BLAS would do each head as two small gemms (`[rows, hd]·Kᵀ` and `P·V`); at prefill lengths of
+/// a few hundred tokens and in decoding those calls are dominated by BLAS's thread hand-offs, and
+/// they compute the masked half of the scores. The kernel scores only the visible keys.
+public enum CausalAttention {
+    /// Attention for `rows` new queries at absolute positions `start..<start+rows` over
+    /// `start+rows` keys/values.
+    /// - q: `[rows, heads·hd]` (head h in columns h·hd..<(h+1)·hd); keys, values:
+    ///   `[start+rows, kvHeads·hd]`, query head h reading kv head h / (heads / kvHeads);
+    ///   out: `[rows, heads·hd]`. All row-major, rows `heads·hd` or `kvHeads·hd` floats apart.
+    /// - Query i sees keys 0...start+i; scores are scaled by 1/√hd and softmaxed in f32 with the
+    ///   row maximum subtracted.
+    /// - `threads`: heads are dealt round-robin to this many threads (each head is computed the
+    ///   same way on any thread, so the result does not depend on it); small problems stay on the
+    ///   calling thread. `level` forces a kernel path (tests); nil takes the best this CPU has.
+    public static func apply(q: UnsafePointer<Float>, rows: Int, start: Int,
+                             keys: UnsafePointer<Float>, values: UnsafePointer<Float>,
+                             heads: Int, kvHeads: Int, headDim hd: Int, out: UnsafeMutablePointer<Float>,
+                             threads: Int = 1, level: CPUKernelLevel? = nil) {
+        precondition(heads > 0 && kvHeads > 0 && heads % kvHeads == 0 && rows >= 0 && start >= 0,
+                     "attention: \(heads) heads over \(kvHeads) kv heads, \(rows) rows after \(start)")
+        guard rows > 0, hd > 0 else { return }
+        let total = start + rows
+        let qWidth = heads * hd, kvWidth = kvHeads * hd, group = heads / kvHeads
+        let scale = 1 / Float(hd).squareRoot()
+        let path = (level ?? .best).cValue
+        // The visible (query, key) pairs times hd: below ~64k multiply-adds a hand-off costs more.
+        let work = heads * hd * rows * (start + (rows + 1) / 2)
+        let chunks = work < 1 << 16 ? 1 : max(1, min(threads, heads))
+        let qAddress = UInt(bitPattern: q), kAddress = UInt(bitPattern: keys)
+        let vAddress = UInt(bitPattern: values), oAddress = UInt(bitPattern: out)
+        let run: @Sendable (Int) -> Void = { c in
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: total) { scores in
+                let q = UnsafePointer<Float>(bitPattern: qAddress)!, keys = UnsafePointer<Float>(bitPattern: kAddress)!
+                let values = UnsafePointer<Float>(bitPattern: vAddress)!, out = UnsafeMutablePointer<Float>(bitPattern: oAddress)!
+                for h in stride(from: c, to: heads, by: chunks) {
+                    let g = h / group
+                    steertool_causal_attention_head(q + h * hd, qWidth, keys + g * hd, values + g * hd, kvWidth, hd,
+                                                    rows, start, scale, scores.baseAddress!, out + h * hd, qWidth, path)
+                }
+            }
+        }
+        if chunks == 1 { run(0) } else { DispatchQueue.concurrentPerform(iterations: chunks, execute: run) }
+    }
+}
