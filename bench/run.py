@@ -67,6 +67,15 @@ PEER_LABELS = {
 
 FIGURE_AREAS = sorted({a for a, _ in figure_benchmarks(Path("."), 1)})
 
+# Areas run as several interleaved rounds (steertool, peer, steertool, peer, ...), each side's
+# figures taken from its best round (`best_of_rounds`): on a shared host a burst of other load
+# during one side's only run would otherwise decide the ratio.
+ROUNDS = {"runtime": 3}
+
+# Suffixes of runtime figures derived from a primary rate of the same round (the name without the
+# suffix: runtime.prefill.<model> or runtime.decode.<model>).
+DERIVED = (".compute", ".fraction_of_sgemm_peak", ".weight_traffic", ".fraction_of_copy_bandwidth")
+
 
 def log(msg: str) -> None:
     print(f"bench: {msg}", file=sys.stderr, flush=True)
@@ -108,6 +117,46 @@ def run_lines(cmd: list[str], env: dict[str, str]) -> list[dict] | str:
         if line.startswith("{"):
             rows.append(json.loads(line))
     return rows
+
+
+def best_of_rounds(rounds: list[list[dict]]) -> list[dict]:
+    """One side's figures from several rounds of the same benchmark (rates: higher is better): each
+    primary rate from the round where it was highest, a derived figure (`DERIVED`) from the same round as its primary,
+    the machine figures (sgemm peak, copy bandwidth) at their highest, and the fractions
+    recomputed against those highest machine figures."""
+    rounds = [r for r in rounds if r]
+    if not rounds:
+        return []
+    by_name = [{r["name"]: r for r in rows} for rows in rounds]
+
+    def primary_of(name: str) -> str:
+        for suffix in DERIVED:
+            if name.endswith(suffix):
+                return name[: -len(suffix)]           # runtime.prefill.<model> or runtime.decode.<model>
+        return name
+
+    def best_round(name: str) -> dict:
+        candidates = [b for b in by_name if name in b]
+        return max(candidates, key=lambda b: b[name]["value"])
+
+    out = []
+    for row in rounds[0]:
+        name = row["name"]
+        primary = primary_of(name)
+        chosen = best_round(primary) if primary in by_name[0] else best_round(name)
+        out.append(dict(chosen.get(name, row)))
+    machine = {n: max(b[n]["value"] for b in by_name if n in b) for n in ("runtime.sgemm_peak", "runtime.copy_bandwidth")
+               if any(n in b for b in by_name)}
+    figures = {r["name"]: r for r in out}
+    for r in out:
+        for suffix, (source, peak) in {".fraction_of_sgemm_peak": (".compute", "runtime.sgemm_peak"),
+                                       ".fraction_of_copy_bandwidth": (".weight_traffic", "runtime.copy_bandwidth")}.items():
+            base = r["name"][: -len(suffix)] if r["name"].endswith(suffix) else None
+            if base is not None and base + source in figures and machine.get(peak):
+                r["value"] = round(figures[base + source]["value"] / machine[peak], 4)
+        if r["name"] in machine:
+            r["value"] = machine[r["name"]]
+    return out
 
 
 def run_command(cmd: list[str], env: dict[str, str]) -> dict | str:
@@ -176,15 +225,21 @@ def main() -> int:
         if area not in args.areas:
             continue
         log(f"area {area} {' '.join(area_args)}")
-        ours = run_lines([str(STEERTOOL), "bench", area] + area_args, env)
         peer_script = BENCH / "peers" / f"{area}.py"
-        peers = run_lines([str(venv_python()), str(peer_script)] + area_args, env) if peer_script.exists() else []
-        if isinstance(ours, str):
-            problems.append(f"steertool bench {area}: {ours}")
-            ours = []
-        if isinstance(peers, str):
-            problems.append(f"peer {area}: {peers}")
-            peers = []
+        our_rounds, peer_rounds = [], []
+        for _ in range(ROUNDS.get(area, 1)):
+            ours = run_lines([str(STEERTOOL), "bench", area] + area_args, env)
+            peers = run_lines([str(venv_python()), str(peer_script)] + area_args, env) if peer_script.exists() else []
+            if isinstance(ours, str):
+                problems.append(f"steertool bench {area}: {ours}")
+                ours = []
+            if isinstance(peers, str):
+                problems.append(f"peer {area}: {peers}")
+                peers = []
+            our_rounds.append(ours)
+            peer_rounds.append(peers)
+        if ROUNDS.get(area, 1) > 1:
+            ours, peers = best_of_rounds(our_rounds), best_of_rounds(peer_rounds)
         peer_by_name = {r["name"]: r for r in peers}
         for r in ours:
             if any(x["name"] == r["name"] for x in results):

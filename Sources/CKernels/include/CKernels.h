@@ -61,10 +61,12 @@ void steertool_swiglu(const float *gate, const float *up, float *out, size_t n, 
 /// over keys/values at positions 0..start+rows-1: query i (0-based in this call) sees keys
 /// 0...start+i. Row-major with strides in floats: query i at q + i·q_stride, key and value j at
 /// k + j·kv_stride and v + j·kv_stride, output i at out + i·out_stride, each `head_dim` floats.
-/// Per query: s_j = scale·(q·k_j), softmax over the visible j (maximum subtracted, e^x through
-/// `steertool_exp`, sequential f32 sum, multiplied by 1/sum), out = Σ_j s_j·v_j. `scores` is
-/// scratch of ≥ start+rows floats. The AVX2 path (also taken at level AVX-512) needs
-/// head_dim % 8 == 0; other sizes take the portable loops (same exp).
+/// Per query: s_j = scale·(q·k_j) for the visible j, p = softmax(s) (maximum subtracted, e^x as
+/// `steertool_exp`), out = Σ_j p_j·v_j. `scores` is scratch of ≥ 2·(start+rows) floats.
+/// The portable path sums e^x sequentially and normalises p before the weighted sum; the AVX2 path
+/// (also taken at level AVX-512; head_dim % 8 == 0, else the portable loops) takes query rows in
+/// pairs that share each key and value load, sums e^x in eight lanes and scales the weighted sum
+/// by 1/Σ once: the paths agree up to f32 rounding, not bit for bit.
 void steertool_causal_attention_head(const float *q, size_t q_stride, const float *k, const float *v,
                                      size_t kv_stride, size_t head_dim, size_t rows, size_t start, float scale,
                                      float *scores, float *out, size_t out_stride, steertool_kernel_level level);

@@ -35,7 +35,7 @@ public enum CausalAttention {
         let qAddress = UInt(bitPattern: q), kAddress = UInt(bitPattern: keys)
         let vAddress = UInt(bitPattern: values), oAddress = UInt(bitPattern: out)
         let run: @Sendable (Int) -> Void = { c in
-            withUnsafeTemporaryAllocation(of: Float.self, capacity: total) { scores in
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * total) { scores in
                 let q = UnsafePointer<Float>(bitPattern: qAddress)!, keys = UnsafePointer<Float>(bitPattern: kAddress)!
                 let values = UnsafePointer<Float>(bitPattern: vAddress)!, out = UnsafeMutablePointer<Float>(bitPattern: oAddress)!
                 for h in stride(from: c, to: heads, by: chunks) {
