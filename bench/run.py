@@ -119,6 +119,19 @@ def run_lines(cmd: list[str], env: dict[str, str]) -> list[dict] | str:
     return rows
 
 
+def cpu_description() -> str:
+    """The CPU's model name and widest vector extension (from /proc/cpuinfo), since the kernels'
+    code paths and both sides' BLAS libraries depend on them; "unknown CPU" elsewhere."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "unknown CPU"
+    name = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "unknown CPU")
+    flags = next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), [])
+    vector = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
+    return f"{name} ({vector})"
+
+
 def best_of_rounds(rounds: list[list[dict]]) -> list[dict]:
     """One side's figures from several rounds of the same benchmark (rates: higher is better): each
     primary rate from the round where it was highest, a derived figure (`DERIVED`) from the same round as its primary,
@@ -217,7 +230,7 @@ def main() -> int:
     threads = args.threads
     env = dict(os.environ, OPENBLAS_NUM_THREADS=str(threads), OMP_NUM_THREADS=str(threads),
                MKL_NUM_THREADS=str(threads))
-    machine = f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}"
+    machine = f"{platform.machine()}, {cpu_description()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}"
     results: list[dict] = []
     problems: list[str] = []
 

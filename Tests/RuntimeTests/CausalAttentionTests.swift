@@ -49,14 +49,15 @@ import TestSupport
         return out
     }
 
-    /// hd 64 and 8 take the vector path (32- and 8-column value blocks), 12 the portable loops;
-    /// query counts leave key tails of 1–3 after the blocks of four; start > 0 is a cached
-    /// prefix, rows 1 a decoding step. Tolerance 1e-5 of max|ref|: f32 sums of ≤ 23 products and
-    /// a 2-ulp exp, against Double.
+    /// hd 64, 40 and 8 take the vector path (64-, 32- and 8-column value blocks; query rows in
+    /// pairs, an odd last row alone), 12 the portable loops; query counts leave key tails of 1–3
+    /// after the blocks of four; start > 0 is a cached prefix, rows 1 a decoding step.
+    /// Tolerance 1e-5 of max|ref|: f32 dot products of ≤ 64 terms, sums of ≤ 23 and a 2-ulp exp,
+    /// against Double.
     @Test(arguments: CPUKernelLevel.allCases)
     func matchesTheDefinition(_ level: CPUKernelLevel) throws {
         guard level.rawValue <= CPUKernelLevel.best.rawValue else { return }
-        for (heads, kvHeads, hd, rows, start) in [(6, 2, 64, 7, 0), (4, 4, 8, 5, 3), (3, 1, 12, 6, 2), (6, 3, 64, 1, 22)] {
+        for (heads, kvHeads, hd, rows, start) in [(6, 2, 64, 7, 0), (4, 4, 8, 5, 3), (2, 1, 40, 5, 1), (3, 1, 12, 6, 2), (6, 3, 64, 1, 22)] {
             let total = start + rows
             let q = Tensor.randomNormal([rows * heads * hd], std: 1, seed: 11).scalars
             let keys = Tensor.randomNormal([total * kvHeads * hd], std: 1, seed: 12).scalars
