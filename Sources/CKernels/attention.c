@@ -84,7 +84,7 @@ static inline float exp_shifted_sum_avx2(float *s, size_t n, float m) {
 
 /// One query row, head_dim a multiple of 8 (inlined with head_dim 64 as a constant so that the
 /// loops over it unroll): scores four keys at a time with their running maximum; e^(s - max) eight
-/// at a time summed in eight lanes; the weighted sum of values 64, 32 or 8 output columns at a
+/// at a time summed in eight lanes; the weighted sum of values 32 (then 8) output columns at a
 /// time held in registers across all keys, scaled by 1/sum once at the end.
 __attribute__((target("avx2,fma"), always_inline))
 static inline void attention_row_avx2(const float *qi, const float *k, const float *v, size_t kvs, size_t hd,
@@ -116,25 +116,6 @@ static inline void attention_row_avx2(const float *qi, const float *k, const flo
     }
     const __m256 inv = _mm256_set1_ps(1.0f / exp_shifted_sum_avx2(s, visible, m));
     size_t c = 0;
-    for (; c + 64 <= hd; c += 64) {
-        __m256 o0 = _mm256_setzero_ps(), o1 = o0, o2 = o0, o3 = o0, o4 = o0, o5 = o0, o6 = o0, o7 = o0;
-        for (size_t jj = 0; jj < visible; jj++) {
-            const float *vj = v + jj * kvs + c;
-            __m256 p = _mm256_broadcast_ss(s + jj);
-            o0 = _mm256_fmadd_ps(p, _mm256_loadu_ps(vj), o0);
-            o1 = _mm256_fmadd_ps(p, _mm256_loadu_ps(vj + 8), o1);
-            o2 = _mm256_fmadd_ps(p, _mm256_loadu_ps(vj + 16), o2);
-            o3 = _mm256_fmadd_ps(p, _mm256_loadu_ps(vj + 24), o3);
-            o4 = _mm256_fmadd_ps(p, _mm256_loadu_ps(vj + 32), o4);
-            o5 = _mm256_fmadd_ps(p, _mm256_loadu_ps(vj + 40), o5);
-            o6 = _mm256_fmadd_ps(p, _mm256_loadu_ps(vj + 48), o6);
-            o7 = _mm256_fmadd_ps(p, _mm256_loadu_ps(vj + 56), o7);
-        }
-        _mm256_storeu_ps(oi + c, _mm256_mul_ps(o0, inv)); _mm256_storeu_ps(oi + c + 8, _mm256_mul_ps(o1, inv));
-        _mm256_storeu_ps(oi + c + 16, _mm256_mul_ps(o2, inv)); _mm256_storeu_ps(oi + c + 24, _mm256_mul_ps(o3, inv));
-        _mm256_storeu_ps(oi + c + 32, _mm256_mul_ps(o4, inv)); _mm256_storeu_ps(oi + c + 40, _mm256_mul_ps(o5, inv));
-        _mm256_storeu_ps(oi + c + 48, _mm256_mul_ps(o6, inv)); _mm256_storeu_ps(oi + c + 56, _mm256_mul_ps(o7, inv));
-    }
     for (; c + 32 <= hd; c += 32) {
         __m256 o0 = _mm256_setzero_ps(), o1 = o0, o2 = o0, o3 = o0;
         for (size_t jj = 0; jj < visible; jj++) {

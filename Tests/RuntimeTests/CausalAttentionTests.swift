@@ -49,8 +49,8 @@ import TestSupport
         return out
     }
 
-    /// hd 64, 40 and 8 take the vector path (64-, 32- and 8-column value blocks; query rows in
-    /// pairs, an odd last row alone), 12 the portable loops; query counts leave key tails of 1–3
+    /// hd 64, 40 and 8 take the vector path (32- and 8-column value blocks; query rows in pairs,
+    /// an odd last row alone), 12 the portable loops; query counts leave key tails of 1–3
     /// after the blocks of four; start > 0 is a cached prefix, rows 1 a decoding step.
     /// Tolerance 1e-5 of max|ref|: f32 dot products of ≤ 64 terms, sums of ≤ 23 and a 2-ulp exp,
     /// against Double.
