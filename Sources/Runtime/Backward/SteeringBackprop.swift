@@ -207,7 +207,7 @@ public struct SteeringBackprop: Sendable {
             }
             Kernels.linear(tape.u, rows: T, weight: lw.gate, bias: nil, loras: factors(l, .gate), out: tape.ag, ldo: ff, scratch: scratch)
             Kernels.linear(tape.u, rows: T, weight: lw.up, bias: nil, loras: factors(l, .up), out: tape.au, ldo: ff, scratch: scratch)
-            Kernels.swiGLU(gate: tape.ag, up: tape.au, out: tape.m, count: T * ff)
+            VectorMath.swiGLU(gate: tape.ag, up: tape.au, out: tape.m, count: T * ff)
             Kernels.linear(tape.m, rows: T, weight: lw.down, bias: nil, loras: factors(l, .down), out: o, ldo: d, scratch: scratch)
             Kernels.add(o, into: x, count: T * d)
             tape.z.update(from: x, count: T * d)

@@ -35,13 +35,6 @@ enum Kernels {
         for i in 0..<n { y[i] += x[i] }
     }
 
-    /// out[i] = SiLU(gate[i]) · up[i] over `n` values (SiLU(x) = x / (1 + e⁻ˣ)); `out` may be
-    /// `gate` (the forward pass) or another buffer (the backward pass keeps the pre-activation).
-    /// One C kernel (`steertool_swiglu`), e⁻ˣ exactly as `VectorMath.exp` (within 2 ulp of expf).
-    static func swiGLU(gate: UnsafePointer<Float>, up: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, count n: Int) {
-        VectorMath.swiGLU(gate: gate, up: up, out: out, count: n)
-    }
-
     /// Causal softmax of one attention score row of `width` entries in place: entries
     /// 0..<visible become softmax (row maximum subtracted, e^x through `VectorMath.exp`), the
     /// masked rest 0.

@@ -146,7 +146,7 @@ extension LlamaModel {
             Kernels.linear(buf.xn, rows: T, weight: w.up, bias: nil, loras: lora[.up] ?? [],
                            out: buf.up, ldo: ff, scratch: buf.lora)
             let ag = capture ? copy(buf.gate, ff) : nil
-            Kernels.swiGLU(gate: buf.gate, up: buf.up, out: buf.gate, count: T * ff)
+            VectorMath.swiGLU(gate: buf.gate, up: buf.up, out: buf.gate, count: T * ff)
             Kernels.linear(buf.gate, rows: T, weight: w.down, bias: nil, loras: lora[.down] ?? [],
                            out: buf.o, ldo: d, scratch: buf.lora)
             try visit(.mlpOutput(l), buf.o)
