@@ -134,9 +134,9 @@ def cpu_description() -> str:
 
 def best_of_rounds(rounds: list[list[dict]]) -> list[dict]:
     """One side's figures from several rounds of the same benchmark (rates: higher is better): each
-    primary rate from the round where it was highest, a derived figure (`DERIVED`) from the same round as its primary,
-    the machine figures (sgemm peak, copy bandwidth) at their highest, and the fractions
-    recomputed against those highest machine figures."""
+    primary rate (machine figures included) from the round where it was highest, a derived figure
+    (`DERIVED`) from the same round as its primary, and the fractions recomputed against the
+    highest machine figures."""
     rounds = [r for r in rounds if r]
     if not rounds:
         return []
@@ -158,17 +158,14 @@ def best_of_rounds(rounds: list[list[dict]]) -> list[dict]:
         primary = primary_of(name)
         chosen = best_round(primary) if primary in by_name[0] else best_round(name)
         out.append(dict(chosen.get(name, row)))
-    machine = {n: max(b[n]["value"] for b in by_name if n in b) for n in ("runtime.sgemm_peak", "runtime.copy_bandwidth")
-               if any(n in b for b in by_name)}
-    figures = {r["name"]: r for r in out}
+    figures = {r["name"]: r for r in out}   # the machine figures are primaries: already their highest
+    machine = {n: figures[n]["value"] for n in ("runtime.sgemm_peak", "runtime.copy_bandwidth") if n in figures}
     for r in out:
         for suffix, (source, peak) in {".fraction_of_sgemm_peak": (".compute", "runtime.sgemm_peak"),
                                        ".fraction_of_copy_bandwidth": (".weight_traffic", "runtime.copy_bandwidth")}.items():
             base = r["name"][: -len(suffix)] if r["name"].endswith(suffix) else None
             if base is not None and base + source in figures and machine.get(peak):
                 r["value"] = round(figures[base + source]["value"] / machine[peak], 4)
-        if r["name"] in machine:
-            r["value"] = machine[r["name"]]
     return out
 
 

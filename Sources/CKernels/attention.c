@@ -211,24 +211,25 @@ static inline void attention_row_pair_avx2(const float *qa, const float *qb, con
     }
 }
 
-/// Rows in pairs (each pair shares its key and value loads), an odd last row alone; head_dim 64
-/// passed as a constant so that the loops over it unroll.
+/// Rows in pairs (each pair shares its key and value loads), an odd last row alone.
+__attribute__((target("avx2,fma"), always_inline))
+static inline void attention_rows_avx2(const float *q, size_t qs, const float *k, const float *v, size_t kvs,
+                                       size_t hd, size_t rows, size_t start, float scale, float *s, float *out,
+                                       size_t os) {
+    float *s2 = s + start + rows;
+    size_t i = 0;
+    for (; i + 2 <= rows; i += 2)
+        attention_row_pair_avx2(q + i * qs, q + (i + 1) * qs, k, v, kvs, hd, start + i + 2, scale, s, s2,
+                                out + i * os, out + (i + 1) * os);
+    if (i < rows) attention_row_avx2(q + i * qs, k, v, kvs, hd, start + i + 1, scale, s, out + i * os);
+}
+
+/// head_dim 64 passed as a constant so that the loops over it unroll.
 __attribute__((target("avx2,fma")))
 static void attention_avx2(const float *q, size_t qs, const float *k, const float *v, size_t kvs, size_t hd,
                            size_t rows, size_t start, float scale, float *s, float *out, size_t os) {
-    float *s2 = s + start + rows;
-    size_t i = 0;
-    if (hd == 64) {
-        for (; i + 2 <= rows; i += 2)
-            attention_row_pair_avx2(q + i * qs, q + (i + 1) * qs, k, v, kvs, 64, start + i + 2, scale, s, s2,
-                                    out + i * os, out + (i + 1) * os);
-        if (i < rows) attention_row_avx2(q + i * qs, k, v, kvs, 64, start + i + 1, scale, s, out + i * os);
-    } else {
-        for (; i + 2 <= rows; i += 2)
-            attention_row_pair_avx2(q + i * qs, q + (i + 1) * qs, k, v, kvs, hd, start + i + 2, scale, s, s2,
-                                    out + i * os, out + (i + 1) * os);
-        if (i < rows) attention_row_avx2(q + i * qs, k, v, kvs, hd, start + i + 1, scale, s, out + i * os);
-    }
+    if (hd == 64) attention_rows_avx2(q, qs, k, v, kvs, 64, rows, start, scale, s, out, os);
+    else attention_rows_avx2(q, qs, k, v, kvs, hd, rows, start, scale, s, out, os);
 }
 #endif
 

@@ -2,6 +2,9 @@
 #include "CKernels.h"
 #include "exp_vector.h"
 
+/// The scalar path and the vector paths' tails: g / (1 + e^{-g}) · u with steertool_exp's scalar e^x.
+static inline float swiglu_scalar(float g, float u) { return g / (1.0f + steertool_exp_scalar(-g)) * u; }
+
 #if defined(__x86_64__) || defined(__i386__)
 #define STEERTOOL_X86 1
 
@@ -14,7 +17,7 @@ static void swiglu_avx512(const float *gate, const float *up, float *out, size_t
         __m512 e = steertool_exp_avx512(_mm512_sub_ps(zero, g));
         _mm512_storeu_ps(out + i, _mm512_mul_ps(_mm512_div_ps(g, _mm512_add_ps(one, e)), _mm512_loadu_ps(up + i)));
     }
-    for (; i < n; i++) out[i] = gate[i] / (1.0f + steertool_exp_scalar(-gate[i])) * up[i];
+    for (; i < n; i++) out[i] = swiglu_scalar(gate[i], up[i]);
 }
 
 __attribute__((target("avx2,fma")))
@@ -26,7 +29,7 @@ static void swiglu_avx2(const float *gate, const float *up, float *out, size_t n
         __m256 e = steertool_exp_avx2(_mm256_sub_ps(zero, g));
         _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_div_ps(g, _mm256_add_ps(one, e)), _mm256_loadu_ps(up + i)));
     }
-    for (; i < n; i++) out[i] = gate[i] / (1.0f + steertool_exp_scalar(-gate[i])) * up[i];
+    for (; i < n; i++) out[i] = swiglu_scalar(gate[i], up[i]);
 }
 #endif
 
@@ -37,5 +40,5 @@ void steertool_swiglu(const float *gate, const float *up, float *out, size_t n, 
     if (level >= STEERTOOL_KERNEL_AVX512) { swiglu_avx512(gate, up, out, n); return; }
     if (level >= STEERTOOL_KERNEL_AVX2) { swiglu_avx2(gate, up, out, n); return; }
 #endif
-    for (size_t i = 0; i < n; i++) out[i] = gate[i] / (1.0f + steertool_exp_scalar(-gate[i])) * up[i];
+    for (size_t i = 0; i < n; i++) out[i] = swiglu_scalar(gate[i], up[i]);
 }
