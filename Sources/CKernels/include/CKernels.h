@@ -1,7 +1,9 @@
 // Hand-vectorised CPU kernels the runtime calls where BLAS has no routine or its call overhead
 // dominates: matrix-vector products on GGML Q8_0 blocks (weights kept quantized), the LoRA merge,
-// e^x, SwiGLU and per-head causal attention. Plain C with runtime CPU dispatch:
-// an AVX-512 or AVX2+FMA+F16C path where the CPU has it, a portable scalar path otherwise.
+// e^x, SwiGLU, per-head causal attention, and on AVX2 CPUs the forward pass's f32 projections
+// (a token-panel gemm and a matrix-vector product over weights read in place) with the worker
+// pool they run on. Plain C with runtime CPU dispatch: an AVX-512 or AVX2+FMA+F16C path where
+// the CPU has it, a portable scalar path otherwise.
 #ifndef STEERTOOL_CKERNELS_H
 #define STEERTOOL_CKERNELS_H
 
@@ -70,6 +72,47 @@ void steertool_swiglu(const float *gate, const float *up, float *out, size_t n, 
 void steertool_causal_attention_head(const float *q, size_t q_stride, const float *k, const float *v,
                                      size_t kv_stride, size_t head_dim, size_t rows, size_t start, float scale,
                                      float *scores, float *out, size_t out_stride, steertool_kernel_level level);
+
+/// y[r - row_begin] = Σ_j w[r·ldw + j]·x[j] for rows r in [row_begin, row_end) of a row-major f32
+/// matrix with k columns. Each output is one f32 sum: on the AVX2 path (also taken at level
+/// AVX-512) in 8 lanes over the first k − k % 8 columns, the lanes added pairwise, then the rest
+/// in order; the portable path sums in order. A result does not depend on the row range.
+void steertool_f32_matvec(const float *w, size_t ldw, size_t k, size_t row_begin, size_t row_end, const float *x,
+                          float *y, steertool_kernel_level level);
+
+/// A task of `steertool_parallel_for`: runs task `index` of the job with its `context`.
+typedef void (*steertool_task_fn)(void *context, size_t index);
+
+/// Runs fn(context, i) for every i in [0, count), each exactly once, on up to `threads` threads:
+/// the caller and persistent workers (started on first use, at most 63), which spin for about a
+/// millisecond after a job before they sleep, so the kernels of one forward pass find them awake. Returns when
+/// every task has finished (their writes are visible to the caller). Tasks are taken in index
+/// order but may run concurrently in any interleaving. One job runs at a time: a call made while
+/// another is running (from another thread, or from inside a task) runs its tasks inline.
+void steertool_parallel_for(size_t count, size_t threads, steertool_task_fn fn, void *context);
+
+/// Tokens per panel of `steertool_pack_token_panels`.
+#define STEERTOOL_TOKEN_PANEL_WIDTH 16
+
+/// Floats that `steertool_pack_token_panels` writes for `rows` rows of `k` features:
+/// ⌈rows/16⌉·16·k.
+size_t steertool_token_panels_floats(size_t rows, size_t k);
+
+/// Packs activations x `[rows, k]` (row i at x + i·ldx) into token panels for
+/// `steertool_token_panel_gemm`: panel p (16 tokens, rows 16p..16p+15) at panels + 16p·k holds
+/// feature j of its token i at [16j + i], rows past the end zero. The same values on every path.
+void steertool_pack_token_panels(const float *x, size_t rows, size_t k, size_t ldx, float *panels,
+                                 steertool_kernel_level level);
+
+/// out[m·ldo + n] = alpha·Σ_j x[m, j]·w[n·ldw + j] (x · Wᵀ), plus the old out[m·ldo + n] when
+/// `accumulate` is nonzero, for tokens m < rows and output features n in [n_begin, n_end), with x
+/// given as token panels (`steertool_pack_token_panels`) and the weight W `[out, k]` read in place,
+/// row-major (PyTorch's orientation). The sum is one f32 accumulation over j ascending (fused
+/// multiply-adds on the AVX2 path, which level AVX-512 also takes), so a result does not depend
+/// on how the n range is split over calls.
+void steertool_token_panel_gemm(const float *panels, size_t rows, size_t k, const float *w, size_t ldw,
+                                size_t n_begin, size_t n_end, float *out, size_t ldo, float alpha, int accumulate,
+                                steertool_kernel_level level);
 
 #ifdef __cplusplus
 }

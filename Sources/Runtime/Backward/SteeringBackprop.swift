@@ -181,9 +181,9 @@ public struct SteeringBackprop: Sendable {
             lw.inputNorm.withUnsafeBufferPointer {
                 BackpropKernels.rmsNorm(x, rows: T, d: d, weight: $0.baseAddress!, eps: c.rmsNormEps, out: tape.xn1, inverseRMS: tape.r1)
             }
-            Kernels.linear(tape.xn1, rows: T, weight: lw.q, bias: lw.qBias, loras: factors(l, .q), out: tape.q, ldo: qw, scratch: scratch)
-            Kernels.linear(tape.xn1, rows: T, weight: lw.k, bias: lw.kBias, loras: factors(l, .k), out: tape.k, ldo: kvw, scratch: scratch)
-            Kernels.linear(tape.xn1, rows: T, weight: lw.v, bias: lw.vBias, loras: factors(l, .v), out: tape.v, ldo: kvw, scratch: scratch)
+            Kernels.linear(tape.xn1, rows: T, weight: lw.q, bias: lw.qBias, loras: factors(l, .q), out: tape.q, ldo: qw, scratch: scratch, useBLAS: true)
+            Kernels.linear(tape.xn1, rows: T, weight: lw.k, bias: lw.kBias, loras: factors(l, .k), out: tape.k, ldo: kvw, scratch: scratch, useBLAS: true)
+            Kernels.linear(tape.xn1, rows: T, weight: lw.v, bias: lw.vBias, loras: factors(l, .v), out: tape.v, ldo: kvw, scratch: scratch, useBLAS: true)
             cosT.withUnsafeBufferPointer { cp in
                 sinT.withUnsafeBufferPointer { sp in
                     model.rotary.apply(tape.q, rows: T, heads: H, rowStride: qw, cos: cp.baseAddress!, sin: sp.baseAddress!)
@@ -199,16 +199,16 @@ public struct SteeringBackprop: Sendable {
                 BLAS.sgemm(m: T, n: hd, k: T, a: p, lda: T, b: tape.v + g * hd, ldb: kvw, c: tape.attn + hh * hd, ldc: qw)
             }
             let o = arena.make(T * d)
-            Kernels.linear(tape.attn, rows: T, weight: lw.o, bias: lw.oBias, loras: factors(l, .o), out: o, ldo: d, scratch: scratch)
+            Kernels.linear(tape.attn, rows: T, weight: lw.o, bias: lw.oBias, loras: factors(l, .o), out: o, ldo: d, scratch: scratch, useBLAS: true)
             Kernels.add(o, into: x, count: T * d)
             tape.y.update(from: x, count: T * d)
             lw.postAttentionNorm.withUnsafeBufferPointer {
                 BackpropKernels.rmsNorm(x, rows: T, d: d, weight: $0.baseAddress!, eps: c.rmsNormEps, out: tape.u, inverseRMS: tape.r2)
             }
-            Kernels.linear(tape.u, rows: T, weight: lw.gate, bias: nil, loras: factors(l, .gate), out: tape.ag, ldo: ff, scratch: scratch)
-            Kernels.linear(tape.u, rows: T, weight: lw.up, bias: nil, loras: factors(l, .up), out: tape.au, ldo: ff, scratch: scratch)
+            Kernels.linear(tape.u, rows: T, weight: lw.gate, bias: nil, loras: factors(l, .gate), out: tape.ag, ldo: ff, scratch: scratch, useBLAS: true)
+            Kernels.linear(tape.u, rows: T, weight: lw.up, bias: nil, loras: factors(l, .up), out: tape.au, ldo: ff, scratch: scratch, useBLAS: true)
             VectorMath.swiGLU(gate: tape.ag, up: tape.au, out: tape.m, count: T * ff)
-            Kernels.linear(tape.m, rows: T, weight: lw.down, bias: nil, loras: factors(l, .down), out: o, ldo: d, scratch: scratch)
+            Kernels.linear(tape.m, rows: T, weight: lw.down, bias: nil, loras: factors(l, .down), out: o, ldo: d, scratch: scratch, useBLAS: true)
             Kernels.add(o, into: x, count: T * d)
             tape.z.update(from: x, count: T * d)
             if let s = adapter.layers[l] {

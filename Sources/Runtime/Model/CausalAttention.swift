@@ -1,5 +1,4 @@
 import CKernels
-import Dispatch
 
 /// Causal grouped-query attention of the forward pass, head by head in the C kernel
 /// (`steertool_causal_attention_head`), heads spread over threads.
@@ -45,6 +44,6 @@ public enum CausalAttention {
                 }
             }
         }
-        if chunks == 1 { run(0) } else { DispatchQueue.concurrentPerform(iterations: chunks, execute: run) }
+        WorkerPool.run(count: chunks, threads: chunks, run)
     }
 }

@@ -5,8 +5,9 @@ import Darwin
 #endif
 import Tensors
 
-/// Elementwise and row-wise kernels of the forward pass, on raw row-major buffers. Everything
-/// matrix-shaped goes through BLAS; these are the O(T·d) parts.
+/// Elementwise and row-wise kernels of the forward pass, on raw row-major buffers (the O(T·d)
+/// parts), and `linear`, which sends each projection to BLAS or to the runtime's own matrix
+/// kernels (`TokenPanelGemm`, `F32MatrixVector`, the Q8_0 kernels).
 enum Kernels {
     /// out[t] = w ⊙ (x[t] · 1/√(mean(x[t]²) + eps)) for `rows` rows of width `d` (transformers'
     /// LlamaRMSNorm in f32; the mean of squares is accumulated in Double). With `inverseRMS`, each
@@ -53,26 +54,56 @@ enum Kernels {
     /// out[t] = x[t]·Wᵀ (+ bias) (+ Σ scale·(x[t]·Aᵀ)·Bᵀ) for `rows` rows; W `[out, in]`,
     /// `out` rows `ldo` apart. `scratch` holds ≥ rows·max rank floats.
     static func linear(_ x: UnsafePointer<Float>, rows: Int, weight: Tensor, bias: Tensor?, loras: [LoRAFactors],
-                       out: UnsafeMutablePointer<Float>, ldo: Int, scratch: UnsafeMutablePointer<Float>) {
-        linear(x, rows: rows, weight: .f32(weight), bias: bias, loras: loras, out: out, ldo: ldo, scratch: scratch)
+                       out: UnsafeMutablePointer<Float>, ldo: Int, scratch: UnsafeMutablePointer<Float>, useBLAS: Bool = false) {
+        linear(x, rows: rows, weight: .f32(weight), bias: bias, loras: loras, out: out, ldo: ldo, scratch: scratch,
+               useBLAS: useBLAS)
     }
 
     /// As above for a weight held f32 or Q8_0. Q8_0: one row runs the Q8_0 matrix-vector kernel on
     /// `BLAS.threadCount` threads (no f32 copy of W); more rows dequantize W a tile of rows at a
-    /// time into a transient buffer and multiply each tile with sgemm (the weights are read once
-    /// per call either way).
+    /// time into a transient buffer and multiply each tile as an f32 weight (the weights are read
+    /// once per call either way).
+    ///
+    /// On an AVX2 CPU (`TokenPanelGemm.preferred`) several rows go through `TokenPanelGemm`, the
+    /// LoRA products included, with x packed into token panels: `packed` when the caller already
+    /// packed this x (q/k/v and gate/up share one input), else packed here; one row through
+    /// `F32MatrixVector`. Otherwise, or with `useBLAS`, sgemm and sgemv: a pass that makes BLAS
+    /// calls of its own between projections (the training tape) sets it, since OpenBLAS's threads
+    /// spin after each call and would compete with the worker pool's.
     static func linear(_ x: UnsafePointer<Float>, rows: Int, weight: ProjectionWeight, bias: Tensor?, loras: [LoRAFactors],
-                       out: UnsafeMutablePointer<Float>, ldo: Int, scratch: UnsafeMutablePointer<Float>) {
+                       out: UnsafeMutablePointer<Float>, ldo: Int, scratch: UnsafeMutablePointer<Float>,
+                       packed: PackedTokens? = nil, useBLAS: Bool = false) {
         let nOut = weight.rows, nIn = weight.columns
+        let ownKernels = TokenPanelGemm.preferred && !useBLAS
+        let multiRow: Bool
+        if case .q8_0 = weight { multiRow = rows > 2 } else { multiRow = rows > 1 }
+        let panelGemm = multiRow && ownKernels
+        if panelGemm, packed == nil {
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: TokenPanelGemm.panelFloats(rows: rows, columns: nIn)) {
+                let p = TokenPanelGemm.pack(x, rows: rows, columns: nIn, ldx: nIn, into: $0.baseAddress!)
+                linear(x, rows: rows, weight: weight, bias: bias, loras: loras, out: out, ldo: ldo, scratch: scratch, packed: p)
+            }
+            return
+        }
+        /// x · Wᵀ of `n` weight rows at `wp` into `o` (rows ldo apart), for several rows.
+        func multiplyRows(_ wp: UnsafePointer<Float>, _ n: Int, _ o: UnsafeMutablePointer<Float>) {
+            if panelGemm, let packed {
+                precondition(packed.rows == rows && packed.columns == nIn, "linear: packed tokens of another shape")
+                TokenPanelGemm.multiply(packed, weight: wp, outFeatures: n, out: o, ldo: ldo, threads: BLAS.threadCount)
+            } else {
+                BLAS.sgemm(transposeB: true, m: rows, n: n, k: nIn, a: x, lda: nIn, b: wp, ldb: nIn, c: o, ldc: ldo)
+            }
+        }
         switch weight {
         case .f32(let w):
             w.withUnsafeBufferPointer { w in
                 guard let wp = w.baseAddress else { return }
-                if rows == 1 {
+                if rows == 1, ownKernels {
+                    F32MatrixVector.multiply(wp, rows: nOut, columns: nIn, x: x, into: out, threads: BLAS.threadCount)
+                } else if rows == 1 {
                     BLAS.sgemv(rows: nOut, cols: nIn, a: wp, lda: nIn, x: x, y: out)
                 } else {
-                    BLAS.sgemm(transposeB: true, m: rows, n: nOut, k: nIn, a: x, lda: nIn, b: wp, ldb: nIn,
-                               c: out, ldc: ldo)
+                    multiplyRows(wp, nOut, out)
                 }
             }
         case .q8_0(let m):
@@ -86,8 +117,7 @@ enum Kernels {
                 while r0 < nOut {
                     let r1 = min(nOut, r0 + tileRows)
                     m.dequantizeRows(r0..<r1, into: tile)
-                    BLAS.sgemm(transposeB: true, m: rows, n: r1 - r0, k: nIn, a: x, lda: nIn, b: tile, ldb: nIn,
-                               c: out + r0, ldc: ldo)
+                    multiplyRows(tile, r1 - r0, out + r0)
                     r0 = r1
                 }
             }
@@ -104,10 +134,20 @@ enum Kernels {
                 f.b.withUnsafeBufferPointer { b in
                     guard let ap = a.baseAddress, let bp = b.baseAddress else { return }
                     // scratch [rows, r] = x · Aᵀ; out += scale · scratch · Bᵀ.
-                    BLAS.sgemm(transposeB: true, m: rows, n: r, k: nIn, a: x, lda: nIn, b: ap, ldb: nIn,
-                               c: scratch, ldc: r)
-                    BLAS.sgemm(transposeB: true, m: rows, n: nOut, k: r, alpha: f.scale, a: scratch, lda: r,
-                               b: bp, ldb: r, beta: 1, c: out, ldc: ldo)
+                    if panelGemm, let packed {
+                        TokenPanelGemm.multiply(packed, weight: ap, outFeatures: r, out: scratch, ldo: r,
+                                                threads: BLAS.threadCount)
+                        withUnsafeTemporaryAllocation(of: Float.self, capacity: TokenPanelGemm.panelFloats(rows: rows, columns: r)) {
+                            let s = TokenPanelGemm.pack(scratch, rows: rows, columns: r, ldx: r, into: $0.baseAddress!)
+                            TokenPanelGemm.multiply(s, weight: bp, outFeatures: nOut, out: out, ldo: ldo, alpha: f.scale,
+                                                    accumulate: true, threads: BLAS.threadCount)
+                        }
+                    } else {
+                        BLAS.sgemm(transposeB: true, m: rows, n: r, k: nIn, a: x, lda: nIn, b: ap, ldb: nIn,
+                                   c: scratch, ldc: r)
+                        BLAS.sgemm(transposeB: true, m: rows, n: nOut, k: r, alpha: f.scale, a: scratch, lda: r,
+                                   b: bp, ldb: r, beta: 1, c: out, ldc: ldo)
+                    }
                 }
             }
         }

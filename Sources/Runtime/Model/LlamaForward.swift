@@ -2,9 +2,11 @@ import Tensors
 
 /// Scratch buffers of one forward call, allocated once per call and reused by every layer.
 private final class ForwardBuffers {
-    let x, xn, q, attn, o, gate, up, lora: UnsafeMutablePointer<Float>
+    let x, xn, q, attn, o, gate, up, lora, panels: UnsafeMutablePointer<Float>
+    let rows: Int
 
     init(rows: Int, config c: LlamaConfig, maxLoRARank: Int) {
+        self.rows = rows
         let d = c.hiddenSize, qw = c.numAttentionHeads * c.headDim, ff = c.intermediateSize
         func alloc(_ n: Int) -> UnsafeMutablePointer<Float> {
             let p = UnsafeMutablePointer<Float>.allocate(capacity: max(n, 1))
@@ -14,10 +16,19 @@ private final class ForwardBuffers {
         x = alloc(rows * d); xn = alloc(rows * d); q = alloc(rows * qw); attn = alloc(rows * qw)
         o = alloc(rows * d); gate = alloc(rows * ff); up = alloc(rows * ff)
         lora = alloc(rows * maxLoRARank)
+        let packing = rows > 1 && TokenPanelGemm.preferred
+        panels = alloc(packing ? TokenPanelGemm.panelFloats(rows: rows, columns: max(d, qw, ff)) : 0)
+    }
+
+    /// `p` `[rows, columns]` packed into `panels` for the projections that read it (replacing
+    /// what was packed before), or nil where `Kernels.linear` does not use token panels.
+    func packed(_ p: UnsafePointer<Float>, columns: Int) -> PackedTokens? {
+        guard rows > 1, TokenPanelGemm.preferred else { return nil }
+        return TokenPanelGemm.pack(p, rows: rows, columns: columns, ldx: columns, into: panels)
     }
 
     deinit {
-        for p in [x, xn, q, attn, o, gate, up, lora] { p.deallocate() }
+        for p in [x, xn, q, attn, o, gate, up, lora, panels] { p.deallocate() }
     }
 }
 
@@ -114,12 +125,13 @@ extension LlamaModel {
             }
             let hn = capture ? copy(buf.xn, d) : nil
             let keys = cache.keyBase(l), values = cache.valueBase(l)
+            var packed = buf.packed(buf.xn, columns: d)
             Kernels.linear(buf.xn, rows: T, weight: w.q, bias: w.qBias, loras: lora[.q] ?? [],
-                           out: buf.q, ldo: qWidth, scratch: buf.lora)
+                           out: buf.q, ldo: qWidth, scratch: buf.lora, packed: packed)
             Kernels.linear(buf.xn, rows: T, weight: w.k, bias: w.kBias, loras: lora[.k] ?? [],
-                           out: keys + start * kvWidth, ldo: kvWidth, scratch: buf.lora)
+                           out: keys + start * kvWidth, ldo: kvWidth, scratch: buf.lora, packed: packed)
             Kernels.linear(buf.xn, rows: T, weight: w.v, bias: w.vBias, loras: lora[.v] ?? [],
-                           out: values + start * kvWidth, ldo: kvWidth, scratch: buf.lora)
+                           out: values + start * kvWidth, ldo: kvWidth, scratch: buf.lora, packed: packed)
             cosTable.withUnsafeBufferPointer { cp in
                 sinTable.withUnsafeBufferPointer { sp in
                     rotary.apply(buf.q, rows: T, heads: H, rowStride: qWidth, cos: cp.baseAddress!, sin: sp.baseAddress!)
@@ -129,8 +141,9 @@ extension LlamaModel {
             }
             CausalAttention.apply(q: buf.q, rows: T, start: start, keys: keys, values: values,
                                   heads: H, kvHeads: KV, headDim: hd, out: buf.attn, threads: BLAS.threadCount)
+            packed = buf.packed(buf.attn, columns: qWidth)
             Kernels.linear(buf.attn, rows: T, weight: w.o, bias: w.oBias, loras: lora[.o] ?? [],
-                           out: buf.o, ldo: d, scratch: buf.lora)
+                           out: buf.o, ldo: d, scratch: buf.lora, packed: packed)
             try visit(.attentionOutput(l), buf.o)
             let attentionOutput = capture ? copy(buf.o, d) : nil
             Kernels.add(buf.o, into: buf.x, count: T * d)
@@ -141,14 +154,16 @@ extension LlamaModel {
                 Kernels.rmsNorm(buf.x, rows: T, d: d, weight: $0.baseAddress!, eps: c.rmsNormEps, out: buf.xn)
             }
             let u = capture ? copy(buf.xn, d) : nil
+            packed = buf.packed(buf.xn, columns: d)
             Kernels.linear(buf.xn, rows: T, weight: w.gate, bias: nil, loras: lora[.gate] ?? [],
-                           out: buf.gate, ldo: ff, scratch: buf.lora)
+                           out: buf.gate, ldo: ff, scratch: buf.lora, packed: packed)
             Kernels.linear(buf.xn, rows: T, weight: w.up, bias: nil, loras: lora[.up] ?? [],
-                           out: buf.up, ldo: ff, scratch: buf.lora)
+                           out: buf.up, ldo: ff, scratch: buf.lora, packed: packed)
             let ag = capture ? copy(buf.gate, ff) : nil
             VectorMath.swiGLU(gate: buf.gate, up: buf.up, out: buf.gate, count: T * ff)
+            packed = buf.packed(buf.gate, columns: ff)
             Kernels.linear(buf.gate, rows: T, weight: w.down, bias: nil, loras: lora[.down] ?? [],
-                           out: buf.o, ldo: d, scratch: buf.lora)
+                           out: buf.o, ldo: d, scratch: buf.lora, packed: packed)
             try visit(.mlpOutput(l), buf.o)
             let x = capture ? copy(buf.o, d) : nil
             Kernels.add(buf.o, into: buf.x, count: T * d)

@@ -1,5 +1,4 @@
 import CKernels
-import Dispatch
 import Formats
 import Tensors
 
@@ -108,7 +107,7 @@ public struct Q8_0Matrix: Sendable, Equatable {
             }
             let step = (rows + chunks - 1) / chunks
             let xAddress = UInt(bitPattern: x), yAddress = UInt(bitPattern: y), bAddress = UInt(bitPattern: base)
-            DispatchQueue.concurrentPerform(iterations: chunks) { c in
+            WorkerPool.run(count: chunks, threads: chunks) { c in
                 let r0 = c * step, r1 = min(rows, r0 + step)
                 guard r0 < r1 else { return }
                 steertool_q8_0_matvec(UnsafePointer(bitPattern: bAddress)!, bpr, r0, r1,

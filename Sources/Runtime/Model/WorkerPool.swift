@@ -1,0 +1,38 @@
+import CKernels
+import Dispatch
+
+/// Data-parallel loops of the forward pass on `steertool_parallel_for`'s persistent workers.
+///
+/// Dispatch's `concurrentPerform` parks its threads between calls, and on a virtual machine waking
+/// a parked vCPU can cost a good part of one projection of a small model: on this project's
+/// 2-vCPU host the random 100M model's 2-thread prefill ran at 762–773 tokens/s with the token-panel
+/// gemm dispatched through `concurrentPerform` and at 806–921 on these workers (OpenBLAS: 852).
+/// They spin for about a millisecond after each job, so back-to-back kernels find them awake.
+///
+/// Only where the forward pass runs its own matrix kernels (`TokenPanelGemm.preferred`): there
+/// OpenBLAS stays out of the forward pass. Elsewhere OpenBLAS's threads, which also spin after
+/// each call, would compete with these, so loops go to `DispatchQueue.concurrentPerform`.
+public enum WorkerPool {
+    /// Runs `body(i)` for every i in 0..<count on up to `threads` threads (the caller included);
+    /// returns when all have finished. `body` must not depend on which thread runs which index;
+    /// a call from inside `body`, or while another thread's job runs, runs inline.
+    public static func run(count: Int, threads: Int, _ body: @Sendable (Int) -> Void) {
+        guard count > 0 else { return }
+        guard threads > 1, count > 1 else {
+            for i in 0..<count { body(i) }
+            return
+        }
+        guard TokenPanelGemm.preferred else {
+            DispatchQueue.concurrentPerform(iterations: count, execute: body)
+            return
+        }
+        withoutActuallyEscaping(body) { body in
+            var task = body
+            withUnsafeMutablePointer(to: &task) { context in
+                steertool_parallel_for(count, threads, { context, index in
+                    context!.assumingMemoryBound(to: (@Sendable (Int) -> Void).self).pointee(Int(index))
+                }, context)
+            }
+        }
+    }
+}
