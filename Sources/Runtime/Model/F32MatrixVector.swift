@@ -10,21 +10,15 @@ public enum F32MatrixVector {
     /// `threads`: rows are split into that many ranges (small matrices stay on the calling
     /// thread); every output is the same sum on any split. `level` forces a kernel path (tests).
     public static func multiply(_ w: UnsafePointer<Float>, rows: Int, columns: Int, x: UnsafePointer<Float>,
-                         into y: UnsafeMutablePointer<Float>, threads: Int = 1, level: CPUKernelLevel = .best) {
+                                into y: UnsafeMutablePointer<Float>, threads: Int = 1, level: CPUKernelLevel = .best) {
         guard rows > 0 else { return }
         let path = level.cValue
         // Below ~256k weights a hand-off costs more than it saves.
         let chunks = rows * columns < 1 << 18 ? 1 : max(1, min(threads, rows / 16))
-        if chunks == 1 {
-            steertool_f32_matvec(w, columns, columns, 0, rows, x, y, path)
-            return
-        }
         let wAddress = UInt(bitPattern: w), xAddress = UInt(bitPattern: x), yAddress = UInt(bitPattern: y)
-        WorkerPool.run(count: chunks, threads: chunks) { c in
-            let r0 = rows * c / chunks, r1 = rows * (c + 1) / chunks
-            guard r0 < r1 else { return }
-            steertool_f32_matvec(UnsafePointer(bitPattern: wAddress), columns, columns, r0, r1,
-                                 UnsafePointer(bitPattern: xAddress), UnsafeMutablePointer<Float>(bitPattern: yAddress)! + r0, path)
+        WorkerPool.run(splitting: rows, into: chunks) { r in
+            steertool_f32_matvec(UnsafePointer(bitPattern: wAddress), columns, columns, r.lowerBound, r.upperBound,
+                                 UnsafePointer(bitPattern: xAddress), UnsafeMutablePointer<Float>(bitPattern: yAddress)! + r.lowerBound, path)
         }
     }
 }

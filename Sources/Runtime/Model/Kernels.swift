@@ -75,9 +75,10 @@ enum Kernels {
                        packed: PackedTokens? = nil, useBLAS: Bool = false) {
         let nOut = weight.rows, nIn = weight.columns
         let ownKernels = TokenPanelGemm.preferred && !useBLAS
-        let multiRow: Bool
-        if case .q8_0 = weight { multiRow = rows > 2 } else { multiRow = rows > 1 }
-        let panelGemm = multiRow && ownKernels
+        // Row by row through a matrix-vector kernel (one row; Q8_0: up to two), else one gemm.
+        let rowByRow: Bool
+        if case .q8_0 = weight { rowByRow = rows <= 2 } else { rowByRow = rows == 1 }
+        let panelGemm = !rowByRow && ownKernels
         if panelGemm, packed == nil {
             withUnsafeTemporaryAllocation(of: Float.self, capacity: TokenPanelGemm.panelFloats(rows: rows, columns: nIn)) {
                 let p = TokenPanelGemm.pack(x, rows: rows, columns: nIn, ldx: nIn, into: $0.baseAddress!)
@@ -98,16 +99,16 @@ enum Kernels {
         case .f32(let w):
             w.withUnsafeBufferPointer { w in
                 guard let wp = w.baseAddress else { return }
-                if rows == 1, ownKernels {
+                if rowByRow, ownKernels {
                     F32MatrixVector.multiply(wp, rows: nOut, columns: nIn, x: x, into: out, threads: BLAS.threadCount)
-                } else if rows == 1 {
+                } else if rowByRow {
                     BLAS.sgemv(rows: nOut, cols: nIn, a: wp, lda: nIn, x: x, y: out)
                 } else {
                     multiplyRows(wp, nOut, out)
                 }
             }
         case .q8_0(let m):
-            if rows <= 2 {
+            if rowByRow {
                 for t in 0..<rows { m.multiply(vector: x + t * nIn, into: out + t * ldo, threads: BLAS.threadCount) }
             } else {
                 let tileRows = max(16, min(nOut, (1 << 20) / max(nIn, 1)))   // ≤ ~4 MB of f32 per tile

@@ -101,18 +101,11 @@ public struct Q8_0Matrix: Sendable, Equatable {
             let base = b.baseAddress!
             // Below ~256k weights a thread hand-off costs more than it saves.
             let chunks = rows * columns < 1 << 18 ? 1 : max(1, min(threads, rows / 16))
-            if chunks == 1 {
-                steertool_q8_0_matvec(base, bpr, 0, rows, x, y, path)
-                return
-            }
-            let step = (rows + chunks - 1) / chunks
             let xAddress = UInt(bitPattern: x), yAddress = UInt(bitPattern: y), bAddress = UInt(bitPattern: base)
-            WorkerPool.run(count: chunks, threads: chunks) { c in
-                let r0 = c * step, r1 = min(rows, r0 + step)
-                guard r0 < r1 else { return }
-                steertool_q8_0_matvec(UnsafePointer(bitPattern: bAddress)!, bpr, r0, r1,
+            WorkerPool.run(splitting: rows, into: chunks) { r in
+                steertool_q8_0_matvec(UnsafePointer(bitPattern: bAddress)!, bpr, r.lowerBound, r.upperBound,
                                       UnsafePointer(bitPattern: xAddress)!,
-                                      UnsafeMutablePointer<Float>(bitPattern: yAddress)! + r0, path)
+                                      UnsafeMutablePointer<Float>(bitPattern: yAddress)! + r.lowerBound, path)
             }
         }
     }

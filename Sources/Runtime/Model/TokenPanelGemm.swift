@@ -35,7 +35,7 @@ public enum TokenPanelGemm {
     /// Packs `x` `[rows, columns]` (rows `ldx` floats apart) into `panels`
     /// (`panelFloats(rows:columns:)` floats).
     public static func pack(_ x: UnsafePointer<Float>, rows: Int, columns: Int, ldx: Int,
-                     into panels: UnsafeMutablePointer<Float>, level: CPUKernelLevel = .best) -> PackedTokens {
+                            into panels: UnsafeMutablePointer<Float>, level: CPUKernelLevel = .best) -> PackedTokens {
         steertool_pack_token_panels(x, rows, columns, ldx, panels, level.cValue)
         return PackedTokens(panels: panels, rows: rows, columns: columns)
     }
@@ -47,27 +47,20 @@ public enum TokenPanelGemm {
     /// products stay on the calling thread); every output is the same sum on any split.
     /// `level` forces a kernel path (tests).
     public static func multiply(_ x: PackedTokens, weight: UnsafePointer<Float>, outFeatures: Int,
-                         out: UnsafeMutablePointer<Float>, ldo: Int, alpha: Float = 1, accumulate: Bool = false,
-                         threads: Int = 1, level: CPUKernelLevel = .best) {
+                                out: UnsafeMutablePointer<Float>, ldo: Int, alpha: Float = 1, accumulate: Bool = false,
+                                threads: Int = 1, level: CPUKernelLevel = .best) {
         guard x.rows > 0, outFeatures > 0 else { return }
         let tiles = (outFeatures + 5) / 6
         // Below ~256k multiply-adds a hand-off to another thread costs more than it saves.
         let chunks = x.rows * x.columns * outFeatures < 1 << 18 ? 1 : max(1, min(threads, tiles))
-        let path = level.cValue
-        if chunks == 1 {
-            steertool_token_panel_gemm(x.panels, x.rows, x.columns, weight, x.columns, 0, outFeatures, out, ldo,
-                                       alpha, accumulate ? 1 : 0, path)
-            return
-        }
+        let path = level.cValue, accumulateFlag: Int32 = accumulate ? 1 : 0
         let panelsAddress = UInt(bitPattern: x.panels), weightAddress = UInt(bitPattern: weight)
         let outAddress = UInt(bitPattern: out)
         let rows = x.rows, columns = x.columns
-        WorkerPool.run(count: chunks, threads: chunks) { c in
-            let begin = tiles * c / chunks * 6, end = min(outFeatures, tiles * (c + 1) / chunks * 6)
-            guard begin < end else { return }
+        WorkerPool.run(splitting: outFeatures, into: chunks, alignment: 6) { range in
             steertool_token_panel_gemm(UnsafePointer(bitPattern: panelsAddress), rows, columns,
-                                       UnsafePointer(bitPattern: weightAddress), columns, begin, end,
-                                       UnsafeMutablePointer(bitPattern: outAddress), ldo, alpha, accumulate ? 1 : 0, path)
+                                       UnsafePointer(bitPattern: weightAddress), columns, range.lowerBound, range.upperBound,
+                                       UnsafeMutablePointer(bitPattern: outAddress), ldo, alpha, accumulateFlag, path)
         }
     }
 }

@@ -35,4 +35,18 @@ public enum WorkerPool {
             }
         }
     }
+
+    /// Splits 0..<n into `chunks` contiguous ranges whose bounds are multiples of `alignment`
+    /// (the last ends at n) and runs `body` on each non-empty one through `run`; one chunk runs
+    /// `body(0..<n)` on the calling thread.
+    public static func run(splitting n: Int, into chunks: Int, alignment: Int = 1,
+                           _ body: @Sendable (Range<Int>) -> Void) {
+        guard n > 0 else { return }
+        guard chunks > 1 else { body(0..<n); return }
+        let units = (n + alignment - 1) / alignment
+        run(count: chunks, threads: chunks) { c in
+            let begin = units * c / chunks * alignment, end = min(n, units * (c + 1) / chunks * alignment)
+            if begin < end { body(begin..<end) }
+        }
+    }
 }
