@@ -1,7 +1,18 @@
 // A small pool of persistent worker threads that spin briefly between jobs; see include/CKernels.h.
+//
+// Protocol (one job at a time, under submit_lock): the caller writes the job, resets the task
+// counters, opens the job (open_generation = g) and bumps `generation`; workers that notice take
+// tasks by fetch-add on next_task until none is left. The caller takes tasks too, waits until every
+// task has finished, closes the job (open_generation = 0) and waits until no worker is `inside`.
+// A worker counts itself inside before it checks that its generation is still open, so a worker
+// that comes late either sees the job closed and touches nothing, or is waited for (the
+// sequentially consistent store/load pairs on `inside` and `open_generation` order the two sides).
+// The caller never waits for a worker that is asleep, still spinning, or descheduled before it
+// joined: on a busy machine the caller simply runs the tasks itself.
 #include "CKernels.h"
 
 #include <pthread.h>
+#include <sched.h>
 
 /// Workers the pool may hold (the caller is the first participant, so jobs run on ≤ 64 threads).
 #define MAX_WORKERS 63
@@ -9,6 +20,9 @@
 /// measured on AMD Zen 3; the instruction's length varies by CPU): longer than the gaps between
 /// the kernels of one forward pass.
 #define SPIN_PAUSES (1u << 15)
+/// Spinning threads yield the CPU every this many pauses, so that on a machine with more runnable
+/// threads than cores they give way to threads with work.
+#define PAUSES_PER_YIELD 64u
 
 static inline void cpu_pause(void) {
 #if defined(__x86_64__) || defined(__i386__)
@@ -16,6 +30,11 @@ static inline void cpu_pause(void) {
 #elif defined(__aarch64__)
     __asm__ __volatile__("yield");
 #endif
+}
+
+/// One step of a spin-wait: a pause, and every PAUSES_PER_YIELD steps a sched_yield.
+static inline void spin_step(unsigned *spins) {
+    if (++*spins % PAUSES_PER_YIELD == 0) sched_yield(); else cpu_pause();
 }
 
 typedef struct {
@@ -29,11 +48,13 @@ static pthread_mutex_t submit_lock = PTHREAD_MUTEX_INITIALIZER;   // one job at 
 static pthread_mutex_t sleep_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t wake = PTHREAD_COND_INITIALIZER;
 
-static job_t current;
+static job_t current;                      // written by the caller only while no worker is inside
 static size_t workers = 0;                 // started so far (under submit_lock)
 static unsigned long generation = 0;       // bumped for each job (atomic)
-static size_t next_task = 0;               // next index of the current job (atomic)
-static size_t acknowledged = 0;            // workers done with the current generation (atomic)
+static unsigned long open_generation = 0;  // the generation whose tasks may be taken, 0 when none (atomic)
+static size_t next_task = 0;               // next index of the open job (atomic)
+static size_t finished = 0;                // tasks of the open job finished (atomic)
+static size_t inside = 0;                  // workers between joining and leaving a job (atomic)
 static size_t sleepers = 0;                // workers waiting on `wake` (atomic)
 
 static void run_tasks(void) {
@@ -41,6 +62,7 @@ static void run_tasks(void) {
         size_t i = __atomic_fetch_add(&next_task, 1, __ATOMIC_RELAXED);
         if (i >= current.count) return;
         current.fn(current.context, i);
+        __atomic_fetch_add(&finished, 1, __ATOMIC_RELEASE);
     }
 }
 
@@ -53,7 +75,7 @@ static void *worker_main(void *arg) {
         unsigned long g;
         unsigned spins = 0;
         while ((g = __atomic_load_n(&generation, __ATOMIC_ACQUIRE)) == seen) {
-            if (++spins < SPIN_PAUSES) { cpu_pause(); continue; }
+            if (spins < SPIN_PAUSES) { spin_step(&spins); continue; }
             pthread_mutex_lock(&sleep_lock);
             __atomic_fetch_add(&sleepers, 1, __ATOMIC_SEQ_CST);
             while (__atomic_load_n(&generation, __ATOMIC_SEQ_CST) == seen) pthread_cond_wait(&wake, &sleep_lock);
@@ -62,8 +84,9 @@ static void *worker_main(void *arg) {
             spins = 0;
         }
         seen = g;
-        if (id + 1 < current.participants) run_tasks();
-        __atomic_fetch_add(&acknowledged, 1, __ATOMIC_RELEASE);
+        __atomic_fetch_add(&inside, 1, __ATOMIC_SEQ_CST);
+        if (__atomic_load_n(&open_generation, __ATOMIC_SEQ_CST) == g && id + 1 < current.participants) run_tasks();
+        __atomic_fetch_sub(&inside, 1, __ATOMIC_RELEASE);
     }
     return 0;
 }
@@ -95,17 +118,20 @@ void steertool_parallel_for(size_t count, size_t threads, steertool_task_fn fn, 
     }
     current = (job_t){fn, context, count, threads <= workers + 1 ? threads : workers + 1};
     __atomic_store_n(&next_task, 0, __ATOMIC_RELAXED);
-    __atomic_store_n(&acknowledged, 0, __ATOMIC_RELAXED);
-    __atomic_fetch_add(&generation, 1, __ATOMIC_SEQ_CST);       // publishes the job (release)
+    __atomic_store_n(&finished, 0, __ATOMIC_RELAXED);
+    unsigned long g = __atomic_load_n(&generation, __ATOMIC_RELAXED) + 1;
+    if (g == 0) g = 1;                                            // 0 means "no job open"
+    __atomic_store_n(&open_generation, g, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&generation, g, __ATOMIC_SEQ_CST);          // publishes the job (release)
     if (__atomic_load_n(&sleepers, __ATOMIC_SEQ_CST) > 0) {
         pthread_mutex_lock(&sleep_lock);
         pthread_cond_broadcast(&wake);
         pthread_mutex_unlock(&sleep_lock);
     }
     run_tasks();
-    // Every worker acknowledges every generation, so none still reads `current` or `next_task`
-    // when the next job resets them.
-    size_t n = workers;
-    while (__atomic_load_n(&acknowledged, __ATOMIC_ACQUIRE) < n) cpu_pause();
+    unsigned spins = 0;
+    while (__atomic_load_n(&finished, __ATOMIC_ACQUIRE) < count) spin_step(&spins);
+    __atomic_store_n(&open_generation, 0, __ATOMIC_SEQ_CST);
+    while (__atomic_load_n(&inside, __ATOMIC_SEQ_CST) > 0) spin_step(&spins);
     pthread_mutex_unlock(&submit_lock);
 }
