@@ -85,10 +85,12 @@ typedef void (*steertool_task_fn)(void *context, size_t index);
 
 /// Runs fn(context, i) for every i in [0, count), each exactly once, on up to `threads` threads:
 /// the caller and persistent workers (started on first use, at most 63), which spin for about a
-/// millisecond after a job before they sleep, so the kernels of one forward pass find them awake. Returns when
-/// every task has finished (their writes are visible to the caller). Tasks are taken in index
-/// order but may run concurrently in any interleaving. One job runs at a time: a call made while
-/// another is running (from another thread, or from inside a task) runs its tasks inline.
+/// millisecond after a job (yielding the CPU every 64 pauses) before they sleep, so the kernels of
+/// one forward pass find them awake. Returns when every task has finished (their writes are
+/// visible to the caller); it never waits for a worker that has not joined the job, so on a busy
+/// machine the caller runs the tasks itself. Tasks are taken in index order but may run
+/// concurrently in any interleaving. One job runs at a time: a call made while another is running
+/// (from another thread, or from inside a task) runs its tasks inline.
 void steertool_parallel_for(size_t count, size_t threads, steertool_task_fn fn, void *context);
 
 /// Tokens per panel of `steertool_pack_token_panels`.
