@@ -4,9 +4,12 @@ import Tensors
 private final class ForwardBuffers {
     let x, xn, q, attn, o, gate, up, lora, panels: UnsafeMutablePointer<Float>
     let rows: Int
+    /// Whether `Kernels.linear` takes token panels for these rows (several rows, an AVX2 CPU).
+    let packing: Bool
 
     init(rows: Int, config c: LlamaConfig, maxLoRARank: Int) {
         self.rows = rows
+        packing = rows > 1 && TokenPanelGemm.preferred
         let d = c.hiddenSize, qw = c.numAttentionHeads * c.headDim, ff = c.intermediateSize
         func alloc(_ n: Int) -> UnsafeMutablePointer<Float> {
             let p = UnsafeMutablePointer<Float>.allocate(capacity: max(n, 1))
@@ -16,14 +19,13 @@ private final class ForwardBuffers {
         x = alloc(rows * d); xn = alloc(rows * d); q = alloc(rows * qw); attn = alloc(rows * qw)
         o = alloc(rows * d); gate = alloc(rows * ff); up = alloc(rows * ff)
         lora = alloc(rows * maxLoRARank)
-        let packing = rows > 1 && TokenPanelGemm.preferred
         panels = alloc(packing ? TokenPanelGemm.panelFloats(rows: rows, columns: max(d, qw, ff)) : 0)
     }
 
     /// `p` `[rows, columns]` packed into `panels` for the projections that read it (replacing
     /// what was packed before), or nil where `Kernels.linear` does not use token panels.
     func packed(_ p: UnsafePointer<Float>, columns: Int) -> PackedTokens? {
-        guard rows > 1, TokenPanelGemm.preferred else { return nil }
+        guard packing else { return nil }
         return TokenPanelGemm.pack(p, rows: rows, columns: columns, ldx: columns, into: panels)
     }
 
