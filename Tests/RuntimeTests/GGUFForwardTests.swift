@@ -60,17 +60,33 @@ struct GGUFForwardTests {
         #expect(fraction >= 0.95, "\(type): argmax agreement \(agree)/\(total)")
     }
 
-    /// The same figure on real text: the 3,177 positions of held-out Python source in
-    /// fixtures/eval/tokens.json (512-token windows). Measured: f16 3175/3177 (0.9994), bf16
-    /// 3159/3177 (0.9943), q8_0 3137/3177 (0.9874): F16 and BF16 meet the 99% figure; Q8_0's
-    /// per-block rounding (amax/254, ~5× bf16's on these weights) flips 1.3% of positions, every
-    /// one a near tie, so it is held to its measured level and the near-tie condition.
-    @Test(arguments: ["f16", "bf16", "q8_0"])
-    func lowPrecisionArgmaxAgreesWithF32OnText(_ type: String) throws {
+    /// The same figure on real text, 512-token windows: held-out corpus A (license text, base's own
+    /// domain, 10,748 positions of corpus/a.heldout.tokens.json) and the 3,177 positions of held-out
+    /// Python source in eval/tokens.json (corpus B, a domain base never saw). Measured:
+    ///
+    /// | copy | held-out A | eval (B) |
+    /// |---|---|---|
+    /// | f16 | 10746/10748 (0.9998) | 3175/3177 (0.9994) |
+    /// | bf16 | 10716/10748 (0.9970) | 3159/3177 (0.9943) |
+    /// | q8_0 | 10634/10748 (0.9894) | 3137/3177 (0.9874) |
+    ///
+    /// F16 and BF16 meet the 99% figure. Q8_0's per-block rounding (amax/254, ~5x bf16's on these
+    /// weights; a row of 64 is two blocks) flips about 1.1% of positions, every one a near tie, and
+    /// transformers on the same dequantized weights gives the same counts
+    /// (fixtures/generate/check_quant_agreement.py, which also shows retrained models landing at
+    /// 98.7-99.2%), so Q8_0 is held to its measured level and the near-tie condition.
+    @Test(arguments: ["f16", "bf16", "q8_0"], ["corpus/a.heldout.tokens.json", "eval/tokens.json"])
+    func lowPrecisionArgmaxAgreesWithF32OnText(_ type: String, _ text: String) throws {
         BLAS.setThreadCount(1)
         let f32 = try LlamaModel.load(path: Fixtures.path("tiny/gguf/base.f32.gguf"))
         let low = try LlamaModel.load(path: Fixtures.path("tiny/gguf/base.\(type).gguf"))
-        let sequences = try TokenListFile.load(path: Fixtures.path("eval/tokens.json"))
+        let sequences: [[Int]]
+        if text.hasPrefix("corpus/") {
+            let data = try Data(contentsOf: URL(fileURLWithPath: Fixtures.path(text)))
+            sequences = [try JSONDecoder().decode([Int].self, from: data)]
+        } else {
+            sequences = try TokenListFile.load(path: Fixtures.path(text))
+        }
         var agree = 0, total = 0
         for s in sequences {
             for start in stride(from: 0, to: s.count, by: 512) {
@@ -84,14 +100,14 @@ struct GGUFForwardTests {
                         continue
                     }
                     let sorted = ra.sorted(by: >)
-                    #expect(sorted[0] - sorted[1] < 2 * maxAbsoluteDifference(ra, rb), "\(type) position \(start + t)")
+                    #expect(sorted[0] - sorted[1] < 2 * maxAbsoluteDifference(ra, rb), "\(type) \(text) position \(start + t)")
                 }
             }
         }
         let fraction = Double(agree) / Double(total)
-        print("GGUF \(type) on held-out text: argmax agreement with F32 \(agree)/\(total) = \(fraction)")
-        #expect(total == 3177)
-        #expect(fraction >= (type == "q8_0" ? 0.98 : 0.99), "\(type): \(agree)/\(total)")
+        print("GGUF \(type) on \(text): argmax agreement with F32 \(agree)/\(total) = \(fraction)")
+        #expect(total == (text == "eval/tokens.json" ? 3177 : 10748))
+        #expect(fraction >= (type == "q8_0" ? 0.98 : 0.99), "\(type) \(text): \(agree)/\(total)")
     }
 
     /// Q8_0 against transformers on the same dequantized weights: identical argmax everywhere.
