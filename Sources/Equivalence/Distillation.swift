@@ -201,6 +201,12 @@ public enum Distiller {
                 if siteOptions.kind == .vector { siteOptions.kind = .linear }
                 siteOptions.rank = .fixed(r)
                 for (kind, act) in [(HookSiteKind.attentionOutput, attn), (.mlpOutput, x), (.blockOutput, z)] {
+                    // At the block output with the fit's own kind and rank the site fit is the
+                    // fit itself (same rows, same deterministic computation): reuse it.
+                    if kind == .blockOutput && options.fit.kind != .vector && fit.rank == r {
+                        report.siteErrors[kind] = fit.heldOutRelativeError
+                        continue
+                    }
                     report.siteErrors[kind] = try AdapterFit.fit(activations: act, shifts: delta, split: split, options: siteOptions).heldOutRelativeError
                 }
                 let xi = x.gatherRows(split.heldIn), di = delta.gatherRows(split.heldIn)

@@ -5,8 +5,8 @@ import Tensors
 /// Given inputs X `[N, p]` and targets Y `[N, q]`: center both (when `intercept`), solve
 /// W = argmin ‖X_c W − Y_c‖²_F + λ‖W‖²_F (`[p, q]`, LAPACK `gelsd` in Float64 on the stacked
 /// system [X_c; √λ I] W ≈ [Y_c; 0]), take the fitted values F = X_c W, their right singular
-/// vectors V (`[q, k]`, columns, σ descending), and for rank r the coefficient
-/// W_r = W V_r V_rᵀ with intercept b = mean(Y) − mean(X)·W_r, so Y ≈ X W_r + b.
+/// vectors V (`[q, k]`, columns, σ descending; Float64 `gesvd`, U never formed), and for rank r
+/// the coefficient W_r = W V_r V_rᵀ with intercept b = mean(Y) − mean(X)·W_r, so Y ≈ X W_r + b.
 public struct ReducedRankRegression: Sendable {
     /// Full-rank coefficients W `[p, q]`.
     public let coefficients: Tensor
@@ -43,7 +43,7 @@ public struct ReducedRankRegression: Sendable {
         }
         let w = try leastSquares(a, b, precision: .double).solution
         let f = matmul(xc, w)
-        let dec = try svd(f, precision: .double)
+        let dec = try rightSingularVectors(f)
         let v = dec.vt.transposed()
         let m = matmul(yc, f, transposeA: true)          // [q, q] = Y_cᵀ F
         let mv = matmul(m, v), fv = matmul(f, v)        // columns i: M vᵢ, F vᵢ

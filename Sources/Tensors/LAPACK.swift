@@ -47,6 +47,30 @@ public func svd(_ a: Tensor, precision: LinalgPrecision = .single) throws -> Sin
     }
 }
 
+/// Singular values (descending) and right singular vectors of an `[m, n]` matrix, without U:
+/// `vt` is `[k, n]`, `k = min(m, n)`, rows are right singular vectors (the same as `svd(a).vt`
+/// up to the sign of each row). Float64 `gesvd` on the row-major buffer read as the column-major
+/// `[n, m]` matrix Aᵀ = V·S·Uᵀ, whose left singular vectors (column-major `[n, k]`) are already
+/// `vt` in row-major order, so nothing is transposed; for m ≫ n LAPACK works on the `[n, n]`
+/// factor of an LQ decomposition and never forms an `[m, k]` matrix (about a third of the work
+/// of `svd` on a tall matrix).
+/// - Throws: `TensorsError.lapackFailure` if the routine does not converge.
+public func rightSingularVectors(_ a: Tensor) throws -> (singularValues: [Float], vt: Tensor) {
+    precondition(a.rank == 2, "rightSingularVectors needs a matrix, got \(a.shape)")
+    let m = a.rows, n = a.columns, k = min(m, n)
+    if k == 0 { return ([], Tensor(shape: [0, n])) }
+    var work = a.scalars.map(Double.init)
+    var s = [Double](repeating: 0, count: k)
+    var v = [Double](repeating: 0, count: n * k)
+    var unusedVt = [Double](repeating: 0, count: 1)
+    var superb = [Double](repeating: 0, count: max(k - 1, 1))
+    let info = LAPACKE_dgesvd(
+        LAPACK_COL_MAJOR, CChar(UInt8(ascii: "S")), CChar(UInt8(ascii: "N")), Int32(n), Int32(m),
+        &work, Int32(n), &s, &v, Int32(n), &unusedVt, 1, &superb)
+    guard info == 0 else { throw TensorsError.lapackFailure(routine: "dgesvd", info: info, shape: "\(a.shape)") }
+    return (s.map(Float.init), Tensor(shape: [k, n], scalars: v.map(Float.init)))
+}
+
 /// Singular values only (descending), via `gesdd` with `jobz = 'N'`.
 public func singularValues(_ a: Tensor, precision: LinalgPrecision = .single) throws -> [Float] {
     precondition(a.rank == 2, "singularValues needs a matrix, got \(a.shape)")

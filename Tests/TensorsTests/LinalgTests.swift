@@ -73,6 +73,32 @@ struct LinalgTests {
         #expect(relativeError(dd.singularValues, d.singularValues) < 1e-5)
     }
 
+    /// gesvd without U, on the row-major buffer read as Aᵀ: the rows of `vt` are orthonormal, are
+    /// eigenvectors of AᵀA (naive Double product) with eigenvalues σᵢ², and equal gesdd's rows up
+    /// to sign (random matrices: distinct singular values).
+    @Test("right singular vectors alone equal the thin SVD's up to sign",
+          arguments: [(61, 23), (23, 61), (40, 40), (1, 7), (500, 9)])
+    func rightSingularVectorsMatchSVD(m: Int, n: Int) throws {
+        let a = Tensor.randomNormal([m, n], seed: UInt64(m * 7919 + n))
+        let full = try svd(a, precision: .double)
+        let (s, vt) = try rightSingularVectors(a)
+        let k = min(m, n)
+        #expect(vt.shape == [k, n] && s.count == k)
+        #expect(relativeError(s, full.singularValues) < 1e-6)
+        let vvt = matmul(vt, vt, transposeB: true)
+        #expect(maxAbsoluteDifference(vvt.scalars, Tensor.identity(k).scalars) < 1e-5)
+        let gram = Tensor(shape: [n, n], scalars: naiveProduct(a, a, ta: true, tb: false))
+        for i in 0..<k {
+            let v = (0..<n).map { vt[i, $0] }
+            let gv = (0..<n).map { r in (0..<n).reduce(0.0) { $0 + Double(gram[r, $1]) * Double(v[$1]) } }
+            let s2 = Double(s[i]) * Double(s[i])
+            let err = zip(gv, v).map { abs($0 - s2 * Double($1)) }.max() ?? 0
+            #expect(err <= 1e-4 * Double(s[0]) * Double(s[0]), "row \(i): AᵀA v ≠ σ² v (\(err))")
+            let sign: Float = zip(v, (0..<n).map { full.vt[i, $0] }).reduce(0) { $0 + $1.0 * $1.1 } < 0 ? -1 : 1
+            #expect(maxAbsoluteDifference(v.map { sign * $0 }, (0..<n).map { full.vt[i, $0] }) < 1e-4, "row \(i)")
+        }
+    }
+
     @Test("least squares equals the normal-equation solution on a well-conditioned system")
     func lstsqNormalEquations() throws {
         let (m, n, p) = (83, 17, 5)
