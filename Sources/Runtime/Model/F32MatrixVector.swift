@@ -13,8 +13,7 @@ public enum F32MatrixVector {
                                 into y: UnsafeMutablePointer<Float>, threads: Int = 1, level: CPUKernelLevel = .best) {
         guard rows > 0 else { return }
         let path = level.cValue
-        // Below ~256k weights a hand-off costs more than it saves.
-        let chunks = rows * columns < 1 << 18 ? 1 : max(1, min(threads, rows / 16))
+        let chunks = WorkerPool.chunks(work: rows * columns, units: rows / 16, threads: threads)
         let wAddress = UInt(bitPattern: w), xAddress = UInt(bitPattern: x), yAddress = UInt(bitPattern: y)
         WorkerPool.run(splitting: rows, into: chunks) { r in
             steertool_f32_matvec(UnsafePointer(bitPattern: wAddress), columns, columns, r.lowerBound, r.upperBound,

@@ -99,8 +99,7 @@ public struct Q8_0Matrix: Sendable, Equatable {
         let bpr = blocksPerRow
         blocks.withUnsafeBufferPointer { b in
             let base = b.baseAddress!
-            // Below ~256k weights a thread hand-off costs more than it saves.
-            let chunks = rows * columns < 1 << 18 ? 1 : max(1, min(threads, rows / 16))
+            let chunks = WorkerPool.chunks(work: rows * columns, units: rows / 16, threads: threads)
             let xAddress = UInt(bitPattern: x), yAddress = UInt(bitPattern: y), bAddress = UInt(bitPattern: base)
             WorkerPool.run(splitting: rows, into: chunks) { r in
                 steertool_q8_0_matvec(UnsafePointer(bitPattern: bAddress)!, bpr, r.lowerBound, r.upperBound,

@@ -51,8 +51,7 @@ public enum TokenPanelGemm {
                                 threads: Int = 1, level: CPUKernelLevel = .best) {
         guard x.rows > 0, outFeatures > 0 else { return }
         let tiles = (outFeatures + 5) / 6
-        // Below ~256k multiply-adds a hand-off to another thread costs more than it saves.
-        let chunks = x.rows * x.columns * outFeatures < 1 << 18 ? 1 : max(1, min(threads, tiles))
+        let chunks = WorkerPool.chunks(work: x.rows * x.columns * outFeatures, units: tiles, threads: threads)
         let path = level.cValue, accumulateFlag: Int32 = accumulate ? 1 : 0
         let panelsAddress = UInt(bitPattern: x.panels), weightAddress = UInt(bitPattern: weight)
         let outAddress = UInt(bitPattern: out)

@@ -36,6 +36,13 @@ public enum WorkerPool {
         }
     }
 
+    /// How many ranges a kernel of `work` multiply-adds over `units` splittable pieces (rows,
+    /// tiles) should use on up to `threads` threads: 1 below 2¹⁸ (~256k) multiply-adds, where a
+    /// hand-off to another thread costs more than it saves, else min(threads, units), at least 1.
+    public static func chunks(work: Int, units: Int, threads: Int) -> Int {
+        work < 1 << 18 ? 1 : max(1, min(threads, units))
+    }
+
     /// Splits 0..<n into `chunks` contiguous ranges whose bounds are multiples of `alignment`
     /// (the last ends at n) and runs `body` on each non-empty one through `run`; one chunk runs
     /// `body(0..<n)` on the calling thread.
