@@ -21,6 +21,7 @@ This script uses the standard library only; it runs with the system python3.
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import os
 import platform
@@ -278,6 +279,33 @@ def main() -> int:
                         "threads": threads, "machine": machine})
         results.append({"name": name, "unit": "s", "steertool": ours["seconds"], "peer": "", "peer_value": None,
                         "ratio": None, "threads": threads, "machine": machine})
+
+    # The demo's distillation of the real model: SmolLM2 + its PEFT LoRA, sequential, rank 8, full
+    # diagnostics, the demo's calibration (the first 48,000 characters of corpus B). No peer; the
+    # report's own phase timings give the fraction of the wall time spent in the closed-form fits.
+    name = "equivalence.distill.smollm2"
+    lora = ROOT / "fixtures/smollm2/lora"
+    if "equivalence" in args.areas and SMOLLM2.exists() and (lora / "adapter_config.json").exists():
+        log(f"command {name}")
+        calib = args.work / "calib-b.txt"
+        with gzip.open(ROOT / "fixtures/corpus/b.txt.gz", "rb") as f:
+            calib.write_bytes(f.read(48000))
+        report = args.work / "out" / "distill-smollm2.json"
+        ours = run_command([str(STEERTOOL), "distill", "--base", str(SMOLLM2), "--lora", str(lora), "--calib", str(calib),
+                            "--sequence-length", "128", "--method", "sequential", "--kind", "linear", "--rank", "8",
+                            "--output", str(args.work / "out" / "distill-smollm2.safetensors"), "--report", str(report),
+                            "--force"], env)
+        if isinstance(ours, str):
+            problems.append(f"{name}: {ours}")
+        else:
+            sec = json.loads(report.read_text())["seconds"]
+            fits = sec["fit"] + sec["diagnostics"]
+            for unit, value in (("s", ours["seconds"]), ("fraction of time in fits", fits / max(sec["total"], 1e-9)),
+                                ("MB peak RSS", ours["peak_rss_mb"])):
+                results.append({"name": name, "unit": unit, "steertool": round(value, 3), "peer": "", "peer_value": None,
+                                "ratio": None, "threads": threads, "machine": machine})
+    elif "equivalence" in args.areas:
+        problems.append(f"{name}: needs {SMOLLM2.relative_to(ROOT)} (make smollm2) and {lora.relative_to(ROOT)}")
 
     for name, ours_cmd, peer_cmd in command_benchmarks(args.work, threads):
         log(f"command {name}")

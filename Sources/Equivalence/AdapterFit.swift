@@ -66,6 +66,13 @@ public struct AdapterFitResult: Sendable {
     public var parameterCount: Int { (layer.down?.count ?? 0) + (layer.up?.count ?? 0) + (layer.bias?.count ?? 0) }
 }
 
+/// Activations H `[n, d]` at a site and the target shifts Δ `[n, d]` of the same tokens (rows).
+public struct SplitRows: Sendable {
+    public var activations: Tensor
+    public var shifts: Tensor
+    public init(activations: Tensor, shifts: Tensor) { self.activations = activations; self.shifts = shifts }
+}
+
 /// Fits per-layer steering adapters to shifts. Inputs are activation matrices H `[N, d]` at the
 /// site (tokens as rows) and target shifts Δ `[N, d]` of the same tokens (oracle or first-order).
 public enum AdapterFit {
@@ -77,14 +84,33 @@ public enum AdapterFit {
         guard (split.heldIn + split.heldOut).allSatisfy({ $0 >= 0 && $0 < h.rows }) else {
             throw EquivalenceError.invalidArgument("token split indexes rows outside 0..<\(h.rows)")
         }
-        let hi = h.gatherRows(split.heldIn), di = delta.gatherRows(split.heldIn)
-        let ho = h.gatherRows(split.heldOut), dout = delta.gatherRows(split.heldOut)
+        return try fit(heldIn: SplitRows(activations: h.gatherRows(split.heldIn), shifts: delta.gatherRows(split.heldIn)),
+                       heldOut: SplitRows(activations: h.gatherRows(split.heldOut), shifts: delta.gatherRows(split.heldOut)),
+                       options: options)
+    }
+
+    /// Fits on the `heldIn` rows, reports on both sets. `grams`, when given, must be the centred
+    /// statistics of exactly the held-in rows (`RegressionGrams(inputs: heldIn.activations,
+    /// targets: heldIn.shifts)`), computed once by a caller that also needs them elsewhere.
+    public static func fit(heldIn: SplitRows, heldOut: SplitRows, grams: RegressionGrams? = nil, options: AdapterFitOptions) throws -> AdapterFitResult {
+        let hi = heldIn.activations, di = heldIn.shifts, ho = heldOut.activations, dout = heldOut.shifts
+        guard hi.rank == 2, di.rank == 2, hi.rows == di.rows, ho.rank == 2, dout.rank == 2, ho.rows == dout.rows else {
+            throw EquivalenceError.shapeMismatch(what: "shifts", expected: [hi.rank == 2 ? hi.rows : -1, hi.rank == 2 ? hi.columns : -1], found: di.shape.dims)
+        }
+        if let g = grams, g.count != hi.rows || g.inputGram.rows != hi.columns || g.crossGram.columns != di.columns {
+            throw EquivalenceError.shapeMismatch(what: "regression statistics", expected: [hi.rows, hi.columns, di.columns],
+                                                 found: [g.count, g.inputGram.rows, g.crossGram.columns])
+        }
         let layer: SteeringLayer, act: SteeringActivation
         switch options.kind {
         case .vector:
             layer = try vector(shifts: di); act = .identity
         case .linear, .silu:
-            let rrr = try ReducedRankRegression(inputs: hi, targets: di, ridge: options.ridge)
+            // A fixed rank needs only that many directions of the fitted values.
+            var limit: Int? = nil
+            if case let .fixed(r) = options.rank { limit = max(r, 0) }
+            let rrr = try ReducedRankRegression(grams: grams ?? RegressionGrams(inputs: hi, targets: di), ridge: options.ridge,
+                                                directionLimit: limit)
             let r = chooseRank(rrr, options.rank)
             let lin = steeringLayer(rrr, rank: r)
             if options.kind == .linear {
@@ -124,7 +150,10 @@ public enum AdapterFit {
 
     /// The rank-r linear adapter fitted on all rows of `h`, `delta` (closed form).
     public static func linear(activations h: Tensor, shifts delta: Tensor, rank r: Int, ridge: Float = 0) throws -> SteeringLayer {
-        let rrr = try ReducedRankRegression(inputs: h, targets: delta, ridge: ridge)
+        guard h.rank == 2, delta.rank == 2, h.rows == delta.rows else {
+            throw EquivalenceError.shapeMismatch(what: "regression targets", expected: [h.rank == 2 ? h.rows : -1, -1], found: delta.shape.dims)
+        }
+        let rrr = try ReducedRankRegression(grams: RegressionGrams(inputs: h, targets: delta), ridge: ridge, directionLimit: max(r, 0))
         return steeringLayer(rrr, rank: min(max(r, 0), rrr.maximumRank))
     }
 

@@ -53,6 +53,8 @@ public struct DistillationResult: Sendable {
     /// Post-block adapter (site `blockOutput`), one `SteeringLayer` per steered layer.
     public var adapter: SteeringAdapter
     public var layers: [LayerDistillation]
+    /// Wall time per phase.
+    public var timings: DistillTimings
     /// Parameters of the adapter and their fraction of the base model's.
     public var parameterCount: Int
     public var parameterFraction: Double
@@ -60,6 +62,49 @@ public struct DistillationResult: Sendable {
     /// ("embedding", "final_norm", "lm_head"; only those that changed). Post-block steering cannot
     /// express these; a caller should warn with the figures.
     public var nonBlockChanges: [String: Float]
+}
+
+/// Where a running distillation is, reported as each phase starts.
+public struct DistillProgress: Sendable {
+    /// What the distillation is doing.
+    public enum Phase: String, Sendable {
+        /// Recording the fine-tune's block outputs (oracle and sequential), once for all layers.
+        case finetunedForward = "fine-tune forward"
+        /// Running the base: all layers at once (first-order, oracle) or one block (sequential),
+        /// and for first-order the block's JVP.
+        case baseForward = "base forward"
+        /// The layer's adapter fit.
+        case fit
+        /// Site fits and Theorem 3.1 of the layer.
+        case diagnostics
+        /// Finished.
+        case done
+    }
+    public var phase: Phase
+    /// Position of the current layer among the steered layers (0-based) and their count.
+    public var layerIndex: Int
+    public var layerCount: Int
+    /// The model layer (0-based), nil for phases over all layers.
+    public var layer: Int?
+}
+
+/// Wall-clock seconds of a distillation by phase (`DistillProgress.Phase`): forward passes of
+/// both models (and first-order JVPs), adapter fits, diagnostics.
+public struct DistillTimings: Sendable, Equatable {
+    public var forward: Double = 0
+    public var fit: Double = 0
+    public var diagnostics: Double = 0
+    public init() {}
+    /// Forward + fit + diagnostics.
+    public var total: Double { forward + fit + diagnostics }
+    mutating func add(_ seconds: Double, to phase: DistillProgress.Phase) {
+        switch phase {
+        case .finetunedForward, .baseForward: forward += seconds
+        case .fit: fit += seconds
+        case .diagnostics: diagnostics += seconds
+        case .done: break
+        }
+    }
 }
 
 /// Distils the difference between a base model and a fine-tuned one (different weights and/or
@@ -94,8 +139,12 @@ public enum Distiller {
     /// calibration tokens), reported on held-out ones.
     /// - Throws: `EquivalenceError.modelMismatch` when the models differ in shape, or errors of
     ///   the runtime and the fits.
+    ///
+    /// `progress`, when given, is called as each phase starts (see `DistillProgress`); the
+    /// result's `timings` say where the time went.
     public static func distill(base: LlamaModel, finetuned: LlamaModel, sequences: [[Int]],
-                               options: DistillOptions = .init()) throws -> DistillationResult {
+                               options: DistillOptions = .init(),
+                               progress: ((DistillProgress) -> Void)? = nil) throws -> DistillationResult {
         let c = base.config, L = c.numHiddenLayers
         guard c.hiddenSize == finetuned.config.hiddenSize, L == finetuned.config.numHiddenLayers,
               c.intermediateSize == finetuned.config.intermediateSize else {
@@ -114,6 +163,16 @@ public enum Distiller {
         let n = sequences.reduce(0) { $0 + $1.count }
         let split = TokenSplit(count: n, heldOutFraction: options.heldOutFraction, seed: options.seed)
         let noLogits = ForwardOptions(logits: .none)
+        var timings = DistillTimings()
+        var phaseStart = Date()
+        var phase = DistillProgress.Phase.finetunedForward
+        func enter(_ next: DistillProgress.Phase, _ index: Int, _ layer: Int?) {
+            let now = Date()
+            timings.add(now.timeIntervalSince(phaseStart), to: phase)
+            phase = next; phaseStart = now
+            progress?(DistillProgress(phase: next, layerIndex: index, layerCount: layers.count, layer: layer))
+        }
+        enter(options.method == .firstOrder ? .baseForward : .finetunedForward, 0, nil)
 
         var ftOutputs: [[Tensor]] = []   // [sequence][layer]
         if options.method != .firstOrder {
@@ -132,7 +191,10 @@ public enum Distiller {
         var fitted: [Int: SteeringLayer] = [:]
         var reports: [LayerDistillation] = []
         var shared: [[HookSite: Tensor]] = []
-        if options.method != .sequential { shared = try record(plainBase, layers) }
+        if options.method != .sequential {
+            enter(.baseForward, 0, nil)
+            shared = try record(plainBase, layers)
+        }
         // Sequential: the residual stream of the base steered at the layers fitted so far, advanced
         // one block at a time (each block runs once per sequence, not once per fitted layer).
         var residual: [Tensor]? = nil     // per sequence, entering layer `residualLayer`
@@ -148,9 +210,10 @@ public enum Distiller {
             }
             residualLayer = target
         }
-        for l in layers {
+        for (index, l) in layers.enumerated() {
             let recs: [[HookSite: Tensor]]
             if options.method == .sequential {
+                enter(.baseForward, index, l)
                 try advance(to: l)
                 var o = noLogits
                 o.layers = l..<(l + 1)
@@ -162,6 +225,7 @@ public enum Distiller {
             } else {
                 recs = shared
             }
+            if options.method == .firstOrder { enter(.baseForward, index, l) }
             let z = rows(recs, .blockOutput(l))
             let delta: Tensor
             switch options.method {
@@ -182,7 +246,18 @@ public enum Distiller {
                     try ev.jvp(try ev.forward(r[.blockInput(l)]!), delta: wd).output
                 })
             }
-            let fit = try AdapterFit.fit(activations: z, shifts: delta, split: split, options: options.fit)
+            enter(.fit, index, l)
+            // The held-in/held-out rows and the Float64 statistics of the held-in ones, built once
+            // and shared by the fit, the site diagnostics and Theorem 3.1.
+            let zi = z.gatherRows(split.heldIn), di = delta.gatherRows(split.heldIn)
+            let heldOutShifts = delta.gatherRows(split.heldOut)
+            let needGrams = options.fit.kind != .vector || options.diagnostics
+            let deltaRows = needGrams ? CentredRows(di) : nil
+            let zRows = needGrams ? CentredRows(zi) : nil
+            let zGrams = zRows.flatMap { zr in deltaRows.map { RegressionGrams(inputs: zr, targets: $0) } }
+            let fit = try AdapterFit.fit(heldIn: SplitRows(activations: zi, shifts: di),
+                                         heldOut: SplitRows(activations: z.gatherRows(split.heldOut), shifts: heldOutShifts),
+                                         grams: options.fit.kind == .vector ? nil : zGrams, options: options.fit)
             fitted[l] = fit.layer
             if options.method == .sequential {
                 // The steered block output becomes the residual entering layer l + 1.
@@ -194,32 +269,56 @@ public enum Distiller {
                 residualLayer = l + 1
             }
             var report = LayerDistillation(layer: l, fit: fit, theorem31: nil, siteErrors: [:])
-            if options.diagnostics {
+            if options.diagnostics, let deltaRows, let zRows, let zGrams {
+                enter(.diagnostics, index, l)
                 let x = rows(recs, .mlpOutput(l)), attn = rows(recs, .attentionOutput(l))
+                let xi = x.gatherRows(split.heldIn)
+                let xGrams = RegressionGrams(inputs: CentredRows(xi), targets: deltaRows)
                 let r = max(fit.rank, 1)
                 var siteOptions = options.fit
                 if siteOptions.kind == .vector { siteOptions.kind = .linear }
                 siteOptions.rank = .fixed(r)
-                for (kind, act) in [(HookSiteKind.attentionOutput, attn), (.mlpOutput, x), (.blockOutput, z)] {
+                for kind in [HookSiteKind.attentionOutput, .mlpOutput, .blockOutput] {
                     // At the block output with the fit's own kind and rank the site fit is the
                     // fit itself (same rows, same deterministic computation): reuse it.
                     if kind == .blockOutput && options.fit.kind != .vector && fit.rank == r {
                         report.siteErrors[kind] = fit.heldOutRelativeError
                         continue
                     }
-                    report.siteErrors[kind] = try AdapterFit.fit(activations: act, shifts: delta, split: split, options: siteOptions).heldOutRelativeError
+                    let inputs: Tensor, heldIn: Tensor, grams: RegressionGrams
+                    switch kind {
+                    case .attentionOutput:
+                        inputs = attn; heldIn = attn.gatherRows(split.heldIn)
+                        grams = RegressionGrams(inputs: CentredRows(heldIn), targets: deltaRows)
+                    case .mlpOutput: inputs = x; heldIn = xi; grams = xGrams
+                    default: inputs = z; heldIn = zi; grams = zGrams
+                    }
+                    report.siteErrors[kind] = try AdapterFit.fit(
+                        heldIn: SplitRows(activations: heldIn, shifts: di),
+                        heldOut: SplitRows(activations: inputs.gatherRows(split.heldOut), shifts: heldOutShifts),
+                        grams: grams, options: siteOptions).heldOutRelativeError
                 }
-                let xi = x.gatherRows(split.heldIn), di = delta.gatherRows(split.heldIn)
-                let post = try ReducedRankRegression(inputs: xi, targets: di, ridge: options.fit.ridge, intercept: false)
+                // Theorem 3.1 for T = X·W_r (the best rank-r post-MLP linear steer without bias) against
+                // Z on the held-in tokens. T = P·Uᵀ with P = X·down and U = V_r orthonormal, so the
+                // report is computed from P's Grams ([r, r], [r, d]) and Z's uncentred Gram
+                // ZᵀZ = ZcᵀZc + N·m mᵀ (already in the fit's statistics).
+                let post = try ReducedRankRegression(grams: xGrams.uncentred, ridge: options.fit.ridge, directionLimit: r)
                 let f = post.factors(rank: min(r, post.maximumRank))
-                let t = matmul(matmul(xi, f.down), f.up, transposeB: true)
-                report.theorem31 = try Theorem31.analyze(target: t, blockOutput: z.gatherRows(split.heldIn))
+                let pw = DoubleMatrix(matmul(xi, f.down))
+                var pz = pw.multiplied(by: zRows.centred, transposeSelf: true)          // Pᵀ Z_c
+                var pSum = [Double](repeating: 0, count: pw.columns)
+                for i in 0..<pw.rows { for j in 0..<pw.columns { pSum[j] += pw[i, j] } }
+                pz.addOuterProduct(pSum, zRows.mean)                                     // Pᵀ Z
+                var zz = zGrams.inputGram
+                zz.addOuterProduct(zRows.mean, zRows.mean, alpha: Double(zRows.count))
+                report.theorem31 = try Theorem31.analyze(Theorem31Grams(targetGram: pw.gram(), crossGram: pz, blockOutputGram: zz))
             }
             reports.append(report)
         }
+        enter(.done, layers.count, nil)
         let adapter = SteeringAdapter(site: .blockOutput, activation: activation(options.fit.kind), layers: fitted)
         let params = adapter.parameterCount
-        return DistillationResult(adapter: adapter, layers: reports, parameterCount: params,
+        return DistillationResult(adapter: adapter, layers: reports, timings: timings, parameterCount: params,
                                   parameterFraction: Double(params) / Double(max(modelParameterCount(base.weights), 1)),
                                   nonBlockChanges: nonBlockChanges(base: base.weights, finetuned: finetuned.weights))
     }

@@ -28,27 +28,65 @@ public struct Theorem31Report: Sendable {
 /// Σσᵢ²sin²θᵢ ≤ e*²‖T‖² ≤ Σσᵢ²sin²θ_{k+1−i}.
 public enum Theorem31 {
     /// Computes e*, the principal angles and both bounds for target T `[N, k]` and block outputs
-    /// Z `[N, d]` (tokens as rows). Ranks are decided with singular values below
-    /// `rankTolerance · σ₁` counted as zero (float32 data: 1e-5 keeps rounding noise out).
+    /// Z `[N, d]` (tokens as rows), through their Grams (`Theorem31Grams`).
     public static func analyze(target t: Tensor, blockOutput z: Tensor, rankTolerance: Float = 1e-5) throws -> Theorem31Report {
         guard t.rank == 2, z.rank == 2, t.rows == z.rows else {
             throw EquivalenceError.shapeMismatch(what: "block outputs Z", expected: [t.rank == 2 ? t.rows : -1, -1], found: z.shape.dims)
         }
-        let normT = Double(t.frobeniusNorm)
-        let st = try svd(t, precision: .double)
-        let kT = numericalRank(st.singularValues, rankTolerance)
-        guard normT > 0, kT > 0 else {
-            return Theorem31Report(exact: 0, lower: 0, upper: 0, angles: [], singularValues: [], rankT: 0, rankZ: try zRank(z, rankTolerance))
+        return try analyze(Theorem31Grams(target: t, blockOutput: z), rankTolerance: rankTolerance)
+    }
+
+    /// The report from the Grams alone; only `[k, k]` and `[d, d]` matrices are decomposed.
+    ///
+    /// Ranks: σᵢ(T) come from the eigenvalues of TᵀT, and rank T counts those above
+    /// `rankTolerance · σ₁` (float32 data: 1e-5 keeps rounding noise out). Z's columns are first
+    /// equilibrated (scaled to unit norm, zero columns dropped; col(Z) does not change), so the
+    /// few huge coordinates of a residual stream do not push real directions under the
+    /// tolerance; rank Z counts the equilibrated singular values above `rankTolerance · s₁`.
+    /// With orthonormal bases Q_T = T V_T Λ_T^(-1/2) and Q_Z (from the Cholesky factor of the
+    /// equilibrated ZᵀZ, or its eigenvectors when that is ill-conditioned; never formed: N × k),
+    /// C = Q_Tᵀ Q_Z = Λ_T^(-1/2) V_Tᵀ (TᵀQ_Z), cos²θᵢ are the eigenvalues of CCᵀ
+    /// (θ = atan2(√(1 − cos²), cos): small angles to ~1e-8 absolute), and
+    /// e*²‖T‖² = ‖T‖² − ‖Q_Zᵀ T‖². Float64 throughout.
+    public static func analyze(_ g: Theorem31Grams, rankTolerance: Float = 1e-5) throws -> Theorem31Report {
+        let k = g.targetGram.rows, d = g.blockOutputGram.rows
+        precondition(g.targetGram.columns == k && g.crossGram.rows == k && g.crossGram.columns == d && g.blockOutputGram.columns == d,
+                     "Theorem31Grams: inconsistent shapes")
+        // Z: equilibrate; an orthonormal basis of col(Z) is Q_Z = Z_s R⁻¹ from the Cholesky factor
+        // R of the equilibrated Gram when that is well conditioned (reciprocal condition ≥ 1e-6,
+        // so every singular value is far above the rank tolerance: rank Z = d), otherwise
+        // Z_s V_Z Λ_Z^(-1/2) over the eigenvalues above the tolerance.
+        let sz = (0..<d).map { g.blockOutputGram[$0, $0] > 0 ? 1 / g.blockOutputGram[$0, $0].squareRoot() : 0 }
+        let zs = g.blockOutputGram.scaled(rows: sz, columns: sz)
+        let tzs = g.crossGram.scaled(rows: [Double](repeating: 1, count: k), columns: sz)
+        let kZ: Int, tzv: DoubleMatrix                                      // tzv = Tᵀ Q_Z  [k, kZ]
+        if sz.allSatisfy({ $0 > 0 }), let r = try zs.cholesky(minimumReciprocalCondition: 1e-6) {
+            kZ = d
+            tzv = r.solveTransposed(tzs.transposed).transposed
+        } else {
+            let ez = try zs.symmetricEigen()
+            kZ = numericalRank(ez.values.map { Float(max($0, 0).squareRoot()) }, rankTolerance)
+            var m = tzs.multiplied(by: ez.vectors.leadingColumns(kZ))
+            for i in 0..<k { for j in 0..<kZ { m[i, j] /= ez.values[j].squareRoot() } }
+            tzv = m
         }
-        let qt = leadingColumns(st.u, kT)
-        let sz = try svd(z, precision: .double)
-        let kZ = numericalRank(sz.singularValues, rankTolerance)
-        let qz = leadingColumns(sz.u, kZ)
-        // e*: residual of T after projecting its columns onto col(Z).
-        let residual = t - matmul(qz, matmul(qz, t, transposeA: true))
-        let exact = Double(residual.frobeniusNorm) / normT
-        let angles = try principalAngles(orthonormal: qt, orthonormal: qz)
-        let sig = Array(st.singularValues.prefix(kT))
+        let normT2 = g.targetGram.trace
+        let et = try g.targetGram.symmetricEigen()
+        let sigmaT = et.values.map { Float(max($0, 0).squareRoot()) }
+        let kT = numericalRank(sigmaT, rankTolerance)
+        guard normT2 > 0, kT > 0 else {
+            return Theorem31Report(exact: 0, lower: 0, upper: 0, angles: [], singularValues: [], rankT: 0, rankZ: kZ)
+        }
+        let projected = tzv.sumOfSquares                                                           // ‖Q_Zᵀ T‖²
+        let exact = (max(normT2 - projected, 0) / normT2).squareRoot()
+        var c = et.vectors.leadingColumns(kT).multiplied(by: tzv, transposeSelf: true)             // [kT, kZ]
+        for i in 0..<kT { for j in 0..<kZ { c[i, j] /= et.values[i].squareRoot() } }
+        let cos2 = try c.multiplied(by: c, transposeOther: true).symmetricEigen().values         // descending ↔ θ ascending
+        let angles = cos2.map { v -> Float in
+            let c2 = min(max(v, 0), 1)
+            return Float(atan2((1 - c2).squareRoot(), c2.squareRoot()))
+        }.sorted()
+        let sig = Array(sigmaT.prefix(kT))
         var lo = 0.0, hi = 0.0
         for i in 0..<kT {
             let s2 = Double(sig[i]) * Double(sig[i])
@@ -56,6 +94,7 @@ public enum Theorem31 {
             lo += s2 * a * a
             hi += s2 * b * b
         }
+        let normT = normT2.squareRoot()
         return Theorem31Report(exact: Float(exact), lower: Float(lo.squareRoot() / normT), upper: Float(hi.squareRoot() / normT),
                                angles: angles, singularValues: sig, rankT: kT, rankZ: kZ)
     }
@@ -110,8 +149,25 @@ public enum Theorem31 {
             }
         }
     }
+}
 
-    private static func zRank(_ z: Tensor, _ tol: Float) throws -> Int {
-        numericalRank(try singularValues(z, precision: .double), tol)
+/// Gram matrices of Theorem 3.1's inputs, tokens as rows, uncentred, Float64: TᵀT `[k, k]`,
+/// TᵀZ `[k, d]`, ZᵀZ `[d, d]` for a target T `[N, k]` and block outputs Z `[N, d]`. Any T′ with
+/// the same column space and singular values gives the same report (e.g. the factor P of
+/// T = P·Uᵀ with U orthonormal columns, whose Grams are `[r, r]` and `[r, d]`).
+public struct Theorem31Grams: Sendable {
+    public var targetGram: DoubleMatrix
+    public var crossGram: DoubleMatrix
+    public var blockOutputGram: DoubleMatrix
+
+    /// The Grams as given.
+    public init(targetGram: DoubleMatrix, crossGram: DoubleMatrix, blockOutputGram: DoubleMatrix) {
+        self.targetGram = targetGram; self.crossGram = crossGram; self.blockOutputGram = blockOutputGram
+    }
+
+    /// The Grams of T `[N, k]` and Z `[N, d]` (`dsyrk`/`dgemm` over the N rows in Float64).
+    public init(target t: Tensor, blockOutput z: Tensor) {
+        let tw = DoubleMatrix(t), zw = DoubleMatrix(z)
+        self.init(targetGram: tw.gram(), crossGram: tw.multiplied(by: zw, transposeSelf: true), blockOutputGram: zw.gram())
     }
 }

@@ -125,7 +125,12 @@ struct DistillCommand: ParsableCommand {
         if method == "kl" { return try runKL(base: baseModel, finetuned: ft, calibration: sequences, fit: fit) }
         let options = DistillOptions(method: DistillMethod(rawValue: method)!, fit: fit, layers: try layerList(baseModel.config.numHiddenLayers),
                                      heldOutFraction: heldOut, seed: seed)
-        let result = try Distiller.distill(base: baseModel, finetuned: ft, sequences: sequences, options: options)
+        let status = TerminalStatus()
+        let result = try Distiller.distill(base: baseModel, finetuned: ft, sequences: sequences, options: options) { p in
+            let where_ = p.layer.map { "layer \(p.layerIndex + 1)/\(p.layerCount) (model layer \($0))" } ?? "all layers"
+            status.update(done: p.layerIndex, total: p.layerCount, label: "distill: \(where_)  \(p.phase.rawValue)")
+        }
+        status.finish()
 
         print("layer  rank  params  heldout_err  e*      lower   upper   pre_mlp  post_mlp  post_block")
         for l in result.layers {
@@ -134,6 +139,8 @@ struct DistillCommand: ParsableCommand {
             print(String(format: "%5d  %4d  %6d  %11.4f  ", l.layer, l.fit.rank, l.fit.parameterCount, l.fit.heldOutRelativeError)
                   + "\(f(t?.exact))  \(f(t?.lower))  \(f(t?.upper))  \(f(l.siteErrors[.attentionOutput]))   \(f(l.siteErrors[.mlpOutput]))    \(f(l.siteErrors[.blockOutput]))")
         }
+        let t = result.timings
+        print(String(format: "time %.1f s: forward passes %.1f s, fits %.1f s, diagnostics %.1f s", t.total, t.forward, t.fit, t.diagnostics))
         print("parameters \(result.parameterCount) (\(String(format: "%.4f", 100 * result.parameterFraction))% of the model), method \(method), kind \(kind), \(sequences.reduce(0) { $0 + $1.count }) calibration tokens")
 
         for (name, change) in result.nonBlockChanges.sorted(by: { $0.key < $1.key }) {
@@ -150,7 +157,8 @@ struct DistillCommand: ParsableCommand {
     }
 
     /// Stable report keys: parameters, parameter_fraction, method, kind, layers[{layer, rank,
-    /// heldout_relative_error, theorem31 {exact, lower, upper}, sites {pre_mlp, post_mlp, post_block}}].
+    /// heldout_relative_error, theorem31 {exact, lower, upper}, sites {pre_mlp, post_mlp, post_block}}],
+    /// seconds {total, forward, fit, diagnostics}.
     func reportJSON(_ r: DistillationResult) -> JSONValue {
         func num(_ x: Float?) -> JSONValue { x.map { .float($0) } ?? .null }
         let layers: [JSONValue] = r.layers.map { l in
@@ -164,6 +172,8 @@ struct DistillCommand: ParsableCommand {
         }
         return .object([("parameters", .int(r.parameterCount)), ("parameter_fraction", .double(r.parameterFraction)),
                         ("method", .string(method)), ("kind", .string(kind)), ("layers", .array(layers)),
+                        ("seconds", .object([("total", .double(r.timings.total)), ("forward", .double(r.timings.forward)),
+                                             ("fit", .double(r.timings.fit)), ("diagnostics", .double(r.timings.diagnostics))])),
                         ("nonblock_relative_change", .object(r.nonBlockChanges.sorted { $0.key < $1.key }.map { ($0.key, .float($0.value)) }))])
     }
 

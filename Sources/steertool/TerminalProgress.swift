@@ -36,3 +36,29 @@ final class TerminalProgress {
         FileHandle.standardError.write(Data("\r\u{1B}[K".utf8))
     }
 }
+
+/// A one-line status on stderr for work in stages ("layer 3/30  fit  0:42 elapsed  ETA 2:10"):
+/// the ETA extrapolates the elapsed time over the stages done. Drawn only when stderr is a
+/// terminal; silent otherwise.
+final class TerminalStatus {
+    private let start = Date()
+    private let enabled = isatty(STDERR_FILENO) == 1
+
+    /// Shows `label` with `done` of `total` stages finished.
+    func update(done: Int, total: Int, label: String) {
+        guard enabled else { return }
+        let elapsed = Date().timeIntervalSince(start)
+        var line = "\r\u{1B}[K" + label + String(format: "  %d:%02d elapsed", Int(elapsed) / 60, Int(elapsed) % 60)
+        if done > 0 && done < total {
+            let eta = elapsed / Double(done) * Double(total - done)
+            line += String(format: "  ETA %d:%02d", Int(eta) / 60, Int(eta) % 60)
+        }
+        FileHandle.standardError.write(Data(line.utf8))
+    }
+
+    /// Clears the line.
+    func finish() {
+        guard enabled else { return }
+        FileHandle.standardError.write(Data("\r\u{1B}[K".utf8))
+    }
+}

@@ -45,6 +45,39 @@ import TestSupport
         #expect(relativeError(ours.scalars, wr.scalars) < 1e-4)
     }
 
+    // Collinear inputs (a duplicated column and a constant one): the Cholesky route refuses the
+    // singular normal equations and the minimum-norm pseudo-inverse takes over; W must equal
+    // LAPACK gelsd's minimum-norm solution on the centred rows.
+    @Test func rankDeficientInputsGiveTheMinimumNormSolution() throws {
+        let n = 120, d = 6
+        let base = Tensor.randomNormal([n, d - 2], seed: 21)
+        let h = Tensor(shape: [n, d]) { o in
+            for t in 0..<n {
+                for j in 0..<(d - 2) { o[t * d + j] = base[t, j] }
+                o[t * d + d - 2] = base[t, 0]    // duplicate of column 0
+                o[t * d + d - 1] = 3             // constant: zero after centring
+            }
+        }
+        let delta = matmul(h, Tensor.randomNormal([d, d], seed: 22)) + 0.1 * Tensor.randomNormal([n, d], seed: 23)
+        let hc = h.addingToEachRow(h.columnMeans().map { -$0 }), dc = delta.addingToEachRow(delta.columnMeans().map { -$0 })
+        let reference = try leastSquares(hc, dc, rcond: 1e-6).solution
+        let rrr = try ReducedRankRegression(inputs: h, targets: delta)
+        #expect(relativeError(rrr.coefficients.scalars, reference.scalars) < 1e-4)
+    }
+
+    // Computing only the leading r directions gives the same rank-r adapter and error.
+    @Test func directionLimitKeepsTheRankRFit() throws {
+        let fx = try FixtureFile("equivalence/rrr.safetensors")
+        let g = RegressionGrams(inputs: try fx["h"], targets: try fx["delta"])
+        let full = try ReducedRankRegression(grams: g), limited = try ReducedRankRegression(grams: g, directionLimit: 3)
+        #expect(limited.maximumRank == 3)
+        let a = AdapterFit.steeringLayer(full, rank: 3), b = AdapterFit.steeringLayer(limited, rank: 3)
+        let wa = matmul(try #require(a.down), try #require(a.up), transposeB: true)
+        let wb = matmul(try #require(b.down), try #require(b.up), transposeB: true)
+        #expect(relativeError(wa.scalars, wb.scalars) < 1e-5)
+        #expect(abs(full.relativeError(rank: 3) - limited.relativeError(rank: 3)) < 1e-6)
+    }
+
     @Test func rankChoiceReachesTarget() throws {
         let fx = try FixtureFile("equivalence/rrr.safetensors")
         let rrr = try ReducedRankRegression(inputs: try fx["h"], targets: try fx["delta"])

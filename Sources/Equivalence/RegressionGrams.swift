@@ -1,0 +1,58 @@
+import Tensors
+
+/// Sufficient statistics of a least-squares regression of targets Y `[N, q]` on inputs X `[N, p]`
+/// (tokens as rows), from which `ReducedRankRegression` solves without touching the rows again:
+/// the centred Gram XcᵀXc `[p, p]`, the centred cross product XcᵀYc `[p, q]`, ‖Yc‖²_F and ‖Y‖²_F,
+/// and the column means (zeros for a regression without intercept, whose Grams are uncentred).
+///
+/// Precision: the rows are widened to Float64 and the products accumulated by `dsyrk`/`dgemm` in
+/// Float64, so the Grams hold the Float32 data's information to ~1e-16 relative; solving from
+/// them squares the condition number of X, which `ReducedRankRegression` counters with Jacobi
+/// equilibration (see there).
+public struct RegressionGrams: Sendable {
+    /// N, the number of rows.
+    public let count: Int
+    /// Column means of X `[p]` and Y `[q]` (zeros without intercept).
+    public let inputMean: [Double], targetMean: [Double]
+    /// XcᵀXc `[p, p]`.
+    public let inputGram: DoubleMatrix
+    /// XcᵀYc `[p, q]`.
+    public let crossGram: DoubleMatrix
+    /// ‖Yc‖²_F and ‖Y‖²_F (uncentred).
+    public let centredTargetEnergy: Double, targetEnergy: Double
+
+    /// The Grams of inputs and targets prepared as `CentredRows` (both centred, or both not).
+    public init(inputs x: CentredRows, targets y: CentredRows) {
+        precondition(x.count == y.count, "RegressionGrams: \(x.count) input rows, \(y.count) target rows")
+        count = x.count
+        inputMean = x.mean; targetMean = y.mean
+        inputGram = x.centred.gram()
+        crossGram = x.centred.multiplied(by: y.centred, transposeSelf: true)
+        centredTargetEnergy = y.centred.sumOfSquares
+        targetEnergy = y.energy
+    }
+
+    /// The Grams of `x` `[N, p]` and `y` `[N, q]`, centred when `intercept`.
+    public init(inputs x: Tensor, targets y: Tensor, intercept: Bool = true) {
+        self.init(inputs: CentredRows(x, centre: intercept), targets: CentredRows(y, centre: intercept))
+    }
+
+    private init(count: Int, inputMean: [Double], targetMean: [Double], inputGram: DoubleMatrix, crossGram: DoubleMatrix,
+                 centredTargetEnergy: Double, targetEnergy: Double) {
+        self.count = count; self.inputMean = inputMean; self.targetMean = targetMean
+        self.inputGram = inputGram; self.crossGram = crossGram
+        self.centredTargetEnergy = centredTargetEnergy; self.targetEnergy = targetEnergy
+    }
+
+    /// The same rows' statistics for a regression without intercept: XᵀX = XcᵀXc + N·m_x m_xᵀ,
+    /// XᵀY = XcᵀYc + N·m_x m_yᵀ, ‖Y‖² for both energies, zero means (no new pass over the rows).
+    public var uncentred: RegressionGrams {
+        var g = inputGram, c = crossGram
+        let n = Double(count)
+        g.addOuterProduct(inputMean, inputMean, alpha: n)
+        c.addOuterProduct(inputMean, targetMean, alpha: n)
+        return RegressionGrams(count: count, inputMean: [Double](repeating: 0, count: inputMean.count),
+                               targetMean: [Double](repeating: 0, count: targetMean.count),
+                               inputGram: g, crossGram: c, centredTargetEnergy: targetEnergy, targetEnergy: targetEnergy)
+    }
+}
