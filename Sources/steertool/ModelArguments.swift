@@ -8,7 +8,7 @@ struct ModelArguments: ParsableArguments {
     @Option(name: .long, help: "Model: Hugging Face folder (config.json + safetensors) or GGUF file.")
     var model: String
 
-    @Option(name: .long, help: "Adapter applied unmerged (PEFT LoRA folder or steering adapter file); repeatable.")
+    @Option(name: .long, help: "Adapter applied unmerged, repeatable: PEFT LoRA folder, steering file (.safetensors), llama.cpp control vector (.gguf) or joint bundle folder; append :<scale> to scale a steering part (vec.safetensors:0.5).")
     var adapter: [String] = []
 
     @Option(name: .long, help: "How the weight matrices are held: f32, or q8_0 (kept quantized: a Q8_0 GGUF as stored, anything else quantized at load).")

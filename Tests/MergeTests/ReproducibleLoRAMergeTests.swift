@@ -1,3 +1,4 @@
+import CKernels
 import Merge
 import Runtime
 import Tensors
@@ -38,7 +39,7 @@ import Testing
         for threads in [1, 2] {
             BLAS.setThreadCount(threads)
             for level in CPUKernelLevel.allCases where level.rawValue <= CPUKernelLevel.best.rawValue {
-                #expect(try u.merged(into: w, level: level) == want, "\(shape), \(threads) threads, \(level)")
+                #expect(try u.merged(into: w, kernel: steertool_kernel_level(rawValue: UInt32(level.rawValue))) == want, "\(shape), \(threads) threads, \(level)")
             }
         }
         BLAS.setThreadCount(1)

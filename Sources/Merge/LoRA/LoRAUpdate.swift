@@ -1,6 +1,5 @@
 import CKernels
 import Dispatch
-import Runtime
 import Tensors
 
 /// One module's LoRA in PEFT orientation: `a` `[r, in]`, `b` `[out, r]`, ΔW = scaling · B·A,
@@ -44,17 +43,28 @@ public struct LoRAUpdate: Sendable, Equatable {
     /// Bit-reproducible on every machine (so a merged checkpoint can be identified by its hash):
     /// W[o,i] + s·Σ_k B[o,k]·A[k,i] with each product and sum rounded in f32 in a fixed order
     /// (k ascending, never fused), as PEFT's `W + (B @ A) * s` up to torch's summation order.
-    /// Rows are split over `BLAS.threadCount` threads; each row's arithmetic is the same. `level`
-    /// forces a vector path (tests); all give the same bits.
-    public func merged(into weight: Tensor, name: String = "weight", level: CPUKernelLevel = .best) throws -> Tensor {
+    /// Rows are split over `BLAS.threadCount` threads; each row's arithmetic is the same. Runs
+    /// the best kernel path this CPU has; every path gives the same bits.
+    public func merged(into weight: Tensor, name: String = "weight") throws -> Tensor {
+        try merged(into: weight, name: name, kernel: steertool_kernel_best_level())
+    }
+
+    /// `merged(into:name:)` on a forced kernel path (tests compare the paths; a path above the
+    /// CPU's best is lowered to it by the kernel).
+    package func merged(into weight: Tensor, name: String = "weight", kernel: steertool_kernel_level) throws -> Tensor {
         var out = weight
-        try apply(to: &out, name: name, level: level)
+        try apply(to: &out, name: name, kernel: kernel)
         return out
     }
 
     /// `merged(into:)` in place: `weight` becomes W + s·B·A (same bits), without a copy when
     /// `weight`'s storage is not shared.
-    public func apply(to weight: inout Tensor, name: String = "weight", level: CPUKernelLevel = .best) throws {
+    public func apply(to weight: inout Tensor, name: String = "weight") throws {
+        try apply(to: &weight, name: name, kernel: steertool_kernel_best_level())
+    }
+
+    /// `apply(to:name:)` on a forced kernel path.
+    package func apply(to weight: inout Tensor, name: String = "weight", kernel level: steertool_kernel_level) throws {
         let expected = fanInFanOut ? [inFeatures, outFeatures] : [outFeatures, inFeatures]
         guard weight.shape.dims == expected else {
             throw MergeError.shapeMismatch(tensor: name, expected: expected, found: weight.shape.dims)
@@ -69,8 +79,7 @@ public struct LoRAUpdate: Sendable, Equatable {
     }
 
     /// w `[out, in]` += s·B·A through the reproducible kernel.
-    private func addDelta(into w: inout Tensor, level: CPUKernelLevel) {
-        let path = steertool_kernel_level(rawValue: UInt32(level.rawValue))
+    private func addDelta(into w: inout Tensor, level path: steertool_kernel_level) {
         let rows = outFeatures, cols = inFeatures, r = rank, s = scaling
         guard rows > 0, cols > 0 else { return }
         let chunks = rows * cols * max(r, 1) < 1 << 20 ? 1 : max(1, min(BLAS.threadCount, rows))

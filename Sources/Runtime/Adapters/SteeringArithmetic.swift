@@ -1,4 +1,3 @@
-import Runtime
 import Tensors
 
 /// Arithmetic on post-block steering adapters (Δh = scale·(U·φ(Dᵀh) + b) per layer).
@@ -12,14 +11,14 @@ public enum SteeringArithmetic {
     /// Σᵢ weights[i]·adapters[i]. Throws when sites or activations differ, or a layer's widths differ.
     public static func weightedSum(_ adapters: [SteeringAdapter], weights: [Float]) throws -> SteeringAdapter {
         guard let first = adapters.first, adapters.count == weights.count else {
-            throw MergeError.incompatibleInputs("\(adapters.count) adapters and \(weights.count) weights")
+            throw SteeringAdapterError.incompatibleInputs("\(adapters.count) adapters and \(weights.count) weights")
         }
         for a in adapters where a.site != first.site {
-            throw MergeError.incompatibleInputs("adapters steer different sites (\(first.site) and \(a.site))")
+            throw SteeringAdapterError.incompatibleInputs("adapters steer different sites (\(first.site) and \(a.site))")
         }
         let linearKinds = adapters.filter { $0.layers.values.contains { $0.down != nil } }
         if let other = linearKinds.first(where: { $0.activation != linearKinds[0].activation }) {
-            throw MergeError.incompatibleInputs("cannot add a \(linearKinds[0].activation.rawValue) adapter to a \(other.activation.rawValue) one")
+            throw SteeringAdapterError.incompatibleInputs("cannot add a \(linearKinds[0].activation.rawValue) adapter to a \(other.activation.rawValue) one")
         }
         let activation = linearKinds.first?.activation ?? first.activation
         var layers: [Int: SteeringLayer] = [:]
@@ -32,7 +31,7 @@ public enum SteeringArithmetic {
                 let coef = w * a.scale
                 let d = layer.bias?.count ?? layer.down?.rows ?? 0
                 if let width, width != d {
-                    throw MergeError.shapeMismatch(tensor: "layers.\(l)", expected: [width], found: [d])
+                    throw SteeringAdapterError.shapeMismatch(tensor: "layers.\(l)", expected: [width], found: [d])
                 }
                 width = d
                 if let down = layer.down, let up = layer.up {
@@ -69,10 +68,10 @@ public enum SteeringArithmetic {
     /// Re-compresses every linear layer to rank ≤ `rank` (see the type's documentation);
     /// returns the adapter and, per layer, ‖M − U Dᵀ‖_F (the SVD tail). Scale is folded in.
     public static func recompressed(_ a: SteeringAdapter, rank: Int) throws -> (adapter: SteeringAdapter, frobeniusError: [Int: Double]) {
-        guard rank >= 1 else { throw MergeError.invalidParameter(name: "rank", value: "\(rank)", reason: "must be ≥ 1") }
+        guard rank >= 1 else { throw SteeringAdapterError.invalidParameter(name: "rank", value: "\(rank)", reason: "must be ≥ 1") }
         let hasLinear = a.layers.values.contains { $0.down != nil }
         if hasLinear && a.activation != .identity {
-            throw MergeError.unsupported("SVD re-compression needs a linear (identity) adapter; a \(a.activation.rawValue) adapter's shift U·φ(Dᵀh) is not a linear map of h")
+            throw SteeringAdapterError.unsupported("SVD re-compression needs a linear (identity) adapter; a \(a.activation.rawValue) adapter's shift U·φ(Dᵀh) is not a linear map of h")
         }
         var out = scaled(a, by: 1)
         var errors: [Int: Double] = [:]
@@ -81,7 +80,7 @@ public enum SteeringArithmetic {
             let m = matmul(up, down, transposeB: true)   // [d, d]
             let s: SingularValueDecomposition
             do { s = try svd(m, precision: .double) } catch {
-                throw MergeError.numerical(tensor: "layers.\(l)", reason: "SVD failed: \(error)")
+                throw SteeringAdapterError.numerical(tensor: "layers.\(l)", reason: "SVD failed: \(error)")
             }
             let r = min(rank, s.singularValues.count)
             var u = Tensor(shape: [m.rows, r])

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""Rewrites the table under "### Speed (`make bench`)" in README.md from bench/results.json
-(run after `make bench`; the README's prose around the table is kept).
+"""Rewrites the table under "### Speed" in docs/benchmarks.md from bench/results.json
+(run after `make bench`; the prose around the table is kept). The README's short speed table is
+edited by hand.
 
-Usage: python3 scripts/readme_bench_table.py
+Usage: python3 scripts/bench_table.py
 """
 import json
 from pathlib import Path
@@ -24,16 +25,16 @@ def main() -> None:
     for r in results:
         rows.append(f"| {r['name']} | {r['unit']} | {fmt(r['steertool'])} | {r['peer'] or '—'} | "
                     f"{fmt(r['peer_value'])} | {fmt(r['ratio'])} |")
-    readme = ROOT / "README.md"
+    readme = ROOT / "docs" / "benchmarks.md"
     lines = readme.read_text().split("\n")
-    start = lines.index("### Speed (`make bench`)")
+    start = lines.index("### Speed")
     first = next(i for i in range(start, len(lines)) if lines[i].startswith("| figure |"))
     last = first
     while last < len(lines) and lines[last].startswith("|"):
         last += 1
     lines[first:last] = rows
     readme.write_text("\n".join(lines))
-    print(f"README.md: {len(results)} rows")
+    print(f"docs/benchmarks.md: {len(results)} rows")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,5 @@
 import Foundation
 import Formats
-import Runtime
 import Tensors
 
 /// Import of post-block adapters trained with the paper authors' released code: a full-model
@@ -22,7 +21,7 @@ public enum AuthorsAdapterImport {
         return nil
     }
 
-    /// Converts a state dict. Throws `MergeError` when no adapter tensors are present, a layer
+    /// Converts a state dict. Throws `SteeringAdapterError` when no adapter tensors are present, a layer
     /// has only one of down/up, shapes do not pair ([r, d] and [d, r]), widths differ across
     /// layers, or a bias tensor is present (the authors' adapter has none).
     public static func adapter(from tensors: [String: Tensor], alpha: Float, activation: SteeringActivation,
@@ -30,26 +29,26 @@ public enum AuthorsAdapterImport {
         var downs: [Int: Tensor] = [:], ups: [Int: Tensor] = [:]
         for (name, t) in tensors {
             if name.contains("adapters.layer") && name.hasSuffix(".bias") {
-                throw MergeError.unsupported("\(source): '\(name)' is a bias; the authors' adapter has none")
+                throw SteeringAdapterError.unsupported("\(source): '\(name)' is a bias; the authors' adapter has none")
             }
             guard let (l, part) = parse(name) else { continue }
-            guard t.rank == 2 else { throw MergeError.shapeMismatch(tensor: name, expected: [-1, -1], found: t.shape.dims) }
+            guard t.rank == 2 else { throw SteeringAdapterError.shapeMismatch(tensor: name, expected: [-1, -1], found: t.shape.dims) }
             if part == "down" { downs[l] = t } else { ups[l] = t }
         }
         guard !downs.isEmpty || !ups.isEmpty else {
-            throw MergeError.missingTensor(name: "adapters.layer{i}_block.down.weight", source: source)
+            throw SteeringAdapterError.missingTensor(name: "adapters.layer{i}_block.down.weight", source: source)
         }
         var layers: [Int: SteeringLayer] = [:]
         var width: Int?
         for l in Set(downs.keys).union(ups.keys).sorted() {
             guard let down = downs[l], let up = ups[l] else {
-                throw MergeError.missingTensor(name: "adapters.layer\(l)_block.\(downs[l] == nil ? "down" : "up").weight", source: source)
+                throw SteeringAdapterError.missingTensor(name: "adapters.layer\(l)_block.\(downs[l] == nil ? "down" : "up").weight", source: source)
             }
             guard up.rows == down.columns, up.columns == down.rows else {
-                throw MergeError.shapeMismatch(tensor: "adapters.layer\(l)_block.up.weight", expected: [down.columns, down.rows], found: up.shape.dims)
+                throw SteeringAdapterError.shapeMismatch(tensor: "adapters.layer\(l)_block.up.weight", expected: [down.columns, down.rows], found: up.shape.dims)
             }
             if let width, width != down.columns {
-                throw MergeError.shapeMismatch(tensor: "adapters.layer\(l)_block.down.weight", expected: [down.rows, width], found: down.shape.dims)
+                throw SteeringAdapterError.shapeMismatch(tensor: "adapters.layer\(l)_block.down.weight", expected: [down.rows, width], found: down.shape.dims)
             }
             width = down.columns
             layers[l] = SteeringLayer(down: down.transposed(), up: alpha * up)

@@ -1,6 +1,5 @@
 import Foundation
 import Formats
-import Merge
 import Runtime
 import Tensors
 import TestSupport
@@ -8,7 +7,7 @@ import Testing
 
 /// The authors' adapter import (fixtures/merge/authors: torch.save'd state dict and the logits of
 /// a PyTorch forward-hook implementation), control-vector export/import and steering files.
-@Suite struct SteeringFilesTests {
+@Suite struct SteeringAdapterFilesTests {
     @Test("authors' pytorch_model.bin imports as D = downᵀ, U = α·up and steers like their forward hook")
     func authorsImport() throws {
         let ref = try MergeFixtures.load("authors.json")
@@ -38,13 +37,13 @@ import Testing
     @Test("authors' layout errors: missing up, bias present, no adapters")
     func authorsErrors() throws {
         let down = Tensor.randomNormal([2, 4], seed: 1), up = Tensor.randomNormal([4, 2], seed: 2)
-        #expect(throws: MergeError.self) { try AuthorsAdapterImport.adapter(from: ["adapters.layer0_block.down.weight": down], alpha: 1, activation: .silu) }
-        #expect(throws: MergeError.self) {
+        #expect(throws: SteeringAdapterError.self) { try AuthorsAdapterImport.adapter(from: ["adapters.layer0_block.down.weight": down], alpha: 1, activation: .silu) }
+        #expect(throws: SteeringAdapterError.self) {
             try AuthorsAdapterImport.adapter(from: ["adapters.layer0_block.down.weight": down, "adapters.layer0_block.up.weight": up,
                                                    "adapters.layer0_block.up.bias": Tensor(vector: [0, 0, 0, 0])], alpha: 1, activation: .silu)
         }
-        #expect(throws: MergeError.self) { try AuthorsAdapterImport.adapter(from: ["model.norm.weight": up], alpha: 1, activation: .silu) }
-        #expect(throws: MergeError.self) {
+        #expect(throws: SteeringAdapterError.self) { try AuthorsAdapterImport.adapter(from: ["model.norm.weight": up], alpha: 1, activation: .silu) }
+        #expect(throws: SteeringAdapterError.self) {
             try AuthorsAdapterImport.adapter(from: ["adapters.layer0_block.down.weight": down, "adapters.layer0_block.up.weight": down], alpha: 1, activation: .silu)
         }
         #expect(AuthorsAdapterImport.parse("model.adapters.layer12_block.up.weight")! == (12, "up"))
@@ -65,9 +64,9 @@ import Testing
         #expect(g.architecture == "controlvector")
         #expect(g.tensorNames.sorted() == ["direction.1", "direction.3"])
         let linear = SteeringAdapter(layers: [1: SteeringLayer(down: .randomNormal([8, 1], seed: 3), up: .randomNormal([8, 1], seed: 4))])
-        #expect(throws: MergeError.self) { try SteeringFiles.controlVector(from: linear) }
-        #expect(throws: MergeError.self) { try SteeringFiles.controlVector(from: SteeringAdapter(layers: [0: SteeringLayer(bias: .randomNormal([8], seed: 5))])) }
-        #expect(throws: MergeError.self) { try SteeringFiles.controlVector(from: SteeringAdapter(site: .mlpOutput, layers: a.layers)) }
+        #expect(throws: SteeringAdapterError.self) { try SteeringFiles.controlVector(from: linear) }
+        #expect(throws: SteeringAdapterError.self) { try SteeringFiles.controlVector(from: SteeringAdapter(layers: [0: SteeringLayer(bias: .randomNormal([8], seed: 5))])) }
+        #expect(throws: SteeringAdapterError.self) { try SteeringFiles.controlVector(from: SteeringAdapter(site: .mlpOutput, layers: a.layers)) }
     }
 
     @Test("steering file round trip keeps kind, activation and tensors (scale folded in)")

@@ -1,11 +1,10 @@
 import Foundation
 import Tensors
-import TestSupport
 
 /// Reads `fixtures/merge/*.json` (written by fixtures/generate/extra/merge.py): JSON objects with
 /// tensors as `{"shape": [...], "f32": base64 little-endian float32}`.
-enum MergeFixtures {
-    static func load(_ name: String) throws -> [String: Any] {
+public enum MergeFixtures {
+    public static func load(_ name: String) throws -> [String: Any] {
         let data = try Data(contentsOf: URL(fileURLWithPath: Fixtures.path("merge/" + name)))
         guard let obj = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
             throw FixtureError.malformed(name)
@@ -13,9 +12,9 @@ enum MergeFixtures {
         return obj
     }
 
-    enum FixtureError: Error { case malformed(String) }
+    public enum FixtureError: Error { case malformed(String) }
 
-    static func tensor(_ any: Any?) throws -> Tensor {
+    public static func tensor(_ any: Any?) throws -> Tensor {
         guard let d = any as? [String: Any], let shape = d["shape"] as? [Int], let b64 = d["f32"] as? String,
               let bytes = Data(base64Encoded: b64) else { throw FixtureError.malformed("tensor") }
         let n = shape.reduce(1, *)
@@ -26,7 +25,7 @@ enum MergeFixtures {
         return Tensor(shape: Shape(shape), scalars: values)
     }
 
-    static func tensors(_ any: Any?) throws -> [String: Tensor] {
+    public static func tensors(_ any: Any?) throws -> [String: Tensor] {
         guard let d = any as? [String: Any] else { throw FixtureError.malformed("tensor map") }
         return try d.mapValues { try tensor($0) }
     }

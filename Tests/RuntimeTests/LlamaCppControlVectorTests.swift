@@ -1,6 +1,5 @@
 import Foundation
 import Formats
-import Merge
 import Runtime
 import Tensors
 import TestSupport

@@ -1,5 +1,4 @@
 import Foundation
-import Merge
 import Runtime
 import Tensors
 import TestSupport
@@ -69,11 +68,11 @@ import Testing
         // Σ wᵢ·scaleᵢ·shiftᵢ written out with the Runtime's own SteeringLayer.shift
         let expected = (2 * 0.5 as Float) * a.layers[1]!.shift(h, activation: .silu) + (-1 as Float) * b.layers[1]!.shift(h, activation: .silu)
         #expect(relativeError(s.layers[1]!.shift(h, activation: .silu).scalars, expected.scalars) < 1e-6)
-        #expect(throws: MergeError.self) { try SteeringArithmetic.recompressed(s, rank: 2) }
+        #expect(throws: SteeringAdapterError.self) { try SteeringArithmetic.recompressed(s, rank: 2) }
         let lin = SteeringAdapter(activation: .identity, layers: a.layers)
-        #expect(throws: MergeError.self) { try SteeringArithmetic.weightedSum([a, lin], weights: [1, 1]) }
+        #expect(throws: SteeringAdapterError.self) { try SteeringArithmetic.weightedSum([a, lin], weights: [1, 1]) }
         let other = SteeringAdapter(site: .mlpOutput, activation: .silu, layers: a.layers)
-        #expect(throws: MergeError.self) { try SteeringArithmetic.weightedSum([a, other], weights: [1, 1]) }
+        #expect(throws: SteeringAdapterError.self) { try SteeringArithmetic.weightedSum([a, other], weights: [1, 1]) }
     }
 
     @Test("scale and negate fold into U and b")

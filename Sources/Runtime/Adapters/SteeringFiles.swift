@@ -1,6 +1,5 @@
 import Foundation
 import Formats
-import Runtime
 import Tensors
 
 /// Conversions between `SteeringAdapter` and its files: steertool's steering file and
@@ -27,20 +26,20 @@ public enum SteeringFiles {
     /// only), other sites, and layer 0 (llama.cpp never steers it).
     public static func controlVector(from adapter: SteeringAdapter, modelHint: String = "llama") throws -> ControlVectorFile {
         guard adapter.site == .blockOutput else {
-            throw MergeError.unsupported("control vectors steer the block output; this adapter steers \(adapter.site)")
+            throw SteeringAdapterError.unsupported("control vectors steer the block output; this adapter steers \(adapter.site)")
         }
         if let (l, _) = adapter.layers.first(where: { $0.value.down != nil }) {
-            throw MergeError.unsupported("layer \(l) has a rank-\(adapter.layers[l]!.rank) linear map; a llama.cpp control vector holds only fixed vectors (export a vector-kind adapter)")
+            throw SteeringAdapterError.unsupported("layer \(l) has a rank-\(adapter.layers[l]!.rank) linear map; a llama.cpp control vector holds only fixed vectors (export a vector-kind adapter)")
         }
         var dirs: [Int: [Float]] = [:]
         for (l, layer) in adapter.layers {
             guard let b = layer.bias else { continue }
             guard l >= 1 else {
-                throw MergeError.unsupported("layer 0 cannot be steered by a llama.cpp control vector (llama.cpp ignores direction.0)")
+                throw SteeringAdapterError.unsupported("layer 0 cannot be steered by a llama.cpp control vector (llama.cpp ignores direction.0)")
             }
             dirs[l] = b.scalars.map { $0 * adapter.scale }
         }
-        guard !dirs.isEmpty else { throw MergeError.incompatibleInputs("the adapter has no vectors to export") }
+        guard !dirs.isEmpty else { throw SteeringAdapterError.incompatibleInputs("the adapter has no vectors to export") }
         return ControlVectorFile(modelHint: modelHint, directions: dirs)
     }
 }
