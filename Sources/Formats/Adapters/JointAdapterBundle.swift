@@ -7,7 +7,7 @@ import Foundation
 /// <bundle>/lora/                   PEFT LoRA folder (the weight part)
 /// <bundle>/steering.safetensors    steertool steering file (the activation part, post-block)
 /// ```
-/// `forward`/`generate`/`eval` apply both parts unmerged; `merge joint` folds the LoRA into the
+/// `forward`/`generate`/`eval` apply both parts unmerged; `merge lora --adapter <bundle>` folds the LoRA into the
 /// base and keeps the steering file.
 public enum JointAdapterBundle {
     /// Manifest file name inside the bundle.
