@@ -222,8 +222,12 @@ def main() -> int:
     ensure_venv()
     args.work.mkdir(parents=True, exist_ok=True)
     (args.work / "out").mkdir(exist_ok=True)
-    log("preparing inputs in " + str(args.work))
-    subprocess.run([str(venv_python()), str(BENCH / "prepare.py"), str(args.work)], check=True, cwd=ROOT)
+    # The whole-command benchmarks (checkpoint merge, convert, merge LoRA) run with the full set of
+    # areas only; the prepared inputs are needed by them and by the formats and merge areas.
+    full_run = set(args.areas) >= set(FIGURE_AREAS)
+    if full_run or {"formats", "merge"} & set(args.areas):
+        log("preparing inputs in " + str(args.work))
+        subprocess.run([str(venv_python()), str(BENCH / "prepare.py"), str(args.work)], check=True, cwd=ROOT)
 
     threads = args.threads
     env = dict(os.environ, OPENBLAS_NUM_THREADS=str(threads), OMP_NUM_THREADS=str(threads),
@@ -268,10 +272,11 @@ def main() -> int:
     # count toward RSS only as far as pages are touched).
     name = "checkpoint merge, linear, 3 × 500 MB (mergekit YAML)"
     log(f"command {name}")
-    ours = run_command([str(STEERTOOL), "merge", "config", str(args.work / "merge-linear.yaml"),
+    ours = "not run (a subset of areas was asked for)" if not full_run else run_command([str(STEERTOOL), "merge", "config", str(args.work / "merge-linear.yaml"),
                         "--output", str(args.work / "out" / "merged-ckpt"), "--force"], env)
     if isinstance(ours, str):
-        problems.append(f"{name}: {ours}")
+        if full_run:
+            problems.append(f"{name}: {ours}")
     else:
         inputs_mb = sum((args.work / m / "model.safetensors").stat().st_size for m in ("model", "model2", "model3")) / 2**20
         results.append({"name": name, "unit": "MB peak RSS", "steertool": ours["peak_rss_mb"], "peer": "sum of the inputs",
@@ -307,7 +312,7 @@ def main() -> int:
     elif "equivalence" in args.areas:
         problems.append(f"{name}: needs {SMOLLM2.relative_to(ROOT)} (make smollm2) and {lora.relative_to(ROOT)}")
 
-    for name, ours_cmd, peer_cmd in command_benchmarks(args.work, threads):
+    for name, ours_cmd, peer_cmd in command_benchmarks(args.work, threads) if full_run else []:
         log(f"command {name}")
         ours = run_command(ours_cmd, env)
         peer = run_command(peer_cmd, env) if Path(peer_cmd[1]).exists() else "peer script missing"
@@ -328,6 +333,10 @@ def main() -> int:
             })
 
     out = BENCH / "results.json"
+    if not full_run and out.exists():
+        # A subset run updates its own rows and keeps the others of the last full run.
+        fresh = {(r["name"], r["unit"]) for r in results}
+        results = [r for r in json.loads(out.read_text()) if (r["name"], r["unit"]) not in fresh] + results
     out.write_text(json.dumps(results, indent=2) + "\n")
     fmt = lambda v: "—" if v is None else (f"{v:.3g}" if isinstance(v, float) else str(v))
     header = f"{'figure':46} {'unit':18} {'steertool':>11} {'peer':>11} {'ratio':>7}  peer"

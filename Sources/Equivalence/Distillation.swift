@@ -68,10 +68,10 @@ public struct DistillationResult: Sendable {
 public struct DistillProgress: Sendable {
     /// What the distillation is doing.
     public enum Phase: String, Sendable {
-        /// Recording the fine-tune's block outputs (oracle and sequential), once for all layers.
+        /// Running the fine-tune's blocks up to the layer's (oracle and sequential).
         case finetunedForward = "fine-tune forward"
-        /// Running the base: all layers at once (first-order, oracle) or one block (sequential),
-        /// and for first-order the block's JVP.
+        /// Running the base's blocks up to the layer's (steered for sequential), and for
+        /// first-order the block's JVP.
         case baseForward = "base forward"
         /// The layer's adapter fit.
         case fit
@@ -172,31 +172,34 @@ public enum Distiller {
             phase = next; phaseStart = now
             progress?(DistillProgress(phase: next, layerIndex: index, layerCount: layers.count, layer: layer))
         }
-        enter(options.method == .firstOrder ? .baseForward : .finetunedForward, 0, nil)
+        enter(.baseForward, 0, layers.first)
 
-        var ftOutputs: [[Tensor]] = []   // [sequence][layer]
-        if options.method != .firstOrder {
-            var o = noLogits; o.blockOutputs = true
-            ftOutputs = try sequences.map { try finetuned.forward(tokens: $0, options: o).blockOutputs }
-        }
-        func record(_ model: LlamaModel, _ ls: [Int]) throws -> [[HookSite: Tensor]] {
-            var o = noLogits
-            o.record = Set(ls.flatMap { l in [HookSite.blockInput(l), .attentionOutput(l), .mlpOutput(l), .blockOutput(l)] })
-            return try sequences.map { try model.forward(tokens: $0, options: o).activations }
-        }
+        // Both models are streamed a block at a time: per sequence, the residual entering the next
+        // block is all that is kept between layers (tokens × d per model), never every layer's
+        // activations. A block run from the previous block's output computes exactly what the full
+        // pass computes.
         func rows(_ recs: [[HookSite: Tensor]], _ site: HookSite) -> Tensor {
             Tensor.concatenatingRows(recs.map { $0[site]! })
         }
 
         var fitted: [Int: SteeringLayer] = [:]
         var reports: [LayerDistillation] = []
-        var shared: [[HookSite: Tensor]] = []
-        if options.method != .sequential {
-            enter(.baseForward, 0, nil)
-            shared = try record(plainBase, layers)
+        // The fine-tune's residual stream (oracle and sequential), entering layer `ftLayer`.
+        var ftResidual: [Tensor]? = nil
+        var ftLayer = 0
+        func finetunedBlockOutput(_ l: Int) throws -> [Tensor] {
+            var o = noLogits
+            o.layers = ftLayer..<(l + 1)
+            o.record = [.blockOutput(l)]
+            ftResidual = try sequences.enumerated().map { i, s in
+                o.startResidual = ftResidual?[i]
+                return try finetuned.forward(tokens: s, options: o).activations[.blockOutput(l)]!
+            }
+            ftLayer = l + 1
+            return ftResidual ?? []
         }
-        // Sequential: the residual stream of the base steered at the layers fitted so far, advanced
-        // one block at a time (each block runs once per sequence, not once per fitted layer).
+        // The base's residual stream (steered at the layers fitted so far for sequential, plain
+        // otherwise), entering layer `residualLayer`; each block runs once per sequence.
         var residual: [Tensor]? = nil     // per sequence, entering layer `residualLayer`
         var residualLayer = 0
         func advance(to target: Int) throws {
@@ -211,26 +214,26 @@ public enum Distiller {
             residualLayer = target
         }
         for (index, l) in layers.enumerated() {
-            let recs: [[HookSite: Tensor]]
-            if options.method == .sequential {
-                enter(.baseForward, index, l)
-                try advance(to: l)
-                var o = noLogits
-                o.layers = l..<(l + 1)
-                o.record = [.blockInput(l), .attentionOutput(l), .mlpOutput(l), .blockOutput(l)]
-                recs = try sequences.enumerated().map { i, s in
-                    o.startResidual = residual?[i]
-                    return try plainBase.forward(tokens: s, options: o).activations
-                }
-            } else {
-                recs = shared
+            enter(.baseForward, index, l)
+            try advance(to: l)
+            var o = noLogits
+            o.layers = l..<(l + 1)
+            o.record = [.blockInput(l), .attentionOutput(l), .mlpOutput(l), .blockOutput(l)]
+            let recs = try sequences.enumerated().map { i, s in
+                o.startResidual = residual?[i]
+                return try plainBase.forward(tokens: s, options: o).activations
             }
-            if options.method == .firstOrder { enter(.baseForward, index, l) }
+            if options.method != .sequential {
+                residual = recs.map { $0[.blockOutput(l)]! }
+                residualLayer = l + 1
+            }
             let z = rows(recs, .blockOutput(l))
             let delta: Tensor
             switch options.method {
             case .oracle, .sequential:
-                delta = Tensor.concatenatingRows(zip(recs, ftOutputs).map { $1[l] - $0[.blockOutput(l)]! })
+                enter(.finetunedForward, index, l)
+                let ftZ = try finetunedBlockOutput(l)
+                delta = Tensor.concatenatingRows(zip(recs, ftZ).map { $1 - $0[.blockOutput(l)]! })
             case .firstOrder:
                 // The base layer as it runs: its own LoRAs (if any) merged into the weights.
                 var baseLoRA = LayerWeightDelta()
