@@ -212,3 +212,32 @@ struct TensorFileConversionTests {
         }
     }
 }
+
+/// The text form of GGUF values (`GGUFMetadataText`'s documented rendering) and its way back,
+/// for values the gguf-py fixture does not hold: non-finite floats, empty and nested arrays.
+@Suite("GGUF metadata as text")
+struct GGUFMetadataTextTests {
+    @Test func nonFiniteAndEmptyValuesRoundTrip() throws {
+        let md: [String: GGUFValue] = [
+            "nan": .float32(.nan), "inf": .float64(-.infinity), "floats": .float32s([.infinity, 0.1, -0.0]),
+            "empty": .array(elementType: .uint64, []), "nested": .array(elementType: .array, [.strings(["x"]), .strings([])]),
+        ]
+        let (text, omitted) = GGUFMetadataText.strings(from: .init(uniqueKeysWithValues: md.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }))
+        #expect(omitted.isEmpty)
+        #expect(text["nan"] == "nan" && text["inf"] == "-inf")
+        #expect(text["floats"] == #"["inf",0.1,-0.0]"#)
+        #expect(text["empty"] == "[]" && text["nested"] == #"[["x"],[]]"#)
+        let back = try GGUFMetadataText.metadata(from: text, source: "t")
+        #expect(back["nan"]?.doubleValue?.isNaN == true)
+        #expect(back["inf"] == .float64(-.infinity))
+        #expect(back["floats"] == md["floats"] && back["empty"] == md["empty"] && back["nested"] == md["nested"])
+    }
+
+    @Test func badTypedValueNamesTheKey() {
+        #expect(throws: FormatsError.invalidModel(file: "t", reason: "metadata 'n': 'x' is not a UINT32")) {
+            try GGUFMetadataText.metadata(from: ["n": "x", GGUFMetadataText.typesKey: #"{"n":"UINT32"}"#], source: "t")
+        }
+        // Without a type the value is a string (safetensors files written by other tools).
+        #expect((try? GGUFMetadataText.metadata(from: ["format": "pt"], source: "t"))?["format"] == .string("pt"))
+    }
+}
