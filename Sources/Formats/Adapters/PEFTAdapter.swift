@@ -196,7 +196,13 @@ public struct PEFTAdapter: Sendable {
     }
 
     /// Writes `adapter_config.json` and `adapter_model.safetensors` (F32, `{"format": "pt"}`).
+    /// Without `force`, neither file is written when either exists.
     public func write(to directory: String, force: Bool = false) throws {
+        if !force {
+            for f in ["adapter_model.safetensors", "adapter_config.json"] where FileManager.default.fileExists(atPath: directory + "/" + f) {
+                throw FormatsError.outputExists(path: directory + "/" + f)
+            }
+        }
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         var records: [TensorRecord] = []
         for m in modules {

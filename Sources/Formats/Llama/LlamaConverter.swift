@@ -139,7 +139,8 @@ public enum LlamaConverter {
         }
     }
 
-    private static func withProgress(_ records: [TensorRecord], _ progress: Progress?) -> [TensorRecord] {
+    /// `records` with each producer reporting to `progress` after it runs (unchanged when nil).
+    static func withProgress(_ records: [TensorRecord], _ progress: Progress?) -> [TensorRecord] {
         guard let progress else { return records }
         let total = records.count
         return records.enumerated().map { i, r in
