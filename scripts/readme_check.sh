@@ -3,8 +3,7 @@
 # (so `export` and variables carry from block to block), and fails on the first command that
 # exits non-zero. The blocks run in a scratch folder that links the repository's fixtures/,
 # .build/ and .cache/, so their outputs (out/...) never land in the checkout; `make` inside a
-# block runs in the repository root. Blocks marked plain ```sh are shown, not run (the SmolLM2
-# distillation takes minutes).
+# block runs in the repository root. Blocks marked plain ```sh are shown, not run.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 readme="$root/README.md"

@@ -1,0 +1,259 @@
+#!/usr/bin/env python3
+"""`make bench-scale`: steertool's main job on checkpoints of the sizes users fine-tune.
+
+For each shape (Llama-3.2-1B, Llama-3.2-3B, Llama-3.1-8B; random weights, bf16 safetensors, and a
+random PEFT LoRA r 16 on all seven projections) this script writes the checkpoint once into
+.cache/bench-scale/<shape>/ (git-ignored; 2.5 / 6.4 / 16 GB) and runs, each as a child process
+with its wall time and peak RSS (wait4's ru_maxrss):
+
+  distill --lora   sequential, linear, rank 8, 2,048 calibration tokens (16 × 128), full
+                   diagnostics; the report's own timings split forward passes from fits
+  eval --tokens    the same 2,048 tokens, base + the distilled adapter, reference base + LoRA
+  generate         32 tokens after an 8-token prompt
+
+A shape whose job would not fit in this machine's available memory is not started (the OOM killer
+would take the machine with it); its rows say why. Rows go to the table printed at the end and
+into bench/results.json (names `scale.<shape>.<job>`, replacing rows of the same name).
+
+Not yet here (issue on scale): the PyTorch/transformers reference of the 1B job and the decode
+comparison with llama.cpp on Q4_K_M / Q8_0 files of the 1B shape.
+
+Uses numpy only (the bench venv or the system python3 with numpy).
+usage: python3 bench/scale.py [--shapes 1b 3b 8b] [--threads N] [--skip-build]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+CACHE = ROOT / ".cache" / "bench-scale"
+STEERTOOL = ROOT / ".build" / "release" / "steertool"
+VERSION = "1"
+
+SHAPES = {
+    "1b": ("llama-3.2-1b", dict(hidden_size=2048, num_hidden_layers=16, intermediate_size=8192, num_attention_heads=32,
+                                num_key_value_heads=8, head_dim=64, tie_word_embeddings=True)),
+    "3b": ("llama-3.2-3b", dict(hidden_size=3072, num_hidden_layers=28, intermediate_size=8192, num_attention_heads=24,
+                                num_key_value_heads=8, head_dim=128, tie_word_embeddings=True)),
+    "8b": ("llama-3.1-8b", dict(hidden_size=4096, num_hidden_layers=32, intermediate_size=14336, num_attention_heads=32,
+                                num_key_value_heads=8, head_dim=128, tie_word_embeddings=False)),
+}
+VOCAB = 128256
+PROJECTIONS = ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
+               "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"]
+LORA_RANK, LORA_ALPHA = 16, 32
+CALIB_SEQUENCES, CALIB_LENGTH = 16, 128
+
+
+def log(msg: str) -> None:
+    print(f"bench-scale: {msg}", file=sys.stderr, flush=True)
+
+
+def config(shape: dict) -> dict:
+    return {
+        "architectures": ["LlamaForCausalLM"], "model_type": "llama", "vocab_size": VOCAB,
+        "rms_norm_eps": 1e-5, "max_position_embeddings": 8192, "attention_bias": False, "mlp_bias": False,
+        "rope_theta": 500000.0, "bos_token_id": 128000, "eos_token_id": 128001, "torch_dtype": "bfloat16", **shape,
+    }
+
+
+def projection_shapes(c: dict) -> dict[str, tuple[int, int]]:
+    d, hd, ff = c["hidden_size"], c["head_dim"], c["intermediate_size"]
+    q, kv = c["num_attention_heads"] * hd, c["num_key_value_heads"] * hd
+    return {"self_attn.q_proj": (q, d), "self_attn.k_proj": (kv, d), "self_attn.v_proj": (kv, d),
+            "self_attn.o_proj": (d, q), "mlp.gate_proj": (ff, d), "mlp.up_proj": (ff, d), "mlp.down_proj": (d, ff)}
+
+
+def tensor_list(c: dict) -> list[tuple[str, tuple[int, ...], str]]:
+    """(name, shape, kind) in file order; kind 'normal' or 'ones'."""
+    d = c["hidden_size"]
+    out = [("model.embed_tokens.weight", (VOCAB, d), "normal")]
+    for l in range(c["num_hidden_layers"]):
+        p = f"model.layers.{l}."
+        out.append((p + "input_layernorm.weight", (d,), "ones"))
+        out.append((p + "post_attention_layernorm.weight", (d,), "ones"))
+        out += [(p + n + ".weight", s, "normal") for n, s in projection_shapes(c).items()]
+    out.append(("model.norm.weight", (d,), "ones"))
+    if not c["tie_word_embeddings"]:
+        out.append(("lm_head.weight", (VOCAB, d), "normal"))
+    return out
+
+
+def write_safetensors_streaming(path: Path, tensors: list[tuple[str, tuple[int, ...], str, str]], fill) -> None:
+    """Writes a safetensors file tensor by tensor (never the whole model in memory).
+    tensors: (name, shape, dtype 'BF16'|'F32', kind); fill(name, shape, kind, dtype) -> bytes."""
+    size = {"BF16": 2, "F32": 4}
+    header, offset = {"__metadata__": {"format": "pt"}}, 0
+    for name, shape, dtype, _ in tensors:
+        n = int(np.prod(shape)) * size[dtype]
+        header[name] = {"dtype": dtype, "shape": list(shape), "data_offsets": [offset, offset + n]}
+        offset += n
+    h = json.dumps(header, separators=(",", ":")).encode()
+    h += b" " * (-len(h) % 8)
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "wb") as f:
+        f.write(struct.pack("<Q", len(h)))
+        f.write(h)
+        for name, shape, dtype, kind in tensors:
+            f.write(fill(name, shape, kind, dtype))
+    tmp.rename(path)
+
+
+def bf16_bytes(a: np.ndarray) -> bytes:
+    return (a.astype(np.float32).view(np.uint32) >> 16).astype(np.uint16).tobytes()
+
+
+def prepare(key: str) -> Path:
+    name, shape = SHAPES[key]
+    c = config(shape)
+    d = CACHE / name
+    stamp = d / ".version"
+    if stamp.exists() and stamp.read_text() == VERSION:
+        return d
+    log(f"writing {name} (random bf16 weights, PEFT LoRA r {LORA_RANK}) into {d}")
+    (d / "lora").mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+
+    def fill(tname, tshape, kind, dtype):
+        if kind == "ones":
+            a = np.ones(tshape, np.float32)
+        else:
+            a = rng.standard_normal(tshape, dtype=np.float32) * np.float32(0.02)
+        return bf16_bytes(a) if dtype == "BF16" else a.astype(np.float32).tobytes()
+
+    write_safetensors_streaming(d / "model.safetensors", [(n, s, "BF16", k) for n, s, k in tensor_list(c)], fill)
+    (d / "config.json").write_text(json.dumps(c, indent=2))
+    lora = []
+    for l in range(c["num_hidden_layers"]):
+        for p, (o, i) in projection_shapes(c).items():
+            base = f"base_model.model.model.layers.{l}.{p}"
+            lora.append((base + ".lora_A.weight", (LORA_RANK, i), "F32", "normal"))
+            lora.append((base + ".lora_B.weight", (o, LORA_RANK), "F32", "normal"))
+    write_safetensors_streaming(d / "lora" / "adapter_model.safetensors", lora, fill)
+    (d / "lora" / "adapter_config.json").write_text(json.dumps({
+        "peft_type": "LORA", "task_type": "CAUSAL_LM", "base_model_name_or_path": str(d), "r": LORA_RANK,
+        "lora_alpha": LORA_ALPHA, "lora_dropout": 0.0, "bias": "none", "fan_in_fan_out": False,
+        "target_modules": [p.split(".")[1] for p in PROJECTIONS], "use_rslora": False}, indent=2))
+    ids = np.random.default_rng(1).integers(0, VOCAB, (CALIB_SEQUENCES, CALIB_LENGTH))
+    (d / "calib.json").write_text(json.dumps(ids.tolist()))
+    stamp.write_text(VERSION)
+    return d
+
+
+def parameter_count(key: str) -> int:
+    c = config(SHAPES[key][1])
+    return sum(int(np.prod(s)) for _, s, _ in tensor_list(c))
+
+
+def available_mb() -> float:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) / 1024
+    return float("inf")
+
+
+def run(cmd: list[str], env: dict[str, str], timeout: float) -> dict | str:
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=ROOT)
+    deadline = start + timeout
+    while True:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            break
+        if time.perf_counter() > deadline:
+            proc.kill()
+            os.wait4(proc.pid, 0)
+            return f"stopped after {timeout:.0f} s"
+        time.sleep(0.2)
+    wall = time.perf_counter() - start
+    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        tail = err.strip().splitlines()[-1:] or ["(no output)"]
+        return f"exit {code}: {tail[0]}"
+    return {"seconds": wall, "peak_rss_mb": usage.ru_maxrss / 1024.0}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--shapes", nargs="*", default=list(SHAPES), choices=list(SHAPES))
+    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--timeout", type=float, default=3600, help="seconds per job")
+    ap.add_argument("--skip-build", action="store_true")
+    a = ap.parse_args()
+    if not a.skip_build:
+        subprocess.run(["swift", "build", "-c", "release", "--product", "steertool"], check=True, cwd=ROOT)
+    env = dict(os.environ, OPENBLAS_NUM_THREADS=str(a.threads))
+    rows, problems = [], []
+    machine = f"{os.cpu_count()} cores, {available_mb() / 1024:.0f} GB available"
+
+    def row(name, unit, value):
+        rows.append({"name": name, "unit": unit, "steertool": value, "peer": "", "peer_value": None, "ratio": None,
+                     "threads": a.threads, "machine": machine})
+
+    for key in a.shapes:
+        name = SHAPES[key][0]
+        params = parameter_count(key)
+        # Today every command holds the weights as f32 (4 bytes per parameter) plus activations.
+        need_mb = params * 4 / 2**20 + 2048
+        if need_mb > 0.9 * available_mb():
+            problems.append(f"{name}: not run: needs ~{need_mb / 1024:.1f} GB (weights as f32 at load), "
+                            f"{available_mb() / 1024:.1f} GB available")
+            continue
+        d = prepare(key)
+        out = CACHE / "out"
+        out.mkdir(parents=True, exist_ok=True)
+        model, lora = str(d), str(d / "lora")
+        adapter, report = out / f"{name}-steer.safetensors", out / f"{name}-report.json"
+        jobs = [
+            ("distill", [str(STEERTOOL), "distill", "--base", model, "--lora", lora, "--calib", str(d / "calib.json"),
+                         "--method", "sequential", "--kind", "linear", "--rank", "8", "--output", str(adapter),
+                         "--report", str(report), "--force", "--threads", str(a.threads)]),
+            ("eval", [str(STEERTOOL), "eval", "--model", model, "--adapter", str(adapter), "--reference", model,
+                      "--reference-adapter", lora, "--tokens", str(d / "calib.json"), "--threads", str(a.threads)]),
+            ("generate", [str(STEERTOOL), "generate", "--model", model, "--tokens", "128000,9906,11,1268,527,499,30,220",
+                          "--max-tokens", "32", "--ids", "--threads", str(a.threads)]),
+        ]
+        row(f"scale.{name}.file", "MB", (d / "model.safetensors").stat().st_size / 2**20)
+        for job, cmd in jobs:
+            log(f"{name}: {job}")
+            r = run(cmd, env, a.timeout)
+            if isinstance(r, str):
+                problems.append(f"{name} {job}: {r}")
+                if job == "distill":
+                    break
+                continue
+            row(f"scale.{name}.{job}", "s", round(r["seconds"], 2))
+            row(f"scale.{name}.{job}", "MB peak RSS", round(r["peak_rss_mb"], 1))
+            if job == "distill":
+                sec = json.loads(report.read_text())["seconds"]
+                row(f"scale.{name}.distill", "s in forward passes", round(sec["forward"], 2))
+                row(f"scale.{name}.distill", "s in fits", round(sec["fit"] + sec["diagnostics"], 2))
+
+    problems.append("PyTorch reference of the 1B job and decode against llama.cpp: not implemented yet")
+    results_path = ROOT / "bench" / "results.json"
+    old = json.loads(results_path.read_text()) if results_path.exists() else []
+    fresh = {(r["name"], r["unit"]) for r in rows}
+    results_path.write_text(json.dumps([r for r in old if (r["name"], r["unit"]) not in fresh] + rows, indent=2) + "\n")
+    print(f"threads: {a.threads}   machine: {machine}")
+    print(f"{'figure':40} {'unit':22} {'steertool':>12}")
+    for r in rows:
+        print(f"{r['name']:40} {r['unit']:22} {r['steertool']:>12}")
+    if problems:
+        print("\nnot measured:")
+        for p in problems:
+            print("  " + p)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
