@@ -7,7 +7,8 @@ import Tensors
 /// `steertool eval`: what an adaptation does to a model's outputs. Rows are variants: each
 /// `--model` as it is, then the first model with each `--adapter` (or all of them together with
 /// `--combine`); with `--reference`, KL to it, top-1 agreement and the recovered fraction of the
-/// reference's loss gain over the first plain model.
+/// reference's loss gain over the first plain model. `--tasks` scores multiple-choice items by
+/// log-likelihood, or generation-scored items by greedy decoding and `AnswerNormalization`.
 struct EvalCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "eval",
@@ -34,8 +35,16 @@ struct EvalCommand: ParsableCommand {
     @Option(name: .long, help: "JSON file with a list of token-id lists to score.")
     var tokens: String?
 
-    @Option(name: .long, help: "JSONL multiple-choice tasks {\"context\", \"choices\", \"label\"}.")
+    @Option(name: .long, help: ArgumentHelp(
+        "JSONL tasks, one kind per file: multiple choice {\"context\", \"choices\", \"label\"} (log-likelihood, acc and acc_norm), or generation-scored {\"prompt\", \"answer\"} with optional \"max_tokens\" (greedy decoding until EOS, a newline or the token limit; acc).",
+        discussion: "Generation answers match after normalisation: \(AnswerNormalization.description)."))
     var tasks: String?
+
+    @Flag(name: .long, help: "Generation-scored tasks: wrap each prompt in the model's chat template as one user turn.")
+    var chat = false
+
+    @Option(name: .long, help: "Generation-scored tasks: most new tokens for items without \"max_tokens\" (default 16).")
+    var maxTokens: Int?
 
     @Option(name: .long, help: "Window length in tokens (default: min(max positions, 1024)).")
     var context: Int?
@@ -68,6 +77,10 @@ struct EvalCommand: ParsableCommand {
         if let stride, stride < 1 { throw ValidationError("--stride must be ≥ 1") }
         if !referenceAdapter.isEmpty && reference == nil { throw ValidationError("--reference-adapter needs --reference") }
         if tasks != nil && reference != nil { throw ValidationError("--reference applies to --text/--tokens, not --tasks") }
+        if tasks == nil && (chat || maxTokens != nil) { throw ValidationError("--chat and --max-tokens apply to generation-scored --tasks") }
+        if let maxTokens, maxTokens < 1 || maxTokens > GenerationItem.maxTokensLimit {
+            throw ValidationError("--max-tokens must be in 1...\(GenerationItem.maxTokensLimit)")
+        }
     }
 
     func run() throws {
@@ -102,19 +115,49 @@ struct EvalCommand: ParsableCommand {
         var summary: [String: JSONValue] = [:]
 
         if let tasks {
-            let items = try TaskFile.load(path: tasks)
-            let progress = TerminalProgress(total: items.count * rows.count, unit: "items")
-            let evaluator = MultipleChoiceEvaluator()
-            for (i, row) in rows.enumerated() {
-                let tokenizer = try Tokenizer.load(modelPath: row.tokenizerPath)
-                let eos = row.model.config.eosTokenIds.first ?? row.model.config.bosTokenId ?? 0
-                let (score, _) = try evaluator.evaluate(
-                    model: row.model, items: items, emptyContextToken: eos,
-                    encode: { tokenizer.encode($0, addSpecialTokens: false) },
-                    progress: { progress.advance(by: 1) })
-                results[i]["accuracy"] = number(score.accuracy)
-                results[i]["accuracy_norm"] = number(score.accuracyNormalized)
-                results[i]["items"] = .int(score.items)
+            let loaded = try TaskFile.loadTasks(path: tasks)
+            let progress = TerminalProgress(total: loaded.count * rows.count, unit: "items")
+            switch loaded {
+            case .multipleChoice(let items):
+                guard !chat && maxTokens == nil else {
+                    throw ValidationError("\(tasks): --chat and --max-tokens apply to generation-scored tasks, not multiple choice")
+                }
+                let evaluator = MultipleChoiceEvaluator()
+                for (i, row) in rows.enumerated() {
+                    let tokenizer = try Tokenizer.load(modelPath: row.tokenizerPath)
+                    let eos = row.model.config.eosTokenIds.first ?? row.model.config.bosTokenId ?? 0
+                    let (score, _) = try evaluator.evaluate(
+                        model: row.model, items: items, emptyContextToken: eos,
+                        encode: { tokenizer.encode($0, addSpecialTokens: false) },
+                        progress: { progress.advance(by: 1) })
+                    results[i]["accuracy"] = number(score.accuracy)
+                    results[i]["accuracy_norm"] = number(score.accuracyNormalized)
+                    results[i]["items"] = .int(score.items)
+                }
+                summary["tasks"] = sortedObject(["kind": .string("multiple_choice"), "items": .int(items.count)])
+            case .generation(let items):
+                let evaluator = GenerationEvaluator(defaultMaxTokens: maxTokens ?? 16)
+                for (i, row) in rows.enumerated() {
+                    let tokenizer = try Tokenizer.load(modelPath: row.tokenizerPath)
+                    let chat = self.chat
+                    let (score, outcomes) = try evaluator.evaluate(
+                        model: row.model, items: items, tokenizer: tokenizer, stopTokens: Set(row.model.config.eosTokenIds),
+                        encodePrompt: { prompt in
+                            chat ? try tokenizer.encodeChat([ChatMessage(role: "user", content: prompt)], addGenerationPrompt: true)
+                                 : tokenizer.encode(prompt, addSpecialTokens: true)
+                        },
+                        progress: { progress.advance(by: 1) })
+                    results[i]["accuracy"] = number(score.accuracy)
+                    results[i]["correct"] = .int(score.correct)
+                    results[i]["items"] = .int(score.items)
+                    results[i]["outputs"] = .array(outcomes.map { o in
+                        sortedObject(["text": .string(o.text), "correct": .bool(o.correct), "tokens": .int(o.tokens.count)])
+                    })
+                }
+                summary["tasks"] = sortedObject([
+                    "kind": .string("generation"), "items": .int(items.count), "chat": .bool(chat),
+                    "default_max_tokens": .int(evaluator.defaultMaxTokens), "normalization": .string(AnswerNormalization.description),
+                ])
             }
             progress.finish()
         } else {
@@ -194,6 +237,9 @@ struct EvalCommand: ParsableCommand {
         }
         if let ref = summary["reference"], let p = ref["perplexity"] {
             print("reference \(plain(ref["name"])): ppl \(plain(p))")
+        }
+        if let t = summary["tasks"], case .string("generation")? = t["kind"] {
+            print("generation-scored: greedy until EOS, newline or \(plain(t["default_max_tokens"], integer: true)) tokens\(t["chat"] == .bool(true) ? ", chat template" : ""); match: \(plain(t["normalization"]))")
         }
         if let c = summary["context"], let s = summary["stride"] {
             print("windows: context \(plain(c, integer: true)), stride \(plain(s, integer: true))")
