@@ -18,7 +18,8 @@ static inline float half_scalar(const uint8_t *row, size_t j, steertool_half_for
     return format == STEERTOOL_HALF_BF16 ? steertool_bf16_to_f32(h) : steertool_f16_to_f32(h);
 }
 
-static void matvec_scalar(const void *w, size_t ldw, size_t k, const uint32_t *row_index, size_t r0, size_t r1,
+__attribute__((always_inline))
+static inline void matvec_scalar(const void *w, size_t ldw, size_t k, const uint32_t *row_index, size_t r0, size_t r1,
                           const float *x, float *y, steertool_half_format format) {
     for (size_t r = r0; r < r1; r++) {
         const uint8_t *row = half_row(w, ldw, row_index, r);
@@ -28,7 +29,8 @@ static void matvec_scalar(const void *w, size_t ldw, size_t k, const uint32_t *r
     }
 }
 
-static void widen_scalar(const void *w, size_t ldw, size_t k, const uint32_t *row_index, size_t r0, size_t r1,
+__attribute__((always_inline))
+static inline void widen_scalar(const void *w, size_t ldw, size_t k, const uint32_t *row_index, size_t r0, size_t r1,
                          float *out, size_t ldo, steertool_half_format format) {
     for (size_t r = r0; r < r1; r++) {
         const uint8_t *row = half_row(w, ldw, row_index, r);
@@ -56,8 +58,8 @@ static inline float hsum_avx2(__m256 v) {
 
 /// The f32 kernel's order (`steertool_f32_matvec`): four rows at a time, one 8-lane accumulator
 /// per row, lanes added pairwise, then the last k % 8 columns in order.
-__attribute__((target("avx2,fma,f16c")))
-static void matvec_avx2(const void *w, size_t ldw, size_t k, const uint32_t *row_index, size_t r0, size_t r1,
+__attribute__((target("avx2,fma,f16c"), always_inline))
+static inline void matvec_avx2(const void *w, size_t ldw, size_t k, const uint32_t *row_index, size_t r0, size_t r1,
                         const float *x, float *y, steertool_half_format format) {
     size_t k8 = k / 8 * 8, r = r0;
     for (; r + 4 <= r1; r += 4) {
@@ -88,8 +90,8 @@ static void matvec_avx2(const void *w, size_t ldw, size_t k, const uint32_t *row
     }
 }
 
-__attribute__((target("avx2,fma,f16c")))
-static void widen_avx2(const void *w, size_t ldw, size_t k, const uint32_t *row_index, size_t r0, size_t r1,
+__attribute__((target("avx2,fma,f16c"), always_inline))
+static inline void widen_avx2(const void *w, size_t ldw, size_t k, const uint32_t *row_index, size_t r0, size_t r1,
                        float *out, size_t ldo, steertool_half_format format) {
     size_t k8 = k / 8 * 8;
     for (size_t r = r0; r < r1; r++) {
@@ -99,7 +101,26 @@ static void widen_avx2(const void *w, size_t ldw, size_t k, const uint32_t *row_
         for (size_t j = k8; j < k; j++) o[j] = half_scalar(row, j, format);
     }
 }
+
+/// One instantiation per format, so that the format is a constant inside the loops.
+__attribute__((target("avx2,fma,f16c")))
+static void matvec_avx2_bf16(const void *w, size_t ldw, size_t k, const uint32_t *ri, size_t r0, size_t r1, const float *x,
+                             float *y) { matvec_avx2(w, ldw, k, ri, r0, r1, x, y, STEERTOOL_HALF_BF16); }
+__attribute__((target("avx2,fma,f16c")))
+static void matvec_avx2_f16(const void *w, size_t ldw, size_t k, const uint32_t *ri, size_t r0, size_t r1, const float *x,
+                            float *y) { matvec_avx2(w, ldw, k, ri, r0, r1, x, y, STEERTOOL_HALF_F16); }
+__attribute__((target("avx2,fma,f16c")))
+static void widen_avx2_bf16(const void *w, size_t ldw, size_t k, const uint32_t *ri, size_t r0, size_t r1, float *out,
+                            size_t ldo) { widen_avx2(w, ldw, k, ri, r0, r1, out, ldo, STEERTOOL_HALF_BF16); }
+__attribute__((target("avx2,fma,f16c")))
+static void widen_avx2_f16(const void *w, size_t ldw, size_t k, const uint32_t *ri, size_t r0, size_t r1, float *out,
+                           size_t ldo) { widen_avx2(w, ldw, k, ri, r0, r1, out, ldo, STEERTOOL_HALF_F16); }
 #endif
+
+static void matvec_scalar_bf16(const void *w, size_t ldw, size_t k, const uint32_t *ri, size_t r0, size_t r1, const float *x,
+                               float *y) { matvec_scalar(w, ldw, k, ri, r0, r1, x, y, STEERTOOL_HALF_BF16); }
+static void matvec_scalar_f16(const void *w, size_t ldw, size_t k, const uint32_t *ri, size_t r0, size_t r1, const float *x,
+                              float *y) { matvec_scalar(w, ldw, k, ri, r0, r1, x, y, STEERTOOL_HALF_F16); }
 
 void steertool_half_matvec(const void *w, size_t ldw, size_t k, const uint32_t *row_index, size_t row_begin,
                            size_t row_end, const float *x, float *y, steertool_half_format format,
@@ -107,9 +128,12 @@ void steertool_half_matvec(const void *w, size_t ldw, size_t k, const uint32_t *
     steertool_kernel_level best = steertool_kernel_best_level();
     if (level > best) level = best;
 #ifdef STEERTOOL_X86
-    if (level >= STEERTOOL_KERNEL_AVX2) { matvec_avx2(w, ldw, k, row_index, row_begin, row_end, x, y, format); return; }
+    if (level >= STEERTOOL_KERNEL_AVX2) {
+        (format == STEERTOOL_HALF_BF16 ? matvec_avx2_bf16 : matvec_avx2_f16)(w, ldw, k, row_index, row_begin, row_end, x, y);
+        return;
+    }
 #endif
-    matvec_scalar(w, ldw, k, row_index, row_begin, row_end, x, y, format);
+    (format == STEERTOOL_HALF_BF16 ? matvec_scalar_bf16 : matvec_scalar_f16)(w, ldw, k, row_index, row_begin, row_end, x, y);
 }
 
 void steertool_half_widen_rows(const void *w, size_t ldw, size_t k, const uint32_t *row_index, size_t row_begin,
@@ -118,7 +142,10 @@ void steertool_half_widen_rows(const void *w, size_t ldw, size_t k, const uint32
     steertool_kernel_level best = steertool_kernel_best_level();
     if (level > best) level = best;
 #ifdef STEERTOOL_X86
-    if (level >= STEERTOOL_KERNEL_AVX2) { widen_avx2(w, ldw, k, row_index, row_begin, row_end, out, ldo, format); return; }
+    if (level >= STEERTOOL_KERNEL_AVX2) {
+        (format == STEERTOOL_HALF_BF16 ? widen_avx2_bf16 : widen_avx2_f16)(w, ldw, k, row_index, row_begin, row_end, out, ldo);
+        return;
+    }
 #endif
     widen_scalar(w, ldw, k, row_index, row_begin, row_end, out, ldo, format);
 }
