@@ -213,4 +213,15 @@ struct HalfMatrixTests {
         // an f32 checkpoint loads natively as f32
         #expect(try LlamaModel.load(path: Fixtures.path("tiny/base"), storage: .native).weightStorage == .f32)
     }
+
+    /// SmolLM2-135M (real shapes: d 576, d_ff 1536, 49152-row tied output head, products large
+    /// enough to split over threads) rounded to bf16 in memory, against the f32 path on the same
+    /// rounded values: prefill and decode within 1e-5 · max|logit|, on 1 and 2 threads.
+    @Test func smolLM2BF16MatchesF32Path() throws {
+        try #require(FileManager.default.fileExists(atPath: Fixtures.smolLM2GGUF), Comment(rawValue: Fixtures.smolLM2Missing))
+        let half = try LlamaModel.load(path: Fixtures.smolLM2GGUF).rounded(to: .bf16)
+        let f32 = try half.converted(to: .f32)
+        #expect(half.weightStorage == .native && f32.weightStorage == .f32)
+        try Self.checkForwardMatches(half, f32, "SmolLM2 bf16")
+    }
 }

@@ -25,6 +25,7 @@ public struct HalfMatrix: Sendable, Equatable {
 
         var cValue: steertool_half_format { self == .bf16 ? STEERTOOL_HALF_BF16 : STEERTOOL_HALF_F16 }
 
+        /// "BF16" or "F16", the safetensors spelling.
         public var description: String { rawValue }
     }
 
@@ -192,6 +193,7 @@ public struct HalfMatrix: Sendable, Equatable {
         max(6, (48 << 10) / max(columns, 1) / 6 * 6)
     }
 
+    /// Same format, shape and stored values row for row (whatever holds the bytes, in whatever row order).
     public static func == (a: HalfMatrix, b: HalfMatrix) -> Bool {
         guard a.format == b.format, a.rows == b.rows, a.columns == b.columns else { return false }
         let width = 2 * a.columns
