@@ -1,5 +1,6 @@
 // Q8_0 matrix-vector product and row dequantization; see include/CKernels.h.
 #include "CKernels.h"
+#include "half_float.h"
 
 #include <string.h>
 
@@ -8,33 +9,9 @@
 #include <immintrin.h>
 #endif
 
-/// IEEE 754 binary16 → binary32 (normals, subnormals, infinities, NaNs), portable.
-static inline float half_to_float(uint16_t h) {
-    uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
-    uint32_t exponent = (h >> 10) & 0x1fu;
-    uint32_t mantissa = h & 0x3ffu;
-    uint32_t bits;
-    if (exponent == 0) {
-        if (mantissa == 0) {
-            bits = sign;
-        } else {  // subnormal: renormalise
-            int e = -1;
-            do { e++; mantissa <<= 1; } while ((mantissa & 0x400u) == 0);
-            bits = sign | ((uint32_t)(127 - 15 - e) << 23) | ((mantissa & 0x3ffu) << 13);
-        }
-    } else if (exponent == 0x1f) {
-        bits = sign | 0x7f800000u | (mantissa << 13);
-    } else {
-        bits = sign | ((exponent + 127 - 15) << 23) | (mantissa << 13);
-    }
-    float f;
-    memcpy(&f, &bits, sizeof f);
-    return f;
-}
+static inline float half_to_float(uint16_t h) { return steertool_f16_to_f32(h); }
 
-static inline uint16_t load_u16(const uint8_t *p) {
-    return (uint16_t)(p[0] | ((uint16_t)p[1] << 8));  // little-endian, any alignment
-}
+static inline uint16_t load_u16(const uint8_t *p) { return steertool_load_u16(p); }
 
 static void matvec_scalar(const uint8_t *blocks, size_t bpr, size_t r0, size_t r1, const float *x, float *y) {
     for (size_t r = r0; r < r1; r++) {

@@ -1,5 +1,6 @@
 // Hand-vectorised CPU kernels the runtime calls where BLAS has no routine or its call overhead
-// dominates: matrix-vector products on GGML Q8_0 blocks (weights kept quantized), the LoRA merge,
+// dominates: matrix-vector products on GGML Q8_0 blocks (weights kept quantized) and on bf16/f16
+// matrices read in place (with their widening to f32), the LoRA merge,
 // e^x, SwiGLU, per-head causal attention, and on AVX2 CPUs the forward pass's f32 projections
 // (a token-panel gemm and a matrix-vector product over weights read in place) with the worker
 // pool they run on. Plain C with runtime CPU dispatch: an AVX-512 or AVX2+FMA+F16C path where
@@ -79,6 +80,30 @@ void steertool_causal_attention_head(const float *q, size_t q_stride, const floa
 /// in order; the portable path sums in order. A result does not depend on the row range.
 void steertool_f32_matvec(const float *w, size_t ldw, size_t k, size_t row_begin, size_t row_end, const float *x,
                           float *y, steertool_kernel_level level);
+
+/// Element type of a matrix read by `steertool_half_matvec` / `steertool_half_widen_rows`:
+/// bfloat16 (the high 16 bits of an f32) or IEEE binary16, little-endian, any alignment.
+typedef enum {
+    STEERTOOL_HALF_BF16 = 0,
+    STEERTOOL_HALF_F16 = 1,
+} steertool_half_format;
+
+/// y[r - row_begin] = Σ_j W[r, j]·x[j] for rows r in [row_begin, row_end) of a row-major matrix of
+/// 16-bit values (`format`) with k columns, rows ldw elements apart, read in place: row r is
+/// stored row `row_index[r]` when `row_index` is non-null (a row permutation without a copy),
+/// else row r. Each W value is widened to f32 exactly and the sum is the one
+/// `steertool_f32_matvec` forms on the widened matrix (same order on the same path), so the
+/// result equals that kernel's on a dequantized copy. `level` as for the other kernels (AVX2
+/// widens f16 with F16C; AVX-512 takes the AVX2 path).
+void steertool_half_matvec(const void *w, size_t ldw, size_t k, const uint32_t *row_index, size_t row_begin,
+                           size_t row_end, const float *x, float *y, steertool_half_format format,
+                           steertool_kernel_level level);
+
+/// Widens rows [row_begin, row_end) of the same kind of matrix to f32: row r into
+/// out + (r - row_begin)·ldo, k floats, exactly (every path gives the same bits).
+void steertool_half_widen_rows(const void *w, size_t ldw, size_t k, const uint32_t *row_index, size_t row_begin,
+                               size_t row_end, float *out, size_t ldo, steertool_half_format format,
+                               steertool_kernel_level level);
 
 /// A task of `steertool_parallel_for`: runs task `index` of the job with its `context`.
 typedef void (*steertool_task_fn)(void *context, size_t index);

@@ -59,10 +59,12 @@ enum Kernels {
                useBLAS: useBLAS)
     }
 
-    /// As above for a weight held f32 or Q8_0. Q8_0: one row runs the Q8_0 matrix-vector kernel on
-    /// `BLAS.threadCount` threads (no f32 copy of W); more rows dequantize W a tile of rows at a
-    /// time into a transient buffer and multiply each tile as an f32 weight (the weights are read
-    /// once per call either way).
+    /// As above for a weight held f32, Q8_0 or bf16/f16. Q8_0: one row runs the Q8_0
+    /// matrix-vector kernel on `BLAS.threadCount` threads (no f32 copy of W); more rows dequantize
+    /// W a tile of rows at a time into a transient buffer and multiply each tile as an f32 weight
+    /// (the weights are read once per call either way). bf16/f16 (`HalfMatrix`): one row runs the
+    /// half matrix-vector kernel; more rows widen a few rows at a time into per-thread scratch and
+    /// multiply them with the token-panel gemm (or sgemm), never an f32 copy of the matrix.
     ///
     /// On an AVX2 CPU (`TokenPanelGemm.preferred`) several rows go through `TokenPanelGemm`, the
     /// LoRA products included, with x packed into token panels: `packed` when the caller already
@@ -121,6 +123,15 @@ enum Kernels {
                     multiplyRows(tile, r1 - r0, out + r0)
                     r0 = r1
                 }
+            }
+        case .half(let m):
+            if rowByRow {
+                m.multiply(vector: x, into: out, threads: BLAS.threadCount)
+            } else if panelGemm, let packed {
+                precondition(packed.rows == rows && packed.columns == nIn, "linear: packed tokens of another shape")
+                m.multiply(packed, out: out, ldo: ldo, threads: BLAS.threadCount)
+            } else {
+                m.multiplyBLAS(x, tokens: rows, out: out, ldo: ldo)
             }
         }
         if let bias {

@@ -66,6 +66,17 @@ public struct LlamaModel: Sendable {
         return m
     }
 
+    /// The same model (adapters included) with every weight matrix rounded to bf16 or f16 and
+    /// multiplied by the half kernels, as a checkpoint saved in that dtype runs with
+    /// `.native` storage (benchmarks, tests).
+    public func rounded(to format: HalfMatrix.Format) throws -> LlamaModel {
+        var m = LlamaModel(config: config, runtimeWeights: try runtimeWeights.rounded(to: format),
+                           rotary: rotary, architecture: architecture)
+        m.loraAdapters = loraAdapters
+        m.steeringAdapters = steeringAdapters
+        return m
+    }
+
     /// The one place the stored properties are set (checked parts passed in).
     private init(config: LlamaConfig, runtimeWeights: LlamaRuntimeWeights, rotary: RotaryEmbedding,
                  architecture: LlamaArchitecture) {

@@ -7,7 +7,9 @@ extension LlamaModel {
     /// sharded `model.safetensors.index.json`), a bare `.safetensors` file next to a
     /// `config.json`, or a GGUF file (`.gguf`). With `.f32` storage every weight is converted
     /// to f32 at load; with `.q8_0` the weight matrices are held in Q8_0 (kept as stored when the
-    /// GGUF has them in Q8_0, quantized one tensor at a time otherwise; see `WeightStorage`).
+    /// GGUF has them in Q8_0, quantized one tensor at a time otherwise); with `.native` BF16/F16
+    /// matrices are used in place from the mapped file, GGUF Q8_0 ones kept as stored, the rest
+    /// converted to f32 (see `WeightStorage`).
     /// - Throws: `FormatsError`/`SafetensorsError`/`GGUFError` for unreadable files,
     ///   `RuntimeError` for configs the runtime cannot run and missing or misshapen tensors
     ///   (naming the tensor and the path).
@@ -31,6 +33,13 @@ extension LlamaModel {
             return try checkpoint.tensor(named: name)
         }
         let weights = try LlamaRuntimeWeights.load(config: config, source: path, matrix: { name in
+            if storage == .native, let shard = checkpoint.shard(holding: name), let info = shard.info(name),
+               info.shape.rank == 2, let format = HalfMatrix.Format(info.storage) {
+                // Used in place: the shard's mapped bytes, no copy.
+                return .half(try HalfMatrix(file: shard.file, byteRange: info.byteRange, format: format,
+                                            rows: info.shape.dims[0], columns: info.shape.dims[1],
+                                            name: name, source: shard.path))
+            }
             let t = try tensor(name)
             return storage == .q8_0 ? .q8_0(try Q8_0Matrix(quantizing: t, name: name, source: path)) : .f32(t)
         }, vector: tensor)
@@ -80,9 +89,20 @@ extension LlamaModel {
             return try RopePermutation.unpermute(t, heads: heads(p), name: mapping.name)
         }
         let weights = try LlamaRuntimeWeights.load(config: config, source: path, matrix: { hfName in
-            guard storage == .q8_0 else { return .f32(try tensor(hfName)) }
+            guard storage != .f32 else { return .f32(try tensor(hfName)) }
             let mapping = try locate(hfName)
+            if storage == .native, let info = gguf.info(mapping.name), info.shape.rank == 2,
+               let format = HalfMatrix.Format(info.storage) {
+                // Used in place: the file's mapped bytes, Q/K rows read through the inverse permutation.
+                let m = try HalfMatrix(file: gguf.file, byteRange: info.byteRange, format: format,
+                                       rows: info.shape.dims[0], columns: info.shape.dims[1], name: mapping.name, source: path)
+                guard let p = mapping.permutation else { return .half(m) }
+                return .half(m.permutingRows(
+                    try RopePermutation.sourceRows(rows: m.rows, heads: heads(p), inverse: true, name: mapping.name)))
+            }
             guard let info = gguf.info(mapping.name), case .ggml(.q8_0) = info.storage, info.shape.rank == 2 else {
+                // native: F32 and types without a kernel here go to f32, as with `.f32`.
+                if storage == .native { return .f32(try tensor(hfName)) }
                 return .q8_0(try Q8_0Matrix(quantizing: try tensor(hfName), name: mapping.name, source: path))
             }
             // Kept as stored: the file's blocks, rows reordered where GGUF permuted them.

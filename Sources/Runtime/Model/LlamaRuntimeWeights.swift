@@ -1,7 +1,7 @@
 import Tensors
 
 /// The weights the forward pass runs on: norms and biases in f32, the weight matrices (seven
-/// projections per layer, embedding, output head) as `ProjectionWeight` (f32 or Q8_0). For an
+/// projections per layer, embedding, output head) as `ProjectionWeight` (f32, Q8_0 or bf16/f16). For an
 /// f32 model it wraps the same tensors as `LlamaWeights` (no copy).
 public struct LlamaRuntimeWeights: Sendable {
     /// One decoder layer; matrices `[out, in]`, computing `x · Wᵀ`.
@@ -73,7 +73,7 @@ public struct LlamaRuntimeWeights: Sendable {
         lmHead = w.lmHead.map { .f32($0) }
     }
 
-    /// All weights in f32: f32 matrices as they are, Q8_0 ones dequantized (new buffers).
+    /// All weights in f32: f32 matrices as they are, Q8_0 and bf16/f16 ones widened (new buffers).
     public func dequantized() -> LlamaWeights {
         LlamaWeights(
             embedding: embedding.dense,
@@ -86,16 +86,18 @@ public struct LlamaRuntimeWeights: Sendable {
             finalNorm: finalNorm, lmHead: lmHead?.dense)
     }
 
-    /// The same weights with every matrix in `storage` (Q8_0 matrices quantized from f32, or
-    /// dequantized back); norms and biases unchanged.
+    /// The same weights with every matrix in `storage` (Q8_0 matrices quantized from f32 or
+    /// from widened bf16/f16 values, or everything widened to f32); norms and biases unchanged.
+    /// `.native` keeps every matrix as it is held (a model in memory has no file dtype to return to).
     /// - Throws: `RuntimeError.shapeMismatch` for a matrix Q8_0 cannot hold (columns not a
     ///   multiple of 32).
     public func converted(to storage: WeightStorage, source: String = "model") throws -> LlamaRuntimeWeights {
         func convert(_ m: ProjectionWeight, _ name: String) throws -> ProjectionWeight {
             switch (storage, m) {
-            case (.f32, .f32), (.q8_0, .q8_0): m
-            case (.f32, .q8_0(let q)): .f32(q.dequantized())
+            case (.native, _), (.f32, .f32), (.q8_0, .q8_0): m
+            case (.f32, .q8_0), (.f32, .half): .f32(m.dense)
             case (.q8_0, .f32(let t)): .q8_0(try Q8_0Matrix(quantizing: t, name: name, source: source))
+            case (.q8_0, .half(let h)): .q8_0(try Q8_0Matrix(quantizing: h.dequantized(), name: name, source: source))
             }
         }
         var out = self
@@ -109,10 +111,30 @@ public struct LlamaRuntimeWeights: Sendable {
         return out
     }
 
-    /// `.q8_0` when every matrix is Q8_0, else `.f32` (mixed holdings only arise from code that
-    /// builds them by hand).
+    /// The same weights with every matrix rounded to `format` (round to nearest even, held in
+    /// buffers of their own): what a checkpoint saved in that dtype loads as with `.native`.
+    /// Norms and biases unchanged.
+    public func rounded(to format: HalfMatrix.Format) throws -> LlamaRuntimeWeights {
+        func round(_ m: ProjectionWeight, _ name: String) throws -> ProjectionWeight {
+            .half(try HalfMatrix(rounding: m.dense, to: format, name: name))
+        }
+        var out = self
+        out.embedding = try round(embedding, "model.embed_tokens.weight")
+        for l in out.layers.indices {
+            for p in LlamaProjection.allCases {
+                out.layers[l][p] = try round(layers[l][p], p.modulePath(layer: l) + ".weight")
+            }
+        }
+        out.lmHead = try lmHead.map { try round($0, "lm_head.weight") }
+        return out
+    }
+
+    /// `.f32` when every matrix is f32, `.q8_0` when every matrix is Q8_0, else `.native` (some
+    /// matrix is bf16/f16, or the holdings are mixed, as a GGUF of several types loads natively).
     public var storage: WeightStorage {
-        matrices.allSatisfy { if case .q8_0 = $0 { true } else { false } } ? .q8_0 : .f32
+        if matrices.allSatisfy({ if case .f32 = $0 { true } else { false } }) { return .f32 }
+        if matrices.allSatisfy({ if case .q8_0 = $0 { true } else { false } }) { return .q8_0 }
+        return .native
     }
 
     /// Bytes of all weights held (matrices at their storage size, norms and biases at 4 bytes).
