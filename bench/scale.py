@@ -9,6 +9,7 @@ with its wall time and peak RSS (wait4's ru_maxrss):
   distill --lora   sequential, linear, rank 8, 2,048 calibration tokens (16 × 128), full
                    diagnostics; the report's own timings split forward passes from fits
   eval --tokens    the same 2,048 tokens, base + the distilled adapter, reference base + LoRA
+                   (both bf16 in place, `--weights native`)
   generate         32 tokens after an 8-token prompt
 
 A shape whose job would not fit in this machine's available memory is not started (the OOM killer
@@ -189,6 +190,8 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--timeout", type=float, default=3600, help="seconds per job")
     ap.add_argument("--skip-build", action="store_true")
+    ap.add_argument("--jobs", nargs="*", default=["distill", "eval", "generate"], choices=["distill", "eval", "generate"],
+                    help="eval uses the adapter the distill job wrote (run distill once first)")
     a = ap.parse_args()
     if not a.skip_build:
         subprocess.run(["swift", "build", "-c", "release", "--product", "steertool"], check=True, cwd=ROOT)
@@ -203,11 +206,13 @@ def main() -> int:
     for key in a.shapes:
         name = SHAPES[key][0]
         params = parameter_count(key)
-        # Today every command holds the weights as f32 (4 bytes per parameter) plus activations.
-        need_mb = params * 4 / 2**20 + 2048
-        if need_mb > 0.9 * available_mb():
-            problems.append(f"{name}: not run: needs ~{need_mb / 1024:.1f} GB (weights as f32 at load), "
-                            f"{available_mb() / 1024:.1f} GB available")
+        # distill holds the weights as f32 (4 bytes per parameter); eval and generate keep bf16
+        # matrices in the file's bytes (2 bytes per parameter). Plus activations.
+        need_mb = {"distill": params * 4 / 2**20 + 2048, "eval": params * 2 / 2**20 + 4096, "generate": params * 2 / 2**20 + 1024}
+        refused = [j for j in a.jobs if need_mb[j] > 0.9 * available_mb()]
+        for j in refused:
+            problems.append(f"{name} {j}: not run: needs ~{need_mb[j] / 1024:.1f} GB, {available_mb() / 1024:.1f} GB available")
+        if len(refused) == len(a.jobs):
             continue
         d = prepare(key)
         out = CACHE / "out"
@@ -219,12 +224,15 @@ def main() -> int:
                          "--method", "sequential", "--kind", "linear", "--rank", "8", "--output", str(adapter),
                          "--report", str(report), "--force", "--threads", str(a.threads)]),
             ("eval", [str(STEERTOOL), "eval", "--model", model, "--adapter", str(adapter), "--reference", model,
-                      "--reference-adapter", lora, "--tokens", str(d / "calib.json"), "--threads", str(a.threads)]),
+                      "--reference-adapter", lora, "--reference-weights", "native", "--tokens", str(d / "calib.json"),
+                      "--threads", str(a.threads)]),
             ("generate", [str(STEERTOOL), "generate", "--model", model, "--tokens", "128000,9906,11,1268,527,499,30,220",
                           "--max-tokens", "32", "--ids", "--threads", str(a.threads)]),
         ]
         row(f"scale.{name}.file", "MB", (d / "model.safetensors").stat().st_size / 2**20)
         for job, cmd in jobs:
+            if job not in a.jobs or job in refused:
+                continue
             log(f"{name}: {job}")
             r = run(cmd, env, a.timeout)
             if isinstance(r, str):
