@@ -7,9 +7,9 @@ import TestSupport
 /// Reduced-rank regression and the adapter fits against numpy's closed form
 /// (fixtures/equivalence/rrr.safetensors) and properties that can fail.
 @Suite struct AdapterFitTests {
-    // The linear rank-4 fit equals numpy's float64 closed form. Our least squares also runs in
-    // Float64 (gelsd), the SVD of the fitted values too; only float32 storage of W and b
-    // remains: 1e-4 relative (the acceptance figure).
+    // The linear rank-4 fit equals numpy's float64 closed form (lstsq on the rows, SVD of the
+    // fitted values). Ours runs in Float64 from the Grams (equilibrated normal equations, eigen of
+    // FᵀF); float32 storage of W and b and the squared conditioning remain: 1e-4 relative.
     @Test(arguments: [("ridge0", Float(0)), ("ridge2", Float(2))])
     func linearFitEqualsNumpyClosedForm(tag: String, ridge: Float) throws {
         let fx = try FixtureFile("equivalence/rrr.safetensors")
