@@ -100,32 +100,27 @@ public struct LlamaRuntimeWeights: Sendable {
             case (.q8_0, .half(let h)): .q8_0(try Q8_0Matrix(quantizing: h.dequantized(), name: name, source: source))
             }
         }
-        var out = self
-        out.embedding = try convert(embedding, "model.embed_tokens.weight")
-        for l in out.layers.indices {
-            for p in LlamaProjection.allCases {
-                out.layers[l][p] = try convert(layers[l][p], p.modulePath(layer: l) + ".weight")
-            }
-        }
-        out.lmHead = try lmHead.map { try convert($0, "lm_head.weight") }
-        return out
+        return try mappingMatrices(convert)
     }
 
     /// The same weights with every matrix rounded to `format` (round to nearest even, held in
     /// buffers of their own): what a checkpoint saved in that dtype loads as with `.native`.
     /// Norms and biases unchanged.
     public func rounded(to format: HalfMatrix.Format) throws -> LlamaRuntimeWeights {
-        func round(_ m: ProjectionWeight, _ name: String) throws -> ProjectionWeight {
-            .half(try HalfMatrix(rounding: m.dense, to: format, name: name))
-        }
+        try mappingMatrices { m, name in .half(try HalfMatrix(rounding: m.dense, to: format, name: name)) }
+    }
+
+    /// The same weights with `transform(matrix, HF tensor name)` applied to the embedding, every
+    /// layer's seven projections and the untied output head; norms and biases unchanged.
+    private func mappingMatrices(_ transform: (ProjectionWeight, String) throws -> ProjectionWeight) throws -> LlamaRuntimeWeights {
         var out = self
-        out.embedding = try round(embedding, "model.embed_tokens.weight")
+        out.embedding = try transform(embedding, "model.embed_tokens.weight")
         for l in out.layers.indices {
             for p in LlamaProjection.allCases {
-                out.layers[l][p] = try round(layers[l][p], p.modulePath(layer: l) + ".weight")
+                out.layers[l][p] = try transform(layers[l][p], p.modulePath(layer: l) + ".weight")
             }
         }
-        out.lmHead = try lmHead.map { try round($0, "lm_head.weight") }
+        out.lmHead = try lmHead.map { try transform($0, "lm_head.weight") }
         return out
     }
 
