@@ -1,5 +1,6 @@
 // f32 matrix-vector product over rows of a row-major matrix; see include/CKernels.h.
 #include "CKernels.h"
+#include "horizontal_sum.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -16,14 +17,6 @@ static void matvec_scalar(const float *w, size_t ldw, size_t k, size_t r0, size_
 }
 
 #ifdef STEERTOOL_X86
-__attribute__((target("avx2,fma")))
-static inline float hsum_avx2(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
 /// Four rows at a time, one 8-lane accumulator per row (four independent FMA chains per step);
 /// the last k % 8 columns and the last rows % 4 rows by scalar code in the same order per row.
 __attribute__((target("avx2,fma")))

@@ -1,5 +1,6 @@
 // Matrix-vector product and row widening for f16/bf16 matrices read in place; see include/CKernels.h.
 #include "CKernels.h"
+#include "horizontal_sum.h"
 #include "half_float.h"
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -46,14 +47,6 @@ static inline __m256 widen8(const uint8_t *p, steertool_half_format format) {
     __m128i h = _mm_loadu_si128((const __m128i *)(const void *)p);
     if (format == STEERTOOL_HALF_BF16) return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
     return _mm256_cvtph_ps(h);
-}
-
-__attribute__((target("avx2,fma,f16c")))
-static inline float hsum_avx2(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
 }
 
 /// The f32 kernel's order (`steertool_f32_matvec`): four rows at a time, one 8-lane accumulator
