@@ -170,14 +170,23 @@ def best_of_rounds(rounds: list[list[dict]]) -> list[dict]:
     return out
 
 
-def run_command(cmd: list[str], env: dict[str, str]) -> dict | str:
-    """Runs a command benchmark child; returns wall seconds and peak RSS in MB."""
+def run_command(cmd: list[str], env: dict[str, str], timeout: float | None = None) -> dict | str:
+    """Runs a command benchmark child; returns wall seconds and peak RSS in MB (wait4's
+    ru_maxrss), or why it did not finish (killed after `timeout` seconds when given)."""
     start = time.perf_counter()
     try:
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=ROOT)
     except OSError as e:
         return f"could not run: {e}"
-    _, status, usage = os.wait4(proc.pid, 0)
+    while True:
+        pid, status, usage = os.wait4(proc.pid, 0 if timeout is None else os.WNOHANG)
+        if pid:
+            break
+        if time.perf_counter() - start > timeout:
+            proc.kill()
+            os.wait4(proc.pid, 0)
+            return f"stopped after {timeout:.0f} s"
+        time.sleep(0.2)
     wall = time.perf_counter() - start
     err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
     code = os.waitstatus_to_exitcode(status)

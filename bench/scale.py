@@ -30,10 +30,12 @@ import os
 import struct
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from run import run_command  # noqa: E402  (bench/run.py: the same child-process measurement)
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / ".cache" / "bench-scale"
@@ -162,28 +164,6 @@ def available_mb() -> float:
     return float("inf")
 
 
-def run(cmd: list[str], env: dict[str, str], timeout: float) -> dict | str:
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=ROOT)
-    deadline = start + timeout
-    while True:
-        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-        if pid:
-            break
-        if time.perf_counter() > deadline:
-            proc.kill()
-            os.wait4(proc.pid, 0)
-            return f"stopped after {timeout:.0f} s"
-        time.sleep(0.2)
-    wall = time.perf_counter() - start
-    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-    code = os.waitstatus_to_exitcode(status)
-    if code != 0:
-        tail = err.strip().splitlines()[-1:] or ["(no output)"]
-        return f"exit {code}: {tail[0]}"
-    return {"seconds": wall, "peak_rss_mb": usage.ru_maxrss / 1024.0}
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--shapes", nargs="*", default=list(SHAPES), choices=list(SHAPES))
@@ -234,7 +214,7 @@ def main() -> int:
             if job not in a.jobs or job in refused:
                 continue
             log(f"{name}: {job}")
-            r = run(cmd, env, a.timeout)
+            r = run_command(cmd, env, a.timeout)
             if isinstance(r, str):
                 problems.append(f"{name} {job}: {r}")
                 if job == "distill":
