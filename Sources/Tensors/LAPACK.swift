@@ -172,11 +172,10 @@ public func qr(_ a: Tensor) throws -> (q: Tensor, r: Tensor) {
 public func symmetricEigen(_ a: Tensor) throws -> (values: [Float], vectors: Tensor) {
     precondition(a.rank == 2 && a.rows == a.columns, "symmetricEigen needs a square matrix, got \(a.shape)")
     let n = a.rows
-    if n == 0 { return ([], Tensor(shape: [0, 0])) }
-    var w = a.scalars.map(Double.init)
-    var vals = [Double](repeating: 0, count: n)
-    let info = LAPACKE_dsyevd(
-        LAPACK_ROW_MAJOR, CChar(UInt8(ascii: "V")), CChar(UInt8(ascii: "U")), Int32(n), &w, Int32(n), &vals)
-    guard info == 0 else { throw TensorsError.lapackFailure(routine: "dsyevd", info: info, shape: "\(a.shape)") }
-    return (vals.map(Float.init), Tensor(shape: [n, n], scalars: w.map(Float.init)))
+    // `DoubleMatrix.symmetricEigen` (the same dsyevd call) orders descending; reverse it.
+    let e = try DoubleMatrix(a).symmetricEigen()
+    let vectors = Tensor(shape: [n, n]) { o in
+        for i in 0..<n { for j in 0..<n { o[i * n + j] = Float(e.vectors[i, n - 1 - j]) } }
+    }
+    return (e.values.reversed().map(Float.init), vectors)
 }
