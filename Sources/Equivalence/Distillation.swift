@@ -115,18 +115,19 @@ public enum Distiller {
     /// the weights differ, plus `finetuned`'s LoRA adapters (kept factored when a projection has
     /// exactly one LoRA and no dense difference).
     public static func weightDelta(base: LlamaModel, finetuned: LlamaModel, layer: Int) -> LayerWeightDelta {
-        let wb = base.weights.layers[layer], wf = finetuned.weights.layers[layer]
+        let wb = base.runtimeWeights.layers[layer], wf = finetuned.runtimeWeights.layers[layer]
         var loras: [LlamaProjection: [LoRAFactors]] = [:]
         for a in finetuned.loraAdapters { for (p, f) in a.layers[layer] ?? [:] where f.rank > 0 { loras[p, default: []].append(f) } }
         for a in base.loraAdapters { for (p, f) in a.layers[layer] ?? [:] where f.rank > 0 { loras[p, default: []].append(LoRAFactors(a: f.a, b: f.b, scale: -f.scale)) } }
         var delta = LayerWeightDelta()
         for p in LlamaProjection.allCases {
-            let dense: Tensor? = wb[p] == wf[p] ? nil : wf[p] - wb[p]
+            // Compared in their storage format; widened (this projection only) where they differ.
+            let dense: Tensor? = wb[p] == wf[p] ? nil : wf[p].dense - wb[p].dense
             let fs = loras[p] ?? []
             if dense == nil, fs.count == 1 {
                 delta[p] = .lowRank(a: fs[0].a, b: fs[0].b, scale: fs[0].scale)
             } else if dense != nil || !fs.isEmpty {
-                var sum = dense ?? Tensor(shape: wb[p].shape)
+                var sum = dense ?? Tensor(shape: Shape(wb[p].dims))
                 for f in fs { accumulate(&sum, f.delta) }
                 delta[p] = .dense(sum)
             }
@@ -239,11 +240,11 @@ public enum Distiller {
                 var baseLoRA = LayerWeightDelta()
                 for a in base.loraAdapters {
                     for (p, f) in a.layers[l] ?? [:] where f.rank > 0 {
-                        let prev = baseLoRA[p]?.denseMatrix() ?? Tensor(shape: base.weights.layers[l][p].shape)
+                        let prev = baseLoRA[p]?.denseMatrix() ?? Tensor(shape: Shape(base.runtimeWeights.layers[l][p].dims))
                         baseLoRA[p] = .dense(prev + f.delta)
                     }
                 }
-                let ev = try BlockEvaluator(config: c, weights: base.weights.layers[l].adding(baseLoRA))
+                let ev = try BlockEvaluator(config: c, weights: base.layerWeights(l).adding(baseLoRA))
                 let wd = weightDelta(base: base, finetuned: finetuned, layer: l)
                 delta = Tensor.concatenatingRows(try recs.map { r in
                     try ev.jvp(try ev.forward(r[.blockInput(l)]!), delta: wd).output
@@ -322,34 +323,23 @@ public enum Distiller {
         let adapter = SteeringAdapter(site: .blockOutput, activation: activation(options.fit.kind), layers: fitted)
         let params = adapter.parameterCount
         return DistillationResult(adapter: adapter, layers: reports, timings: timings, parameterCount: params,
-                                  parameterFraction: Double(params) / Double(max(modelParameterCount(base.weights), 1)),
-                                  nonBlockChanges: nonBlockChanges(base: base.weights, finetuned: finetuned.weights))
+                                  parameterFraction: Double(params) / Double(max(base.runtimeWeights.parameterCount, 1)),
+                                  nonBlockChanges: nonBlockChanges(base: base.runtimeWeights, finetuned: finetuned.runtimeWeights))
     }
 
     /// Relative Frobenius changes of the non-block weights that differ (see `DistillationResult`).
-    public static func nonBlockChanges(base: LlamaWeights, finetuned: LlamaWeights) -> [String: Float] {
+    /// Matrices are compared in their storage format and, where they differ, reduced a tile of
+    /// rows at a time (never an f32 copy of the embedding or the head).
+    public static func nonBlockChanges(base: LlamaRuntimeWeights, finetuned: LlamaRuntimeWeights) -> [String: Float] {
         var out: [String: Float] = [:]
-        func rel(_ a: Tensor, _ b: Tensor) -> Float? {
-            guard a.shape == b.shape, a != b else { return nil }
-            let n = a.frobeniusNorm
-            return n == 0 ? .infinity : (b - a).frobeniusNorm / n
+        if let r = base.embedding.relativeFrobeniusChange(to: finetuned.embedding) { out["embedding"] = r }
+        if base.finalNorm.shape == finetuned.finalNorm.shape, base.finalNorm != finetuned.finalNorm {
+            let n = base.finalNorm.frobeniusNorm
+            out["final_norm"] = n == 0 ? .infinity : (finetuned.finalNorm - base.finalNorm).frobeniusNorm / n
         }
-        if let r = rel(base.embedding, finetuned.embedding) { out["embedding"] = r }
-        if let r = rel(base.finalNorm, finetuned.finalNorm) { out["final_norm"] = r }
-        if let r = rel(base.outputProjection, finetuned.outputProjection) { out["lm_head"] = r }
+        if let r = base.outputProjection.relativeFrobeniusChange(to: finetuned.outputProjection) { out["lm_head"] = r }
         return out
     }
 
     static func activation(_ kind: AdapterKind) -> SteeringActivation { kind == .silu ? .silu : .identity }
-
-    /// Parameters of a model's weights (embedding, layers, final norm, untied lm_head).
-    public static func modelParameterCount(_ w: LlamaWeights) -> Int {
-        var n = w.embedding.count + w.finalNorm.count + (w.lmHead?.count ?? 0)
-        for l in w.layers {
-            n += l.inputNorm.count + l.postAttentionNorm.count
-            for p in LlamaProjection.allCases { n += l[p].count }
-            n += [l.qBias, l.kBias, l.vBias, l.oBias].reduce(0) { $0 + ($1?.count ?? 0) }
-        }
-        return n
-    }
 }

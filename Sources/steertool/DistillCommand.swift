@@ -31,6 +31,9 @@ struct DistillCommand: ParsableCommand {
     @Option(name: .long, help: "PEFT LoRA folder applied to the base as the fine-tune.")
     var lora: String?
 
+    @Option(name: .long, help: WeightStorage.optionHelp)
+    var weights: WeightStorage = .native
+
     @Option(name: .long, help: "Calibration: a text file (tokenized with the base's tokenizer) or a JSON list of token-id lists (.json).")
     var calib: String
 
@@ -96,9 +99,9 @@ struct DistillCommand: ParsableCommand {
 
     func run() throws {
         try threadArguments.apply()
-        let baseModel = try LlamaModel.load(path: base)
+        let baseModel = try LlamaModel.load(path: base, storage: weights)
         let ft: LlamaModel
-        if let finetuned { ft = try LlamaModel.load(path: finetuned) } else { ft = try baseModel.adding(LoRAWeights.load(directory: lora!)) }
+        if let finetuned { ft = try LlamaModel.load(path: finetuned, storage: weights) } else { ft = try baseModel.adding(LoRAWeights.load(directory: lora!)) }
         let sequences = try calibration()
         let fit = AdapterFitOptions(kind: AdapterKind(rawValue: kind) ?? .linear,
                                     rank: targetError.map { .targetError($0) } ?? .fixed(rank ?? 8), ridge: ridge,

@@ -17,6 +17,9 @@ struct FoldCommand: ParsableCommand {
     @Option(name: .long, help: "Base model (HF folder or GGUF).")
     var base: String
 
+    @Option(name: .long, help: WeightStorage.optionHelp)
+    var weights: WeightStorage = .native
+
     @Option(name: .long, help: "Steering adapter file (.safetensors).")
     var adapter: String
 
@@ -60,7 +63,7 @@ struct FoldCommand: ParsableCommand {
             }
             projs.insert(p)
         }
-        let model = try LlamaModel.load(path: base)
+        let model = try LlamaModel.load(path: base, storage: weights)
         let steering = try SteeringAdapter.load(path: adapter)
         let sequences = try CalibrationInput.sequences(calib, modelPath: base, sequenceLength: sequenceLength)
         guard sequences.count >= 2 else { throw ValidationError("--calib needs at least 2 sequences (one is held out)") }
@@ -73,7 +76,7 @@ struct FoldCommand: ParsableCommand {
             let scaled = SteeringLayer(down: s.down, up: s.up.map { steering.scale * $0 }, bias: s.bias.map { steering.scale * $0 })
             var o = ForwardOptions(logits: .none)
             o.record = [.blockInput(layer)]
-            let ev = try BlockEvaluator(config: model.config, weights: model.weights.layers[layer])
+            let ev = try BlockEvaluator(config: model.config, weights: model.layerWeights(layer))
             let acts = try sequences.map { try ev.forward(try model.forward(tokens: $0, options: o).activations[.blockInput(layer)]!) }
             let options = FoldBackOptions(projections: projs, rank: projs == [.down] ? (rank ?? max(s.rank, 1)) : nil, maxError: maxError)
             let outcome = try FoldBack.fold(scaled, activation: steering.activation, site: steering.site, evaluator: ev,

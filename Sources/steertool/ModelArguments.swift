@@ -11,7 +11,7 @@ struct ModelArguments: ParsableArguments {
     @Option(name: .long, help: "Adapter applied unmerged, repeatable: PEFT LoRA folder, steering file (.safetensors), llama.cpp control vector (.gguf) or joint bundle folder; append :<scale> to scale a steering part (vec.safetensors:0.5).")
     var adapter: [String] = []
 
-    @Option(name: .long, help: "How the weight matrices are held: native (the file's dtype: BF16/F16 used in place from the mapped file, Q8_0 GGUF as stored, other types converted to f32), f32 (everything widened to f32: the exactness reference), or q8_0 (a Q8_0 GGUF as stored, anything else quantized at load).")
+    @Option(name: .long, help: WeightStorage.optionHelp)
     var weights: WeightStorage = .native
 
     @OptionGroup var threadArguments: ThreadArguments
@@ -27,7 +27,10 @@ struct ModelArguments: ParsableArguments {
     }
 }
 
-extension WeightStorage: ExpressibleByArgument {}
+extension WeightStorage: ExpressibleByArgument {
+    /// The help of every command's `--weights` option.
+    static let optionHelp = ArgumentHelp("How the weight matrices are held: native (the file's dtype: BF16/F16 used in place from the mapped file, Q8_0 GGUF as stored, other types converted to f32), f32 (everything widened to f32: the exactness reference), or q8_0 (a Q8_0 GGUF as stored, anything else quantized at load).")
+}
 
 /// Token ids from `--tokens 1,2,3`.
 func parseTokenList(_ s: String) throws -> [Int] {

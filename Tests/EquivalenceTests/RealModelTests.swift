@@ -27,7 +27,7 @@ import TestSupport
         o.record = [.blockInput(layer), .blockOutput(layer), .mlpOutput(layer)]
         let rec = try m.forward(tokens: Self.tokens, options: o).activations
         let h = try #require(rec[.blockInput(layer)])
-        let ev = try BlockEvaluator(config: m.config, weights: m.weights.layers[layer])
+        let ev = try BlockEvaluator(config: m.config, weights: m.layerWeights(layer))
         let a = try ev.forward(h)
         // Two float32 implementations of the same layer (the runtime's is checked against
         // transformers in RuntimeTests): 1e-4 relative.
@@ -37,7 +37,7 @@ import TestSupport
         // A rank-8 LoRA on all seven projections, ~1% of each weight's scale.
         var delta = LayerWeightDelta()
         for (i, p) in LlamaProjection.allCases.enumerated() {
-            let w = m.weights.layers[layer][p]
+            let w = m.layerWeights(layer)[p]
             let std = w.frobeniusNorm / Float(w.count).squareRoot()
             delta[p] = .lowRank(a: Tensor.randomNormal([8, w.columns], std: 1 / Float(w.columns).squareRoot(), seed: 10 + UInt64(i)),
                                 b: Tensor.randomNormal([w.rows, 8], std: 0.01 * std, seed: 20 + UInt64(i)), scale: 1)

@@ -128,21 +128,14 @@ struct Q8_0RuntimeTests {
         try #require(tokens.count == 512)
         let want = try f32.forward(tokens: tokens).logits
         func rounded(_ type: GGMLType) -> LlamaModel? {
-            var w = f32.weights
             func r(_ t: Tensor) -> Tensor {
                 let bytes = t.withUnsafeBufferPointer { GGMLQuantizer.quantize($0, as: type) }
                 return Tensor(shape: t.shape) { out in
                     bytes.withUnsafeBytes { GGMLDequantizer.dequantize($0, type: type, into: out) }
                 }
             }
-            w.embedding = r(w.embedding)
-            w.lmHead = w.lmHead.map(r)
-            for l in w.layers.indices {
-                w.layers[l].q = r(w.layers[l].q); w.layers[l].k = r(w.layers[l].k); w.layers[l].v = r(w.layers[l].v)
-                w.layers[l].o = r(w.layers[l].o); w.layers[l].gate = r(w.layers[l].gate)
-                w.layers[l].up = r(w.layers[l].up); w.layers[l].down = r(w.layers[l].down)
-            }
-            return try? LlamaModel(config: f32.config, weights: w)
+            guard let w = try? f32.runtimeWeights.mappingMatrices({ m, _ in .f32(r(m.dense)) }) else { return nil }
+            return try? LlamaModel(config: f32.config, runtimeWeights: w)
         }
         let variants: [(String, LlamaModel?)] = [("f16", rounded(.f16)), ("bf16", rounded(.bf16)), ("q8_0", try f32.converted(to: .q8_0))]
         for (name, model) in variants {

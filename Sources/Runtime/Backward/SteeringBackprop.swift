@@ -112,7 +112,7 @@ public struct SteeringBackprop: Sendable {
     private func run(tokens: [Int], objective: TrainingObjective, adapter: SteeringAdapter, lora: LoRAWeights?, weight: Float,
                      backward: Bool, gradients: inout [Int: SteeringLayer],
                      loraGradients: inout [Int: [LlamaProjection: LoRAFactors]]) throws -> Double {
-        let c = model.config, w = model.weights
+        let c = model.config, w = model.runtimeWeights
         let T = tokens.count, d = c.hiddenSize, hd = c.headDim, H = c.numAttentionHeads, KV = c.numKeyValueHeads
         let qw = H * hd, kvw = KV * hd, ff = c.intermediateSize, V = c.vocabSize, L = c.numHiddenLayers
         let group = H / KV
@@ -163,9 +163,7 @@ public struct SteeringBackprop: Sendable {
 
         // Residual stream.
         let x = arena.make(T * d)
-        w.embedding.withUnsafeBufferPointer { e in
-            for (t, id) in tokens.enumerated() { (x + t * d).update(from: e.baseAddress! + id * d, count: d) }
-        }
+        for (t, id) in tokens.enumerated() { w.embedding.copyRow(id, into: x + t * d) }
         var tapes: [LayerTape] = []
         tapes.reserveCapacity(L)
         for l in 0..<L {
@@ -242,9 +240,7 @@ public struct SteeringBackprop: Sendable {
         }
         let head = w.outputProjection
         let logits = arena.make(T * V)
-        head.withUnsafeBufferPointer { hp in
-            BLAS.sgemm(transposeB: true, m: T, n: V, k: d, a: xnF, lda: d, b: hp.baseAddress!, ldb: d, c: logits, ldc: V)
-        }
+        Kernels.linear(xnF, rows: T, weight: head, bias: nil, loras: [], out: logits, ldo: V, scratch: scratch, useBLAS: true)
         let gLogits = logits   // overwritten row by row with the gradient
         var total = 0.0
         // Per row: e_j = exp(z_j − max) once (f32), lse in Double; q_j = e_j / Σe. The loss sums
@@ -289,9 +285,7 @@ public struct SteeringBackprop: Sendable {
 
         // Backward: lm_head, final norm.
         let gxn = arena.make(T * d)
-        head.withUnsafeBufferPointer { hp in
-            BLAS.sgemm(m: T, n: d, k: V, a: gLogits, lda: V, b: hp.baseAddress!, ldb: d, c: gxn, ldc: d)
-        }
+        head.multiplyTransposed(gLogits, tokens: T, ldg: V, into: gxn, ldo: d)
         var g = arena.make(T * d)
         w.finalNorm.withUnsafeBufferPointer {
             BackpropKernels.rmsNormBackward(x, gy: gxn, rows: T, d: d, weight: $0.baseAddress!, inverseRMS: rF, gx: g)
@@ -343,21 +337,15 @@ public struct SteeringBackprop: Sendable {
                 gradients[l] = gl
             }
             // MLP: Z = Y + m·W_dᵀ.
-            lw.down.withUnsafeBufferPointer { wp in
-                BLAS.sgemm(m: T, n: ff, k: d, a: g, lda: d, b: wp.baseAddress!, ldb: ff, c: gm, ldc: ff)
-            }
+            lw.down.multiplyTransposed(g, tokens: T, ldg: d, into: gm, ldo: ff)
             loraBackward(l, .down, x: tape.m, gy: g, ldg: d, gx: gm)
             for i in 0..<(T * ff) {
                 let a = tape.ag[i], sg = BackpropKernels.sigmoid(a)
                 gau[i] = gm[i] * a * sg
                 gag[i] = gm[i] * tape.au[i] * sg * (1 + a * (1 - sg))
             }
-            lw.gate.withUnsafeBufferPointer { wp in
-                BLAS.sgemm(m: T, n: d, k: ff, a: gag, lda: ff, b: wp.baseAddress!, ldb: d, c: gu, ldc: d)
-            }
-            lw.up.withUnsafeBufferPointer { wp in
-                BLAS.sgemm(m: T, n: d, k: ff, a: gau, lda: ff, b: wp.baseAddress!, ldb: d, beta: 1, c: gu, ldc: d)
-            }
+            lw.gate.multiplyTransposed(gag, tokens: T, ldg: ff, into: gu, ldo: d)
+            lw.up.multiplyTransposed(gau, tokens: T, ldg: ff, into: gu, ldo: d, accumulate: true)
             loraBackward(l, .gate, x: tape.u, gy: gag, ldg: ff, gx: gu)
             loraBackward(l, .up, x: tape.u, gy: gau, ldg: ff, gx: gu)
             gY.update(from: g, count: T * d)
@@ -365,9 +353,7 @@ public struct SteeringBackprop: Sendable {
                 BackpropKernels.rmsNormBackward(tape.y, gy: gu, rows: T, d: d, weight: $0.baseAddress!, inverseRMS: tape.r2, gx: gY)
             }
             // Attention: Y = h + attn·W_oᵀ.
-            lw.o.withUnsafeBufferPointer { wp in
-                BLAS.sgemm(m: T, n: qw, k: d, a: gY, lda: d, b: wp.baseAddress!, ldb: qw, c: gAttn, ldc: qw)
-            }
+            lw.o.multiplyTransposed(gY, tokens: T, ldg: d, into: gAttn, ldo: qw)
             loraBackward(l, .o, x: tape.attn, gy: gY, ldg: d, gx: gAttn)
             gk.initialize(repeating: 0, count: T * kvw)
             gv.initialize(repeating: 0, count: T * kvw)
@@ -394,15 +380,9 @@ public struct SteeringBackprop: Sendable {
                     model.rotary.apply(gk, rows: T, heads: KV, rowStride: kvw, cos: cp.baseAddress!, sin: sp.baseAddress!)
                 }
             }
-            lw.q.withUnsafeBufferPointer { wp in
-                BLAS.sgemm(m: T, n: d, k: qw, a: gq, lda: qw, b: wp.baseAddress!, ldb: d, c: gxn1, ldc: d)
-            }
-            lw.k.withUnsafeBufferPointer { wp in
-                BLAS.sgemm(m: T, n: d, k: kvw, a: gk, lda: kvw, b: wp.baseAddress!, ldb: d, beta: 1, c: gxn1, ldc: d)
-            }
-            lw.v.withUnsafeBufferPointer { wp in
-                BLAS.sgemm(m: T, n: d, k: kvw, a: gv, lda: kvw, b: wp.baseAddress!, ldb: d, beta: 1, c: gxn1, ldc: d)
-            }
+            lw.q.multiplyTransposed(gq, tokens: T, ldg: qw, into: gxn1, ldo: d)
+            lw.k.multiplyTransposed(gk, tokens: T, ldg: kvw, into: gxn1, ldo: d, accumulate: true)
+            lw.v.multiplyTransposed(gv, tokens: T, ldg: kvw, into: gxn1, ldo: d, accumulate: true)
             loraBackward(l, .q, x: tape.xn1, gy: gq, ldg: qw, gx: gxn1)
             loraBackward(l, .k, x: tape.xn1, gy: gk, ldg: kvw, gx: gxn1)
             loraBackward(l, .v, x: tape.xn1, gy: gv, ldg: kvw, gx: gxn1)

@@ -1,6 +1,6 @@
 import Tensors
 
-/// A Llama-family causal LM ready to run: config, weights (f32, or matrices kept in Q8_0; see
+/// A Llama-family causal LM ready to run: config, weights (matrices f32, Q8_0 or bf16/f16 in place; see
 /// `WeightStorage`), RoPE frequencies, and the adapters applied **unmerged** on every forward pass
 /// (LoRA inside the projections, steering adapters as hooks at their sites). A value type: adding
 /// an adapter to a copy leaves the original as it was, and the weights are shared, not copied
@@ -8,14 +8,12 @@ import Tensors
 public struct LlamaModel: Sendable {
     /// Hyperparameters.
     public let config: LlamaConfig
-    /// The weights the forward pass runs on (matrices f32 or Q8_0).
+    /// The weights every computation reads (matrices f32, Q8_0 or bf16/f16 in place).
     public let runtimeWeights: LlamaRuntimeWeights
-    /// The f32 weights when the model holds them; nil for a Q8_0 model.
-    private let denseWeights: LlamaWeights?
-    /// f32 weights in Hugging Face orientation, for analysis (first-order map, fitting, training).
-    /// For a model held in Q8_0 this dequantizes every matrix into new buffers on each access
-    /// (O(parameters) time and f32 memory): load with `.f32` storage for such work.
-    public var weights: LlamaWeights { denseWeights ?? runtimeWeights.dequantized() }
+    /// Decoder layer `layer` (0-based) in f32 for analysis (first-order map, fold-back): f32
+    /// matrices shared, Q8_0 and bf16/f16 ones widened into new buffers for this layer only,
+    /// so at most one layer is ever dense beyond what the model holds.
+    public func layerWeights(_ layer: Int) -> LlamaLayerWeights { runtimeWeights.layers[layer].dense }
     /// How the weight matrices are held.
     public var weightStorage: WeightStorage { runtimeWeights.storage }
     /// Bias layout resolved from the architecture name.
@@ -82,8 +80,6 @@ public struct LlamaModel: Sendable {
                  architecture: LlamaArchitecture) {
         self.config = config; self.runtimeWeights = runtimeWeights; self.rotary = rotary
         self.architecture = architecture
-        // f32 matrices are shared, not copied.
-        self.denseWeights = runtimeWeights.storage == .f32 ? runtimeWeights.dequantized() : nil
     }
 
     /// Adds a LoRA adapter (applied unmerged, summed with any others).

@@ -42,6 +42,22 @@ public struct LlamaRuntimeWeights: Sendable {
                 }
             }
         }
+
+        /// The layer with its seven matrices in f32 (`LlamaLayerWeights`, the form the
+        /// first-order map and fold-back read): f32 matrices shared, Q8_0 and bf16/f16 ones
+        /// widened into new buffers (this layer's only: about 4·parameters bytes of the layer).
+        public var dense: LlamaLayerWeights {
+            LlamaLayerWeights(inputNorm: inputNorm, q: q.dense, k: k.dense, v: v.dense, o: o.dense,
+                              qBias: qBias, kBias: kBias, vBias: vBias, oBias: oBias,
+                              postAttentionNorm: postAttentionNorm, gate: gate.dense, up: up.dense, down: down.dense)
+        }
+
+        /// Parameters of the layer: matrices, norms and biases.
+        public var parameterCount: Int {
+            LlamaProjection.allCases.reduce(0) { $0 + self[$1].rows * self[$1].columns }
+                + inputNorm.count + postAttentionNorm.count
+                + [qBias, kBias, vBias, oBias].reduce(0) { $0 + ($1?.count ?? 0) }
+        }
     }
 
     /// Token embeddings `[vocab, d]` (rows are gathered, never multiplied unless tied).
@@ -73,19 +89,6 @@ public struct LlamaRuntimeWeights: Sendable {
         lmHead = w.lmHead.map { .f32($0) }
     }
 
-    /// All weights in f32: f32 matrices as they are, Q8_0 and bf16/f16 ones widened (new buffers).
-    public func dequantized() -> LlamaWeights {
-        LlamaWeights(
-            embedding: embedding.dense,
-            layers: layers.map {
-                LlamaLayerWeights(inputNorm: $0.inputNorm, q: $0.q.dense, k: $0.k.dense, v: $0.v.dense, o: $0.o.dense,
-                                  qBias: $0.qBias, kBias: $0.kBias, vBias: $0.vBias, oBias: $0.oBias,
-                                  postAttentionNorm: $0.postAttentionNorm,
-                                  gate: $0.gate.dense, up: $0.up.dense, down: $0.down.dense)
-            },
-            finalNorm: finalNorm, lmHead: lmHead?.dense)
-    }
-
     /// The same weights with every matrix in `storage` (Q8_0 matrices quantized from f32 or
     /// from widened bf16/f16 values, or everything widened to f32); norms and biases unchanged.
     /// `.native` keeps every matrix as it is held (a model in memory has no file dtype to return to).
@@ -112,7 +115,8 @@ public struct LlamaRuntimeWeights: Sendable {
 
     /// The same weights with `transform(matrix, HF tensor name)` applied to the embedding, every
     /// layer's seven projections and the untied output head; norms and biases unchanged.
-    private func mappingMatrices(_ transform: (ProjectionWeight, String) throws -> ProjectionWeight) throws -> LlamaRuntimeWeights {
+    /// The transform must keep each matrix's shape.
+    public func mappingMatrices(_ transform: (ProjectionWeight, String) throws -> ProjectionWeight) throws -> LlamaRuntimeWeights {
         var out = self
         out.embedding = try transform(embedding, "model.embed_tokens.weight")
         for l in out.layers.indices {
@@ -130,6 +134,12 @@ public struct LlamaRuntimeWeights: Sendable {
         if matrices.allSatisfy({ if case .f32 = $0 { true } else { false } }) { return .f32 }
         if matrices.allSatisfy({ if case .q8_0 = $0 { true } else { false } }) { return .q8_0 }
         return .native
+    }
+
+    /// Parameters of the model: embedding, layers, final norm and the untied output head.
+    public var parameterCount: Int {
+        embedding.rows * embedding.columns + layers.reduce(0) { $0 + $1.parameterCount } + finalNorm.count
+            + (lmHead.map { $0.rows * $0.columns } ?? 0)
     }
 
     /// Bytes of all weights held (matrices at their storage size, norms and biases at 4 bytes).

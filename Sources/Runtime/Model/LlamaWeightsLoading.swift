@@ -17,9 +17,11 @@ extension LlamaWeights {
     ///   runtime cannot run, `.shapeMismatch` naming the tensor, or whatever `tensor` throws.
     public static func load(config: LlamaConfig, source: String = "model",
                             tensor: (String) throws -> Tensor) throws -> LlamaWeights {
-        // One loading path: every matrix comes back f32, so `dequantized()` copies nothing.
-        try LlamaRuntimeWeights.load(config: config, source: source,
-                                     matrix: { .f32(try tensor($0)) }, vector: tensor).dequantized()
+        // One loading path: every matrix comes back f32, so `dense` copies nothing.
+        let w = try LlamaRuntimeWeights.load(config: config, source: source,
+                                             matrix: { .f32(try tensor($0)) }, vector: tensor)
+        return LlamaWeights(embedding: w.embedding.dense, layers: w.layers.map(\.dense), finalNorm: w.finalNorm,
+                            lmHead: w.lmHead?.dense)
     }
 
     /// Checks that weights built in code (not loaded) have the shapes `config` implies.

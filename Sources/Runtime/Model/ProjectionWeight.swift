@@ -56,18 +56,6 @@ public enum ProjectionWeight: Sendable, Equatable {
         case .half(let m): m.dequantized()
         }
     }
-
-    /// Copies row `row` as f32 into `out` (`columns` floats): an embedding lookup.
-    func copyRow(_ row: Int, into out: UnsafeMutablePointer<Float>) {
-        switch self {
-        case .f32(let t):
-            t.withUnsafeBufferPointer { out.update(from: $0.baseAddress! + row * columns, count: columns) }
-        case .q8_0(let m):
-            m.dequantizeRows(row..<row + 1, into: out)
-        case .half(let m):
-            m.widenRows(row..<row + 1, into: out, ldo: m.columns)
-        }
-    }
 }
 
 /// How a loaded model holds its weight matrices (the seven projections, the embedding and the
