@@ -162,14 +162,14 @@ enum RandomLlama {
     static func make() throws -> LlamaModel {
         var seed: UInt64 = 0
         let c = config
-        let weights = try LlamaWeights.load(config: c, source: "random-100m") { name in
+        let weights = try LlamaRuntimeWeights.load(config: c, source: "random-100m") { name in
             seed &+= 1
             let dims = shape(name, c)
             return name.hasSuffix("norm.weight")
                 ? Tensor(shape: Shape(dims), repeating: 1)
                 : Tensor.randomNormal(Shape(dims), std: 0.02, seed: seed)
         }
-        return try LlamaModel(config: c, weights: weights, source: "random-100m")
+        return try LlamaModel(config: c, runtimeWeights: weights, source: "random-100m")
     }
 
     private static func shape(_ name: String, _ c: LlamaConfig) -> [Int] {

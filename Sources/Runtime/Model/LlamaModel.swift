@@ -25,19 +25,9 @@ public struct LlamaModel: Sendable {
     /// Steering adapters applied as hooks (before any hooks passed to `forward`); several sum.
     public private(set) var steeringAdapters: [SteeringAdapter] = []
 
-    /// Checks `weights` against `config` and prepares the model. `source` names it in errors.
-    /// `ropeFrequencyDivisors` (`[head_dim/2]`, GGUF's `rope_freqs.weight`) replace the
-    /// config's RoPE scaling when given.
-    /// - Throws: `RuntimeError` for unsupported configs or weights of the wrong shape.
-    public init(config: LlamaConfig, weights: LlamaWeights, ropeFrequencyDivisors: [Float]? = nil,
-                source: String = "model") throws {
-        try weights.validate(config: config, source: source)
-        try self.init(config: config, runtimeWeights: LlamaRuntimeWeights(weights),
-                      ropeFrequencyDivisors: ropeFrequencyDivisors, source: source)
-    }
-
-    /// A model over weights already loaded for the runtime (shapes checked by
-    /// `LlamaRuntimeWeights.load`); as `init(config:weights:…)` otherwise.
+    /// A model over loaded weights (shapes checked by `LlamaRuntimeWeights.load`) and `config`;
+    /// `ropeFrequencyDivisors` (`[head_dim/2]`, GGUF's `rope_freqs.weight`) replace the config's
+    /// RoPE scaling when given. `source` names the model in errors.
     /// - Throws: `RuntimeError` for unsupported configs or a layer count that differs from `config`.
     public init(config: LlamaConfig, runtimeWeights: LlamaRuntimeWeights, ropeFrequencyDivisors: [Float]? = nil,
                 source: String = "model") throws {

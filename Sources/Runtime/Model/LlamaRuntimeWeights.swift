@@ -1,8 +1,8 @@
 import Tensors
 
 /// The weights the forward pass runs on: norms and biases in f32, the weight matrices (seven
-/// projections per layer, embedding, output head) as `ProjectionWeight` (f32, Q8_0 or bf16/f16). For an
-/// f32 model it wraps the same tensors as `LlamaWeights` (no copy).
+/// projections per layer, embedding, output head) as `ProjectionWeight` (f32, Q8_0 or bf16/f16),
+/// read in place by every computation (forward, backward, distillation, fold-back).
 public struct LlamaRuntimeWeights: Sendable {
     /// One decoder layer; matrices `[out, in]`, computing `x · Wᵀ`.
     public struct Layer: Sendable {
@@ -77,18 +77,6 @@ public struct LlamaRuntimeWeights: Sendable {
         [embedding] + layers.flatMap { l in LlamaProjection.allCases.map { l[$0] } } + (lmHead.map { [$0] } ?? [])
     }
 
-    /// Wraps f32 weights (shares their storage).
-    public init(_ w: LlamaWeights) {
-        embedding = .f32(w.embedding)
-        layers = w.layers.map {
-            Layer(inputNorm: $0.inputNorm, q: .f32($0.q), k: .f32($0.k), v: .f32($0.v), o: .f32($0.o),
-                  qBias: $0.qBias, kBias: $0.kBias, vBias: $0.vBias, oBias: $0.oBias,
-                  postAttentionNorm: $0.postAttentionNorm, gate: .f32($0.gate), up: .f32($0.up), down: .f32($0.down))
-        }
-        finalNorm = w.finalNorm
-        lmHead = w.lmHead.map { .f32($0) }
-    }
-
     /// The same weights with every matrix in `storage` (Q8_0 matrices quantized from f32 or
     /// from widened bf16/f16 values, or everything widened to f32); norms and biases unchanged.
     /// `.native` keeps every matrix as it is held (a model in memory has no file dtype to return to).
@@ -115,16 +103,24 @@ public struct LlamaRuntimeWeights: Sendable {
 
     /// The same weights with `transform(matrix, HF tensor name)` applied to the embedding, every
     /// layer's seven projections and the untied output head; norms and biases unchanged.
-    /// The transform must keep each matrix's shape.
+    /// - Throws: `RuntimeError.shapeMismatch` naming the tensor when `transform` changes a shape,
+    ///   or what `transform` throws.
     public func mappingMatrices(_ transform: (ProjectionWeight, String) throws -> ProjectionWeight) throws -> LlamaRuntimeWeights {
+        func apply(_ m: ProjectionWeight, _ name: String) throws -> ProjectionWeight {
+            let t = try transform(m, name)
+            guard t.dims == m.dims else {
+                throw RuntimeError.shapeMismatch(tensor: name, expected: m.dims, found: t.dims, source: "mappingMatrices")
+            }
+            return t
+        }
         var out = self
-        out.embedding = try transform(embedding, "model.embed_tokens.weight")
+        out.embedding = try apply(embedding, "model.embed_tokens.weight")
         for l in out.layers.indices {
             for p in LlamaProjection.allCases {
-                out.layers[l][p] = try transform(layers[l][p], p.modulePath(layer: l) + ".weight")
+                out.layers[l][p] = try apply(layers[l][p], p.modulePath(layer: l) + ".weight")
             }
         }
-        out.lmHead = try lmHead.map { try transform($0, "lm_head.weight") }
+        out.lmHead = try lmHead.map { try apply($0, "lm_head.weight") }
         return out
     }
 

@@ -33,22 +33,3 @@ public struct LlamaLayerWeights: Sendable {
         self.postAttentionNorm = postAttentionNorm; self.gate = gate; self.up = up; self.down = down
     }
 }
-
-/// All weights of a Llama causal LM in f32.
-public struct LlamaWeights: Sendable {
-    /// Token embeddings `[vocab, d]`.
-    public var embedding: Tensor
-    /// Decoder layers, 0-based.
-    public var layers: [LlamaLayerWeights]
-    /// Final RMSNorm gain `[d]`.
-    public var finalNorm: Tensor
-    /// `[vocab, d]`, or nil when tied to `embedding`.
-    public var lmHead: Tensor?
-
-    public init(embedding: Tensor, layers: [LlamaLayerWeights], finalNorm: Tensor, lmHead: Tensor?) {
-        self.embedding = embedding; self.layers = layers; self.finalNorm = finalNorm; self.lmHead = lmHead
-    }
-
-    /// The output projection actually used: `lmHead`, or the embedding when tied.
-    public var outputProjection: Tensor { lmHead ?? embedding }
-}
