@@ -72,32 +72,34 @@ public struct BlockIntervention: Sendable {
     }
 }
 
-/// Evaluates one Llama decoder layer (config + `LlamaLayerWeights`, PyTorch `[out, in]`
-/// orientation) on a sequence `[T, d]`, and its forward-mode derivative (JVP) along weight
+/// Evaluates one Llama decoder layer (config + `LlamaRuntimeWeights.Layer` held f32, PyTorch
+/// `[out, in]` orientation) on a sequence `[T, d]`, and its forward-mode derivative (JVP) along weight
 /// deltas on any of the seven projections and along an input tangent. Everything is batched
 /// over tokens with gemms (per head for attention); no per-token loops call BLAS.
 public struct BlockEvaluator: Sendable {
     public let config: LlamaConfig
-    public let weights: LlamaLayerWeights
+    /// The layer, matrices held f32 (widened on construction when given in another format).
+    public let weights: LlamaRuntimeWeights.Layer
     public let rope: RotaryEmbedding
 
     /// - Throws: `EquivalenceError.shapeMismatch` when a weight does not fit the config, or
     ///   `.unsupportedConfiguration` when the heads do not divide, or the runtime's error for a
     ///   RoPE type other than default/linear/llama3 (frequencies are `Runtime.RotaryEmbedding`'s).
-    public init(config: LlamaConfig, weights: LlamaLayerWeights) throws {
+    public init(config: LlamaConfig, weights given: LlamaRuntimeWeights.Layer) throws {
+        let weights = given.widened()
         let d = config.hiddenSize, hd = config.headDim, dff = config.intermediateSize
         let nq = config.numAttentionHeads * hd, nkv = config.numKeyValueHeads * hd
         guard config.numKeyValueHeads > 0, config.numAttentionHeads % config.numKeyValueHeads == 0 else {
             throw EquivalenceError.unsupportedConfiguration("heads \(config.numAttentionHeads) not a multiple of kv heads \(config.numKeyValueHeads)")
         }
-        let expected: [(String, Tensor, [Int])] = [
-            ("input_layernorm", weights.inputNorm, [d]), ("q_proj", weights.q, [nq, d]),
-            ("k_proj", weights.k, [nkv, d]), ("v_proj", weights.v, [nkv, d]), ("o_proj", weights.o, [d, nq]),
-            ("post_attention_layernorm", weights.postAttentionNorm, [d]), ("gate_proj", weights.gate, [dff, d]),
-            ("up_proj", weights.up, [dff, d]), ("down_proj", weights.down, [d, dff]),
+        let expected: [(String, [Int], [Int])] = [
+            ("input_layernorm", weights.inputNorm.shape.dims, [d]), ("q_proj", weights.q.dims, [nq, d]),
+            ("k_proj", weights.k.dims, [nkv, d]), ("v_proj", weights.v.dims, [nkv, d]), ("o_proj", weights.o.dims, [d, nq]),
+            ("post_attention_layernorm", weights.postAttentionNorm.shape.dims, [d]), ("gate_proj", weights.gate.dims, [dff, d]),
+            ("up_proj", weights.up.dims, [dff, d]), ("down_proj", weights.down.dims, [d, dff]),
         ]
-        for (name, t, shape) in expected where t.shape.dims != shape {
-            throw EquivalenceError.shapeMismatch(what: name, expected: shape, found: t.shape.dims)
+        for (name, found, shape) in expected where found != shape {
+            throw EquivalenceError.shapeMismatch(what: name, expected: shape, found: found)
         }
         let biases: [(String, Tensor?, Int)] = [("q_proj.bias", weights.qBias, nq), ("k_proj.bias", weights.kBias, nkv),
                                                 ("v_proj.bias", weights.vBias, nkv), ("o_proj.bias", weights.oBias, d)]
@@ -108,6 +110,9 @@ public struct BlockEvaluator: Sendable {
         self.weights = weights
         self.rope = try RotaryEmbedding(config: config)
     }
+
+    /// The f32 matrix `[out, in]` of projection `p` (held f32: no copy).
+    func matrix(_ p: LlamaProjection) -> Tensor { weights[p].dense }
 
     /// The same layer with `t · ΔW` added to the weights (dense), for exact (oracle) shifts.
     public func applying(_ delta: LayerWeightDelta, scale t: Float = 1) throws -> BlockEvaluator {
@@ -134,9 +139,9 @@ public struct BlockEvaluator: Sendable {
         }
         let input = steer(h, .blockInput)
         let (n1, rho1) = rmsNormRows(input, gain: weights.inputNorm, eps: eps)
-        var q = addBias(matmul(n1, weights.q, transposeB: true), weights.qBias)
-        var k = addBias(matmul(n1, weights.k, transposeB: true), weights.kBias)
-        let v = addBias(matmul(n1, weights.v, transposeB: true), weights.vBias)
+        var q = addBias(matmul(n1, matrix(.q), transposeB: true), weights.qBias)
+        var k = addBias(matmul(n1, matrix(.k), transposeB: true), weights.kBias)
+        let v = addBias(matmul(n1, matrix(.v), transposeB: true), weights.vBias)
         let positions = positionOffset..<(positionOffset + t)
         let (cosT, sinT) = rope.tables(positions: positions)
         rotateHalf(&q, heads: heads, headDim: hd, cos: cosT, sin: sinT)
@@ -170,17 +175,17 @@ public struct BlockEvaluator: Sendable {
                 }
             } }
         } } }
-        let attn = steer(addBias(matmul(context, weights.o, transposeB: true), weights.oBias), .attentionOutput)
+        let attn = steer(addBias(matmul(context, matrix(.o), transposeB: true), weights.oBias), .attentionOutput)
         let y = steer(input + attn, .mlpInput)
         let (u, rho2) = rmsNormRows(y, gain: weights.postAttentionNorm, eps: eps)
-        let ag = matmul(u, weights.gate, transposeB: true)
-        let au = matmul(u, weights.up, transposeB: true)
+        let ag = matmul(u, matrix(.gate), transposeB: true)
+        let au = matmul(u, matrix(.up), transposeB: true)
         let m = Tensor(shape: ag.shape) { o in
             ag.withUnsafeBufferPointer { g in au.withUnsafeBufferPointer { up in
                 for i in 0..<o.count { o[i] = g[i] * sigmoid(g[i]) * up[i] }
             } }
         }
-        let x = steer(matmul(m, weights.down, transposeB: true), .mlpOutput)
+        let x = steer(matmul(m, matrix(.down), transposeB: true), .mlpOutput)
         let z = steer(y + x, .blockOutput)
         return BlockActivations(
             input: input, normedInput: n1, inverseRMS1: rho1, queries: q, keys: k, values: v, probabilities: probs,
@@ -227,13 +232,13 @@ public struct BlockEvaluator: Sendable {
         var dY = dAttn
         if let dh = inputTangent { accumulate(&dY, dh) }
         let du = rmsNormTangent(a.mlpInput, rho: a.inverseRMS2, gain: weights.postAttentionNorm, dx: dY)
-        var dag = matmul(du, weights.gate, transposeB: true)
+        var dag = matmul(du, matrix(.gate), transposeB: true)
         if let dg = delta[.gate] { accumulate(&dag, dg.apply(a.normedMLPInput)) }
-        var dau = matmul(du, weights.up, transposeB: true)
+        var dau = matmul(du, matrix(.up), transposeB: true)
         if let dup = delta[.up] { accumulate(&dau, dup.apply(a.normedMLPInput)) }
         let coef = mlpCoefficients(a)
         let dm = hadamardSum(coef.gate, dag, coef.up, dau)
-        var dX = matmul(dm, weights.down, transposeB: true)
+        var dX = matmul(dm, matrix(.down), transposeB: true)
         if let dd = delta[.down] { accumulate(&dX, dd.apply(a.hidden)) }
         return BlockTangent(attentionOutput: dAttn, mlpInput: dY, mlpOutput: dX, output: dY + dX)
     }
@@ -253,9 +258,9 @@ public struct BlockEvaluator: Sendable {
             return out
         }
         let (cosT, sinT) = rope.tables(positions: a.positions)
-        var dq = projTangent(.q, weights.q)
-        var dk = projTangent(.k, weights.k)
-        let dv = projTangent(.v, weights.v)
+        var dq = projTangent(.q, matrix(.q))
+        var dk = projTangent(.k, matrix(.k))
+        let dv = projTangent(.v, matrix(.v))
         if dq != nil { rotateHalf(&dq!, heads: heads, headDim: hd, cos: cosT, sin: sinT) }
         if dk != nil { rotateHalf(&dk!, heads: kvHeads, headDim: hd, cos: cosT, sin: sinT) }
 
@@ -298,7 +303,7 @@ public struct BlockEvaluator: Sendable {
                 } } }
             } } }
         }
-        var dAttn = matmul(dContext, weights.o, transposeB: true)
+        var dAttn = matmul(dContext, matrix(.o), transposeB: true)
         if let dO = delta[.o] { accumulate(&dAttn, dO.apply(a.attentionContext)) }
         return dAttn
     }

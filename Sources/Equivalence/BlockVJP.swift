@@ -20,13 +20,13 @@ extension BlockEvaluator {
         let needAttention = projections.contains { $0.isAttention }
         guard needGateUp || needAttention else { return out }
         let coef = mlpCoefficients(a)
-        let gm = matmul(g, weights.down)                      // [T, d_ff]
+        let gm = matmul(g, matrix(.down))                      // [T, d_ff]
         let gag = hadamard(gm, coef.gate), gau = hadamard(gm, coef.up)
         if projections.contains(.gate) { out[.gate] = matmul(gag, a.normedMLPInput, transposeA: true) }
         if projections.contains(.up) { out[.up] = matmul(gau, a.normedMLPInput, transposeA: true) }
         guard needAttention else { return out }
-        var gu = matmul(gag, weights.gate)
-        accumulate(&gu, matmul(gau, weights.up))
+        var gu = matmul(gag, matrix(.gate))
+        accumulate(&gu, matmul(gau, matrix(.up)))
         var gy = g
         accumulate(&gy, rmsNormAdjoint(a.mlpInput, rho: a.inverseRMS2, gain: weights.postAttentionNorm, grad: gu))
         if projections.contains(.o) { out[.o] = matmul(gy, a.attentionContext, transposeA: true) }
@@ -37,7 +37,7 @@ extension BlockEvaluator {
         let heads = config.numAttentionHeads, kvHeads = config.numKeyValueHeads, hd = config.headDim
         let qw = heads * hd, kw = kvHeads * hd, group = heads / kvHeads
         let scale = 1 / Float(hd).squareRoot()
-        let gctx = matmul(gy, weights.o)                      // [T, H·hd]
+        let gctx = matmul(gy, matrix(.o))                      // [T, H·hd]
         var gq = Tensor(shape: [t, qw]), gk = Tensor(shape: [t, kw]), gv = Tensor(shape: [t, kw])
         var gp = [Float](repeating: 0, count: t * t)
         gctx.withUnsafeBufferPointer { pg in a.probabilities.withUnsafeBufferPointer { pp in

@@ -110,7 +110,7 @@ public enum FoldBack {
         if options.preferExactFactorization, site == .mlpOutput, activation == .identity, biasNorm == 0, options.projections.contains(.down),
            let dn = adapter.down, let up = adapter.up {
             // X ↦ X + X·D·Uᵀ, i.e. ΔW_d = U·Dᵀ·W_d: a rank-r LoRA, exact at every order.
-            let lora = ProjectionDelta.lowRank(a: matmul(dn, evaluator.weights.down, transposeA: true), b: up, scale: 1)
+            let lora = ProjectionDelta.lowRank(a: matmul(dn, evaluator.matrix(.down), transposeA: true), b: up, scale: 1)
             weights = try measure(LayerWeightDelta([.down: lora]), exact: true, evaluator: evaluator, sequences: sequences, targets: targets)
         } else if options.projections == [.down] {
             let m = Tensor.concatenatingRows(sequences.map(\.hidden))
@@ -194,7 +194,7 @@ public enum FoldBack {
         func norm2(_ x: [LlamaProjection: Tensor]) -> Double { ps.reduce(0) { $0 + frobeniusDot(x[$1]!, x[$1]!) } }
         func norm2(_ x: [Tensor]) -> Double { x.reduce(0) { $0 + frobeniusDot($1, $1) } }
 
-        var x = Dictionary(uniqueKeysWithValues: ps.map { ($0, Tensor(shape: evaluator.weights[$0].shape)) })
+        var x = Dictionary(uniqueKeysWithValues: ps.map { ($0, Tensor(shape: Shape(evaluator.weights[$0].dims))) })
         var r = targets
         var s = try adjoint(r)
         var p = s

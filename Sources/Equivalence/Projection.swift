@@ -75,47 +75,22 @@ public struct LayerWeightDelta: Sendable, Equatable {
     public var touchesAttention: Bool { projections.keys.contains { $0.isAttention } }
 
     /// Checks every delta's `[out, in]` against the layer's weight of the same projection.
-    public func validate(against weights: LlamaLayerWeights) throws {
+    public func validate(against weights: LlamaRuntimeWeights.Layer) throws {
         for (p, d) in projections {
-            let w = weights[p]
-            guard d.shape == w.shape.dims else {
-                throw EquivalenceError.shapeMismatch(what: "delta of \(p.rawValue)", expected: w.shape.dims, found: d.shape)
+            let dims = weights[p].dims
+            guard d.shape == dims else {
+                throw EquivalenceError.shapeMismatch(what: "delta of \(p.rawValue)", expected: dims, found: d.shape)
             }
         }
     }
 }
 
-extension LlamaLayerWeights {
-    /// The weight `[out, in]` of projection `p`.
-    public subscript(_ p: LlamaProjection) -> Tensor {
-        get {
-            switch p {
-            case .q: return q
-            case .k: return k
-            case .v: return v
-            case .o: return o
-            case .gate: return gate
-            case .up: return up
-            case .down: return down
-            }
-        }
-        set {
-            switch p {
-            case .q: q = newValue
-            case .k: k = newValue
-            case .v: v = newValue
-            case .o: o = newValue
-            case .gate: gate = newValue
-            case .up: up = newValue
-            case .down: down = newValue
-            }
-        }
-    }
-
-    /// These weights with `t · ΔW` added to every projection that `delta` changes (dense sum).
-    public func adding(_ delta: LayerWeightDelta, scale t: Float = 1) -> LlamaLayerWeights {
+extension LlamaRuntimeWeights.Layer {
+    /// These weights with `t · ΔW` added to every projection that `delta` changes (dense sum,
+    /// held f32).
+    public func adding(_ delta: LayerWeightDelta, scale t: Float = 1) -> LlamaRuntimeWeights.Layer {
         var w = self
-        for (p, d) in delta.projections { w[p] = self[p] + t * d.denseMatrix() }
+        for (p, d) in delta.projections { w[p] = .f32(self[p].dense + t * d.denseMatrix()) }
         return w
     }
 }

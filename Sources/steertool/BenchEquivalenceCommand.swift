@@ -49,12 +49,13 @@ struct BenchEquivalenceCommand: ParsableCommand {
         var seed: UInt64 = 10
         func rnd(_ dims: [Int], _ std: Float) -> Tensor { seed &+= 1; return Tensor.randomNormal(Shape(dims), std: std, seed: seed) }
         let qw = c.numAttentionHeads * c.headDim, kw = c.numKeyValueHeads * c.headDim, ff = c.intermediateSize
-        let w = LlamaLayerWeights(inputNorm: Tensor(shape: [d], repeating: 1), q: rnd([qw, d], 0.04), k: rnd([kw, d], 0.04),
-                                  v: rnd([kw, d], 0.04), o: rnd([d, qw], 0.04), postAttentionNorm: Tensor(shape: [d], repeating: 1),
-                                  gate: rnd([ff, d], 0.04), up: rnd([ff, d], 0.04), down: rnd([d, ff], 0.025))
+        let w = LlamaRuntimeWeights.Layer(
+            inputNorm: Tensor(shape: [d], repeating: 1), q: .f32(rnd([qw, d], 0.04)), k: .f32(rnd([kw, d], 0.04)),
+            v: .f32(rnd([kw, d], 0.04)), o: .f32(rnd([d, qw], 0.04)), postAttentionNorm: Tensor(shape: [d], repeating: 1),
+            gate: .f32(rnd([ff, d], 0.04)), up: .f32(rnd([ff, d], 0.04)), down: .f32(rnd([d, ff], 0.025)))
         let ev = try BlockEvaluator(config: c, weights: w)
         var delta7 = LayerWeightDelta()
-        for p in LlamaProjection.allCases { delta7[p] = .dense(rnd(w[p].shape.dims, 0.002)) }
+        for p in LlamaProjection.allCases { delta7[p] = .dense(rnd(w[p].dims, 0.002)) }
         let inputs = (0..<4).map { _ in rnd([sequenceLength, d], 1) }
         var bestJVP = Double.infinity
         for _ in 0..<repeats {

@@ -37,7 +37,7 @@ import TestSupport
         // A rank-8 LoRA on all seven projections, ~1% of each weight's scale.
         var delta = LayerWeightDelta()
         for (i, p) in LlamaProjection.allCases.enumerated() {
-            let w = m.layerWeights(layer)[p]
+            let w = m.layerWeights(layer)[p].dense
             let std = w.frobeniusNorm / Float(w.count).squareRoot()
             delta[p] = .lowRank(a: Tensor.randomNormal([8, w.columns], std: 1 / Float(w.columns).squareRoot(), seed: 10 + UInt64(i)),
                                 b: Tensor.randomNormal([w.rows, 8], std: 0.01 * std, seed: 20 + UInt64(i)), scale: 1)

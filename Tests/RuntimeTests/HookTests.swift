@@ -68,7 +68,7 @@ struct HookTests {
             let m = Tensor(shape: i.gatePreactivation.shape, scalars: zip(i.gatePreactivation.scalars, i.upPreactivation.scalars)
                 .map { g, u in g / (1 + Float(exp(Double(-g)))) * u })
             #expect(maxAbsoluteDifferenceScaled(i.mlpHidden.scalars, m.scalars) <= 1e-6)
-            let x = matmul(i.mlpHidden, model.layerWeights(l).down, transposeB: true)
+            let x = matmul(i.mlpHidden, model.layerWeights(l).down.dense, transposeB: true)
             #expect(maxAbsoluteDifferenceScaled(x.scalars, i.mlpOutput.scalars) <= 1e-6)
             #expect(i.attentionHeads.shape == [tokens.count, model.config.numAttentionHeads * model.config.headDim])
         }

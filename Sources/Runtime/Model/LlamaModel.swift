@@ -13,7 +13,7 @@ public struct LlamaModel: Sendable {
     /// Decoder layer `layer` (0-based) in f32 for analysis (first-order map, fold-back): f32
     /// matrices shared, Q8_0 and bf16/f16 ones widened into new buffers for this layer only,
     /// so at most one layer is ever dense beyond what the model holds.
-    public func layerWeights(_ layer: Int) -> LlamaLayerWeights { runtimeWeights.layers[layer].dense }
+    public func layerWeights(_ layer: Int) -> LlamaRuntimeWeights.Layer { runtimeWeights.layers[layer].widened() }
     /// How the weight matrices are held.
     public var weightStorage: WeightStorage { runtimeWeights.storage }
     /// Bias layout resolved from the architecture name.

@@ -43,13 +43,26 @@ public struct LlamaRuntimeWeights: Sendable {
             }
         }
 
-        /// The layer with its seven matrices in f32 (`LlamaLayerWeights`, the form the
-        /// first-order map and fold-back read): f32 matrices shared, Q8_0 and bf16/f16 ones
-        /// widened into new buffers (this layer's only: about 4·parameters bytes of the layer).
-        public var dense: LlamaLayerWeights {
-            LlamaLayerWeights(inputNorm: inputNorm, q: q.dense, k: k.dense, v: v.dense, o: o.dense,
-                              qBias: qBias, kBias: kBias, vBias: vBias, oBias: oBias,
-                              postAttentionNorm: postAttentionNorm, gate: gate.dense, up: up.dense, down: down.dense)
+        /// A layer from its parts (shapes are checked by whoever runs it: `LlamaModel` through
+        /// `LlamaRuntimeWeights.load`, the Equivalence block evaluator on construction).
+        public init(inputNorm: Tensor, q: ProjectionWeight, k: ProjectionWeight, v: ProjectionWeight, o: ProjectionWeight,
+                    qBias: Tensor? = nil, kBias: Tensor? = nil, vBias: Tensor? = nil, oBias: Tensor? = nil,
+                    postAttentionNorm: Tensor, gate: ProjectionWeight, up: ProjectionWeight, down: ProjectionWeight) {
+            self.inputNorm = inputNorm; self.q = q; self.k = k; self.v = v; self.o = o
+            self.qBias = qBias; self.kBias = kBias; self.vBias = vBias; self.oBias = oBias
+            self.postAttentionNorm = postAttentionNorm; self.gate = gate; self.up = up; self.down = down
+        }
+
+        /// The layer with its seven matrices held f32 (the form the first-order map and fold-back
+        /// read): f32 matrices shared, Q8_0 and bf16/f16 ones widened into new buffers (this
+        /// layer's only: about 4·parameters bytes of the layer).
+        public func widened() -> Layer {
+            var out = self
+            for p in LlamaProjection.allCases {
+                if case .f32 = self[p] { continue }
+                out[p] = .f32(self[p].dense)
+            }
+            return out
         }
 
         /// Parameters of the layer: matrices, norms and biases.
