@@ -72,20 +72,20 @@ public struct BlockIntervention: Sendable {
     }
 }
 
-/// Evaluates one Llama decoder layer (config + `LlamaRuntimeWeights.Layer` held f32, PyTorch
+/// Evaluates one Llama decoder layer (config + `LlamaWeights.Layer` held f32, PyTorch
 /// `[out, in]` orientation) on a sequence `[T, d]`, and its forward-mode derivative (JVP) along weight
 /// deltas on any of the seven projections and along an input tangent. Everything is batched
 /// over tokens with gemms (per head for attention); no per-token loops call BLAS.
 public struct BlockEvaluator: Sendable {
     public let config: LlamaConfig
     /// The layer, matrices held f32 (widened on construction when given in another format).
-    public let weights: LlamaRuntimeWeights.Layer
+    public let weights: LlamaWeights.Layer
     public let rope: RotaryEmbedding
 
     /// - Throws: `EquivalenceError.shapeMismatch` when a weight does not fit the config, or
     ///   `.unsupportedConfiguration` when the heads do not divide, or the runtime's error for a
     ///   RoPE type other than default/linear/llama3 (frequencies are `Runtime.RotaryEmbedding`'s).
-    public init(config: LlamaConfig, weights given: LlamaRuntimeWeights.Layer) throws {
+    public init(config: LlamaConfig, weights given: LlamaWeights.Layer) throws {
         let weights = given.widened()
         let d = config.hiddenSize, hd = config.headDim, dff = config.intermediateSize
         let nq = config.numAttentionHeads * hd, nkv = config.numKeyValueHeads * hd

@@ -115,7 +115,7 @@ public enum Distiller {
     /// the weights differ, plus `finetuned`'s LoRA adapters (kept factored when a projection has
     /// exactly one LoRA and no dense difference).
     public static func weightDelta(base: LlamaModel, finetuned: LlamaModel, layer: Int) -> LayerWeightDelta {
-        let wb = base.runtimeWeights.layers[layer], wf = finetuned.runtimeWeights.layers[layer]
+        let wb = base.weights.layers[layer], wf = finetuned.weights.layers[layer]
         var loras: [LlamaProjection: [LoRAFactors]] = [:]
         for a in finetuned.loraAdapters { for (p, f) in a.layers[layer] ?? [:] where f.rank > 0 { loras[p, default: []].append(f) } }
         for a in base.loraAdapters { for (p, f) in a.layers[layer] ?? [:] where f.rank > 0 { loras[p, default: []].append(LoRAFactors(a: f.a, b: f.b, scale: -f.scale)) } }
@@ -240,7 +240,7 @@ public enum Distiller {
                 var baseLoRA = LayerWeightDelta()
                 for a in base.loraAdapters {
                     for (p, f) in a.layers[l] ?? [:] where f.rank > 0 {
-                        let prev = baseLoRA[p]?.denseMatrix() ?? Tensor(shape: Shape(base.runtimeWeights.layers[l][p].dims))
+                        let prev = baseLoRA[p]?.denseMatrix() ?? Tensor(shape: Shape(base.weights.layers[l][p].dims))
                         baseLoRA[p] = .dense(prev + f.delta)
                     }
                 }
@@ -323,14 +323,14 @@ public enum Distiller {
         let adapter = SteeringAdapter(site: .blockOutput, activation: activation(options.fit.kind), layers: fitted)
         let params = adapter.parameterCount
         return DistillationResult(adapter: adapter, layers: reports, timings: timings, parameterCount: params,
-                                  parameterFraction: Double(params) / Double(max(base.runtimeWeights.parameterCount, 1)),
-                                  nonBlockChanges: nonBlockChanges(base: base.runtimeWeights, finetuned: finetuned.runtimeWeights))
+                                  parameterFraction: Double(params) / Double(max(base.weights.parameterCount, 1)),
+                                  nonBlockChanges: nonBlockChanges(base: base.weights, finetuned: finetuned.weights))
     }
 
     /// Relative Frobenius changes of the non-block weights that differ (see `DistillationResult`).
     /// Matrices are compared in their storage format and, where they differ, reduced a tile of
     /// rows at a time (never an f32 copy of the embedding or the head).
-    public static func nonBlockChanges(base: LlamaRuntimeWeights, finetuned: LlamaRuntimeWeights) -> [String: Float] {
+    public static func nonBlockChanges(base: LlamaWeights, finetuned: LlamaWeights) -> [String: Float] {
         var out: [String: Float] = [:]
         if let r = base.embedding.relativeFrobeniusChange(to: finetuned.embedding) { out["embedding"] = r }
         if base.finalNorm.shape == finetuned.finalNorm.shape, base.finalNorm != finetuned.finalNorm {

@@ -230,7 +230,7 @@ public enum KLDistiller {
         return KLDistillationResult(
             adapter: adapter, initial: initial, baseLoss: baseLoss, finetunedLoss: ftLoss, curve: curve,
             parameterCount: params_,
-            parameterFraction: Double(params_) / Double(max(base.runtimeWeights.parameterCount, 1)),
+            parameterFraction: Double(params_) / Double(max(base.weights.parameterCount, 1)),
             lora: lora, projections: records, selectedStep: selectedStep)
     }
 }

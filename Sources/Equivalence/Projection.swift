@@ -75,7 +75,7 @@ public struct LayerWeightDelta: Sendable, Equatable {
     public var touchesAttention: Bool { projections.keys.contains { $0.isAttention } }
 
     /// Checks every delta's `[out, in]` against the layer's weight of the same projection.
-    public func validate(against weights: LlamaRuntimeWeights.Layer) throws {
+    public func validate(against weights: LlamaWeights.Layer) throws {
         for (p, d) in projections {
             let dims = weights[p].dims
             guard d.shape == dims else {
@@ -85,10 +85,10 @@ public struct LayerWeightDelta: Sendable, Equatable {
     }
 }
 
-extension LlamaRuntimeWeights.Layer {
+extension LlamaWeights.Layer {
     /// These weights with `t · ΔW` added to every projection that `delta` changes (dense sum,
     /// held f32).
-    public func adding(_ delta: LayerWeightDelta, scale t: Float = 1) -> LlamaRuntimeWeights.Layer {
+    public func adding(_ delta: LayerWeightDelta, scale t: Float = 1) -> LlamaWeights.Layer {
         var w = self
         for (p, d) in delta.projections { w[p] = .f32(self[p].dense + t * d.denseMatrix()) }
         return w

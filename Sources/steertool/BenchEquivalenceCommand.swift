@@ -49,7 +49,7 @@ struct BenchEquivalenceCommand: ParsableCommand {
         var seed: UInt64 = 10
         func rnd(_ dims: [Int], _ std: Float) -> Tensor { seed &+= 1; return Tensor.randomNormal(Shape(dims), std: std, seed: seed) }
         let qw = c.numAttentionHeads * c.headDim, kw = c.numKeyValueHeads * c.headDim, ff = c.intermediateSize
-        let w = LlamaRuntimeWeights.Layer(
+        let w = LlamaWeights.Layer(
             inputNorm: Tensor(shape: [d], repeating: 1), q: .f32(rnd([qw, d], 0.04)), k: .f32(rnd([kw, d], 0.04)),
             v: .f32(rnd([kw, d], 0.04)), o: .f32(rnd([d, qw], 0.04)), postAttentionNorm: Tensor(shape: [d], repeating: 1),
             gate: .f32(rnd([ff, d], 0.04)), up: .f32(rnd([ff, d], 0.04)), down: .f32(rnd([d, ff], 0.025)))

@@ -27,7 +27,7 @@ struct BenchKLCommand: ParsableCommand {
         let c = LlamaConfig(vocabSize: 49152, hiddenSize: 576, intermediateSize: 1536, numHiddenLayers: 4,
                             numAttentionHeads: 9, numKeyValueHeads: 3, headDim: 64, rmsNormEps: 1e-5)
         var seed: UInt64 = 1
-        let w = try LlamaRuntimeWeights.load(config: c, source: "bench") { name in
+        let w = try LlamaWeights.load(config: c, source: "bench") { name in
             seed &+= 1
             if name == "model.embed_tokens.weight" || name == "lm_head.weight" { return Tensor.randomNormal([c.vocabSize, c.hiddenSize], std: 0.04, seed: seed) }
             if name.hasSuffix("norm.weight") { return Tensor(shape: [c.hiddenSize], repeating: 1) }
@@ -36,7 +36,7 @@ struct BenchKLCommand: ParsableCommand {
             }
             throw ValidationError("unexpected tensor \(name)")
         }
-        let model = try LlamaModel(config: c, runtimeWeights: w, source: "bench")
+        let model = try LlamaModel(config: c, weights: w, source: "bench")
         var rng = SplitMix64(seed: 7)
         let seqs = (0..<2).map { _ in (0..<128).map { _ in Int(rng.next() % UInt64(c.vocabSize)) } }
         let refs = seqs.map { s in

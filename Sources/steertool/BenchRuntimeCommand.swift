@@ -54,7 +54,7 @@ struct BenchRuntimeCommand: ParsableCommand {
 
     /// Whether some weight matrix of `m` is held in bf16/f16.
     static func holdsHalf(_ m: LlamaModel) -> Bool {
-        m.runtimeWeights.matrices.contains { if case .half = $0 { true } else { false } }
+        m.weights.matrices.contains { if case .half = $0 { true } else { false } }
     }
 
     /// Prefill and decode tokens/s of `m`, with the achieved fraction of sgemm peak (prefill) and
@@ -86,7 +86,7 @@ struct BenchRuntimeCommand: ParsableCommand {
         // attention scores and lm_head of the last position left out, so this undercounts a little),
         // decode is bandwidth-bound (every weight byte of the layers and lm_head read once per token,
         // 4 bytes per weight in f32, 34/32 in Q8_0, 2 in bf16).
-        let w = m.runtimeWeights
+        let w = m.weights
         let layerMatrices = w.layers.flatMap { l in LlamaProjection.allCases.map { l[$0] } }
         let layerWeights = layerMatrices.reduce(0) { $0 + $1.rows * $1.columns }
         let layerBytes = layerMatrices.reduce(0) { $0 + $1.byteCount }
@@ -162,14 +162,14 @@ enum RandomLlama {
     static func make() throws -> LlamaModel {
         var seed: UInt64 = 0
         let c = config
-        let weights = try LlamaRuntimeWeights.load(config: c, source: "random-100m") { name in
+        let weights = try LlamaWeights.load(config: c, source: "random-100m") { name in
             seed &+= 1
             let dims = shape(name, c)
             return name.hasSuffix("norm.weight")
                 ? Tensor(shape: Shape(dims), repeating: 1)
                 : Tensor.randomNormal(Shape(dims), std: 0.02, seed: seed)
         }
-        return try LlamaModel(config: c, runtimeWeights: weights, source: "random-100m")
+        return try LlamaModel(config: c, weights: weights, source: "random-100m")
     }
 
     private static func shape(_ name: String, _ c: LlamaConfig) -> [Int] {

@@ -24,14 +24,14 @@ struct FixtureFile {
 /// The random decoder layer of `fixtures/equivalence/block.safetensors` and its configs.
 struct BlockFixture {
     let file: FixtureFile
-    let weights: LlamaRuntimeWeights.Layer
+    let weights: LlamaWeights.Layer
     /// Fixture names (generator's short names) of the seven projections.
     static let projections: [(String, LlamaProjection)] = [("q", .q), ("k", .k), ("v", .v), ("o", .o), ("gate", .gate), ("up", .up), ("down", .down)]
     static func short(_ p: LlamaProjection) -> String { projections.first { $0.1 == p }!.0 }
 
     init() throws {
         file = try FixtureFile("equivalence/block.safetensors")
-        weights = LlamaRuntimeWeights.Layer(
+        weights = LlamaWeights.Layer(
             inputNorm: try file["w.input_norm"], q: .f32(try file["w.q"]), k: .f32(try file["w.k"]), v: .f32(try file["w.v"]),
             o: .f32(try file["w.o"]), postAttentionNorm: try file["w.post_norm"], gate: .f32(try file["w.gate"]),
             up: .f32(try file["w.up"]), down: .f32(try file["w.down"]))

@@ -177,15 +177,15 @@ struct HalfMatrixTests {
         let native = try LlamaModel.load(path: path, storage: .native)
         let f32 = try LlamaModel.load(path: path)
         #expect(native.weightStorage == .native && f32.weightStorage == .f32)
-        for (i, (m, f)) in zip(native.runtimeWeights.matrices, f32.runtimeWeights.matrices).enumerated() {
+        for (i, (m, f)) in zip(native.weights.matrices, f32.weights.matrices).enumerated() {
             guard case .half(let h) = m else { Issue.record("\(type) matrix \(i) is not held in 16 bits"); continue }
             #expect(h.format.rawValue.lowercased() == type)
             #expect(m.dense == f.dense, "\(type) matrix \(i)")
         }
-        #expect(Double(native.runtimeWeights.byteCount) < 0.6 * Double(f32.runtimeWeights.byteCount))
+        #expect(Double(native.weights.byteCount) < 0.6 * Double(f32.weights.byteCount))
         try Self.checkForwardMatches(native, f32, type)
         // back to f32: the same weights as the f32 load
-        #expect(try native.converted(to: .f32).runtimeWeights.matrices == f32.runtimeWeights.matrices)
+        #expect(try native.converted(to: .f32).weights.matrices == f32.weights.matrices)
     }
 
     /// A Hugging Face BF16 checkpoint (tiny/base rounded to bf16 and written by Formats'
@@ -206,7 +206,7 @@ struct HalfMatrixTests {
         let native = try LlamaModel.load(path: dir.path, storage: .native)
         let f32 = try LlamaModel.load(path: dir.path)
         #expect(native.weightStorage == .native)
-        #expect(native.runtimeWeights.matrices.allSatisfy { if case .half(let h) = $0 { h.format == .bf16 } else { false } })
+        #expect(native.weights.matrices.allSatisfy { if case .half(let h) = $0 { h.format == .bf16 } else { false } })
         try Self.checkForwardMatches(native, f32, "bf16 safetensors")
         let lora = try LoRAWeights.load(directory: Fixtures.path("tiny/lora"))
         try Self.checkForwardMatches(try native.adding(lora), try f32.adding(lora), "bf16 safetensors + LoRA")

@@ -34,10 +34,10 @@ struct LoRAReferenceTests {
         let merged = try SafetensorsFile(path: Fixtures.path("reference/merged-lora-patterns.safetensors"))
         let baseFile = try SafetensorsFile(path: Fixtures.path("tiny/base/model.safetensors"))
         // The merged file may hold only the tensors the adapter changed; the rest are the base's.
-        let mergedWeights = try LlamaRuntimeWeights.load(config: base.config, source: "merged-lora-patterns") {
+        let mergedWeights = try LlamaWeights.load(config: base.config, source: "merged-lora-patterns") {
             merged.info($0) != nil ? try merged.tensor(named: $0) : try baseFile.tensor(named: $0)
         }
-        let mergedModel = try LlamaModel(config: base.config, runtimeWeights: mergedWeights)
+        let mergedModel = try LlamaModel(config: base.config, weights: mergedWeights)
         let unmerged = try base.adding(lora)
         for run in try ReferenceRun.load("reference/base.safetensors", layers: base.config.numHiddenLayers) {
             let a = try unmerged.forward(tokens: run.tokens).logits

@@ -21,7 +21,7 @@ struct LoadingTests {
     @Test func missingTensorPropagatesWithItsName() throws {
         let c = SyntheticModel.config()
         #expect(throws: RuntimeError.missingTensor(name: "model.layers.1.mlp.up_proj.weight", source: "ckpt")) {
-            try LlamaRuntimeWeights.load(config: c, source: "ckpt") { name in
+            try LlamaWeights.load(config: c, source: "ckpt") { name in
                 if name == "model.layers.1.mlp.up_proj.weight" { throw RuntimeError.missingTensor(name: name, source: "ckpt") }
                 return Tensor(shape: Shape(SyntheticModel.shape(of: name, c)))
             }
@@ -31,7 +31,7 @@ struct LoadingTests {
     @Test func shapeMismatchNamesTheTensor() throws {
         let c = SyntheticModel.config()
         #expect(throws: RuntimeError.shapeMismatch(tensor: "model.layers.2.self_attn.k_proj.weight", expected: [16, 32], found: [32, 32], source: "ckpt")) {
-            try LlamaRuntimeWeights.load(config: c, source: "ckpt") { name in
+            try LlamaWeights.load(config: c, source: "ckpt") { name in
                 name == "model.layers.2.self_attn.k_proj.weight"
                     ? Tensor(shape: [32, 32]) : Tensor(shape: Shape(SyntheticModel.shape(of: name, c)))
             }
@@ -41,7 +41,7 @@ struct LoadingTests {
     @Test func tiedModelDoesNotAskForLMHead() throws {
         let c = SyntheticModel.config(tied: true)
         var asked: [String] = []
-        let w = try LlamaRuntimeWeights.load(config: c) { name in
+        let w = try LlamaWeights.load(config: c) { name in
             asked.append(name)
             return Tensor(shape: Shape(SyntheticModel.shape(of: name, c)))
         }
@@ -52,7 +52,7 @@ struct LoadingTests {
     @Test func qwen2LoadsQKVBiasesButNoOutputBias() throws {
         let c = SyntheticModel.config(architecture: "Qwen2ForCausalLM")
         var asked: Set<String> = []
-        _ = try LlamaRuntimeWeights.load(config: c) { name in
+        _ = try LlamaWeights.load(config: c) { name in
             asked.insert(name)
             return Tensor(shape: Shape(SyntheticModel.shape(of: name, c)))
         }

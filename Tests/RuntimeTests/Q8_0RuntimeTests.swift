@@ -44,7 +44,7 @@ struct Q8_0RuntimeTests {
         let kept = try LlamaModel.load(path: Fixtures.path(Self.q8File), storage: .q8_0)
         let dense = try LlamaModel.load(path: Fixtures.path(Self.q8File))
         #expect(dense.weightStorage == .f32)
-        let a = kept.runtimeWeights, b = dense.runtimeWeights
+        let a = kept.weights, b = dense.weights
         #expect(a.matrices.count == b.matrices.count)
         for (i, (m, f)) in zip(a.matrices, b.matrices).enumerated() {
             guard case .q8_0 = m else { Issue.record("matrix \(i) is not Q8_0"); continue }
@@ -59,11 +59,11 @@ struct Q8_0RuntimeTests {
     @Test func quantizingAtLoadEqualsGGUFPy() throws {
         let fromF32 = try LlamaModel.load(path: Fixtures.path("tiny/base"), storage: .q8_0)
         let fromFile = try LlamaModel.load(path: Fixtures.path(Self.q8File), storage: .q8_0)
-        #expect(fromF32.runtimeWeights.matrices == fromFile.runtimeWeights.matrices)
+        #expect(fromF32.weights.matrices == fromFile.weights.matrices)
         // and back: dequantizing restores the f32 model of the Q8_0 file
         let back = try fromF32.converted(to: .f32)
         #expect(back.weightStorage == .f32)
-        #expect(back.runtimeWeights.matrices == (try LlamaModel.load(path: Fixtures.path(Self.q8File))).runtimeWeights.matrices)
+        #expect(back.weights.matrices == (try LlamaModel.load(path: Fixtures.path(Self.q8File))).weights.matrices)
     }
 
     /// Every kernel path this CPU has (scalar, AVX2, AVX-512) against BLAS sgemv on the dequantized
@@ -134,8 +134,8 @@ struct Q8_0RuntimeTests {
                     bytes.withUnsafeBytes { GGMLDequantizer.dequantize($0, type: type, into: out) }
                 }
             }
-            guard let w = try? f32.runtimeWeights.mappingMatrices({ m, _ in .f32(r(m.dense)) }) else { return nil }
-            return try? LlamaModel(config: f32.config, runtimeWeights: w)
+            guard let w = try? f32.weights.mappingMatrices({ m, _ in .f32(r(m.dense)) }) else { return nil }
+            return try? LlamaModel(config: f32.config, weights: w)
         }
         let variants: [(String, LlamaModel?)] = [("f16", rounded(.f16)), ("bf16", rounded(.bf16)), ("q8_0", try f32.converted(to: .q8_0))]
         for (name, model) in variants {

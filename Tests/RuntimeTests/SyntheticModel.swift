@@ -14,9 +14,9 @@ enum SyntheticModel {
     }
 
     /// Weights drawn from N(0, 0.2²) (norm gains near 1), seeded by tensor name.
-    static func weights(_ c: LlamaConfig) throws -> LlamaRuntimeWeights {
+    static func weights(_ c: LlamaConfig) throws -> LlamaWeights {
         var seed: UInt64 = 1
-        return try LlamaRuntimeWeights.load(config: c, source: "synthetic") { name in
+        return try LlamaWeights.load(config: c, source: "synthetic") { name in
             seed &+= 7919
             let dims = shape(of: name, c)
             if name.hasSuffix("norm.weight") {
@@ -27,7 +27,7 @@ enum SyntheticModel {
     }
 
     static func model(_ c: LlamaConfig = config()) throws -> LlamaModel {
-        try LlamaModel(config: c, runtimeWeights: weights(c), source: "synthetic")
+        try LlamaModel(config: c, weights: weights(c), source: "synthetic")
     }
 
     static func shape(of name: String, _ c: LlamaConfig) -> [Int] {

@@ -9,7 +9,7 @@ public enum SyntheticLlama {
     public static func model(_ c: LlamaConfig, seed start: UInt64, projectionStd: Float,
                              perturbation: Float = 0) throws -> LlamaModel {
         var seed = start
-        let w = try LlamaRuntimeWeights.load(config: c, source: "synthetic") { name in
+        let w = try LlamaWeights.load(config: c, source: "synthetic") { name in
             seed &+= 7919
             if name == "model.embed_tokens.weight" || name == "lm_head.weight" {
                 return Tensor.randomNormal([c.vocabSize, c.hiddenSize], std: 1, seed: seed)
@@ -23,6 +23,6 @@ public enum SyntheticLlama {
             }
             throw RuntimeError.invalidArgument("unexpected tensor \(name)")
         }
-        return try LlamaModel(config: c, runtimeWeights: w, source: "synthetic")
+        return try LlamaModel(config: c, weights: w, source: "synthetic")
     }
 }

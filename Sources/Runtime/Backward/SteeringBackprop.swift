@@ -112,7 +112,7 @@ public struct SteeringBackprop: Sendable {
     private func run(tokens: [Int], objective: TrainingObjective, adapter: SteeringAdapter, lora: LoRAWeights?, weight: Float,
                      backward: Bool, gradients: inout [Int: SteeringLayer],
                      loraGradients: inout [Int: [LlamaProjection: LoRAFactors]]) throws -> Double {
-        let c = model.config, w = model.runtimeWeights
+        let c = model.config, w = model.weights
         let T = tokens.count, d = c.hiddenSize, hd = c.headDim, H = c.numAttentionHeads, KV = c.numKeyValueHeads
         let qw = H * hd, kvw = KV * hd, ff = c.intermediateSize, V = c.vocabSize, L = c.numHiddenLayers
         let group = H / KV

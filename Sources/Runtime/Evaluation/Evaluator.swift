@@ -124,7 +124,7 @@ extension LlamaModel {
 
     /// Parameters of the base weights (embedding, layers, norms, untied lm_head).
     public var baseParameterCount: Int {
-        let w = runtimeWeights
+        let w = weights
         var n = w.matrices.reduce(0) { $0 + $1.rows * $1.columns } + w.finalNorm.count
         for l in w.layers {
             n += l.inputNorm.count + l.postAttentionNorm.count

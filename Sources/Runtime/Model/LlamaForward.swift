@@ -112,11 +112,11 @@ extension LlamaModel {
         if let r = options.startResidual {
             r.withUnsafeBufferPointer { buf.x.update(from: $0.baseAddress!, count: T * d) }
         } else {
-            for (t, id) in tokens.enumerated() { runtimeWeights.embedding.copyRow(id, into: buf.x + t * d) }
+            for (t, id) in tokens.enumerated() { weights.embedding.copyRow(id, into: buf.x + t * d) }
         }
         let (cosTable, sinTable) = rotary.tables(positions: start, count: T)
 
-        for (l, w) in runtimeWeights.layers.enumerated() where layerRange.contains(l) {
+        for (l, w) in weights.layers.enumerated() where layerRange.contains(l) {
             let lora = loraFactors(layer: l)
             let capture = options.intermediateLayers.contains(l)
             try visit(.blockInput(l), buf.x)
@@ -191,11 +191,11 @@ extension LlamaModel {
         case .lastPosition: first = T - 1
         }
         let n = T - first
-        runtimeWeights.finalNorm.withUnsafeBufferPointer {
+        weights.finalNorm.withUnsafeBufferPointer {
             Kernels.rmsNorm(buf.x + first * d, rows: n, d: d, weight: $0.baseAddress!, eps: c.rmsNormEps, out: buf.xn)
         }
         result.logits = Tensor(shape: [n, c.vocabSize]) { out in
-            Kernels.linear(buf.xn, rows: n, weight: runtimeWeights.outputProjection, bias: nil, loras: [],
+            Kernels.linear(buf.xn, rows: n, weight: weights.outputProjection, bias: nil, loras: [],
                            out: out.baseAddress!, ldo: c.vocabSize, scratch: buf.lora)
         }
         return result

@@ -9,13 +9,13 @@ public struct LlamaModel: Sendable {
     /// Hyperparameters.
     public let config: LlamaConfig
     /// The weights every computation reads (matrices f32, Q8_0 or bf16/f16 in place).
-    public let runtimeWeights: LlamaRuntimeWeights
+    public let weights: LlamaWeights
     /// Decoder layer `layer` (0-based) in f32 for analysis (first-order map, fold-back): f32
     /// matrices shared, Q8_0 and bf16/f16 ones widened into new buffers for this layer only,
     /// so at most one layer is ever dense beyond what the model holds.
-    public func layerWeights(_ layer: Int) -> LlamaRuntimeWeights.Layer { runtimeWeights.layers[layer].widened() }
+    public func layerWeights(_ layer: Int) -> LlamaWeights.Layer { weights.layers[layer].widened() }
     /// How the weight matrices are held.
-    public var weightStorage: WeightStorage { runtimeWeights.storage }
+    public var weightStorage: WeightStorage { weights.storage }
     /// Bias layout resolved from the architecture name.
     public let architecture: LlamaArchitecture
     /// RoPE frequencies for `config`.
@@ -25,21 +25,21 @@ public struct LlamaModel: Sendable {
     /// Steering adapters applied as hooks (before any hooks passed to `forward`); several sum.
     public private(set) var steeringAdapters: [SteeringAdapter] = []
 
-    /// A model over loaded weights (shapes checked by `LlamaRuntimeWeights.load`) and `config`;
+    /// A model over loaded weights (shapes checked by `LlamaWeights.load`) and `config`;
     /// `ropeFrequencyDivisors` (`[head_dim/2]`, GGUF's `rope_freqs.weight`) replace the config's
     /// RoPE scaling when given. `source` names the model in errors.
     /// - Throws: `RuntimeError` for unsupported configs or a layer count that differs from `config`.
-    public init(config: LlamaConfig, runtimeWeights: LlamaRuntimeWeights, ropeFrequencyDivisors: [Float]? = nil,
+    public init(config: LlamaConfig, weights: LlamaWeights, ropeFrequencyDivisors: [Float]? = nil,
                 source: String = "model") throws {
         let architecture = try LlamaArchitecture(config: config, source: source)
-        guard runtimeWeights.layers.count == config.numHiddenLayers else {
+        guard weights.layers.count == config.numHiddenLayers else {
             throw RuntimeError.invalidConfig(
-                source: source, reason: "\(runtimeWeights.layers.count) layers of weights for num_hidden_layers \(config.numHiddenLayers)")
+                source: source, reason: "\(weights.layers.count) layers of weights for num_hidden_layers \(config.numHiddenLayers)")
         }
         let rotary = try ropeFrequencyDivisors.map {
             try RotaryEmbedding(config: config, frequencyDivisors: $0, source: source)
         } ?? RotaryEmbedding(config: config, source: source)
-        self.init(config: config, runtimeWeights: runtimeWeights, rotary: rotary, architecture: architecture)
+        self.init(config: config, weights: weights, rotary: rotary, architecture: architecture)
     }
 
     /// The same model (adapters included) with its matrices held in `storage`: `.q8_0` quantizes
@@ -47,7 +47,7 @@ public struct LlamaModel: Sendable {
     /// - Throws: `RuntimeError.shapeMismatch` for a matrix Q8_0 cannot hold.
     public func converted(to storage: WeightStorage) throws -> LlamaModel {
         guard storage != weightStorage else { return self }
-        var m = LlamaModel(config: config, runtimeWeights: try runtimeWeights.converted(to: storage),
+        var m = LlamaModel(config: config, weights: try weights.converted(to: storage),
                            rotary: rotary, architecture: architecture)
         m.loraAdapters = loraAdapters
         m.steeringAdapters = steeringAdapters
@@ -58,7 +58,7 @@ public struct LlamaModel: Sendable {
     /// multiplied by the half kernels, as a checkpoint saved in that dtype runs with
     /// `.native` storage (benchmarks, tests).
     public func rounded(to format: HalfMatrix.Format) throws -> LlamaModel {
-        var m = LlamaModel(config: config, runtimeWeights: try runtimeWeights.rounded(to: format),
+        var m = LlamaModel(config: config, weights: try weights.rounded(to: format),
                            rotary: rotary, architecture: architecture)
         m.loraAdapters = loraAdapters
         m.steeringAdapters = steeringAdapters
@@ -66,9 +66,9 @@ public struct LlamaModel: Sendable {
     }
 
     /// The one place the stored properties are set (checked parts passed in).
-    private init(config: LlamaConfig, runtimeWeights: LlamaRuntimeWeights, rotary: RotaryEmbedding,
+    private init(config: LlamaConfig, weights: LlamaWeights, rotary: RotaryEmbedding,
                  architecture: LlamaArchitecture) {
-        self.config = config; self.runtimeWeights = runtimeWeights; self.rotary = rotary
+        self.config = config; self.weights = weights; self.rotary = rotary
         self.architecture = architecture
     }
 

@@ -32,7 +32,7 @@ extension LlamaModel {
             guard checkpoint.info(name) != nil else { throw RuntimeError.missingTensor(name: name, source: path) }
             return try checkpoint.tensor(named: name)
         }
-        let weights = try LlamaRuntimeWeights.load(config: config, source: path, matrix: { name in
+        let weights = try LlamaWeights.load(config: config, source: path, matrix: { name in
             if storage == .native, let shard = checkpoint.shard(holding: name), let info = shard.info(name),
                info.shape.rank == 2, let format = HalfMatrix.Format(info.storage) {
                 // Used in place: the shard's mapped bytes, no copy.
@@ -43,7 +43,7 @@ extension LlamaModel {
             let t = try tensor(name)
             return storage == .q8_0 ? .q8_0(try Q8_0Matrix(quantizing: t, name: name, source: path)) : .f32(t)
         }, vector: tensor)
-        return try LlamaModel(config: config, runtimeWeights: weights, source: path)
+        return try LlamaModel(config: config, weights: weights, source: path)
     }
 
     /// Mistral's and Qwen2's sliding-window attention is not implemented: accept a config only
@@ -88,7 +88,7 @@ extension LlamaModel {
             guard let p = mapping.permutation else { return t }
             return try RopePermutation.unpermute(t, heads: heads(p), name: mapping.name)
         }
-        let weights = try LlamaRuntimeWeights.load(config: config, source: path, matrix: { hfName in
+        let weights = try LlamaWeights.load(config: config, source: path, matrix: { hfName in
             guard storage != .f32 else { return .f32(try tensor(hfName)) }
             let mapping = try locate(hfName)
             if storage == .native, let info = gguf.info(mapping.name), info.shape.rank == 2,
@@ -116,6 +116,6 @@ extension LlamaModel {
         if gguf.info(LlamaTensorName.ropeFreqs) != nil {
             divisors = try gguf.tensor(named: LlamaTensorName.ropeFreqs).scalars
         }
-        return try LlamaModel(config: config, runtimeWeights: weights, ropeFrequencyDivisors: divisors, source: path)
+        return try LlamaModel(config: config, weights: weights, ropeFrequencyDivisors: divisors, source: path)
     }
 }

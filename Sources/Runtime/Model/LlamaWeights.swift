@@ -3,7 +3,7 @@ import Tensors
 /// The weights the forward pass runs on: norms and biases in f32, the weight matrices (seven
 /// projections per layer, embedding, output head) as `ProjectionWeight` (f32, Q8_0 or bf16/f16),
 /// read in place by every computation (forward, backward, distillation, fold-back).
-public struct LlamaRuntimeWeights: Sendable {
+public struct LlamaWeights: Sendable {
     /// One decoder layer; matrices `[out, in]`, computing `x · Wᵀ`.
     public struct Layer: Sendable {
         /// RMSNorm₁ gain `[d]`.
@@ -44,7 +44,7 @@ public struct LlamaRuntimeWeights: Sendable {
         }
 
         /// A layer from its parts (shapes are checked by whoever runs it: `LlamaModel` through
-        /// `LlamaRuntimeWeights.load`, the Equivalence block evaluator on construction).
+        /// `LlamaWeights.load`, the Equivalence block evaluator on construction).
         public init(inputNorm: Tensor, q: ProjectionWeight, k: ProjectionWeight, v: ProjectionWeight, o: ProjectionWeight,
                     qBias: Tensor? = nil, kBias: Tensor? = nil, vBias: Tensor? = nil, oBias: Tensor? = nil,
                     postAttentionNorm: Tensor, gate: ProjectionWeight, up: ProjectionWeight, down: ProjectionWeight) {
@@ -95,7 +95,7 @@ public struct LlamaRuntimeWeights: Sendable {
     /// `.native` keeps every matrix as it is held (a model in memory has no file dtype to return to).
     /// - Throws: `RuntimeError.shapeMismatch` for a matrix Q8_0 cannot hold (columns not a
     ///   multiple of 32).
-    public func converted(to storage: WeightStorage, source: String = "model") throws -> LlamaRuntimeWeights {
+    public func converted(to storage: WeightStorage, source: String = "model") throws -> LlamaWeights {
         func convert(_ m: ProjectionWeight, _ name: String) throws -> ProjectionWeight {
             switch (storage, m) {
             case (.native, _), (.f32, .f32), (.q8_0, .q8_0): m
@@ -110,7 +110,7 @@ public struct LlamaRuntimeWeights: Sendable {
     /// The same weights with every matrix rounded to `format` (round to nearest even, held in
     /// buffers of their own): what a checkpoint saved in that dtype loads as with `.native`.
     /// Norms and biases unchanged.
-    public func rounded(to format: HalfMatrix.Format) throws -> LlamaRuntimeWeights {
+    public func rounded(to format: HalfMatrix.Format) throws -> LlamaWeights {
         try mappingMatrices { m, name in .half(try HalfMatrix(rounding: m.dense, to: format, name: name)) }
     }
 
@@ -118,7 +118,7 @@ public struct LlamaRuntimeWeights: Sendable {
     /// layer's seven projections and the untied output head; norms and biases unchanged.
     /// - Throws: `RuntimeError.shapeMismatch` naming the tensor when `transform` changes a shape,
     ///   or what `transform` throws.
-    public func mappingMatrices(_ transform: (ProjectionWeight, String) throws -> ProjectionWeight) throws -> LlamaRuntimeWeights {
+    public func mappingMatrices(_ transform: (ProjectionWeight, String) throws -> ProjectionWeight) throws -> LlamaWeights {
         func apply(_ m: ProjectionWeight, _ name: String) throws -> ProjectionWeight {
             let t = try transform(m, name)
             guard t.dims == m.dims else {
@@ -168,7 +168,7 @@ public struct LlamaRuntimeWeights: Sendable {
     ///   runtime cannot run, `.shapeMismatch` naming the tensor, or whatever the closures throw.
     public static func load(config: LlamaConfig, source: String = "model",
                             matrix: (String) throws -> ProjectionWeight,
-                            vector: (String) throws -> Tensor) throws -> LlamaRuntimeWeights {
+                            vector: (String) throws -> Tensor) throws -> LlamaWeights {
         let arch = try LlamaArchitecture(config: config, source: source)
         let d = config.hiddenSize
         func check(_ name: String, _ found: [Int], _ dims: [Int]) throws {
@@ -206,7 +206,7 @@ public struct LlamaRuntimeWeights: Sendable {
         }
         let finalNorm = try fetchVector("model.norm.weight", d)
         let lmHead = config.tieWordEmbeddings ? nil : try fetchMatrix("lm_head.weight", [config.vocabSize, d])
-        return LlamaRuntimeWeights(embedding: embedding, layers: layers, finalNorm: finalNorm, lmHead: lmHead)
+        return LlamaWeights(embedding: embedding, layers: layers, finalNorm: finalNorm, lmHead: lmHead)
     }
 
     private init(embedding: ProjectionWeight, layers: [Layer], finalNorm: Tensor, lmHead: ProjectionWeight?) {

@@ -1,6 +1,6 @@
 import Tensors
 
-extension LlamaRuntimeWeights {
+extension LlamaWeights {
     /// Loads every weight in f32 by its Hugging Face name through `tensor` and checks its shape
     /// against `config`: `model.embed_tokens.weight` `[vocab, d]`,
     /// `model.layers.N.input_layernorm.weight` `[d]`, `model.layers.N.self_attn.{q,k,v,o}_proj.weight`,
@@ -16,7 +16,7 @@ extension LlamaRuntimeWeights {
     /// - Throws: `RuntimeError.unsupportedArchitecture`/`.unsupportedFeature` for configs the
     ///   runtime cannot run, `.shapeMismatch` naming the tensor, or whatever `tensor` throws.
     public static func load(config: LlamaConfig, source: String = "model",
-                            tensor: (String) throws -> Tensor) throws -> LlamaRuntimeWeights {
+                            tensor: (String) throws -> Tensor) throws -> LlamaWeights {
         try load(config: config, source: source, matrix: { .f32(try tensor($0)) }, vector: tensor)
     }
 }
