@@ -193,9 +193,13 @@ public struct HalfMatrix: Sendable, Equatable {
         max(6, (48 << 10) / max(columns, 1) / 6 * 6)
     }
 
-    /// Same format, shape and stored values row for row (whatever holds the bytes, in whatever row order).
+    /// Same format, shape and stored values row for row (whatever holds the bytes, in whatever row
+    /// order). Two views of the same bytes in the same row order are equal without reading them
+    /// (a model and the same model with a LoRA share their matrices: comparing them must not
+    /// touch every page of a mapped file).
     public static func == (a: HalfMatrix, b: HalfMatrix) -> Bool {
         guard a.format == b.format, a.rows == b.rows, a.columns == b.columns else { return false }
+        if a.bytes.base == b.bytes.base && a.rowOrder == b.rowOrder { return true }
         let width = 2 * a.columns
         return a.withRows { pa, oa in
             b.withRows { pb, ob in
