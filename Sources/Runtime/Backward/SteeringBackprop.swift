@@ -129,7 +129,6 @@ public struct SteeringBackprop: Sendable {
         let act: SteeringActivation = adapter.activation
         let sc = adapter.scale
         let (cosT, sinT) = model.rotary.tables(positions: 0, count: T)
-        let negSinT = sinT.map { -$0 }
         let maxRank = lora?.maxRank ?? 0
         let scratch = arena.make(T * max(maxRank, 1))
         func factors(_ l: Int, _ p: LlamaProjection) -> [LoRAFactors] {
@@ -177,7 +176,7 @@ public struct SteeringBackprop: Sendable {
             var tape = tp
             tape.h.update(from: x, count: T * d)
             lw.inputNorm.withUnsafeBufferPointer {
-                BackpropKernels.rmsNorm(x, rows: T, d: d, weight: $0.baseAddress!, eps: c.rmsNormEps, out: tape.xn1, inverseRMS: tape.r1)
+                RMSNorm.forward(x, rows: T, d: d, gain: $0.baseAddress!, eps: c.rmsNormEps, out: tape.xn1, inverseRMS: tape.r1)
             }
             Kernels.linear(tape.xn1, rows: T, weight: lw.q, bias: lw.qBias, loras: factors(l, .q), out: tape.q, ldo: qw, scratch: scratch, useBLAS: true)
             Kernels.linear(tape.xn1, rows: T, weight: lw.k, bias: lw.kBias, loras: factors(l, .k), out: tape.k, ldo: kvw, scratch: scratch, useBLAS: true)
@@ -201,11 +200,11 @@ public struct SteeringBackprop: Sendable {
             Kernels.add(o, into: x, count: T * d)
             tape.y.update(from: x, count: T * d)
             lw.postAttentionNorm.withUnsafeBufferPointer {
-                BackpropKernels.rmsNorm(x, rows: T, d: d, weight: $0.baseAddress!, eps: c.rmsNormEps, out: tape.u, inverseRMS: tape.r2)
+                RMSNorm.forward(x, rows: T, d: d, gain: $0.baseAddress!, eps: c.rmsNormEps, out: tape.u, inverseRMS: tape.r2)
             }
             Kernels.linear(tape.u, rows: T, weight: lw.gate, bias: nil, loras: factors(l, .gate), out: tape.ag, ldo: ff, scratch: scratch, useBLAS: true)
             Kernels.linear(tape.u, rows: T, weight: lw.up, bias: nil, loras: factors(l, .up), out: tape.au, ldo: ff, scratch: scratch, useBLAS: true)
-            VectorMath.swiGLU(gate: tape.ag, up: tape.au, out: tape.m, count: T * ff)
+            model.blocks[l].activation.forward(gate: tape.ag, up: tape.au, out: tape.m, count: T * ff)
             Kernels.linear(tape.m, rows: T, weight: lw.down, bias: nil, loras: factors(l, .down), out: o, ldo: d, scratch: scratch, useBLAS: true)
             Kernels.add(o, into: x, count: T * d)
             tape.z.update(from: x, count: T * d)
@@ -217,7 +216,7 @@ public struct SteeringBackprop: Sendable {
                     down.withUnsafeBufferPointer { dp in
                         BLAS.sgemm(m: T, n: r, k: d, a: tape.z, lda: d, b: dp.baseAddress!, ldb: r, c: pre, ldc: r)
                     }
-                    for i in 0..<(T * r) { phi[i] = act == .silu ? pre[i] * BackpropKernels.sigmoid(pre[i]) : pre[i] }
+                    for i in 0..<(T * r) { phi[i] = act == .silu ? pre[i] * GatedActivation.sigmoid(pre[i]) : pre[i] }
                     up.withUnsafeBufferPointer { upp in
                         BLAS.sgemm(transposeB: true, m: T, n: d, k: r, alpha: sc, a: phi, lda: r, b: upp.baseAddress!, ldb: r,
                                    beta: 1, c: x, ldc: d)
@@ -236,7 +235,7 @@ public struct SteeringBackprop: Sendable {
         // Final norm, logits, loss and its gradient.
         let rF = arena.make(T), xnF = arena.make(T * d)
         w.finalNorm.withUnsafeBufferPointer {
-            BackpropKernels.rmsNorm(x, rows: T, d: d, weight: $0.baseAddress!, eps: c.rmsNormEps, out: xnF, inverseRMS: rF)
+            RMSNorm.forward(x, rows: T, d: d, gain: $0.baseAddress!, eps: c.rmsNormEps, out: xnF, inverseRMS: rF)
         }
         let head = w.outputProjection
         let logits = arena.make(T * V)
@@ -288,7 +287,7 @@ public struct SteeringBackprop: Sendable {
         head.multiplyTransposed(gLogits, tokens: T, ldg: V, into: gxn, ldo: d)
         var g = arena.make(T * d)
         w.finalNorm.withUnsafeBufferPointer {
-            BackpropKernels.rmsNormBackward(x, gy: gxn, rows: T, d: d, weight: $0.baseAddress!, inverseRMS: rF, gx: g)
+            RMSNorm.backward(x, gy: gxn, rows: T, d: d, gain: $0.baseAddress!, inverseRMS: rF, gx: g)
         }
         let gm = arena.make(T * ff), gag = arena.make(T * ff), gau = arena.make(T * ff)
         let gu = arena.make(T * d), gY = arena.make(T * d), gAttn = arena.make(T * qw)
@@ -309,7 +308,7 @@ public struct SteeringBackprop: Sendable {
                 if let down = s.down, let up = s.up, let pre = tape.steerPre {
                     let r = down.shape[1]
                     let phi = arena.make(T * r), gphi = arena.make(T * r)
-                    for i in 0..<(T * r) { phi[i] = act == .silu ? pre[i] * BackpropKernels.sigmoid(pre[i]) : pre[i] }
+                    for i in 0..<(T * r) { phi[i] = act == .silu ? pre[i] * GatedActivation.sigmoid(pre[i]) : pre[i] }
                     // gU [d, r] += sc · gᵀ · φ ; gφ [T, r] = sc · g · U.
                     gl.up!.withUnsafeMutableBufferPointer { gup in
                         BLAS.sgemm(transposeA: true, m: d, n: r, k: T, alpha: sc, a: g, lda: d, b: phi, ldb: r,
@@ -320,7 +319,7 @@ public struct SteeringBackprop: Sendable {
                     }
                     if act == .silu {
                         for i in 0..<(T * r) {
-                            let sg = BackpropKernels.sigmoid(pre[i])
+                            let sg = GatedActivation.sigmoid(pre[i])
                             gphi[i] *= sg * (1 + pre[i] * (1 - sg))
                         }
                     }
@@ -339,18 +338,15 @@ public struct SteeringBackprop: Sendable {
             // MLP: Z = Y + m·W_dᵀ.
             lw.down.multiplyTransposed(g, tokens: T, ldg: d, into: gm, ldo: ff)
             loraBackward(l, .down, x: tape.m, gy: g, ldg: d, gx: gm)
-            for i in 0..<(T * ff) {
-                let a = tape.ag[i], sg = BackpropKernels.sigmoid(a)
-                gau[i] = gm[i] * a * sg
-                gag[i] = gm[i] * tape.au[i] * sg * (1 + a * (1 - sg))
-            }
+            model.blocks[l].activation.backward(gate: tape.ag, up: tape.au, gradient: gm, gateGradient: gag,
+                                                upGradient: gau, count: T * ff)
             lw.gate.multiplyTransposed(gag, tokens: T, ldg: ff, into: gu, ldo: d)
             lw.up.multiplyTransposed(gau, tokens: T, ldg: ff, into: gu, ldo: d, accumulate: true)
             loraBackward(l, .gate, x: tape.u, gy: gag, ldg: ff, gx: gu)
             loraBackward(l, .up, x: tape.u, gy: gau, ldg: ff, gx: gu)
             gY.update(from: g, count: T * d)
             lw.postAttentionNorm.withUnsafeBufferPointer {
-                BackpropKernels.rmsNormBackward(tape.y, gy: gu, rows: T, d: d, weight: $0.baseAddress!, inverseRMS: tape.r2, gx: gY)
+                RMSNorm.backward(tape.y, gy: gu, rows: T, d: d, gain: $0.baseAddress!, inverseRMS: tape.r2, gx: gY)
             }
             // Attention: Y = h + attn·W_oᵀ.
             lw.o.multiplyTransposed(gY, tokens: T, ldg: d, into: gAttn, ldo: qw)
@@ -375,9 +371,9 @@ public struct SteeringBackprop: Sendable {
             }
             // RoPE backward: rotate by −θ.
             cosT.withUnsafeBufferPointer { cp in
-                negSinT.withUnsafeBufferPointer { sp in
-                    model.rotary.apply(gq, rows: T, heads: H, rowStride: qw, cos: cp.baseAddress!, sin: sp.baseAddress!)
-                    model.rotary.apply(gk, rows: T, heads: KV, rowStride: kvw, cos: cp.baseAddress!, sin: sp.baseAddress!)
+                sinT.withUnsafeBufferPointer { sp in
+                    model.rotary.applyBackward(gq, rows: T, heads: H, rowStride: qw, cos: cp.baseAddress!, sin: sp.baseAddress!)
+                    model.rotary.applyBackward(gk, rows: T, heads: KV, rowStride: kvw, cos: cp.baseAddress!, sin: sp.baseAddress!)
                 }
             }
             lw.q.multiplyTransposed(gq, tokens: T, ldg: qw, into: gxn1, ldo: d)
@@ -388,7 +384,7 @@ public struct SteeringBackprop: Sendable {
             loraBackward(l, .v, x: tape.xn1, gy: gv, ldg: kvw, gx: gxn1)
             gNext.update(from: gY, count: T * d)
             lw.inputNorm.withUnsafeBufferPointer {
-                BackpropKernels.rmsNormBackward(tape.h, gy: gxn1, rows: T, d: d, weight: $0.baseAddress!, inverseRMS: tape.r1, gx: gNext)
+                RMSNorm.backward(tape.h, gy: gxn1, rows: T, d: d, gain: $0.baseAddress!, inverseRMS: tape.r1, gx: gNext)
             }
             swap(&g, &gNext)
         }

@@ -102,10 +102,24 @@ public struct RotaryEmbedding: Sendable, Equatable {
         return (c, s)
     }
 
-    /// Rotates `rows` rows of `heads` heads in place. Row `t` starts at `base + t·rowStride`,
-    /// head `h` at offset `h·hd` inside it, and sits at table row `t` (from `tables`).
+    /// Rotates `rows` rows of `heads` heads in place (the forward: x ↦ R(θ_t)·x per pair of
+    /// halves). Row `t` starts at `base + t·rowStride`, head `h` at offset `h·hd` inside it, and
+    /// sits at table row `t` (from `tables`).
     func apply(_ base: UnsafeMutablePointer<Float>, rows: Int, heads: Int, rowStride: Int,
                cos: UnsafePointer<Float>, sin: UnsafePointer<Float>) {
+        rotate(base, rows: rows, heads: heads, rowStride: rowStride, cos: cos, sin: sin, sign: 1)
+    }
+
+    /// The backward of `apply`: a gradient laid out as `apply`'s input, rotated in place by −θ
+    /// (R(θ)ᵀ = R(−θ)), with the same tables.
+    func applyBackward(_ base: UnsafeMutablePointer<Float>, rows: Int, heads: Int, rowStride: Int,
+                       cos: UnsafePointer<Float>, sin: UnsafePointer<Float>) {
+        rotate(base, rows: rows, heads: heads, rowStride: rowStride, cos: cos, sin: sin, sign: -1)
+    }
+
+    /// x ↦ (a·c − b·s′, b·c + a·s′) with s′ = sign·s for the halves (a, b) of every head.
+    private func rotate(_ base: UnsafeMutablePointer<Float>, rows: Int, heads: Int, rowStride: Int,
+                        cos: UnsafePointer<Float>, sin: UnsafePointer<Float>, sign: Float) {
         let half = inverseFrequencies.count
         for t in 0..<rows {
             let c = cos + t * half, s = sin + t * half
@@ -113,9 +127,9 @@ public struct RotaryEmbedding: Sendable, Equatable {
                 let x = base + t * rowStride + h * 2 * half
                 let y = x + half
                 for i in 0..<half {
-                    let a = x[i], b = y[i]
-                    x[i] = a * c[i] - b * s[i]
-                    y[i] = b * c[i] + a * s[i]
+                    let a = x[i], b = y[i], si = sign * s[i]
+                    x[i] = a * c[i] - b * si
+                    y[i] = b * c[i] + a * si
                 }
             }
         }

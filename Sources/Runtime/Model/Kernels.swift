@@ -9,28 +9,6 @@ import Tensors
 /// parts), and `linear`, which sends each projection to BLAS or to the runtime's own matrix
 /// kernels (`TokenPanelGemm`, `F32MatrixVector`, the Q8_0 kernels).
 enum Kernels {
-    /// out[t] = w ⊙ (x[t] · 1/√(mean(x[t]²) + eps)) for `rows` rows of width `d` (transformers'
-    /// LlamaRMSNorm in f32; the mean of squares is accumulated in Double). With `inverseRMS`, each
-    /// row's 1/√(mean(x²)+eps) is also stored there `[rows]` (what the backward pass needs).
-    static func rmsNorm(_ x: UnsafePointer<Float>, rows: Int, d: Int, weight: UnsafePointer<Float>, eps: Float,
-                        out: UnsafeMutablePointer<Float>, inverseRMS: UnsafeMutablePointer<Float>? = nil) {
-        for t in 0..<rows {
-            let xr = x + t * d, o = out + t * d
-            var s0 = 0.0, s1 = 0.0
-            var i = 0
-            while i + 1 < d {
-                s0 += Double(xr[i]) * Double(xr[i])
-                s1 += Double(xr[i + 1]) * Double(xr[i + 1])
-                i += 2
-            }
-            if i < d { s0 += Double(xr[i]) * Double(xr[i]) }
-            let variance = Float((s0 + s1) / Double(d))
-            let r = 1 / (variance + eps).squareRoot()
-            inverseRMS?[t] = r
-            for j in 0..<d { o[j] = weight[j] * (xr[j] * r) }
-        }
-    }
-
     /// y += x elementwise over `n` values.
     static func add(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, count n: Int) {
         for i in 0..<n { y[i] += x[i] }

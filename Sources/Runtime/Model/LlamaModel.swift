@@ -18,6 +18,8 @@ public struct LlamaModel: Sendable {
     public var weightStorage: WeightStorage { weights.storage }
     /// Bias layout resolved from the architecture name.
     public let architecture: LlamaArchitecture
+    /// What each decoder layer computes (0-based): the forward pass runs `DecoderBlock` on these.
+    public let blocks: [BlockDescription]
     /// RoPE frequencies for `config`.
     public let rotary: RotaryEmbedding
     /// LoRA adapters applied inside the projections; several sum.
@@ -70,6 +72,7 @@ public struct LlamaModel: Sendable {
                  architecture: LlamaArchitecture) {
         self.config = config; self.weights = weights; self.rotary = rotary
         self.architecture = architecture
+        self.blocks = BlockDescription.layers(architecture, config: config)
     }
 
     /// Adds a LoRA adapter (applied unmerged, summed with any others).

@@ -1,0 +1,37 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The gated MLP's activation, forward and backward side by side: m = φ(a_g) ⊙ a_u from the gate
+/// and up projections' outputs (elementwise over `count` values). Llama, Mistral and Qwen2 use
+/// SiLU, φ(x) = x·σ(x).
+public enum GatedActivation: String, Sendable, Equatable {
+    /// φ(x) = x·σ(x) (SwiGLU).
+    case silu
+
+    /// m = φ(gate) ⊙ up into `out` (which may be `gate` or `up`); e^x through `VectorMath.exp`.
+    func forward(gate: UnsafePointer<Float>, up: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, count: Int) {
+        switch self {
+        case .silu: VectorMath.swiGLU(gate: gate, up: up, out: out, count: count)
+        }
+    }
+
+    /// From gm = ∂L/∂m: gUp = gm ⊙ φ(gate) and gGate = gm ⊙ up ⊙ φ′(gate), written (not added)
+    /// into `upGradient` and `gateGradient`. SiLU: φ′(x) = σ(x)·(1 + x·(1 − σ(x))), σ by `expf`.
+    func backward(gate: UnsafePointer<Float>, up: UnsafePointer<Float>, gradient gm: UnsafePointer<Float>,
+                  gateGradient: UnsafeMutablePointer<Float>, upGradient: UnsafeMutablePointer<Float>, count: Int) {
+        switch self {
+        case .silu:
+            for i in 0..<count {
+                let a = gate[i], sg = Self.sigmoid(a)
+                upGradient[i] = gm[i] * a * sg
+                gateGradient[i] = gm[i] * up[i] * sg * (1 + a * (1 - sg))
+            }
+        }
+    }
+
+    /// σ(x) = 1/(1+e⁻ˣ).
+    @inline(__always) static func sigmoid(_ x: Float) -> Float { 1 / (1 + expf(-x)) }
+}

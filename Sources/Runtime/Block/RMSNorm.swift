@@ -1,0 +1,39 @@
+/// RMSNorm over rows of width d, forward and backward side by side: y = w ⊙ x·r with
+/// r = 1/√(mean(x²) + eps) per row (transformers' LlamaRMSNorm in f32; the mean of squares is
+/// accumulated in Double). Buffers are row-major `[rows, d]`.
+enum RMSNorm {
+    /// y = w ⊙ (x · r) into `out`; with `inverseRMS`, each row's r is stored there `[rows]` (what
+    /// `backward` needs).
+    static func forward(_ x: UnsafePointer<Float>, rows: Int, d: Int, gain: UnsafePointer<Float>, eps: Float,
+                        out: UnsafeMutablePointer<Float>, inverseRMS: UnsafeMutablePointer<Float>? = nil) {
+        for t in 0..<rows {
+            let xr = x + t * d, o = out + t * d
+            var s0 = 0.0, s1 = 0.0
+            var i = 0
+            while i + 1 < d {
+                s0 += Double(xr[i]) * Double(xr[i])
+                s1 += Double(xr[i + 1]) * Double(xr[i + 1])
+                i += 2
+            }
+            if i < d { s0 += Double(xr[i]) * Double(xr[i]) }
+            let variance = Float((s0 + s1) / Double(d))
+            let r = 1 / (variance + eps).squareRoot()
+            inverseRMS?[t] = r
+            for j in 0..<d { o[j] = gain[j] * (xr[j] * r) }
+        }
+    }
+
+    /// Adds the input gradient of y = w ⊙ x·r to `gx`, given gy = ∂L/∂y and the forward's r:
+    /// gx += r·(w ⊙ gy) − x · r³/d · Σⱼ (w ⊙ gy)ⱼ xⱼ, row by row (the dot product in Double).
+    static func backward(_ x: UnsafePointer<Float>, gy: UnsafePointer<Float>, rows: Int, d: Int,
+                         gain: UnsafePointer<Float>, inverseRMS: UnsafePointer<Float>, gx: UnsafeMutablePointer<Float>) {
+        for t in 0..<rows {
+            let xr = x + t * d, g = gy + t * d, o = gx + t * d
+            let r = inverseRMS[t]
+            var dot = 0.0
+            for j in 0..<d { dot += Double(gain[j] * g[j]) * Double(xr[j]) }
+            let c = Float(dot) * r * r * r / Float(d)
+            for j in 0..<d { o[j] += r * gain[j] * g[j] - xr[j] * c }
+        }
+    }
+}
