@@ -1,3 +1,4 @@
+import Tensors
 import CKernels
 
 /// Causal grouped-query attention of the forward pass, head by head in the C kernel
@@ -45,5 +46,41 @@ public enum CausalAttention {
             }
         }
         WorkerPool.run(count: chunks, threads: chunks, run)
+    }
+}
+
+extension CausalAttention {
+    /// The backward of `apply` for `rows` queries at positions 0..<rows (a sequence run from
+    /// position 0, as in training): from gOut = ∂L/∂out `[rows, heads·hd]`, writes ∂L/∂q into `gq`
+    /// `[rows, heads·hd]` and ∂L/∂k, ∂L/∂v into `gk`, `gv` `[rows, kvHeads·hd]` (overwritten; a kv
+    /// head sums the gradients of its query heads). q, keys and values are the forward's inputs
+    /// (after RoPE). The probabilities are recomputed head by head (S = scale·Q·Kᵀ by sgemm,
+    /// `Kernels.causalSoftmax`), so the forward saves nothing beyond its inputs; `scratch` holds
+    /// 2·rows² floats. Per head: gP = gO·Vᵀ, gV += Pᵀ·gO, gS = P ⊙ (gP − rowsum(gP ⊙ P)),
+    /// gQ = scale·gS·K, gK += scale·gSᵀ·Q.
+    static func backward(q: UnsafePointer<Float>, keys: UnsafePointer<Float>, values: UnsafePointer<Float>,
+                         gradient gOut: UnsafePointer<Float>, rows T: Int, heads: Int, kvHeads: Int, headDim hd: Int,
+                         gq: UnsafeMutablePointer<Float>, gk: UnsafeMutablePointer<Float>, gv: UnsafeMutablePointer<Float>,
+                         scratch: UnsafeMutablePointer<Float>) {
+        let qw = heads * hd, kvw = kvHeads * hd, group = heads / kvHeads
+        let scale = 1 / Float(hd).squareRoot()
+        gk.initialize(repeating: 0, count: T * kvw)
+        gv.initialize(repeating: 0, count: T * kvw)
+        let p = scratch, gP = scratch + T * T
+        for h in 0..<heads {
+            let g = h / group
+            BLAS.sgemm(transposeB: true, m: T, n: T, k: hd, alpha: scale, a: q + h * hd, lda: qw,
+                       b: keys + g * hd, ldb: kvw, c: p, ldc: T)
+            for i in 0..<T { Kernels.causalSoftmax(p + i * T, visible: i + 1, width: T) }
+            BLAS.sgemm(transposeB: true, m: T, n: T, k: hd, a: gOut + h * hd, lda: qw, b: values + g * hd, ldb: kvw,
+                       c: gP, ldc: T)
+            BLAS.sgemm(transposeA: true, m: T, n: hd, k: T, a: p, lda: T, b: gOut + h * hd, ldb: qw,
+                       beta: 1, c: gv + g * hd, ldc: kvw)
+            causalSoftmaxJacobianProduct(probabilities: p, gP, size: T)
+            BLAS.sgemm(m: T, n: hd, k: T, alpha: scale, a: gP, lda: T, b: keys + g * hd, ldb: kvw,
+                       c: gq + h * hd, ldc: qw)
+            BLAS.sgemm(transposeA: true, m: T, n: hd, k: T, alpha: scale, a: gP, lda: T, b: q + h * hd, ldb: qw,
+                       beta: 1, c: gk + g * hd, ldc: kvw)
+        }
     }
 }

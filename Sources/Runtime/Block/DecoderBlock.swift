@@ -7,10 +7,16 @@ final class BlockBuffers {
     let rows: Int
     /// Whether `Kernels.linear` takes token panels for these rows (several rows, an AVX2 CPU).
     let packing: Bool
+    /// Projections through sgemm (see `init`).
+    let useBLAS: Bool
 
-    init(rows: Int, config c: LlamaConfig, maxLoRARank: Int) {
+    /// `useBLAS`: the projections go to sgemm (no token panels), for a pass that makes BLAS calls
+    /// of its own between them (training), where OpenBLAS's spinning threads would compete with
+    /// the worker pool's.
+    init(rows: Int, config c: LlamaConfig, maxLoRARank: Int, useBLAS: Bool = false) {
         self.rows = rows
-        packing = rows > 1 && TokenPanelGemm.preferred
+        self.useBLAS = useBLAS
+        packing = rows > 1 && TokenPanelGemm.preferred && !useBLAS
         let d = c.hiddenSize, qw = c.numAttentionHeads * c.headDim, ff = c.intermediateSize
         func alloc(_ n: Int) -> UnsafeMutablePointer<Float> {
             let p = UnsafeMutablePointer<Float>.allocate(capacity: max(n, 1))
@@ -52,32 +58,37 @@ struct DecoderBlock {
     /// written into rows `start…` of `keys`/`values` `[capacity, kvHeads·hd]`, and attention reads
     /// rows `0 ..< start + rows` of them. `visit(site, activation)` runs at the five hook sites
     /// (block input, attention output, MLP input, MLP output, block output) on the `[rows, d]`
-    /// activation, which it may change. With `capture`, every intermediate is returned.
+    /// activation, which it may change. With `capture`, every intermediate is returned; with a
+    /// `tape` (rows equal, `start` 0), what `backward` needs is saved into it.
     /// - Throws: what `visit` throws.
     func forward(buffers buf: BlockBuffers, rows T: Int, start: Int,
                  keys: UnsafeMutablePointer<Float>, values: UnsafeMutablePointer<Float>,
                  rotary: RotaryEmbedding, cos cosTable: [Float], sin sinTable: [Float], config c: LlamaConfig,
-                 capture: Bool, visit: (HookSiteKind, UnsafeMutablePointer<Float>) throws -> Void) throws -> LayerIntermediates? {
+                 capture: Bool, tape: BlockTape? = nil,
+                 visit: (HookSiteKind, UnsafeMutablePointer<Float>) throws -> Void) throws -> LayerIntermediates? {
         let d = c.hiddenSize, hd = c.headDim, H = c.numAttentionHeads, KV = c.numKeyValueHeads
         let qWidth = H * hd, kvWidth = KV * hd, ff = c.intermediateSize
         let w = weights, lora = loras, eps = description.normEpsilon
         func copy(_ p: UnsafePointer<Float>, _ cols: Int) -> Tensor {
             Tensor(shape: [T, cols]) { $0.baseAddress!.update(from: p, count: T * cols) }
         }
+        precondition(tape.map { $0.rows == T && start == 0 } ?? true, "DecoderBlock: a tape records a pass from position 0")
         try visit(.blockInput, buf.x)
         let h = capture ? copy(buf.x, d) : nil
+        tape?.blockInput.update(from: buf.x, count: T * d)
 
         w.inputNorm.withUnsafeBufferPointer {
-            RMSNorm.forward(buf.x, rows: T, d: d, gain: $0.baseAddress!, eps: eps, out: buf.xn)
+            RMSNorm.forward(buf.x, rows: T, d: d, gain: $0.baseAddress!, eps: eps, out: buf.xn, inverseRMS: tape?.inverseRMS1)
         }
+        tape?.attentionNormed.update(from: buf.xn, count: T * d)
         let hn = capture ? copy(buf.xn, d) : nil
         var packed = buf.packed(buf.xn, columns: d)
         Kernels.linear(buf.xn, rows: T, weight: w.q, bias: w.qBias, loras: lora[.q] ?? [],
-                       out: buf.q, ldo: qWidth, scratch: buf.lora, packed: packed)
+                       out: buf.q, ldo: qWidth, scratch: buf.lora, packed: packed, useBLAS: buf.useBLAS)
         Kernels.linear(buf.xn, rows: T, weight: w.k, bias: w.kBias, loras: lora[.k] ?? [],
-                       out: keys + start * kvWidth, ldo: kvWidth, scratch: buf.lora, packed: packed)
+                       out: keys + start * kvWidth, ldo: kvWidth, scratch: buf.lora, packed: packed, useBLAS: buf.useBLAS)
         Kernels.linear(buf.xn, rows: T, weight: w.v, bias: w.vBias, loras: lora[.v] ?? [],
-                       out: values + start * kvWidth, ldo: kvWidth, scratch: buf.lora, packed: packed)
+                       out: values + start * kvWidth, ldo: kvWidth, scratch: buf.lora, packed: packed, useBLAS: buf.useBLAS)
         cosTable.withUnsafeBufferPointer { cp in
             sinTable.withUnsafeBufferPointer { sp in
                 rotary.apply(buf.q, rows: T, heads: H, rowStride: qWidth, cos: cp.baseAddress!, sin: sp.baseAddress!)
@@ -85,31 +96,38 @@ struct DecoderBlock {
                              cos: cp.baseAddress!, sin: sp.baseAddress!)
             }
         }
+        tape?.queries.update(from: buf.q, count: T * qWidth)
         CausalAttention.apply(q: buf.q, rows: T, start: start, keys: keys, values: values,
                               heads: H, kvHeads: KV, headDim: hd, out: buf.attn, threads: BLAS.threadCount)
+        tape?.attentionHeads.update(from: buf.attn, count: T * qWidth)
         packed = buf.packed(buf.attn, columns: qWidth)
         Kernels.linear(buf.attn, rows: T, weight: w.o, bias: w.oBias, loras: lora[.o] ?? [],
-                       out: buf.o, ldo: d, scratch: buf.lora, packed: packed)
+                       out: buf.o, ldo: d, scratch: buf.lora, packed: packed, useBLAS: buf.useBLAS)
         try visit(.attentionOutput, buf.o)
         let attentionOutput = capture ? copy(buf.o, d) : nil
         Kernels.add(buf.o, into: buf.x, count: T * d)
         try visit(.mlpInput, buf.x)
         let y = capture ? copy(buf.x, d) : nil
+        tape?.mlpInput.update(from: buf.x, count: T * d)
 
         w.postAttentionNorm.withUnsafeBufferPointer {
-            RMSNorm.forward(buf.x, rows: T, d: d, gain: $0.baseAddress!, eps: eps, out: buf.xn)
+            RMSNorm.forward(buf.x, rows: T, d: d, gain: $0.baseAddress!, eps: eps, out: buf.xn, inverseRMS: tape?.inverseRMS2)
         }
         let u = capture ? copy(buf.xn, d) : nil
+        tape?.mlpNormed.update(from: buf.xn, count: T * d)
         packed = buf.packed(buf.xn, columns: d)
         Kernels.linear(buf.xn, rows: T, weight: w.gate, bias: nil, loras: lora[.gate] ?? [],
-                       out: buf.gate, ldo: ff, scratch: buf.lora, packed: packed)
+                       out: buf.gate, ldo: ff, scratch: buf.lora, packed: packed, useBLAS: buf.useBLAS)
         Kernels.linear(buf.xn, rows: T, weight: w.up, bias: nil, loras: lora[.up] ?? [],
-                       out: buf.up, ldo: ff, scratch: buf.lora, packed: packed)
+                       out: buf.up, ldo: ff, scratch: buf.lora, packed: packed, useBLAS: buf.useBLAS)
         let ag = capture ? copy(buf.gate, ff) : nil
+        tape?.gatePreactivation.update(from: buf.gate, count: T * ff)
+        tape?.upPreactivation.update(from: buf.up, count: T * ff)
         description.activation.forward(gate: buf.gate, up: buf.up, out: buf.gate, count: T * ff)
+        tape?.mlpHidden.update(from: buf.gate, count: T * ff)
         packed = buf.packed(buf.gate, columns: ff)
         Kernels.linear(buf.gate, rows: T, weight: w.down, bias: nil, loras: lora[.down] ?? [],
-                       out: buf.o, ldo: d, scratch: buf.lora, packed: packed)
+                       out: buf.o, ldo: d, scratch: buf.lora, packed: packed, useBLAS: buf.useBLAS)
         try visit(.mlpOutput, buf.o)
         let x = capture ? copy(buf.o, d) : nil
         Kernels.add(buf.o, into: buf.x, count: T * d)
@@ -122,5 +140,62 @@ struct DecoderBlock {
             mlpInput: y, mlpNormed: u,
             gatePreactivation: ag, upPreactivation: copy(buf.up, ff), mlpHidden: copy(buf.gate, ff),
             mlpOutput: x, blockOutput: copy(buf.x, d))
+    }
+
+    /// The backward of `forward` for the layer whose forward filled `tape` (a pass of `rows`
+    /// tokens from position 0; `keys`/`values` are that layer's rows of the pass's KV cache).
+    /// From g = ∂L/∂Z `[rows, d]` (the block output, after any hook there has been
+    /// differentiated), writes ∂L/∂h into `gh` `[rows, d]` (may not alias g) and adds the
+    /// gradients of the LoRA factors in `loraGradients` (by projection; the LoRA is this
+    /// block's last one on that projection). Hooks inside the block are not differentiated.
+    func backward(tape: BlockTape, keys: UnsafePointer<Float>, values: UnsafePointer<Float>,
+                  rotary: RotaryEmbedding, cos cosTable: [Float], sin sinTable: [Float], config c: LlamaConfig,
+                  gradient g: UnsafePointer<Float>, into gh: UnsafeMutablePointer<Float>,
+                  buffers s: BlockGradientBuffers, loraGradients: inout [LlamaProjection: LoRAFactors]) {
+        let T = tape.rows, d = c.hiddenSize, hd = c.headDim, H = c.numAttentionHeads, KV = c.numKeyValueHeads
+        let qw = H * hd, kvw = KV * hd, ff = c.intermediateSize
+        let w = weights
+        func loraBackward(_ p: LlamaProjection, x: UnsafePointer<Float>, gy: UnsafePointer<Float>, ldg: Int,
+                          gx: UnsafeMutablePointer<Float>) {
+            guard var gf = loraGradients[p], let f = loras[p]?.last else { return }
+            f.backward(x: x, gy: gy, ldg: ldg, rows: T, gx: gx, gradient: &gf, scratch: s.lora)
+            loraGradients[p] = gf
+        }
+        // MLP: Z = Y + m·W_downᵀ, m = φ(a_g) ⊙ a_u, a = RMSNorm₂(Y)·Wᵀ.
+        w.down.multiplyTransposed(g, tokens: T, ldg: d, into: s.gm, ldo: ff)
+        loraBackward(.down, x: tape.mlpHidden, gy: g, ldg: d, gx: s.gm)
+        description.activation.backward(gate: tape.gatePreactivation, up: tape.upPreactivation, gradient: s.gm,
+                                        gateGradient: s.gGate, upGradient: s.gUp, count: T * ff)
+        w.gate.multiplyTransposed(s.gGate, tokens: T, ldg: ff, into: s.gNormed2, ldo: d)
+        w.up.multiplyTransposed(s.gUp, tokens: T, ldg: ff, into: s.gNormed2, ldo: d, accumulate: true)
+        loraBackward(.gate, x: tape.mlpNormed, gy: s.gGate, ldg: ff, gx: s.gNormed2)
+        loraBackward(.up, x: tape.mlpNormed, gy: s.gUp, ldg: ff, gx: s.gNormed2)
+        s.gMLPInput.update(from: g, count: T * d)
+        w.postAttentionNorm.withUnsafeBufferPointer {
+            RMSNorm.backward(tape.mlpInput, gy: s.gNormed2, rows: T, d: d, gain: $0.baseAddress!,
+                             inverseRMS: tape.inverseRMS2, gx: s.gMLPInput)
+        }
+        // Attention: Y = h + attn·W_oᵀ.
+        w.o.multiplyTransposed(s.gMLPInput, tokens: T, ldg: d, into: s.gHeads, ldo: qw)
+        loraBackward(.o, x: tape.attentionHeads, gy: s.gMLPInput, ldg: d, gx: s.gHeads)
+        CausalAttention.backward(q: tape.queries, keys: keys, values: values, gradient: s.gHeads, rows: T,
+                                 heads: H, kvHeads: KV, headDim: hd, gq: s.gq, gk: s.gk, gv: s.gv, scratch: s.attention)
+        cosTable.withUnsafeBufferPointer { cp in
+            sinTable.withUnsafeBufferPointer { sp in
+                rotary.applyBackward(s.gq, rows: T, heads: H, rowStride: qw, cos: cp.baseAddress!, sin: sp.baseAddress!)
+                rotary.applyBackward(s.gk, rows: T, heads: KV, rowStride: kvw, cos: cp.baseAddress!, sin: sp.baseAddress!)
+            }
+        }
+        w.q.multiplyTransposed(s.gq, tokens: T, ldg: qw, into: s.gNormed1, ldo: d)
+        w.k.multiplyTransposed(s.gk, tokens: T, ldg: kvw, into: s.gNormed1, ldo: d, accumulate: true)
+        w.v.multiplyTransposed(s.gv, tokens: T, ldg: kvw, into: s.gNormed1, ldo: d, accumulate: true)
+        loraBackward(.q, x: tape.attentionNormed, gy: s.gq, ldg: qw, gx: s.gNormed1)
+        loraBackward(.k, x: tape.attentionNormed, gy: s.gk, ldg: kvw, gx: s.gNormed1)
+        loraBackward(.v, x: tape.attentionNormed, gy: s.gv, ldg: kvw, gx: s.gNormed1)
+        gh.update(from: s.gMLPInput, count: T * d)
+        w.inputNorm.withUnsafeBufferPointer {
+            RMSNorm.backward(tape.blockInput, gy: s.gNormed1, rows: T, d: d, gain: $0.baseAddress!,
+                             inverseRMS: tape.inverseRMS1, gx: gh)
+        }
     }
 }
