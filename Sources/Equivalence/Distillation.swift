@@ -185,6 +185,7 @@ public enum Distiller {
 
         var fitted: [Int: SteeringLayer] = [:]
         var reports: [LayerDistillation] = []
+        var released = 0   // layers below this one have had their pages released
         // The fine-tune's residual stream (oracle and sequential), entering layer `ftLayer`.
         var ftResidual: [Tensor]? = nil
         var ftLayer = 0
@@ -318,6 +319,14 @@ public enum Distiller {
                 report.theorem31 = try Theorem31.analyze(Theorem31Grams(targetGram: pw.gram(), crossGram: pz, blockOutputGram: zz))
             }
             reports.append(report)
+            // Both models have run every block up to l for the last time (the streams only move
+            // forward): their pages can leave the resident set, so a model mapped from a file
+            // costs about one layer at a time.
+            for j in released...l {
+                plainBase.releasePages(layer: j)
+                finetuned.releasePages(layer: j)
+            }
+            released = l + 1
         }
         enter(.done, layers.count, nil)
         let adapter = SteeringAdapter(site: .blockOutput, activation: activation(options.fit.kind), layers: fitted)

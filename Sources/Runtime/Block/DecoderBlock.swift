@@ -98,7 +98,7 @@ struct DecoderBlock {
         }
         tape?.queries.update(from: buf.q, count: T * qWidth)
         CausalAttention.apply(q: buf.q, rows: T, start: start, keys: keys, values: values,
-                              heads: H, kvHeads: KV, headDim: hd, out: buf.attn, threads: BLAS.threadCount)
+                              heads: H, kvHeads: KV, headDim: hd, out: buf.attn, threads: buf.useBLAS ? 1 : BLAS.threadCount)
         tape?.attentionHeads.update(from: buf.attn, count: T * qWidth)
         packed = buf.packed(buf.attn, columns: qWidth)
         Kernels.linear(buf.attn, rows: T, weight: w.o, bias: w.oBias, loras: lora[.o] ?? [],

@@ -193,6 +193,14 @@ public struct HalfMatrix: Sendable, Equatable {
         max(6, (48 << 10) / max(columns, 1) / 6 * 6)
     }
 
+    /// Lets the kernel drop this matrix's pages from the resident set when it is read in place
+    /// from a mapped file (they are read again from the file if the matrix is used later, so
+    /// nothing changes but memory); nothing for a matrix in a buffer of its own. For passes that
+    /// are done with a layer (distillation streams the model a layer at a time).
+    public func releasePages() {
+        bytes.releasePages(byteCount: 2 * rows * columns)
+    }
+
     /// Same format, shape and stored values row for row (whatever holds the bytes, in whatever row
     /// order). Two views of the same bytes in the same row order are equal without reading them
     /// (a model and the same model with a LoRA share their matrices: comparing them must not
@@ -236,6 +244,15 @@ final class HalfMatrixBytes: @unchecked Sendable {
         let p = UnsafeMutableRawPointer.allocate(byteCount: max(16, 2 * halves.count), alignment: 64)
         halves.withUnsafeBytes { if let b = $0.baseAddress { p.copyMemory(from: b, byteCount: $0.count) } }
         owned = p; base = UnsafeRawPointer(p)
+    }
+
+    /// Drops `byteCount` bytes from `base` from the process's resident set when they are a
+    /// mapped file's (`MappedFile.Advice.dontNeed`: read-only pages, faulted back in if read
+    /// again); nothing for an owned buffer.
+    func releasePages(byteCount: Int) {
+        guard let file, let start = file.bytes.baseAddress else { return }
+        let offset = base - UnsafeRawPointer(start)
+        file.advise(.dontNeed, range: offset..<offset + byteCount)
     }
 
     deinit { owned?.deallocate() }

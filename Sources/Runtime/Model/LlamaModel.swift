@@ -14,6 +14,13 @@ public struct LlamaModel: Sendable {
     /// matrices shared, Q8_0 and bf16/f16 ones widened into new buffers for this layer only,
     /// so at most one layer is ever dense beyond what the model holds.
     public func layerWeights(_ layer: Int) -> LlamaWeights.Layer { weights.layers[layer].widened() }
+    /// Lets the kernel drop layer `layer`'s matrices (0-based) from the resident set where they
+    /// are read in place from a mapped file: for a pass that is done with the layer. Using the
+    /// layer again reads the pages back from the file; results never change.
+    public func releasePages(layer: Int) {
+        for p in LlamaProjection.allCases { weights.layers[layer][p].releasePages() }
+    }
+
     /// How the weight matrices are held.
     public var weightStorage: WeightStorage { weights.storage }
     /// Bias layout resolved from the architecture name.

@@ -48,6 +48,12 @@ public enum ProjectionWeight: Sendable, Equatable {
         }
     }
 
+    /// Drops the matrix's pages of a mapped file from the resident set (bf16/f16 read in place;
+    /// see `HalfMatrix.releasePages`); nothing for matrices held in memory (f32, Q8_0).
+    public func releasePages() {
+        if case .half(let m) = self { m.releasePages() }
+    }
+
     /// The matrix as f32 (the tensor itself, or the Q8_0 / half values widened: a new buffer).
     public var dense: Tensor {
         switch self {
