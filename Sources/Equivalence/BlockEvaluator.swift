@@ -81,6 +81,8 @@ public struct BlockEvaluator: Sendable {
     /// The layer, matrices held f32 (widened on construction when given in another format).
     public let weights: LlamaWeights.Layer
     public let rope: RotaryEmbedding
+    /// The gated MLP's activation (SiLU for the Llama family).
+    let activation = GatedActivation.silu
 
     /// - Throws: `EquivalenceError.shapeMismatch` when a weight does not fit the config, or
     ///   `.unsupportedConfiguration` when the heads do not divide, or the runtime's error for a
@@ -138,53 +140,22 @@ public struct BlockEvaluator: Sendable {
             return x + iv.layer.shift(x, activation: iv.activation)
         }
         let input = steer(h, .blockInput)
-        let (n1, rho1) = rmsNormRows(input, gain: weights.inputNorm, eps: eps)
+        let (n1, rho1) = RMSNorm.forward(input, gain: weights.inputNorm, eps: eps)
         var q = addBias(matmul(n1, matrix(.q), transposeB: true), weights.qBias)
         var k = addBias(matmul(n1, matrix(.k), transposeB: true), weights.kBias)
         let v = addBias(matmul(n1, matrix(.v), transposeB: true), weights.vBias)
         let positions = positionOffset..<(positionOffset + t)
         let (cosT, sinT) = rope.tables(positions: positions)
-        rotateHalf(&q, heads: heads, headDim: hd, cos: cosT, sin: sinT)
-        rotateHalf(&k, heads: kvHeads, headDim: hd, cos: cosT, sin: sinT)
-
-        let scale = 1 / Float(hd).squareRoot()
-        let group = heads / kvHeads
-        let qw = heads * hd, kw = kvHeads * hd
-        var probs = Tensor(shape: [heads * t, t])
-        var context = Tensor(shape: [t, qw])
-        q.withUnsafeBufferPointer { pq in k.withUnsafeBufferPointer { pk in v.withUnsafeBufferPointer { pv in
-            probs.withUnsafeMutableBufferPointer { pp in context.withUnsafeMutableBufferPointer { pc in
-                for head in 0..<heads {
-                    let g = head / group
-                    let p = pp.baseAddress! + head * t * t
-                    BLAS.sgemm(transposeB: true, m: t, n: t, k: hd, alpha: scale,
-                               a: pq.baseAddress! + head * hd, lda: qw, b: pk.baseAddress! + g * hd, ldb: kw,
-                               c: p, ldc: t)
-                    for i in 0..<t {
-                        let row = p + i * t
-                        var mx = -Float.infinity
-                        for j in 0...i { mx = max(mx, row[j]) }
-                        var sum = 0.0
-                        for j in 0...i { let e = expf(row[j] - mx); row[j] = e; sum += Double(e) }
-                        let inv = Float(1 / sum)
-                        for j in 0...i { row[j] *= inv }
-                        for j in (i + 1)..<t { row[j] = 0 }
-                    }
-                    BLAS.sgemm(m: t, n: hd, k: t, a: p, lda: t, b: pv.baseAddress! + g * hd, ldb: kw,
-                               c: pc.baseAddress! + head * hd, ldc: qw)
-                }
-            } }
-        } } }
+        rope.rotate(&q, heads: heads, cos: cosT, sin: sinT)
+        rope.rotate(&k, heads: kvHeads, cos: cosT, sin: sinT)
+        let (context, probs) = CausalAttention.forwardKeepingProbabilities(queries: q, keys: k, values: v,
+                                                                            heads: heads, kvHeads: kvHeads)
         let attn = steer(addBias(matmul(context, matrix(.o), transposeB: true), weights.oBias), .attentionOutput)
         let y = steer(input + attn, .mlpInput)
-        let (u, rho2) = rmsNormRows(y, gain: weights.postAttentionNorm, eps: eps)
+        let (u, rho2) = RMSNorm.forward(y, gain: weights.postAttentionNorm, eps: eps)
         let ag = matmul(u, matrix(.gate), transposeB: true)
         let au = matmul(u, matrix(.up), transposeB: true)
-        let m = Tensor(shape: ag.shape) { o in
-            ag.withUnsafeBufferPointer { g in au.withUnsafeBufferPointer { up in
-                for i in 0..<o.count { o[i] = g[i] * sigmoid(g[i]) * up[i] }
-            } }
-        }
+        let m = activation.forward(gate: ag, up: au)
         let x = steer(matmul(m, matrix(.down), transposeB: true), .mlpOutput)
         let z = steer(y + x, .blockOutput)
         return BlockActivations(
@@ -194,20 +165,9 @@ public struct BlockEvaluator: Sendable {
     }
 
     /// The MLP's elementwise derivative coefficients at the recorded pre-activations:
-    /// `gate` = SiLU′(a_g) ⊙ a_u, `up` = SiLU(a_g), so δm = gate ⊙ δa_g + up ⊙ δa_u.
+    /// `gate` = φ′(a_g) ⊙ a_u, `up` = φ(a_g), so δm = gate ⊙ δa_g + up ⊙ δa_u.
     func mlpCoefficients(_ a: BlockActivations) -> (gate: Tensor, up: Tensor) {
-        let ag = a.gatePreActivation, au = a.upPreActivation
-        var cg = Tensor(shape: ag.shape), cu = Tensor(shape: ag.shape)
-        ag.withUnsafeBufferPointer { g in au.withUnsafeBufferPointer { up in
-            cg.withUnsafeMutableBufferPointer { pg in cu.withUnsafeMutableBufferPointer { pu in
-                for i in 0..<g.count {
-                    let s = sigmoid(g[i])
-                    pg[i] = s * (1 + g[i] * (1 - s)) * up[i]
-                    pu[i] = g[i] * s
-                }
-            } }
-        } }
-        return (cg, cu)
+        activation.tangentCoefficients(gate: a.gatePreActivation, up: a.upPreActivation)
     }
 
     /// The first-order change of the block's outputs at `a` along the weight delta `delta`
@@ -231,7 +191,7 @@ public struct BlockEvaluator: Sendable {
         }
         var dY = dAttn
         if let dh = inputTangent { accumulate(&dY, dh) }
-        let du = rmsNormTangent(a.mlpInput, rho: a.inverseRMS2, gain: weights.postAttentionNorm, dx: dY)
+        let du = RMSNorm.tangent(a.mlpInput, inverseRMS: a.inverseRMS2, gain: weights.postAttentionNorm, dx: dY)
         var dag = matmul(du, matrix(.gate), transposeB: true)
         if let dg = delta[.gate] { accumulate(&dag, dg.apply(a.normedMLPInput)) }
         var dau = matmul(du, matrix(.up), transposeB: true)
@@ -246,9 +206,8 @@ public struct BlockEvaluator: Sendable {
     /// δAttn `[T, d]` along `delta` (q, k, v, o parts) and δh.
     private func attentionTangent(_ a: BlockActivations, delta: LayerWeightDelta, inputTangent: Tensor?) -> Tensor {
         let t = a.input.rows
-        let heads = config.numAttentionHeads, kvHeads = config.numKeyValueHeads, hd = config.headDim
-        let qw = heads * hd, kw = kvHeads * hd, group = heads / kvHeads
-        let dn1 = inputTangent.map { rmsNormTangent(a.input, rho: a.inverseRMS1, gain: weights.inputNorm, dx: $0) }
+        let heads = config.numAttentionHeads, kvHeads = config.numKeyValueHeads
+        let dn1 = inputTangent.map { RMSNorm.tangent(a.input, inverseRMS: a.inverseRMS1, gain: weights.inputNorm, dx: $0) }
         func projTangent(_ p: LlamaProjection, _ w: Tensor) -> Tensor? {
             var out: Tensor? = dn1.map { matmul($0, w, transposeB: true) }
             if let dp = delta[p] {
@@ -261,48 +220,10 @@ public struct BlockEvaluator: Sendable {
         var dq = projTangent(.q, matrix(.q))
         var dk = projTangent(.k, matrix(.k))
         let dv = projTangent(.v, matrix(.v))
-        if dq != nil { rotateHalf(&dq!, heads: heads, headDim: hd, cos: cosT, sin: sinT) }
-        if dk != nil { rotateHalf(&dk!, heads: kvHeads, headDim: hd, cos: cosT, sin: sinT) }
-
-        var dContext = Tensor(shape: [t, qw])
-        if dq != nil || dk != nil || dv != nil {
-            let scale = 1 / Float(hd).squareRoot()
-            var dS = [Float](repeating: 0, count: t * t)
-            let zeroQ = Tensor(shape: [t, qw]), zeroK = Tensor(shape: [t, kw])
-            let dqT = dq ?? zeroQ, dkT = dk ?? zeroK
-            a.queries.withUnsafeBufferPointer { pq in a.keys.withUnsafeBufferPointer { pk in a.values.withUnsafeBufferPointer { pv in
-                a.probabilities.withUnsafeBufferPointer { pp in dqT.withUnsafeBufferPointer { pdq in dkT.withUnsafeBufferPointer { pdk in
-                    dContext.withUnsafeMutableBufferPointer { pc in dS.withUnsafeMutableBufferPointer { ps in
-                        for head in 0..<heads {
-                            let g = head / group
-                            let p = pp.baseAddress! + head * t * t
-                            let out = pc.baseAddress! + head * hd
-                            if dq != nil || dk != nil {
-                                // δS = scale (δQ_h K_gᵀ + Q_h δK_gᵀ)
-                                BLAS.sgemm(transposeB: true, m: t, n: t, k: hd, alpha: scale,
-                                           a: pdq.baseAddress! + head * hd, lda: qw, b: pk.baseAddress! + g * hd, ldb: kw,
-                                           beta: 0, c: ps.baseAddress!, ldc: t)
-                                BLAS.sgemm(transposeB: true, m: t, n: t, k: hd, alpha: scale,
-                                           a: pq.baseAddress! + head * hd, lda: qw, b: pdk.baseAddress! + g * hd, ldb: kw,
-                                           beta: 1, c: ps.baseAddress!, ldc: t)
-                                // δP = P ⊙ (δS − rowsum(P ⊙ δS)) (zero where P is masked)
-                                causalSoftmaxJacobianProduct(probabilities: p, ps.baseAddress!, size: t)
-                                // δO_h = δP V_g
-                                BLAS.sgemm(m: t, n: hd, k: t, a: ps.baseAddress!, lda: t, b: pv.baseAddress! + g * hd, ldb: kw,
-                                           beta: 0, c: out, ldc: qw)
-                            }
-                            if let dv {
-                                // δO_h += P δV_g
-                                dv.withUnsafeBufferPointer { pdv in
-                                    BLAS.sgemm(m: t, n: hd, k: t, a: p, lda: t, b: pdv.baseAddress! + g * hd, ldb: kw,
-                                               beta: 1, c: out, ldc: qw)
-                                }
-                            }
-                        }
-                    } }
-                } } }
-            } } }
-        }
+        if dq != nil { rope.rotate(&dq!, heads: heads, cos: cosT, sin: sinT) }
+        if dk != nil { rope.rotate(&dk!, heads: kvHeads, cos: cosT, sin: sinT) }
+        let dContext = CausalAttention.tangent(queries: a.queries, keys: a.keys, values: a.values, probabilities: a.probabilities,
+                                               dq: dq, dk: dk, dv: dv, heads: heads, kvHeads: kvHeads)
         var dAttn = matmul(dContext, matrix(.o), transposeB: true)
         if let dO = delta[.o] { accumulate(&dAttn, dO.apply(a.attentionContext)) }
         return dAttn

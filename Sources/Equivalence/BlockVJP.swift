@@ -28,48 +28,19 @@ extension BlockEvaluator {
         var gu = matmul(gag, matrix(.gate))
         accumulate(&gu, matmul(gau, matrix(.up)))
         var gy = g
-        accumulate(&gy, rmsNormAdjoint(a.mlpInput, rho: a.inverseRMS2, gain: weights.postAttentionNorm, grad: gu))
+        accumulate(&gy, RMSNorm.backward(a.mlpInput, inverseRMS: a.inverseRMS2, gain: weights.postAttentionNorm, gy: gu))
         if projections.contains(.o) { out[.o] = matmul(gy, a.attentionContext, transposeA: true) }
         let wantQKV = projections.contains(.q) || projections.contains(.k) || projections.contains(.v)
         guard wantQKV else { return out }
 
-        let t = a.input.rows
-        let heads = config.numAttentionHeads, kvHeads = config.numKeyValueHeads, hd = config.headDim
-        let qw = heads * hd, kw = kvHeads * hd, group = heads / kvHeads
-        let scale = 1 / Float(hd).squareRoot()
+        let heads = config.numAttentionHeads, kvHeads = config.numKeyValueHeads
         let gctx = matmul(gy, matrix(.o))                      // [T, H·hd]
-        var gq = Tensor(shape: [t, qw]), gk = Tensor(shape: [t, kw]), gv = Tensor(shape: [t, kw])
-        var gp = [Float](repeating: 0, count: t * t)
-        gctx.withUnsafeBufferPointer { pg in a.probabilities.withUnsafeBufferPointer { pp in
-            a.queries.withUnsafeBufferPointer { pq in a.keys.withUnsafeBufferPointer { pk in a.values.withUnsafeBufferPointer { pv in
-                gq.withUnsafeMutableBufferPointer { oq in gk.withUnsafeMutableBufferPointer { ok in gv.withUnsafeMutableBufferPointer { ov in
-                    gp.withUnsafeMutableBufferPointer { ps in
-                        for head in 0..<heads {
-                            let gIdx = head / group
-                            let p = pp.baseAddress! + head * t * t
-                            let go = pg.baseAddress! + head * hd
-                            // G_V_g += P_hᵀ G_O_h
-                            BLAS.sgemm(transposeA: true, m: t, n: hd, k: t, a: p, lda: t, b: go, ldb: qw,
-                                       beta: 1, c: ov.baseAddress! + gIdx * hd, ldc: kw)
-                            // G_P = G_O_h V_gᵀ; G_S = P ⊙ (G_P − rowsum(P ⊙ G_P))
-                            BLAS.sgemm(transposeB: true, m: t, n: t, k: hd, a: go, lda: qw, b: pv.baseAddress! + gIdx * hd, ldb: kw,
-                                       beta: 0, c: ps.baseAddress!, ldc: t)
-                            causalSoftmaxJacobianProduct(probabilities: p, ps.baseAddress!, size: t)
-                            // G_Q_h = scale G_S K_g; G_K_g += scale G_Sᵀ Q_h
-                            BLAS.sgemm(m: t, n: hd, k: t, alpha: scale, a: ps.baseAddress!, lda: t, b: pk.baseAddress! + gIdx * hd, ldb: kw,
-                                       beta: 0, c: oq.baseAddress! + head * hd, ldc: qw)
-                            BLAS.sgemm(transposeA: true, m: t, n: hd, k: t, alpha: scale, a: ps.baseAddress!, lda: t,
-                                       b: pq.baseAddress! + head * hd, ldb: qw, beta: 1, c: ok.baseAddress! + gIdx * hd, ldc: kw)
-                        }
-                    }
-                } } }
-            } } }
-        } }
+        var (gq, gk, gv) = CausalAttention.backward(queries: a.queries, keys: a.keys, values: a.values,
+                                                    probabilities: a.probabilities, gradient: gctx, heads: heads, kvHeads: kvHeads)
         // RoPE is a rotation: its adjoint rotates by the opposite angle.
         let (cosT, sinT) = rope.tables(positions: a.positions)
-        let negSin = sinT.map { -$0 }
-        rotateHalf(&gq, heads: heads, headDim: hd, cos: cosT, sin: negSin)
-        rotateHalf(&gk, heads: kvHeads, headDim: hd, cos: cosT, sin: negSin)
+        rope.rotate(&gq, heads: heads, cos: cosT, sin: sinT, backward: true)
+        rope.rotate(&gk, heads: kvHeads, cos: cosT, sin: sinT, backward: true)
         if projections.contains(.q) { out[.q] = matmul(gq, a.normedInput, transposeA: true) }
         if projections.contains(.k) { out[.k] = matmul(gk, a.normedInput, transposeA: true) }
         if projections.contains(.v) { out[.v] = matmul(gv, a.normedInput, transposeA: true) }

@@ -1,70 +1,11 @@
 import Foundation
 import Tensors
 
-// Elementwise and row-wise kernels the block evaluator needs besides gemms. Matrices are
+// Elementwise helpers of the block evaluator and the adapter fits (the block's own operations
+// are Runtime's, in Runtime/Block). Matrices are
 // row-major `[rows, columns]`; every loop runs over contiguous buffers.
 
 @inline(__always) func sigmoid(_ x: Float) -> Float { 1 / (1 + expf(-x)) }
-
-/// RMSNorm of each row: `out[t] = gain ⊙ x[t] · ρ_t`, ρ_t = (mean(x[t]²) + eps)^(-1/2).
-/// Returns the normalised rows and ρ `[rows]`.
-func rmsNormRows(_ x: Tensor, gain: Tensor, eps: Float) -> (Tensor, [Float]) {
-    let r = x.rows, c = x.columns
-    var rho = [Float](repeating: 0, count: r)
-    let g = gain.scalars
-    let out = Tensor(shape: [r, c]) { o in
-        x.withUnsafeBufferPointer { xs in
-            for i in 0..<r {
-                var ss = 0.0
-                for j in 0..<c { let v = Double(xs[i * c + j]); ss += v * v }
-                let p = Float(1 / (ss / Double(c) + Double(eps)).squareRoot())
-                rho[i] = p
-                for j in 0..<c { o[i * c + j] = g[j] * xs[i * c + j] * p }
-            }
-        }
-    }
-    return (out, rho)
-}
-
-/// Tangent of `rmsNormRows` at `x` (with its ρ) along `dx`:
-/// δn = gain ⊙ ρ (δx − x ρ² (x·δx)/d), row by row.
-func rmsNormTangent(_ x: Tensor, rho: [Float], gain: Tensor, dx: Tensor) -> Tensor {
-    let r = x.rows, c = x.columns
-    let g = gain.scalars
-    return Tensor(shape: [r, c]) { o in
-        x.withUnsafeBufferPointer { xs in
-            dx.withUnsafeBufferPointer { ds in
-                for i in 0..<r {
-                    var dot = 0.0
-                    for j in 0..<c { dot += Double(xs[i * c + j]) * Double(ds[i * c + j]) }
-                    let p = rho[i]
-                    let k = Float(dot / Double(c)) * p * p
-                    for j in 0..<c { o[i * c + j] = g[j] * p * (ds[i * c + j] - xs[i * c + j] * k) }
-                }
-            }
-        }
-    }
-}
-
-/// Adjoint of `rmsNormTangent`: given G = ∂L/∂n `[rows, d]`, returns ∂L/∂x
-/// = ρ (g⊙G − x ρ² (x·(g⊙G))/d), row by row (the Jacobian of one row is symmetric up to the gain).
-func rmsNormAdjoint(_ x: Tensor, rho: [Float], gain: Tensor, grad: Tensor) -> Tensor {
-    let r = x.rows, c = x.columns
-    let gn = gain.scalars
-    return Tensor(shape: [r, c]) { o in
-        x.withUnsafeBufferPointer { xs in
-            grad.withUnsafeBufferPointer { gs in
-                for i in 0..<r {
-                    var dot = 0.0
-                    for j in 0..<c { dot += Double(xs[i * c + j]) * Double(gn[j] * gs[i * c + j]) }
-                    let p = rho[i]
-                    let k = Float(dot / Double(c)) * p * p
-                    for j in 0..<c { o[i * c + j] = p * (gn[j] * gs[i * c + j] - xs[i * c + j] * k) }
-                }
-            }
-        }
-    }
-}
 
 /// Elementwise product of equally shaped tensors.
 func hadamard(_ a: Tensor, _ b: Tensor) -> Tensor {

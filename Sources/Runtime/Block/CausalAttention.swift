@@ -50,15 +50,85 @@ public enum CausalAttention {
 }
 
 extension CausalAttention {
+    /// Head `head`'s probabilities for a sequence of `rows` tokens from position 0 into `p`
+    /// `[rows, rows]`: S = scale·Q_h·K_gᵀ (sgemm, scale = 1/√hd), then each row's causal softmax
+    /// (`Kernels.causalSoftmax`: maximum subtracted, zero above the diagonal). q `[rows, heads·hd]`,
+    /// keys `[rows, kvHeads·hd]`, query head h reading kv head h / (heads / kvHeads).
+    static func probabilities(q: UnsafePointer<Float>, keys: UnsafePointer<Float>, rows T: Int, head h: Int,
+                              heads: Int, kvHeads: Int, headDim hd: Int, into p: UnsafeMutablePointer<Float>) {
+        let qw = heads * hd, kvw = kvHeads * hd, g = h / (heads / kvHeads)
+        BLAS.sgemm(transposeB: true, m: T, n: T, k: hd, alpha: 1 / Float(hd).squareRoot(), a: q + h * hd, lda: qw,
+                   b: keys + g * hd, ldb: kvw, c: p, ldc: T)
+        for i in 0..<T { Kernels.causalSoftmax(p + i * T, visible: i + 1, width: T) }
+    }
+
+    /// The attention of a sequence from position 0 with its probabilities kept (what a tangent or
+    /// a gradient through it needs): `probabilities` `[heads·T, T]` (rows h·T..<(h+1)·T for head h)
+    /// and the heads' outputs `[T, heads·hd]` = P_h·V_g, by sgemm. Queries and keys after RoPE.
+    public static func forwardKeepingProbabilities(queries q: Tensor, keys k: Tensor, values v: Tensor,
+                                                   heads: Int, kvHeads: Int) -> (output: Tensor, probabilities: Tensor) {
+        let T = q.rows, hd = q.columns / heads, qw = heads * hd, kvw = kvHeads * hd, group = heads / kvHeads
+        var probs = Tensor(shape: [heads * T, T]), out = Tensor(shape: [T, qw])
+        q.withUnsafeBufferPointer { pq in k.withUnsafeBufferPointer { pk in v.withUnsafeBufferPointer { pv in
+            probs.withUnsafeMutableBufferPointer { pp in out.withUnsafeMutableBufferPointer { po in
+                for h in 0..<heads {
+                    let p = pp.baseAddress! + h * T * T
+                    probabilities(q: pq.baseAddress!, keys: pk.baseAddress!, rows: T, head: h, heads: heads, kvHeads: kvHeads,
+                                  headDim: hd, into: p)
+                    BLAS.sgemm(m: T, n: hd, k: T, a: p, lda: T, b: pv.baseAddress! + (h / group) * hd, ldb: kvw,
+                               c: po.baseAddress! + h * hd, ldc: qw)
+                }
+            } }
+        } } }
+        return (out, probs)
+    }
+
+    /// The tangent of the heads' outputs `[T, heads·hd]` along δq, δk (after RoPE) and δv (each
+    /// optional), at the forward's q, k, v and probabilities (`forwardKeepingProbabilities`):
+    /// δS = scale·(δQ_h·K_gᵀ + Q_h·δK_gᵀ), δP = P ⊙ (δS − rowsum(P ⊙ δS)), δO_h = δP·V_g + P·δV_g.
+    public static func tangent(queries q: Tensor, keys k: Tensor, values v: Tensor, probabilities: Tensor,
+                               dq: Tensor?, dk: Tensor?, dv: Tensor?, heads: Int, kvHeads: Int) -> Tensor {
+        let T = q.rows, hd = q.columns / heads, qw = heads * hd, kvw = kvHeads * hd, group = heads / kvHeads
+        let scale = 1 / Float(hd).squareRoot()
+        var out = Tensor(shape: [T, qw])
+        guard dq != nil || dk != nil || dv != nil else { return out }
+        var dS = [Float](repeating: 0, count: T * T)
+        let dqT = dq ?? Tensor(shape: [T, qw]), dkT = dk ?? Tensor(shape: [T, kvw]), dvT = dv ?? Tensor(shape: [T, kvw])
+        q.withUnsafeBufferPointer { pq in k.withUnsafeBufferPointer { pk in v.withUnsafeBufferPointer { pv in
+            probabilities.withUnsafeBufferPointer { pp in dqT.withUnsafeBufferPointer { pdq in dkT.withUnsafeBufferPointer { pdk in
+                dvT.withUnsafeBufferPointer { pdv in out.withUnsafeMutableBufferPointer { po in dS.withUnsafeMutableBufferPointer { ps in
+                    for h in 0..<heads {
+                        let g = h / group, p = pp.baseAddress! + h * T * T, o = po.baseAddress! + h * hd
+                        if dq != nil || dk != nil {
+                            BLAS.sgemm(transposeB: true, m: T, n: T, k: hd, alpha: scale, a: pdq.baseAddress! + h * hd, lda: qw,
+                                       b: pk.baseAddress! + g * hd, ldb: kvw, c: ps.baseAddress!, ldc: T)
+                            BLAS.sgemm(transposeB: true, m: T, n: T, k: hd, alpha: scale, a: pq.baseAddress! + h * hd, lda: qw,
+                                       b: pdk.baseAddress! + g * hd, ldb: kvw, beta: 1, c: ps.baseAddress!, ldc: T)
+                            causalSoftmaxJacobianProduct(probabilities: p, ps.baseAddress!, size: T)
+                            BLAS.sgemm(m: T, n: hd, k: T, a: ps.baseAddress!, lda: T, b: pv.baseAddress! + g * hd, ldb: kvw,
+                                       c: o, ldc: qw)
+                        }
+                        if dv != nil {
+                            BLAS.sgemm(m: T, n: hd, k: T, a: p, lda: T, b: pdv.baseAddress! + g * hd, ldb: kvw,
+                                       beta: 1, c: o, ldc: qw)
+                        }
+                    }
+                } } }
+            } } }
+        } } }
+        return out
+    }
+
     /// The backward of `apply` for `rows` queries at positions 0..<rows (a sequence run from
     /// position 0, as in training): from gOut = ∂L/∂out `[rows, heads·hd]`, writes ∂L/∂q into `gq`
     /// `[rows, heads·hd]` and ∂L/∂k, ∂L/∂v into `gk`, `gv` `[rows, kvHeads·hd]` (overwritten; a kv
     /// head sums the gradients of its query heads). q, keys and values are the forward's inputs
-    /// (after RoPE). The probabilities are recomputed head by head (S = scale·Q·Kᵀ by sgemm,
-    /// `Kernels.causalSoftmax`), so the forward saves nothing beyond its inputs; `scratch` holds
-    /// 2·rows² floats. Per head: gP = gO·Vᵀ, gV += Pᵀ·gO, gS = P ⊙ (gP − rowsum(gP ⊙ P)),
-    /// gQ = scale·gS·K, gK += scale·gSᵀ·Q.
+    /// (after RoPE). Each head's probabilities come from `saved` `[heads·rows, rows]` when given,
+    /// else are recomputed (`probabilities`), so the forward need save nothing beyond its inputs;
+    /// `scratch` holds 2·rows² floats. Per head: gP = gO·Vᵀ, gV += Pᵀ·gO,
+    /// gS = P ⊙ (gP − rowsum(gP ⊙ P)), gQ = scale·gS·K, gK += scale·gSᵀ·Q.
     static func backward(q: UnsafePointer<Float>, keys: UnsafePointer<Float>, values: UnsafePointer<Float>,
+                         probabilities saved: UnsafePointer<Float>? = nil,
                          gradient gOut: UnsafePointer<Float>, rows T: Int, heads: Int, kvHeads: Int, headDim hd: Int,
                          gq: UnsafeMutablePointer<Float>, gk: UnsafeMutablePointer<Float>, gv: UnsafeMutablePointer<Float>,
                          scratch: UnsafeMutablePointer<Float>) {
@@ -66,12 +136,16 @@ extension CausalAttention {
         let scale = 1 / Float(hd).squareRoot()
         gk.initialize(repeating: 0, count: T * kvw)
         gv.initialize(repeating: 0, count: T * kvw)
-        let p = scratch, gP = scratch + T * T
+        let gP = scratch + T * T
         for h in 0..<heads {
             let g = h / group
-            BLAS.sgemm(transposeB: true, m: T, n: T, k: hd, alpha: scale, a: q + h * hd, lda: qw,
-                       b: keys + g * hd, ldb: kvw, c: p, ldc: T)
-            for i in 0..<T { Kernels.causalSoftmax(p + i * T, visible: i + 1, width: T) }
+            let p: UnsafePointer<Float>
+            if let saved {
+                p = saved + h * T * T
+            } else {
+                probabilities(q: q, keys: keys, rows: T, head: h, heads: heads, kvHeads: kvHeads, headDim: hd, into: scratch)
+                p = UnsafePointer(scratch)
+            }
             BLAS.sgemm(transposeB: true, m: T, n: T, k: hd, a: gOut + h * hd, lda: qw, b: values + g * hd, ldb: kvw,
                        c: gP, ldc: T)
             BLAS.sgemm(transposeA: true, m: T, n: hd, k: T, a: p, lda: T, b: gOut + h * hd, ldb: qw,
@@ -82,5 +156,25 @@ extension CausalAttention {
             BLAS.sgemm(transposeA: true, m: T, n: hd, k: T, alpha: scale, a: gP, lda: T, b: q + h * hd, ldb: qw,
                        beta: 1, c: gk + g * hd, ldc: kvw)
         }
+    }
+
+    /// `backward` on tensors with the forward's probabilities (`forwardKeepingProbabilities`):
+    /// (∂L/∂q, ∂L/∂k, ∂L/∂v) from ∂L/∂output.
+    public static func backward(queries q: Tensor, keys k: Tensor, values v: Tensor, probabilities: Tensor,
+                                gradient g: Tensor, heads: Int, kvHeads: Int) -> (q: Tensor, k: Tensor, v: Tensor) {
+        let T = q.rows, hd = q.columns / heads
+        var gq = Tensor(shape: q.shape), gk = Tensor(shape: k.shape), gv = Tensor(shape: v.shape)
+        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: max(2 * T * T, 1))
+        defer { scratch.deallocate() }
+        q.withUnsafeBufferPointer { pq in k.withUnsafeBufferPointer { pk in v.withUnsafeBufferPointer { pv in
+            probabilities.withUnsafeBufferPointer { pp in g.withUnsafeBufferPointer { pg in
+                gq.withUnsafeMutableBufferPointer { oq in gk.withUnsafeMutableBufferPointer { ok in gv.withUnsafeMutableBufferPointer { ov in
+                    backward(q: pq.baseAddress!, keys: pk.baseAddress!, values: pv.baseAddress!, probabilities: pp.baseAddress!,
+                             gradient: pg.baseAddress!, rows: T, heads: heads, kvHeads: kvHeads, headDim: hd,
+                             gq: oq.baseAddress!, gk: ok.baseAddress!, gv: ov.baseAddress!, scratch: scratch)
+                } } }
+            } }
+        } } }
+        return (gq, gk, gv)
     }
 }

@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import Tensors
 
 /// The gated MLP's activation, forward and backward side by side: m = φ(a_g) ⊙ a_u from the gate
 /// and up projections' outputs (elementwise over `count` values). Llama, Mistral and Qwen2 use
@@ -30,6 +31,31 @@ public enum GatedActivation: String, Sendable, Equatable {
                 gateGradient[i] = gm[i] * up[i] * sg * (1 + a * (1 - sg))
             }
         }
+    }
+
+    /// m = φ(gate) ⊙ up for equally shaped tensors (`forward`).
+    public func forward(gate: Tensor, up: Tensor) -> Tensor {
+        precondition(gate.shape == up.shape, "GatedActivation: \(gate.shape) vs \(up.shape)")
+        return Tensor(shape: gate.shape) { o in
+            gate.withUnsafeBufferPointer { g in up.withUnsafeBufferPointer { u in
+                forward(gate: g.baseAddress!, up: u.baseAddress!, out: o.baseAddress!, count: o.count)
+            } }
+        }
+    }
+
+    /// The tangent's coefficients at (gate, up): δm = `gate` ⊙ δa_g + `up` ⊙ δa_u with
+    /// `gate` = φ′(a_g) ⊙ a_u and `up` = φ(a_g) (the same factors `backward` multiplies by).
+    public func tangentCoefficients(gate: Tensor, up: Tensor) -> (gate: Tensor, up: Tensor) {
+        let n = gate.count
+        var cg = Tensor(shape: gate.shape), cu = Tensor(shape: gate.shape)
+        let ones = [Float](repeating: 1, count: n)
+        gate.withUnsafeBufferPointer { g in up.withUnsafeBufferPointer { u in ones.withUnsafeBufferPointer { one in
+            cg.withUnsafeMutableBufferPointer { pg in cu.withUnsafeMutableBufferPointer { pu in
+                backward(gate: g.baseAddress!, up: u.baseAddress!, gradient: one.baseAddress!, gateGradient: pg.baseAddress!,
+                         upGradient: pu.baseAddress!, count: n)
+            } }
+        } } }
+        return (cg, cu)
     }
 
     /// σ(x) = 1/(1+e⁻ˣ).

@@ -1,7 +1,9 @@
+import Tensors
+
 /// RMSNorm over rows of width d, forward and backward side by side: y = w ⊙ x·r with
 /// r = 1/√(mean(x²) + eps) per row (transformers' LlamaRMSNorm in f32; the mean of squares is
 /// accumulated in Double). Buffers are row-major `[rows, d]`.
-enum RMSNorm {
+public enum RMSNorm {
     /// y = w ⊙ (x · r) into `out`; with `inverseRMS`, each row's r is stored there `[rows]` (what
     /// `backward` needs).
     static func forward(_ x: UnsafePointer<Float>, rows: Int, d: Int, gain: UnsafePointer<Float>, eps: Float,
@@ -34,6 +36,58 @@ enum RMSNorm {
             for j in 0..<d { dot += Double(gain[j] * g[j]) * Double(xr[j]) }
             let c = Float(dot) * r * r * r / Float(d)
             for j in 0..<d { o[j] += r * gain[j] * g[j] - xr[j] * c }
+        }
+    }
+
+    /// The tangent of `forward` at x (with its r) along dx: δy = w ⊙ r·(δx − x·r²·(x·δx)/d), row by
+    /// row (the dot product in Double), written into `out`.
+    static func tangent(_ x: UnsafePointer<Float>, dx: UnsafePointer<Float>, rows: Int, d: Int,
+                        gain: UnsafePointer<Float>, inverseRMS: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>) {
+        for t in 0..<rows {
+            let xr = x + t * d, dr = dx + t * d, o = out + t * d
+            let r = inverseRMS[t]
+            var dot = 0.0
+            for j in 0..<d { dot += Double(xr[j]) * Double(dr[j]) }
+            let k = Float(dot / Double(d)) * r * r
+            for j in 0..<d { o[j] = gain[j] * r * (dr[j] - xr[j] * k) }
+        }
+    }
+
+    /// `forward` on a `[rows, d]` tensor: the normalised rows and r per row.
+    public static func forward(_ x: Tensor, gain: Tensor, eps: Float) -> (normed: Tensor, inverseRMS: [Float]) {
+        let rows = x.rows, d = x.columns
+        var r = [Float](repeating: 0, count: rows)
+        let out = Tensor(shape: [rows, d]) { o in
+            x.withUnsafeBufferPointer { xp in gain.withUnsafeBufferPointer { gp in r.withUnsafeMutableBufferPointer { rp in
+                forward(xp.baseAddress!, rows: rows, d: d, gain: gp.baseAddress!, eps: eps, out: o.baseAddress!, inverseRMS: rp.baseAddress!)
+            } } }
+        }
+        return (out, r)
+    }
+
+    /// `tangent` on tensors: δy `[rows, d]` at x (with `forward`'s r) along dx.
+    public static func tangent(_ x: Tensor, inverseRMS: [Float], gain: Tensor, dx: Tensor) -> Tensor {
+        let rows = x.rows, d = x.columns
+        return Tensor(shape: [rows, d]) { o in
+            x.withUnsafeBufferPointer { xp in dx.withUnsafeBufferPointer { dp in gain.withUnsafeBufferPointer { gp in
+                inverseRMS.withUnsafeBufferPointer { rp in
+                    tangent(xp.baseAddress!, dx: dp.baseAddress!, rows: rows, d: d, gain: gp.baseAddress!,
+                            inverseRMS: rp.baseAddress!, out: o.baseAddress!)
+                }
+            } } }
+        }
+    }
+
+    /// `backward` on tensors: ∂L/∂x `[rows, d]` from gy = ∂L/∂y at x (with `forward`'s r).
+    public static func backward(_ x: Tensor, inverseRMS: [Float], gain: Tensor, gy: Tensor) -> Tensor {
+        let rows = x.rows, d = x.columns
+        return Tensor(shape: [rows, d]) { o in
+            x.withUnsafeBufferPointer { xp in gy.withUnsafeBufferPointer { gp in gain.withUnsafeBufferPointer { wp in
+                inverseRMS.withUnsafeBufferPointer { rp in
+                    backward(xp.baseAddress!, gy: gp.baseAddress!, rows: rows, d: d, gain: wp.baseAddress!,
+                             inverseRMS: rp.baseAddress!, gx: o.baseAddress!)
+                }
+            } } }
         }
     }
 }

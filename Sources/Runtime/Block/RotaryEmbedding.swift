@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import Tensors
 
 /// Rotary position embedding in the Hugging Face "rotate half" layout: within a head of width
 /// `hd`, element `i < hd/2` pairs with element `i + hd/2`, both rotated by the angle
@@ -108,6 +109,26 @@ public struct RotaryEmbedding: Sendable, Equatable {
     func apply(_ base: UnsafeMutablePointer<Float>, rows: Int, heads: Int, rowStride: Int,
                cos: UnsafePointer<Float>, sin: UnsafePointer<Float>) {
         rotate(base, rows: rows, heads: heads, rowStride: rowStride, cos: cos, sin: sin, sign: 1)
+    }
+
+    /// Rotates every head of `x` `[T, heads·hd]` in place, row t at table row t of `cos`/`sin`
+    /// (`tables`): the forward, or with `backward` its transpose (rotation by −θ), which is also
+    /// what a tangent or a gradient goes through (the map is linear).
+    public func rotate(_ x: inout Tensor, heads: Int, cos: [Float], sin: [Float], backward: Bool = false) {
+        let rows = x.rows, width = x.columns, half = inverseFrequencies.count
+        precondition(width == heads * 2 * half && cos.count >= rows * half && sin.count >= rows * half,
+                     "rotate: \(x.shape) for \(heads) heads of \(2 * half)")
+        x.withUnsafeMutableBufferPointer { p in
+            cos.withUnsafeBufferPointer { cp in sin.withUnsafeBufferPointer { sp in
+                rotate(p.baseAddress!, rows: rows, heads: heads, rowStride: width, cos: cp.baseAddress!, sin: sp.baseAddress!,
+                       sign: backward ? -1 : 1)
+            } }
+        }
+    }
+
+    /// cos/sin tables `[positions.count, hd/2]` for a range of positions.
+    public func tables(positions: Range<Int>) -> (cos: [Float], sin: [Float]) {
+        tables(positions: positions.lowerBound, count: positions.count)
     }
 
     /// The backward of `apply`: a gradient laid out as `apply`'s input, rotated in place by −θ
