@@ -2,9 +2,6 @@ import Runtime
 import Tensors
 
 extension LlamaProjection: Comparable {
-    /// Whether the projection sits in the attention half of the block (q, k, v, o).
-    public var isAttention: Bool { self == .q || self == .k || self == .v || self == .o }
-
     /// Block order: q, k, v, o, gate, up, down.
     public static func < (a: LlamaProjection, b: LlamaProjection) -> Bool {
         allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)!

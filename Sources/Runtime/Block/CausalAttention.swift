@@ -62,29 +62,22 @@ extension CausalAttention {
         for i in 0..<T { Kernels.causalSoftmax(p + i * T, visible: i + 1, width: T) }
     }
 
-    /// The attention of a sequence from position 0 with its probabilities kept (what a tangent or
-    /// a gradient through it needs): `probabilities` `[heads·T, T]` (rows h·T..<(h+1)·T for head h)
-    /// and the heads' outputs `[T, heads·hd]` = P_h·V_g, by sgemm. Queries and keys after RoPE.
-    public static func forwardKeepingProbabilities(queries q: Tensor, keys k: Tensor, values v: Tensor,
-                                                   heads: Int, kvHeads: Int) -> (output: Tensor, probabilities: Tensor) {
-        let T = q.rows, hd = q.columns / heads, qw = heads * hd, kvw = kvHeads * hd, group = heads / kvHeads
-        var probs = Tensor(shape: [heads * T, T]), out = Tensor(shape: [T, qw])
-        q.withUnsafeBufferPointer { pq in k.withUnsafeBufferPointer { pk in v.withUnsafeBufferPointer { pv in
-            probs.withUnsafeMutableBufferPointer { pp in out.withUnsafeMutableBufferPointer { po in
-                for h in 0..<heads {
-                    let p = pp.baseAddress! + h * T * T
-                    probabilities(q: pq.baseAddress!, keys: pk.baseAddress!, rows: T, head: h, heads: heads, kvHeads: kvHeads,
-                                  headDim: hd, into: p)
-                    BLAS.sgemm(m: T, n: hd, k: T, a: p, lda: T, b: pv.baseAddress! + (h / group) * hd, ldb: kvw,
-                               c: po.baseAddress! + h * hd, ldc: qw)
-                }
-            } }
+    /// Every head's probabilities `[heads·T, T]` (rows h·T..<(h+1)·T for head h) for a sequence
+    /// from position 0: queries `[T, heads·hd]` and keys `[T, kvHeads·hd]` after RoPE.
+    public static func probabilities(queries q: Tensor, keys k: Tensor, heads: Int, kvHeads: Int) -> Tensor {
+        let T = q.rows, hd = q.columns / heads
+        var probs = Tensor(shape: [heads * T, T])
+        q.withUnsafeBufferPointer { pq in k.withUnsafeBufferPointer { pk in probs.withUnsafeMutableBufferPointer { pp in
+            for h in 0..<heads {
+                probabilities(q: pq.baseAddress!, keys: pk.baseAddress!, rows: T, head: h, heads: heads, kvHeads: kvHeads,
+                              headDim: hd, into: pp.baseAddress! + h * T * T)
+            }
         } } }
-        return (out, probs)
+        return probs
     }
 
     /// The tangent of the heads' outputs `[T, heads·hd]` along δq, δk (after RoPE) and δv (each
-    /// optional), at the forward's q, k, v and probabilities (`forwardKeepingProbabilities`):
+    /// optional), at the forward's q, k, v and probabilities (`probabilities(queries:keys:heads:kvHeads:)`):
     /// δS = scale·(δQ_h·K_gᵀ + Q_h·δK_gᵀ), δP = P ⊙ (δS − rowsum(P ⊙ δS)), δO_h = δP·V_g + P·δV_g.
     public static func tangent(queries q: Tensor, keys k: Tensor, values v: Tensor, probabilities: Tensor,
                                dq: Tensor?, dk: Tensor?, dv: Tensor?, heads: Int, kvHeads: Int) -> Tensor {
@@ -158,7 +151,7 @@ extension CausalAttention {
         }
     }
 
-    /// `backward` on tensors with the forward's probabilities (`forwardKeepingProbabilities`):
+    /// `backward` on tensors with the forward's probabilities (`probabilities(queries:keys:heads:kvHeads:)`):
     /// (∂L/∂q, ∂L/∂k, ∂L/∂v) from ∂L/∂output.
     public static func backward(queries q: Tensor, keys k: Tensor, values v: Tensor, probabilities: Tensor,
                                 gradient g: Tensor, heads: Int, kvHeads: Int) -> (q: Tensor, k: Tensor, v: Tensor) {

@@ -45,13 +45,18 @@ final class BlockBuffers {
 /// each operation a call of its own (`RMSNorm`, the projections through `Kernels.linear` with
 /// LoRA unmerged, `RotaryEmbedding`, `CausalAttention`, `GatedActivation`, residual adds), the
 /// hook sites between them. What differs between architectures comes from `description`.
-struct DecoderBlock {
+public struct DecoderBlock: Sendable {
     /// What this layer computes.
-    let description: BlockDescription
+    public let description: BlockDescription
     /// Its weights, matrices `[out, in]` in their storage format.
-    let weights: LlamaWeights.Layer
+    public let weights: LlamaWeights.Layer
     /// LoRA factors applied unmerged inside the projections (several sum).
-    let loras: [LlamaProjection: [LoRAFactors]]
+    public let loras: [LlamaProjection: [LoRAFactors]]
+
+    /// A layer from its description, weights and unmerged LoRA factors.
+    public init(description: BlockDescription, weights: LlamaWeights.Layer, loras: [LlamaProjection: [LoRAFactors]] = [:]) {
+        self.description = description; self.weights = weights; self.loras = loras
+    }
 
     /// Runs the layer on the `[rows, d]` residual in `buffers.x`, in place, for tokens at
     /// positions `start ..< start + rows`; their keys and values (after RoPE for the keys) are

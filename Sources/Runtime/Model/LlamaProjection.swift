@@ -35,4 +35,7 @@ public enum LlamaProjection: String, Sendable, CaseIterable, Codable, CustomStri
     public func modulePath(layer: Int) -> String { "model.layers.\(layer).\(module).\(rawValue)" }
 
     public var description: String { rawValue }
+
+    /// Whether the projection sits in the attention half of the block (q, k, v, o).
+    public var isAttention: Bool { self == .q || self == .k || self == .v || self == .o }
 }

@@ -1,0 +1,215 @@
+import Tensors
+
+/// Everything one Llama decoder layer computes on one sequence, tokens as rows (`[T, ·]`, row t
+/// at position `positions.lowerBound + t`, causal attention within the sequence).
+///
+/// Block: h → n₁ = RMSNorm₁(h) → Attn(n₁) → Y = h + Attn → u = RMSNorm₂(Y) →
+/// a_g = u·W_gᵀ, a_u = u·W_uᵀ, m = φ(a_g) ⊙ a_u → X = m·W_dᵀ → Z = Y + X.
+public struct BlockActivations: Sendable {
+    /// Block input h `[T, d]`.
+    public var input: Tensor
+    /// n₁ = RMSNorm₁(h) `[T, d]` (input of q, k, v).
+    public var normedInput: Tensor
+    /// ρ₁ `[T]`: 1/√(mean(h²) + eps) per token.
+    public var inverseRMS1: [Float]
+    /// Queries after RoPE `[T, heads·head_dim]`.
+    public var queries: Tensor
+    /// Keys after RoPE `[T, kv_heads·head_dim]`.
+    public var keys: Tensor
+    /// Values `[T, kv_heads·head_dim]`.
+    public var values: Tensor
+    /// Attention probabilities `[heads·T, T]`: rows h·T..<(h+1)·T are head h's softmax (zero
+    /// above the diagonal).
+    public var probabilities: Tensor
+    /// Concatenated head outputs, the o_proj input `[T, heads·head_dim]`.
+    public var attentionContext: Tensor
+    /// o_proj output Attn(n₁) `[T, d]` (HookSite `attentionOutput`).
+    public var attentionOutput: Tensor
+    /// Y = h + Attn `[T, d]` (HookSite `mlpInput`).
+    public var mlpInput: Tensor
+    /// u = RMSNorm₂(Y) `[T, d]` (input of gate and up).
+    public var normedMLPInput: Tensor
+    /// ρ₂ `[T]`.
+    public var inverseRMS2: [Float]
+    /// a_g `[T, d_ff]`.
+    public var gatePreActivation: Tensor
+    /// a_u `[T, d_ff]`.
+    public var upPreActivation: Tensor
+    /// m = φ(a_g) ⊙ a_u `[T, d_ff]` (the down_proj input).
+    public var hidden: Tensor
+    /// X = m·W_dᵀ `[T, d]` (HookSite `mlpOutput`).
+    public var mlpOutput: Tensor
+    /// Z = Y + X `[T, d]` (HookSite `blockOutput`).
+    public var output: Tensor
+    /// Positions of the rows.
+    public var positions: Range<Int>
+}
+
+/// First-order changes of a block's outputs (tokens as rows, `[T, d]` each), the JVP of the
+/// block along a weight delta and/or an input tangent.
+public struct BlockTangent: Sendable {
+    /// δAttn: change of the o_proj output.
+    public var attentionOutput: Tensor
+    /// δY = δh + δAttn.
+    public var mlpInput: Tensor
+    /// δX: change of the down_proj output (includes the effect of δY through RMSNorm₂).
+    public var mlpOutput: Tensor
+    /// δZ = δY + δX: the first-order shift of the block output.
+    public var output: Tensor
+}
+
+/// A steering shift injected at one site of the block during `BlockEvaluator.forward`:
+/// the activation `a` at `site` becomes `a + layer.shift(a)`.
+public struct BlockIntervention: Sendable {
+    public var site: HookSiteKind
+    public var layer: SteeringLayer
+    public var activation: SteeringActivation
+
+    /// The shift `layer` (with `activation`) at `site`.
+    public init(site: HookSiteKind, layer: SteeringLayer, activation: SteeringActivation = .identity) {
+        self.site = site; self.layer = layer; self.activation = activation
+    }
+}
+
+
+extension ProjectionWeight {
+    /// x · Wᵀ `[T, out]` for x `[T, in]` (`multiply(_:tokens:into:ldo:)`).
+    public func multiply(_ x: Tensor) -> Tensor {
+        precondition(x.rank == 2 && x.columns == columns, "multiply: \(x.shape) by a [\(rows), \(columns)] matrix")
+        return Tensor(shape: [x.rows, rows]) { o in
+            x.withUnsafeBufferPointer { multiply($0.baseAddress!, tokens: x.rows, into: o.baseAddress!, ldo: rows) }
+        }
+    }
+
+    /// g · W `[T, in]` for g `[T, out]` (`multiplyTransposed(_:tokens:ldg:into:ldo:accumulate:)`).
+    public func multiplyTransposed(_ g: Tensor) -> Tensor {
+        precondition(g.rank == 2 && g.columns == rows, "multiplyTransposed: \(g.shape) by a [\(rows), \(columns)] matrix")
+        return Tensor(shape: [g.rows, columns]) { o in
+            g.withUnsafeBufferPointer { multiplyTransposed($0.baseAddress!, tokens: g.rows, ldg: rows, into: o.baseAddress!, ldo: columns) }
+        }
+    }
+}
+
+/// The block for analysis, on tensors: a recorded forward (every intermediate, an optional
+/// steering shift at one site), its tangent along weight deltas and an input tangent (the
+/// first-order map), and the adjoint of that tangent with respect to the weights. Every step is
+/// one of the block's operations; `forward` is the same pass the model runs.
+extension DecoderBlock {
+    /// Runs the layer on h `[T, d]` at positions `positions` (causal attention within the
+    /// sequence; the positions set RoPE's angles), adding `intervention`'s shift at its site, and
+    /// keeps every intermediate, the attention probabilities included.
+    /// - Throws: `RuntimeError.invalidArgument` when h is not `[T, d]` with T = positions.count.
+    public func record(_ h: Tensor, positions: Range<Int>, rotary: RotaryEmbedding, config c: LlamaConfig,
+                       intervention: BlockIntervention? = nil) throws -> BlockActivations {
+        let T = h.rows, d = c.hiddenSize, kvw = c.numKeyValueHeads * c.headDim
+        guard h.rank == 2, h.columns == d, T == positions.count, T > 0 else {
+            throw RuntimeError.invalidArgument("block input \(h.shape) for \(positions.count) positions of width \(d)")
+        }
+        let buf = BlockBuffers(rows: T, config: c, maxLoRARank: loras.values.flatMap { $0 }.map(\.rank).max() ?? 0, useBLAS: true)
+        let tape = BlockTape(rows: T, config: c)
+        var keys = Tensor(shape: [T, kvw]), values = Tensor(shape: [T, kvw])
+        h.withUnsafeBufferPointer { buf.x.update(from: $0.baseAddress!, count: T * d) }
+        let (cosT, sinT) = rotary.tables(positions: positions)
+        let captured = try keys.withUnsafeMutableBufferPointer { kp in
+            try values.withUnsafeMutableBufferPointer { vp in
+                try forward(buffers: buf, rows: T, start: 0, keys: kp.baseAddress!, values: vp.baseAddress!, rotary: rotary,
+                            cos: cosT, sin: sinT, config: c, capture: true, tape: tape) { kind, x in
+                    guard let iv = intervention, iv.site == kind else { return }
+                    let a = Tensor(shape: [T, d]) { $0.baseAddress!.update(from: x, count: T * d) }
+                    let shifted = a + iv.layer.shift(a, activation: iv.activation)
+                    shifted.withUnsafeBufferPointer { x.update(from: $0.baseAddress!, count: T * d) }
+                }
+            }
+        }
+        guard let i = captured else { throw RuntimeError.invalidArgument("block: nothing captured") }
+        let queries = Tensor(shape: [T, c.numAttentionHeads * c.headDim]) {
+            $0.baseAddress!.update(from: tape.queries, count: $0.count)
+        }
+        let probabilities = CausalAttention.probabilities(queries: queries, keys: keys, heads: c.numAttentionHeads,
+                                                          kvHeads: c.numKeyValueHeads)
+        return BlockActivations(
+            input: i.blockInput, normedInput: i.attentionNormed, inverseRMS1: Array(UnsafeBufferPointer(start: tape.inverseRMS1, count: T)),
+            queries: queries, keys: keys, values: values, probabilities: probabilities, attentionContext: i.attentionHeads,
+            attentionOutput: i.attentionOutput, mlpInput: i.mlpInput, normedMLPInput: i.mlpNormed,
+            inverseRMS2: Array(UnsafeBufferPointer(start: tape.inverseRMS2, count: T)),
+            gatePreActivation: i.gatePreactivation, upPreActivation: i.upPreactivation, hidden: i.mlpHidden,
+            mlpOutput: i.mlpOutput, output: i.blockOutput, positions: positions)
+    }
+
+    /// The first-order change of the block's outputs at `a` along a weight delta and, optionally,
+    /// an input tangent δh `[T, d]`: the Jacobian–vector product of Z (and of Attn, Y, X) through
+    /// RMSNorm₁, q/k/v with RoPE, causal softmax attention, o_proj, the residual, RMSNorm₂ and the
+    /// gated MLP. `changed` lists the projections the delta touches and `delta(p, x)` returns
+    /// x·ΔW_pᵀ for them:
+    /// δX = δm·W_dᵀ + m·ΔW_dᵀ, δm = (φ′(a_g) ⊙ a_u) ⊙ δa_g + φ(a_g) ⊙ δa_u,
+    /// δa_g = δu·W_gᵀ + u·ΔW_gᵀ (same for up), δu = RMSNorm₂′(Y)·δY.
+    public func tangent(_ a: BlockActivations, rotary: RotaryEmbedding, config c: LlamaConfig,
+                        changed: Set<LlamaProjection>, delta: (LlamaProjection, Tensor) -> Tensor?,
+                        inputTangent: Tensor? = nil) -> BlockTangent {
+        let w = weights
+        func plus(_ x: Tensor?, _ p: LlamaProjection, _ input: Tensor) -> Tensor? {
+            guard changed.contains(p), let part = delta(p, input) else { return x }
+            return x.map { $0 + part } ?? part
+        }
+        var dAttn = Tensor(shape: a.input.shape)
+        if changed.contains(where: \.isAttention) || inputTangent != nil {
+            let heads = c.numAttentionHeads, kvHeads = c.numKeyValueHeads
+            let dn1 = inputTangent.map { RMSNorm.tangent(a.input, inverseRMS: a.inverseRMS1, gain: w.inputNorm, dx: $0) }
+            var dq = plus(dn1.map { w.q.multiply($0) }, .q, a.normedInput)
+            var dk = plus(dn1.map { w.k.multiply($0) }, .k, a.normedInput)
+            let dv = plus(dn1.map { w.v.multiply($0) }, .v, a.normedInput)
+            let (cosT, sinT) = rotary.tables(positions: a.positions)
+            if dq != nil { rotary.rotate(&dq!, heads: heads, cos: cosT, sin: sinT) }
+            if dk != nil { rotary.rotate(&dk!, heads: kvHeads, cos: cosT, sin: sinT) }
+            let dContext = CausalAttention.tangent(queries: a.queries, keys: a.keys, values: a.values, probabilities: a.probabilities,
+                                                   dq: dq, dk: dk, dv: dv, heads: heads, kvHeads: kvHeads)
+            dAttn = plus(w.o.multiply(dContext), .o, a.attentionContext)!
+        }
+        let dY = inputTangent.map { dAttn + $0 } ?? dAttn
+        let du = RMSNorm.tangent(a.mlpInput, inverseRMS: a.inverseRMS2, gain: w.postAttentionNorm, dx: dY)
+        let dag = plus(w.gate.multiply(du), .gate, a.normedMLPInput)!
+        let dau = plus(w.up.multiply(du), .up, a.normedMLPInput)!
+        let coef = description.activation.tangentCoefficients(gate: a.gatePreActivation, up: a.upPreActivation)
+        let dm = Tensor(shape: dag.shape, scalars: zip(zip(coef.gate.scalars, dag.scalars), zip(coef.up.scalars, dau.scalars))
+            .map { $0.0 * $0.1 + $1.0 * $1.1 })
+        let dX = plus(w.down.multiply(dm), .down, a.hidden)!
+        return BlockTangent(attentionOutput: dAttn, mlpInput: dY, mlpOutput: dX, output: dY + dX)
+    }
+
+    /// The adjoint of `tangent` with respect to the weights: for a cotangent G = ∂L/∂Z `[T, d]`
+    /// of the block output, ∂L/∂W_p `[out, in]` for each requested projection p, i.e. the ΔW_p
+    /// with ⟨tangent(ΔW), G⟩_F = Σ_p ⟨ΔW_p, result[p]⟩_F. The reverse sweep of the block's
+    /// backward (`RMSNorm.backward`, `GatedActivation`'s factors, `CausalAttention.backward` on
+    /// the recorded probabilities, RoPE by −θ), each weight gradient gyᵀ·x.
+    public func weightCotangent(_ a: BlockActivations, outputCotangent g: Tensor, projections: Set<LlamaProjection>,
+                                rotary: RotaryEmbedding, config c: LlamaConfig) -> [LlamaProjection: Tensor] {
+        let w = weights
+        var out: [LlamaProjection: Tensor] = [:]
+        if projections.contains(.down) { out[.down] = matmul(g, a.hidden, transposeA: true) }
+        let needGateUp = projections.contains(.gate) || projections.contains(.up)
+        let needAttention = projections.contains { $0.isAttention }
+        guard needGateUp || needAttention else { return out }
+        let coef = description.activation.tangentCoefficients(gate: a.gatePreActivation, up: a.upPreActivation)
+        let gm = w.down.multiplyTransposed(g)                                    // [T, d_ff]
+        let gag = Tensor(shape: gm.shape, scalars: zip(gm.scalars, coef.gate.scalars).map { $0 * $1 })
+        let gau = Tensor(shape: gm.shape, scalars: zip(gm.scalars, coef.up.scalars).map { $0 * $1 })
+        if projections.contains(.gate) { out[.gate] = matmul(gag, a.normedMLPInput, transposeA: true) }
+        if projections.contains(.up) { out[.up] = matmul(gau, a.normedMLPInput, transposeA: true) }
+        guard needAttention else { return out }
+        let gu = w.gate.multiplyTransposed(gag) + w.up.multiplyTransposed(gau)
+        let gy = g + RMSNorm.backward(a.mlpInput, inverseRMS: a.inverseRMS2, gain: w.postAttentionNorm, gy: gu)
+        if projections.contains(.o) { out[.o] = matmul(gy, a.attentionContext, transposeA: true) }
+        guard projections.contains(.q) || projections.contains(.k) || projections.contains(.v) else { return out }
+        let heads = c.numAttentionHeads, kvHeads = c.numKeyValueHeads
+        var (gq, gk, gv) = CausalAttention.backward(queries: a.queries, keys: a.keys, values: a.values,
+                                                    probabilities: a.probabilities, gradient: w.o.multiplyTransposed(gy),
+                                                    heads: heads, kvHeads: kvHeads)
+        let (cosT, sinT) = rotary.tables(positions: a.positions)
+        rotary.rotate(&gq, heads: heads, cos: cosT, sin: sinT, backward: true)
+        rotary.rotate(&gk, heads: kvHeads, cos: cosT, sin: sinT, backward: true)
+        if projections.contains(.q) { out[.q] = matmul(gq, a.normedInput, transposeA: true) }
+        if projections.contains(.k) { out[.k] = matmul(gk, a.normedInput, transposeA: true) }
+        if projections.contains(.v) { out[.v] = matmul(gv, a.normedInput, transposeA: true) }
+        return out
+    }
+}
