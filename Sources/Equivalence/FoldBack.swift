@@ -91,7 +91,7 @@ public enum FoldBack {
     ///   calibration and held-out ones) ≤ `options.maxError`, else `.refused` with every reason
     ///   and the best delta found.
     public static func fold(_ adapter: SteeringLayer, activation: SteeringActivation = .identity, site: HookSiteKind,
-                            evaluator: BlockEvaluator, sequences: [BlockActivations], heldOut: [BlockActivations] = [],
+                            evaluator: FirstOrderMap, sequences: [BlockActivations], heldOut: [BlockActivations] = [],
                             options: FoldBackOptions = .init()) throws -> FoldBackOutcome {
         guard !sequences.isEmpty else { throw EquivalenceError.tooFewTokens(what: "fold-back", needed: 1, found: 0) }
         guard !options.projections.isEmpty else { throw EquivalenceError.invalidArgument("fold-back needs at least one projection") }
@@ -143,7 +143,7 @@ public enum FoldBack {
     }
 
     /// Exact and first-order residuals of `delta` against the targets.
-    static func measure(_ delta: LayerWeightDelta, exact: Bool, evaluator: BlockEvaluator,
+    static func measure(_ delta: LayerWeightDelta, exact: Bool, evaluator: FirstOrderMap,
                         sequences: [BlockActivations], targets: [Tensor]) throws -> FoldedWeights {
         let changed = try evaluator.applying(delta)
         var num = 0.0, lin = 0.0, den = 0.0
@@ -172,7 +172,7 @@ public enum FoldBack {
     /// adapter's effect or an oracle shift). CGLS with the JVP and its adjoint
     /// (`weightCotangent`), started at 0 so it tends to the minimum-norm solution; stops after
     /// `iterations` or when the normal-equation residual has fallen by 10⁻⁷.
-    public static func leastSquaresDelta(evaluator: BlockEvaluator, sequences: [BlockActivations], targets: [Tensor],
+    public static func leastSquaresDelta(evaluator: FirstOrderMap, sequences: [BlockActivations], targets: [Tensor],
                                          projections: Set<LlamaProjection>, iterations: Int = 200) throws -> LayerWeightDelta {
         guard sequences.count == targets.count, zip(sequences, targets).allSatisfy({ $0.output.shape == $1.shape }) else {
             throw EquivalenceError.invalidArgument("fold-back targets must match the calibration sequences' block outputs in number and shape")

@@ -53,7 +53,7 @@ struct BenchEquivalenceCommand: ParsableCommand {
             inputNorm: Tensor(shape: [d], repeating: 1), q: .f32(rnd([qw, d], 0.04)), k: .f32(rnd([kw, d], 0.04)),
             v: .f32(rnd([kw, d], 0.04)), o: .f32(rnd([d, qw], 0.04)), postAttentionNorm: Tensor(shape: [d], repeating: 1),
             gate: .f32(rnd([ff, d], 0.04)), up: .f32(rnd([ff, d], 0.04)), down: .f32(rnd([d, ff], 0.025)))
-        let ev = try BlockEvaluator(config: c, weights: w)
+        let ev = try FirstOrderMap(config: c, weights: w)
         var delta7 = LayerWeightDelta()
         for p in LlamaProjection.allCases { delta7[p] = .dense(rnd(w[p].dims, 0.002)) }
         let inputs = (0..<4).map { _ in rnd([sequenceLength, d], 1) }

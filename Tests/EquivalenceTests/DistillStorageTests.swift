@@ -123,7 +123,7 @@ import TestSupport
         func fold(_ model: LlamaModel) throws -> Tensor {
             var o = ForwardOptions(logits: .none)
             o.record = [.blockInput(layer)]
-            let ev = try BlockEvaluator(config: model.config, weights: model.layerWeights(layer))
+            let ev = try FirstOrderMap(config: model.config, weights: model.layerWeights(layer))
             let acts = try calibration.map { try ev.forward(try model.forward(tokens: $0, options: o).activations[.blockInput(layer)]!) }
             let outcome = try FoldBack.fold(try #require(adapter.layers[layer]), site: .blockOutput, evaluator: ev,
                                             sequences: Array(acts.dropLast()), heldOut: Array(acts.suffix(1)),

@@ -52,7 +52,7 @@ struct BlockFixture {
                            numKeyValueHeads: 2, headDim: 16, rmsNormEps: 1e-5, maxPositionEmbeddings: 256, rope: params)
     }
 
-    func evaluator(rope: String) throws -> BlockEvaluator { try BlockEvaluator(config: Self.config(rope: rope), weights: weights) }
+    func evaluator(rope: String) throws -> FirstOrderMap { try FirstOrderMap(config: Self.config(rope: rope), weights: weights) }
 
     func denseDelta(_ p: LlamaProjection) throws -> ProjectionDelta { .dense(try file["delta.\(Self.short(p))"]) }
 

@@ -8,7 +8,7 @@ import TestSupport
 @Suite struct FoldBackTests {
     /// Calibration: 4 random sequences of 48 tokens (192 tokens > d_ff = 160, so a down_proj
     /// least-squares fit cannot memorise).
-    static func calibration(_ ev: BlockEvaluator) throws -> [BlockActivations] {
+    static func calibration(_ ev: FirstOrderMap) throws -> [BlockActivations] {
         try (0..<4).map { s in
             try ev.forward((1.5 * Tensor.randomNormal([48, 64], seed: 100 + UInt64(s))).addingToEachRow([Float](repeating: 0.3, count: 64)))
         }

@@ -27,7 +27,7 @@ import TestSupport
         o.record = [.blockInput(layer), .blockOutput(layer), .mlpOutput(layer)]
         let rec = try m.forward(tokens: Self.tokens, options: o).activations
         let h = try #require(rec[.blockInput(layer)])
-        let ev = try BlockEvaluator(config: m.config, weights: m.layerWeights(layer))
+        let ev = try FirstOrderMap(config: m.config, weights: m.layerWeights(layer))
         let a = try ev.forward(h)
         // Two float32 implementations of the same layer (the runtime's is checked against
         // transformers in RuntimeTests): 1e-4 relative.

@@ -58,7 +58,7 @@ public struct BlockTangent: Sendable {
     public var output: Tensor
 }
 
-/// A steering shift injected at one site of the block during `BlockEvaluator.forward`:
+/// A steering shift injected at one site of the block during `DecoderBlock.record`:
 /// the activation `a` at `site` becomes `a + layer.shift(a)`.
 public struct BlockIntervention: Sendable {
     public var site: HookSiteKind

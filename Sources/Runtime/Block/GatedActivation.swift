@@ -33,16 +33,6 @@ public enum GatedActivation: String, Sendable, Equatable {
         }
     }
 
-    /// m = φ(gate) ⊙ up for equally shaped tensors (`forward`).
-    public func forward(gate: Tensor, up: Tensor) -> Tensor {
-        precondition(gate.shape == up.shape, "GatedActivation: \(gate.shape) vs \(up.shape)")
-        return Tensor(shape: gate.shape) { o in
-            gate.withUnsafeBufferPointer { g in up.withUnsafeBufferPointer { u in
-                forward(gate: g.baseAddress!, up: u.baseAddress!, out: o.baseAddress!, count: o.count)
-            } }
-        }
-    }
-
     /// The tangent's coefficients at (gate, up): δm = `gate` ⊙ δa_g + `up` ⊙ δa_u with
     /// `gate` = φ′(a_g) ⊙ a_u and `up` = φ(a_g) (the same factors `backward` multiplies by).
     public func tangentCoefficients(gate: Tensor, up: Tensor) -> (gate: Tensor, up: Tensor) {

@@ -3,7 +3,7 @@ import Tensors
 /// RMSNorm over rows of width d, forward and backward side by side: y = w ⊙ x·r with
 /// r = 1/√(mean(x²) + eps) per row (transformers' LlamaRMSNorm in f32; the mean of squares is
 /// accumulated in Double). Buffers are row-major `[rows, d]`.
-public enum RMSNorm {
+enum RMSNorm {
     /// y = w ⊙ (x · r) into `out`; with `inverseRMS`, each row's r is stored there `[rows]` (what
     /// `backward` needs).
     static func forward(_ x: UnsafePointer<Float>, rows: Int, d: Int, gain: UnsafePointer<Float>, eps: Float,
@@ -53,20 +53,8 @@ public enum RMSNorm {
         }
     }
 
-    /// `forward` on a `[rows, d]` tensor: the normalised rows and r per row.
-    public static func forward(_ x: Tensor, gain: Tensor, eps: Float) -> (normed: Tensor, inverseRMS: [Float]) {
-        let rows = x.rows, d = x.columns
-        var r = [Float](repeating: 0, count: rows)
-        let out = Tensor(shape: [rows, d]) { o in
-            x.withUnsafeBufferPointer { xp in gain.withUnsafeBufferPointer { gp in r.withUnsafeMutableBufferPointer { rp in
-                forward(xp.baseAddress!, rows: rows, d: d, gain: gp.baseAddress!, eps: eps, out: o.baseAddress!, inverseRMS: rp.baseAddress!)
-            } } }
-        }
-        return (out, r)
-    }
-
     /// `tangent` on tensors: δy `[rows, d]` at x (with `forward`'s r) along dx.
-    public static func tangent(_ x: Tensor, inverseRMS: [Float], gain: Tensor, dx: Tensor) -> Tensor {
+    static func tangent(_ x: Tensor, inverseRMS: [Float], gain: Tensor, dx: Tensor) -> Tensor {
         let rows = x.rows, d = x.columns
         return Tensor(shape: [rows, d]) { o in
             x.withUnsafeBufferPointer { xp in dx.withUnsafeBufferPointer { dp in gain.withUnsafeBufferPointer { gp in
@@ -79,7 +67,7 @@ public enum RMSNorm {
     }
 
     /// `backward` on tensors: ∂L/∂x `[rows, d]` from gy = ∂L/∂y at x (with `forward`'s r).
-    public static func backward(_ x: Tensor, inverseRMS: [Float], gain: Tensor, gy: Tensor) -> Tensor {
+    static func backward(_ x: Tensor, inverseRMS: [Float], gain: Tensor, gy: Tensor) -> Tensor {
         let rows = x.rows, d = x.columns
         return Tensor(shape: [rows, d]) { o in
             x.withUnsafeBufferPointer { xp in gy.withUnsafeBufferPointer { gp in gain.withUnsafeBufferPointer { wp in

@@ -8,7 +8,7 @@ import Tensors
 /// with respect to the weights: the first-order map. The computation is the model's own block
 /// (`Runtime.DecoderBlock`: `record`, `tangent`, `weightCotangent`); this type checks shapes
 /// and speaks in Equivalence's weight deltas.
-public struct BlockEvaluator: Sendable {
+public struct FirstOrderMap: Sendable {
     public let config: LlamaConfig
     /// The layer, matrices held f32 (widened on construction when given in another format).
     public let weights: LlamaWeights.Layer
@@ -21,24 +21,18 @@ public struct BlockEvaluator: Sendable {
     ///   RoPE type other than default/linear/llama3 (frequencies are `Runtime.RotaryEmbedding`'s).
     public init(config: LlamaConfig, weights given: LlamaWeights.Layer) throws {
         let weights = given.widened()
-        let d = config.hiddenSize, hd = config.headDim, dff = config.intermediateSize
+        let d = config.hiddenSize, hd = config.headDim
         let nq = config.numAttentionHeads * hd, nkv = config.numKeyValueHeads * hd
         guard config.numKeyValueHeads > 0, config.numAttentionHeads % config.numKeyValueHeads == 0 else {
             throw EquivalenceError.unsupportedConfiguration("heads \(config.numAttentionHeads) not a multiple of kv heads \(config.numKeyValueHeads)")
         }
-        let expected: [(String, [Int], [Int])] = [
-            ("input_layernorm", weights.inputNorm.shape.dims, [d]), ("q_proj", weights.q.dims, [nq, d]),
-            ("k_proj", weights.k.dims, [nkv, d]), ("v_proj", weights.v.dims, [nkv, d]), ("o_proj", weights.o.dims, [d, nq]),
-            ("post_attention_layernorm", weights.postAttentionNorm.shape.dims, [d]), ("gate_proj", weights.gate.dims, [dff, d]),
-            ("up_proj", weights.up.dims, [dff, d]), ("down_proj", weights.down.dims, [d, dff]),
-        ]
-        for (name, found, shape) in expected where found != shape {
+        let shapes: [(String, [Int]?, [Int])] = [
+            ("input_layernorm", weights.inputNorm.shape.dims, [d]), ("post_attention_layernorm", weights.postAttentionNorm.shape.dims, [d]),
+            ("q_proj.bias", weights.qBias?.shape.dims, [nq]), ("k_proj.bias", weights.kBias?.shape.dims, [nkv]),
+            ("v_proj.bias", weights.vBias?.shape.dims, [nkv]), ("o_proj.bias", weights.oBias?.shape.dims, [d]),
+        ] + LlamaProjection.allCases.map { ($0.rawValue, weights[$0].dims, [$0.outputSize(config), $0.inputSize(config)]) }
+        for case let (name, found?, shape) in shapes where found != shape {
             throw EquivalenceError.shapeMismatch(what: name, expected: shape, found: found)
-        }
-        let biases: [(String, Tensor?, Int)] = [("q_proj.bias", weights.qBias, nq), ("k_proj.bias", weights.kBias, nkv),
-                                                ("v_proj.bias", weights.vBias, nkv), ("o_proj.bias", weights.oBias, d)]
-        for (name, b, n) in biases {
-            if let b, b.shape.dims != [n] { throw EquivalenceError.shapeMismatch(what: name, expected: [n], found: b.shape.dims) }
         }
         self.config = config
         self.weights = weights
@@ -52,9 +46,9 @@ public struct BlockEvaluator: Sendable {
     func matrix(_ p: LlamaProjection) -> Tensor { weights[p].dense }
 
     /// The same layer with `t · ΔW` added to the weights (dense), for exact (oracle) shifts.
-    public func applying(_ delta: LayerWeightDelta, scale t: Float = 1) throws -> BlockEvaluator {
+    public func applying(_ delta: LayerWeightDelta, scale t: Float = 1) throws -> FirstOrderMap {
         try delta.validate(against: weights)
-        return try BlockEvaluator(config: config, weights: weights.adding(delta, scale: t))
+        return try FirstOrderMap(config: config, weights: weights.adding(delta, scale: t))
     }
 
     private func checkInput(_ h: Tensor, _ what: String) throws {
