@@ -55,25 +55,28 @@ enum RMSNorm {
 
     /// `tangent` on tensors: δy `[rows, d]` at x (with `forward`'s r) along dx.
     static func tangent(_ x: Tensor, inverseRMS: [Float], gain: Tensor, dx: Tensor) -> Tensor {
-        let rows = x.rows, d = x.columns
-        return Tensor(shape: [rows, d]) { o in
-            x.withUnsafeBufferPointer { xp in dx.withUnsafeBufferPointer { dp in gain.withUnsafeBufferPointer { gp in
-                inverseRMS.withUnsafeBufferPointer { rp in
-                    tangent(xp.baseAddress!, dx: dp.baseAddress!, rows: rows, d: d, gain: gp.baseAddress!,
-                            inverseRMS: rp.baseAddress!, out: o.baseAddress!)
-                }
-            } } }
+        rowwise(x, dx, gain: gain, inverseRMS: inverseRMS) {
+            tangent($0, dx: $1, rows: $2, d: $3, gain: $4, inverseRMS: $5, out: $6)
         }
     }
 
     /// `backward` on tensors: ∂L/∂x `[rows, d]` from gy = ∂L/∂y at x (with `forward`'s r).
     static func backward(_ x: Tensor, inverseRMS: [Float], gain: Tensor, gy: Tensor) -> Tensor {
+        rowwise(x, gy, gain: gain, inverseRMS: inverseRMS) {
+            backward($0, gy: $1, rows: $2, d: $3, gain: $4, inverseRMS: $5, gx: $6)
+        }
+    }
+
+    /// A new zeroed `[rows, d]` tensor written by `kernel(x, other, rows, d, gain, r, out)`.
+    private static func rowwise(_ x: Tensor, _ other: Tensor, gain: Tensor, inverseRMS: [Float],
+                                _ kernel: (UnsafePointer<Float>, UnsafePointer<Float>, Int, Int, UnsafePointer<Float>,
+                                           UnsafePointer<Float>, UnsafeMutablePointer<Float>) -> Void) -> Tensor {
+        precondition(x.shape == other.shape && x.rows == inverseRMS.count, "RMSNorm: \(x.shape), \(other.shape), \(inverseRMS.count) rows")
         let rows = x.rows, d = x.columns
         return Tensor(shape: [rows, d]) { o in
-            x.withUnsafeBufferPointer { xp in gy.withUnsafeBufferPointer { gp in gain.withUnsafeBufferPointer { wp in
+            x.withUnsafeBufferPointer { xp in other.withUnsafeBufferPointer { op in gain.withUnsafeBufferPointer { gp in
                 inverseRMS.withUnsafeBufferPointer { rp in
-                    backward(xp.baseAddress!, gy: gp.baseAddress!, rows: rows, d: d, gain: wp.baseAddress!,
-                             inverseRMS: rp.baseAddress!, gx: o.baseAddress!)
+                    kernel(xp.baseAddress!, op.baseAddress!, rows, d, gp.baseAddress!, rp.baseAddress!, o.baseAddress!)
                 }
             } } }
         }
