@@ -111,6 +111,23 @@ import TestSupport
         }
     }
 
+    // SmolLM2-135M held in bf16 (the fetched GGUF rounded, as a bf16 checkpoint loads) with its
+    // fixture LoRA: sequential and first-order on three layers, native against the same values
+    // widened to f32.
+    @Test(arguments: [DistillMethod.sequential, .firstOrder]) func smolLM2DistillIsTheSameInPlace(method: DistillMethod) throws {
+        try #require(FileManager.default.fileExists(atPath: Fixtures.smolLM2GGUF), Comment(rawValue: Fixtures.smolLM2Missing))
+        let ids = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: Fixtures.path("corpus/b.heldout.tokens.json")))) as? [Int])
+        let calibration = (0..<4).map { Array(ids[$0 * 96..<($0 + 1) * 96]) }, heldOut = [Array(ids[400..<464])]
+        let native = try LlamaModel.load(path: Fixtures.smolLM2GGUF).rounded(to: .bf16)
+        let f32 = try native.converted(to: .f32)
+        #expect(native.weightStorage == .native && f32.weightStorage == .f32)
+        let lora = try LoRAWeights.load(directory: Fixtures.path("smollm2/lora"))
+        let options = DistillOptions(method: method, fit: .init(kind: .linear, rank: .fixed(4)), layers: [0, 14, 29])
+        let a = try Distiller.distill(base: native, finetuned: try native.adding(lora), sequences: calibration, options: options)
+        let b = try Distiller.distill(base: f32, finetuned: try f32.adding(lora), sequences: calibration, options: options)
+        Self.expectSameAdapter(a.adapter, b.adapter, inputs: try Self.blockOutputs(f32, heldOut), "smollm2 \(method)")
+    }
+
     // Fold-back of a distilled adapter into down_proj on the bf16 base: the same delta.
     @Test func foldIsTheSameInPlace() throws {
         let (calibration, _) = try Self.sequences()
