@@ -35,6 +35,55 @@ public struct SteeringLayer: Sendable, Equatable {
         if let bias { out = out.addingToEachRow(bias.scalars) }
         return out
     }
+
+    /// The backward of h ↦ h + scale·Δh(h) (`shift`, as a hook adds it) for h `[T, d]`: from
+    /// g = ∂L/∂(h + scale·Δh) `[T, d]` (row-major, in place), adds to `gradient` (shaped as this
+    /// layer) gU += scale·gᵀ·φ, gD += hᵀ·g_pre with g_pre = scale·(g·U) ⊙ φ′(h·D), gb += scale·Σ_t g_t,
+    /// and adds the shift's own input gradient g_pre·Dᵀ to g (the identity path is g itself).
+    /// φ(h·D) is recomputed from h; SiLU's σ by `expf`.
+    public func backward(input h: Tensor, gradient g: UnsafeMutablePointer<Float>, activation: SteeringActivation,
+                         scale sc: Float, into gradient: inout SteeringLayer) {
+        let T = h.rows, d = h.columns
+        if bias != nil {
+            gradient.bias!.withUnsafeMutableBufferPointer { gb in
+                for t in 0..<T { for j in 0..<d { gb[j] += sc * g[t * d + j] } }
+            }
+        }
+        guard let down, let up else { return }
+        let r = rank
+        let pre = matmul(h, down)                                                   // h·D [T, r]
+        var phi = pre, gPre = Tensor(shape: [T, r])
+        if activation == .silu { phi = pre.map { $0 / (1 + expf(-$0)) } }
+        phi.withUnsafeBufferPointer { ph in gPre.withUnsafeMutableBufferPointer { gp in
+            h.withUnsafeBufferPointer { hp in
+                // gU [d, r] += sc·gᵀ·φ ; g_pre [T, r] = sc·g·U ⊙ φ′.
+                gradient.up!.withUnsafeMutableBufferPointer { gu in
+                    BLAS.sgemm(transposeA: true, m: d, n: r, k: T, alpha: sc, a: g, lda: d, b: ph.baseAddress!, ldb: r,
+                               beta: 1, c: gu.baseAddress!, ldc: r)
+                }
+                up.withUnsafeBufferPointer { u in
+                    BLAS.sgemm(m: T, n: r, k: d, alpha: sc, a: g, lda: d, b: u.baseAddress!, ldb: r, c: gp.baseAddress!, ldc: r)
+                }
+                if activation == .silu {
+                    pre.withUnsafeBufferPointer { x in
+                        for i in 0..<(T * r) {
+                            let sg = 1 / (1 + expf(-x[i]))
+                            gp[i] *= sg * (1 + x[i] * (1 - sg))
+                        }
+                    }
+                }
+                // gD [d, r] += hᵀ·g_pre ; g += g_pre·Dᵀ.
+                gradient.down!.withUnsafeMutableBufferPointer { gd in
+                    BLAS.sgemm(transposeA: true, m: d, n: r, k: T, a: hp.baseAddress!, lda: d, b: gp.baseAddress!, ldb: r,
+                               beta: 1, c: gd.baseAddress!, ldc: r)
+                }
+                down.withUnsafeBufferPointer { dp in
+                    BLAS.sgemm(transposeB: true, m: T, n: d, k: r, a: gp.baseAddress!, lda: r, b: dp.baseAddress!, ldb: r,
+                               beta: 1, c: g, ldc: d)
+                }
+            }
+        } }
+    }
 }
 
 /// A steering adapter: per-layer shifts applied at one site kind (post-block by default).

@@ -132,40 +132,22 @@ public struct SteeringBackprop: Sendable {
             return DecoderBlock(description: model.blocks[l], weights: w.layers[l], loras: loras)
         }
 
-        // Forward: the residual stream in buf.x; per steered layer the pre-steer block output Z
-        // and the adapter's pre-activation z·D are kept.
+        // Forward: the residual stream in buf.x; per steered layer the pre-steer block output Z is kept.
         let x = buf.x
         for (t, id) in tokens.enumerated() { w.embedding.copyRow(id, into: x + t * d) }
         var tapes: [BlockTape] = []
         tapes.reserveCapacity(L)
-        var steerInput: [Int: UnsafeMutablePointer<Float>] = [:], steerPre: [Int: UnsafeMutablePointer<Float>] = [:]
+        var steerInput: [Int: Tensor] = [:]
         for l in 0..<L {
             let tape = BlockTape(rows: T, config: c)
             _ = try block(l).forward(buffers: buf, rows: T, start: 0, keys: cache.keyBase(l), values: cache.valueBase(l),
                                      rotary: model.rotary, cos: cosT, sin: sinT, config: c, capture: false, tape: tape) { kind, x in
                 guard kind == .blockOutput, let s = adapter.layers[l] else { return }
-                // Δ = scale·(φ(z·D)·Uᵀ + b), computed from the pre-steer z.
-                let z = arena.make(T * d)
-                z.update(from: x, count: T * d)
+                // Z ← Z + scale·Δ(Z), Δ from the pre-steer Z (kept for the backward).
+                let z = Tensor(shape: [T, d]) { $0.baseAddress!.update(from: x, count: T * d) }
                 steerInput[l] = z
-                if let down = s.down, let up = s.up {
-                    let r = down.shape[1]
-                    let pre = arena.make(T * r), phi = arena.make(T * r)
-                    down.withUnsafeBufferPointer { dp in
-                        BLAS.sgemm(m: T, n: r, k: d, a: z, lda: d, b: dp.baseAddress!, ldb: r, c: pre, ldc: r)
-                    }
-                    for i in 0..<(T * r) { phi[i] = act == .silu ? pre[i] * GatedActivation.sigmoid(pre[i]) : pre[i] }
-                    up.withUnsafeBufferPointer { upp in
-                        BLAS.sgemm(transposeB: true, m: T, n: d, k: r, alpha: sc, a: phi, lda: r, b: upp.baseAddress!, ldb: r,
-                                   beta: 1, c: x, ldc: d)
-                    }
-                    steerPre[l] = pre
-                }
-                if let b = s.bias {
-                    b.withUnsafeBufferPointer { bp in
-                        for t in 0..<T { for j in 0..<d { x[t * d + j] += sc * bp[j] } }
-                    }
-                }
+                let shift = s.shift(z, activation: act)
+                shift.withUnsafeBufferPointer { sp in for i in 0..<(T * d) { x[i] += sc * sp[i] } }
             }
             tapes.append(tape)
         }
@@ -231,41 +213,7 @@ public struct SteeringBackprop: Sendable {
         for l in stride(from: L - 1, through: 0, by: -1) {
             // Post-block adapter: g holds ∂/∂(steered Z).
             if let s = adapter.layers[l], let z = steerInput[l] {
-                var gl = gradients[l]!
-                if s.bias != nil {
-                    gl.bias!.withUnsafeMutableBufferPointer { gb in
-                        for t in 0..<T { for j in 0..<d { gb[j] += sc * g[t * d + j] } }
-                    }
-                }
-                if let down = s.down, let up = s.up, let pre = steerPre[l] {
-                    let r = down.shape[1]
-                    let phi = arena.make(T * r), gphi = arena.make(T * r)
-                    for i in 0..<(T * r) { phi[i] = act == .silu ? pre[i] * GatedActivation.sigmoid(pre[i]) : pre[i] }
-                    // gU [d, r] += sc · gᵀ · φ ; gφ [T, r] = sc · g · U.
-                    gl.up!.withUnsafeMutableBufferPointer { gup in
-                        BLAS.sgemm(transposeA: true, m: d, n: r, k: T, alpha: sc, a: g, lda: d, b: phi, ldb: r,
-                                   beta: 1, c: gup.baseAddress!, ldc: r)
-                    }
-                    up.withUnsafeBufferPointer { upp in
-                        BLAS.sgemm(m: T, n: r, k: d, alpha: sc, a: g, lda: d, b: upp.baseAddress!, ldb: r, c: gphi, ldc: r)
-                    }
-                    if act == .silu {
-                        for i in 0..<(T * r) {
-                            let sg = GatedActivation.sigmoid(pre[i])
-                            gphi[i] *= sg * (1 + pre[i] * (1 - sg))
-                        }
-                    }
-                    // gD [d, r] += zᵀ · g_pre ; g += g_pre · Dᵀ.
-                    gl.down!.withUnsafeMutableBufferPointer { gdp in
-                        BLAS.sgemm(transposeA: true, m: d, n: r, k: T, a: z, lda: d, b: gphi, ldb: r,
-                                   beta: 1, c: gdp.baseAddress!, ldc: r)
-                    }
-                    down.withUnsafeBufferPointer { dp in
-                        BLAS.sgemm(transposeB: true, m: T, n: d, k: r, a: gphi, lda: r, b: dp.baseAddress!, ldb: r,
-                                   beta: 1, c: g, ldc: d)
-                    }
-                }
-                gradients[l] = gl
+                s.backward(input: z, gradient: g, activation: act, scale: sc, into: &gradients[l]!)
             }
             var layerLoRA = loraGradients[l] ?? [:]
             block(l).backward(tape: tapes[l], keys: cache.keyBase(l), values: cache.valueBase(l), rotary: model.rotary,
