@@ -29,16 +29,9 @@ enum Kernels {
         for j in visible..<width { row[j] = 0 }
     }
 
-    /// out[t] = x[t]·Wᵀ (+ bias) (+ Σ scale·(x[t]·Aᵀ)·Bᵀ) for `rows` rows; W `[out, in]`,
-    /// `out` rows `ldo` apart. `scratch` holds ≥ rows·max rank floats.
-    static func linear(_ x: UnsafePointer<Float>, rows: Int, weight: Tensor, bias: Tensor?, loras: [LoRAFactors],
-                       out: UnsafeMutablePointer<Float>, ldo: Int, scratch: UnsafeMutablePointer<Float>, useBLAS: Bool = false) {
-        linear(x, rows: rows, weight: .f32(weight), bias: bias, loras: loras, out: out, ldo: ldo, scratch: scratch,
-               useBLAS: useBLAS)
-    }
-
-    /// As above for a weight held f32, Q8_0 or bf16/f16. Q8_0: one row runs the Q8_0
-    /// matrix-vector kernel on `BLAS.threadCount` threads (no f32 copy of W); more rows dequantize
+    /// out[t] = x[t]·Wᵀ (+ bias) (+ Σ scale·(x[t]·Aᵀ)·Bᵀ) for `rows` rows; W `[out, in]` held f32,
+    /// Q8_0 or bf16/f16, `out` rows `ldo` apart; `scratch` holds ≥ rows·max rank floats.
+    /// Q8_0: one row runs the Q8_0 matrix-vector kernel on `BLAS.threadCount` threads (no f32 copy of W); more rows dequantize
     /// W a tile of rows at a time into a transient buffer and multiply each tile as an f32 weight
     /// (the weights are read once per call either way). bf16/f16 (`HalfMatrix`): one row runs the
     /// half matrix-vector kernel; more rows widen a few rows at a time into per-thread scratch and
