@@ -172,7 +172,9 @@ def best_of_rounds(rounds: list[list[dict]]) -> list[dict]:
 
 def run_command(cmd: list[str], env: dict[str, str], timeout: float | None = None) -> dict | str:
     """Runs a command benchmark child; returns wall seconds and peak RSS in MB (wait4's
-    ru_maxrss), or why it did not finish (killed after `timeout` seconds when given)."""
+    ru_maxrss), or why it did not finish (killed after `timeout` seconds when given). Linux
+    carries this process's high-water RSS at the fork into the child's ru_maxrss, so the caller
+    must not hold large buffers when it calls this."""
     start = time.perf_counter()
     try:
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=ROOT)

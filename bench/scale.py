@@ -172,7 +172,11 @@ def main() -> int:
     ap.add_argument("--skip-build", action="store_true")
     ap.add_argument("--jobs", nargs="*", default=["distill", "eval", "generate"], choices=["distill", "eval", "generate"],
                     help="eval uses the adapter the distill job wrote (run distill once first)")
+    ap.add_argument("--prepare-only", choices=list(SHAPES), help=argparse.SUPPRESS)
     a = ap.parse_args()
+    if a.prepare_only:
+        prepare(a.prepare_only)
+        return 0
     if not a.skip_build:
         subprocess.run(["swift", "build", "-c", "release", "--product", "steertool"], check=True, cwd=ROOT)
     env = dict(os.environ, OPENBLAS_NUM_THREADS=str(a.threads))
@@ -194,7 +198,11 @@ def main() -> int:
             problems.append(f"{name} {j}: not run: needs ~{need_mb[j] / 1024:.1f} GB, {available_mb() / 1024:.1f} GB available")
         if len(refused) == len(a.jobs):
             continue
-        d = prepare(key)
+        # The checkpoint is written by a child process: Linux keeps a process's pre-exec
+        # high-water RSS in ru_maxrss, so a job forked from this process after it had held
+        # gigabytes of numpy buffers would report them as its own peak.
+        subprocess.run([sys.executable, __file__, "--prepare-only", key], check=True, cwd=ROOT)
+        d = CACHE / name
         out = CACHE / "out"
         out.mkdir(parents=True, exist_ok=True)
         model, lora = str(d), str(d / "lora")
