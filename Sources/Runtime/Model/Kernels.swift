@@ -84,16 +84,7 @@ enum Kernels {
             if rowByRow {
                 for t in 0..<rows { m.multiply(vector: x + t * nIn, into: out + t * ldo, threads: BLAS.threadCount) }
             } else {
-                let tileRows = max(16, min(nOut, (1 << 20) / max(nIn, 1)))   // ≤ ~4 MB of f32 per tile
-                let tile = UnsafeMutablePointer<Float>.allocate(capacity: tileRows * nIn)
-                defer { tile.deallocate() }
-                var r0 = 0
-                while r0 < nOut {
-                    let r1 = min(nOut, r0 + tileRows)
-                    m.dequantizeRows(r0..<r1, into: tile)
-                    multiplyRows(tile, r1 - r0, out + r0)
-                    r0 = r1
-                }
+                weight.forEachWidenedTile { r, tile in multiplyRows(tile, r.count, out + r.lowerBound) }
             }
         case .half(let m):
             if rowByRow {

@@ -10,6 +10,24 @@ extension ProjectionWeight {
         max(1, min(rows, max(16, (1 << 20) / max(columns, 1))))
     }
 
+    /// Calls `body(rows, tile)` for consecutive ranges of W's rows (`tileRows` at a time), each
+    /// widened to f32 into one scratch buffer (`rows.count × columns`, row-major, valid during the
+    /// call only): the one tile loop of the products that read a non-f32 matrix without an f32
+    /// copy of it.
+    func forEachWidenedTile(_ body: (Range<Int>, UnsafePointer<Float>) -> Void) {
+        guard rows > 0, columns > 0 else { return }
+        let tile = Self.tileRows(columns: columns, rows: rows)
+        let buffer = UnsafeMutablePointer<Float>.allocate(capacity: tile * columns)
+        defer { buffer.deallocate() }
+        var r0 = 0
+        while r0 < rows {
+            let r1 = min(rows, r0 + tile)
+            widenRows(r0..<r1, into: buffer, ldo: columns)
+            body(r0..<r1, buffer)
+            r0 = r1
+        }
+    }
+
     /// Writes rows `range` of W as f32 into `out`, row r at out + (r − range.lowerBound)·ldo
     /// (exact widening for bf16/f16, gguf-py's dequantization for Q8_0, a copy for f32).
     /// - Precondition: `range` within 0..<rows and ldo ≥ columns (programmer errors).
@@ -59,16 +77,9 @@ extension ProjectionWeight {
             }
             return
         }
-        let tile = Self.tileRows(columns: nIn, rows: nOut)
-        let buffer = UnsafeMutablePointer<Float>.allocate(capacity: tile * nIn)
-        defer { buffer.deallocate() }
-        var r0 = 0
-        while r0 < nOut {
-            let r1 = min(nOut, r0 + tile)
-            widenRows(r0..<r1, into: buffer, ldo: nIn)
-            BLAS.sgemm(m: tokens, n: nIn, k: r1 - r0, a: g + r0, lda: ldg, b: buffer, ldb: nIn,
-                       beta: accumulate || r0 > 0 ? 1 : 0, c: gx, ldc: ldo)
-            r0 = r1
+        forEachWidenedTile { r, tile in
+            BLAS.sgemm(m: tokens, n: nIn, k: r.count, a: g + r.lowerBound, lda: ldg, b: tile, ldb: nIn,
+                       beta: accumulate || r.lowerBound > 0 ? 1 : 0, c: gx, ldc: ldo)
         }
     }
 
@@ -77,20 +88,15 @@ extension ProjectionWeight {
     /// (`==`: the same format and bytes). Infinity when self is zero and other is not.
     public func relativeFrobeniusChange(to other: ProjectionWeight) -> Float? {
         guard dims == other.dims, self != other else { return nil }
-        let tile = Self.tileRows(columns: columns, rows: rows), n = tile * columns
-        let a = UnsafeMutablePointer<Float>.allocate(capacity: n), b = UnsafeMutablePointer<Float>.allocate(capacity: n)
-        defer { a.deallocate(); b.deallocate() }
+        let b = UnsafeMutablePointer<Float>.allocate(capacity: Self.tileRows(columns: columns, rows: rows) * columns)
+        defer { b.deallocate() }
         var norm = 0.0, difference = 0.0
-        var r0 = 0
-        while r0 < rows {
-            let r1 = min(rows, r0 + tile)
-            widenRows(r0..<r1, into: a, ldo: columns)
-            other.widenRows(r0..<r1, into: b, ldo: columns)
-            for i in 0..<((r1 - r0) * columns) {
+        forEachWidenedTile { r, a in
+            other.widenRows(r, into: b, ldo: columns)
+            for i in 0..<(r.count * columns) {
                 let x = Double(a[i]), y = Double(b[i])
                 norm += x * x; difference += (y - x) * (y - x)
             }
-            r0 = r1
         }
         return norm == 0 ? .infinity : Float(difference.squareRoot() / norm.squareRoot())
     }
