@@ -110,30 +110,39 @@ extension DecoderBlock {
         var keys = Tensor(shape: [T, kvw]), values = Tensor(shape: [T, kvw])
         h.withUnsafeBufferPointer { buf.x.update(from: $0.baseAddress!, count: T * d) }
         let (cosT, sinT) = rotary.tables(positions: positions)
-        let captured = try keys.withUnsafeMutableBufferPointer { kp in
+        func tensor(_ p: UnsafePointer<Float>, _ columns: Int) -> Tensor {
+            Tensor(shape: [T, columns]) { $0.baseAddress!.update(from: p, count: T * columns) }
+        }
+        // The tape keeps what the block's backward reads; the three hook-site outputs it lacks are
+        // copied as they pass their sites (after the intervention).
+        var sites: [HookSiteKind: Tensor] = [:]
+        try keys.withUnsafeMutableBufferPointer { kp in
             try values.withUnsafeMutableBufferPointer { vp in
-                try forward(buffers: buf, rows: T, start: 0, keys: kp.baseAddress!, values: vp.baseAddress!, rotary: rotary,
-                            cos: cosT, sin: sinT, config: c, capture: true, tape: tape) { kind, x in
-                    guard let iv = intervention, iv.site == kind else { return }
-                    let a = Tensor(shape: [T, d]) { $0.baseAddress!.update(from: x, count: T * d) }
-                    let shifted = a + iv.layer.shift(a, activation: iv.activation)
-                    shifted.withUnsafeBufferPointer { x.update(from: $0.baseAddress!, count: T * d) }
+                _ = try forward(buffers: buf, rows: T, start: 0, keys: kp.baseAddress!, values: vp.baseAddress!, rotary: rotary,
+                                cos: cosT, sin: sinT, config: c, capture: false, tape: tape) { kind, x in
+                    if let iv = intervention, iv.site == kind {
+                        let a = tensor(x, d)
+                        let shifted = a + iv.layer.shift(a, activation: iv.activation)
+                        shifted.withUnsafeBufferPointer { x.update(from: $0.baseAddress!, count: T * d) }
+                    }
+                    if kind == .attentionOutput || kind == .mlpOutput || kind == .blockOutput { sites[kind] = tensor(x, d) }
                 }
             }
         }
-        guard let i = captured else { throw RuntimeError.invalidArgument("block: nothing captured") }
-        let queries = Tensor(shape: [T, c.numAttentionHeads * c.headDim]) {
-            $0.baseAddress!.update(from: tape.queries, count: $0.count)
-        }
+        let qw = c.numAttentionHeads * c.headDim, ff = c.intermediateSize
+        let queries = tensor(tape.queries, qw)
         let probabilities = CausalAttention.probabilities(queries: queries, keys: keys, heads: c.numAttentionHeads,
                                                           kvHeads: c.numKeyValueHeads)
         return BlockActivations(
-            input: i.blockInput, normedInput: i.attentionNormed, inverseRMS1: Array(UnsafeBufferPointer(start: tape.inverseRMS1, count: T)),
-            queries: queries, keys: keys, values: values, probabilities: probabilities, attentionContext: i.attentionHeads,
-            attentionOutput: i.attentionOutput, mlpInput: i.mlpInput, normedMLPInput: i.mlpNormed,
+            input: tensor(tape.blockInput, d), normedInput: tensor(tape.attentionNormed, d),
+            inverseRMS1: Array(UnsafeBufferPointer(start: tape.inverseRMS1, count: T)),
+            queries: queries, keys: keys, values: values, probabilities: probabilities,
+            attentionContext: tensor(tape.attentionHeads, qw), attentionOutput: sites[.attentionOutput]!,
+            mlpInput: tensor(tape.mlpInput, d), normedMLPInput: tensor(tape.mlpNormed, d),
             inverseRMS2: Array(UnsafeBufferPointer(start: tape.inverseRMS2, count: T)),
-            gatePreActivation: i.gatePreactivation, upPreActivation: i.upPreactivation, hidden: i.mlpHidden,
-            mlpOutput: i.mlpOutput, output: i.blockOutput, positions: positions)
+            gatePreActivation: tensor(tape.gatePreactivation, ff), upPreActivation: tensor(tape.upPreactivation, ff),
+            hidden: tensor(tape.mlpHidden, ff), mlpOutput: sites[.mlpOutput]!, output: sites[.blockOutput]!,
+            positions: positions)
     }
 
     /// The first-order change of the block's outputs at `a` along a weight delta and, optionally,
