@@ -126,7 +126,7 @@ public struct SteeringBackprop: Sendable {
         let maxRank = lora?.maxRank ?? 0
         let buf = BlockBuffers(rows: T, config: c, maxLoRARank: maxRank, useBLAS: true)
         let cache = KVCache(config: c, capacity: T)
-        func block(_ l: Int) -> DecoderBlock {
+        let blocks = (0..<L).map { l in
             var loras: [LlamaProjection: [LoRAFactors]] = [:]
             for (p, f) in lora?.layers[l] ?? [:] where f.rank > 0 { loras[p] = [f] }
             return DecoderBlock(description: model.blocks[l], weights: w.layers[l], loras: loras)
@@ -140,7 +140,7 @@ public struct SteeringBackprop: Sendable {
         var steerInput: [Int: Tensor] = [:]
         for l in 0..<L {
             let tape = BlockTape(rows: T, config: c)
-            _ = try block(l).forward(buffers: buf, rows: T, start: 0, keys: cache.keyBase(l), values: cache.valueBase(l),
+            _ = try blocks[l].forward(buffers: buf, rows: T, start: 0, keys: cache.keyBase(l), values: cache.valueBase(l),
                                      rotary: model.rotary, cos: cosT, sin: sinT, config: c, capture: false, tape: tape) { kind, x in
                 guard kind == .blockOutput, let s = adapter.layers[l] else { return }
                 // Z ← Z + scale·Δ(Z), Δ from the pre-steer Z (kept for the backward).
@@ -216,7 +216,7 @@ public struct SteeringBackprop: Sendable {
                 s.backward(input: z, gradient: g, activation: act, scale: sc, into: &gradients[l]!)
             }
             var layerLoRA = loraGradients[l] ?? [:]
-            block(l).backward(tape: tapes[l], keys: cache.keyBase(l), values: cache.valueBase(l), rotary: model.rotary,
+            blocks[l].backward(tape: tapes[l], keys: cache.keyBase(l), values: cache.valueBase(l), rotary: model.rotary,
                               cos: cosT, sin: sinT, config: c, gradient: g, into: gNext, buffers: gradientBuffers,
                               loraGradients: &layerLoRA)
             if loraGradients[l] != nil { loraGradients[l] = layerLoRA }
