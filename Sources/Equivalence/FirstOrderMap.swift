@@ -37,8 +37,7 @@ public struct FirstOrderMap: Sendable {
         self.config = config
         self.weights = weights
         self.rope = try RotaryEmbedding(config: config)
-        self.block = DecoderBlock(description: BlockDescription(activation: .silu, qkvBias: weights.qBias != nil,
-                                                                outputBias: weights.oBias != nil, normEpsilon: config.rmsNormEps),
+        self.block = DecoderBlock(description: BlockDescription(activation: .silu, normEpsilon: config.rmsNormEps),
                                   weights: weights)
     }
 

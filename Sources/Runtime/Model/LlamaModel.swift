@@ -79,7 +79,7 @@ public struct LlamaModel: Sendable {
                  architecture: LlamaArchitecture) {
         self.config = config; self.weights = weights; self.rotary = rotary
         self.architecture = architecture
-        self.blocks = BlockDescription.layers(architecture, config: config)
+        self.blocks = BlockDescription.layers(config: config)
     }
 
     /// Adds a LoRA adapter (applied unmerged, summed with any others).
