@@ -43,34 +43,39 @@ struct HookTests {
     }
 
     /// The recorder and `record` see exactly what `forward` returns as block outputs, and the
-    /// intermediates are consistent with the sites.
+    /// block's `record` (the analysis pass) sees the same activations at every site.
     @Test func recorderCapturesWhatForwardReturns() throws {
         let model = try SyntheticModel.model()
         let L = model.config.numHiddenLayers
         let sites = Set((0..<L).flatMap { l in HookSiteKind.allCases.map { HookSite($0, layer: l) } })
         let recorder = ActivationRecorder(sites: sites)
-        let r = try model.forward(tokens: tokens, hooks: recorder.hooks,
-                                  options: .init(blockOutputs: true, record: sites, intermediateLayers: Set(0..<L)))
+        let r = try model.forward(tokens: tokens, hooks: recorder.hooks, options: .init(blockOutputs: true, record: sites))
         for l in 0..<L {
             #expect(recorder.activation(at: .blockOutput(l)) == r.blockOutputs[l])
             #expect(r.activations[.blockOutput(l)] == r.blockOutputs[l])
-            let i = try #require(r.intermediates[l])
-            #expect(i.blockOutput == r.blockOutputs[l])
-            #expect(recorder.activation(at: .blockInput(l)) == i.blockInput)
-            #expect(recorder.activation(at: .attentionOutput(l)) == i.attentionOutput)
-            #expect(recorder.activation(at: .mlpInput(l)) == i.mlpInput)
-            #expect(recorder.activation(at: .mlpOutput(l)) == i.mlpOutput)
-            if l > 0 { #expect(i.blockInput == r.blockOutputs[l - 1]) }
+            let block = DecoderBlock(description: model.blocks[l], weights: model.weights.layers[l])
+            let h = try #require(recorder.activation(at: .blockInput(l)))
+            if l > 0 { #expect(h == r.blockOutputs[l - 1]) }
+            // record runs the projections through sgemm, forward through its token-panel kernels:
+            // equal up to summation order.
+            let i = try block.record(h, positions: 0..<tokens.count, rotary: model.rotary, config: model.config)
+            let pairs: [(Tensor?, Tensor)] = [(r.blockOutputs[l], i.output), (recorder.activation(at: .attentionOutput(l)), i.attentionOutput),
+                                              (recorder.activation(at: .mlpInput(l)), i.mlpInput),
+                                              (recorder.activation(at: .mlpOutput(l)), i.mlpOutput)]
+            for (seen, recorded) in pairs {
+                let seen = try #require(seen)
+                #expect(maxAbsoluteDifferenceScaled(seen.scalars, recorded.scalars) <= 1e-6)
+            }
             // Y = h + Attn and Z = Y + X hold exactly (same float additions).
-            #expect(i.blockInput + i.attentionOutput == i.mlpInput)
-            #expect(i.mlpInput + i.mlpOutput == i.blockOutput)
+            #expect(i.input + i.attentionOutput == i.mlpInput)
+            #expect(i.mlpInput + i.mlpOutput == i.output)
             // m = SiLU(a_g) ⊙ a_u, X = m·W_downᵀ (gemm vs matmul: same BLAS call, same order).
-            let m = Tensor(shape: i.gatePreactivation.shape, scalars: zip(i.gatePreactivation.scalars, i.upPreactivation.scalars)
+            let m = Tensor(shape: i.gatePreActivation.shape, scalars: zip(i.gatePreActivation.scalars, i.upPreActivation.scalars)
                 .map { g, u in g / (1 + Float(exp(Double(-g)))) * u })
-            #expect(maxAbsoluteDifferenceScaled(i.mlpHidden.scalars, m.scalars) <= 1e-6)
-            let x = matmul(i.mlpHidden, model.layerWeights(l).down.dense, transposeB: true)
+            #expect(maxAbsoluteDifferenceScaled(i.hidden.scalars, m.scalars) <= 1e-6)
+            let x = matmul(i.hidden, model.layerWeights(l).down.dense, transposeB: true)
             #expect(maxAbsoluteDifferenceScaled(x.scalars, i.mlpOutput.scalars) <= 1e-6)
-            #expect(i.attentionHeads.shape == [tokens.count, model.config.numAttentionHeads * model.config.headDim])
+            #expect(i.attentionContext.shape == [tokens.count, model.config.numAttentionHeads * model.config.headDim])
         }
     }
 

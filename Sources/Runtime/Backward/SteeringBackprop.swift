@@ -119,10 +119,10 @@ public struct SteeringBackprop: Sendable {
                 throw RuntimeError.invalidArgument("reference log-probs \(ref.shape) do not cover [\(T - 1), \(V)]")
             }
         }
-        let arena = BackpropArena()
+        let arena = FloatArena()
         let act: SteeringActivation = adapter.activation
         let sc = adapter.scale
-        let (cosT, sinT) = model.rotary.tables(positions: 0, count: T)
+        let rotation = model.rotary.tables(positions: 0..<T)
         let maxRank = lora?.maxRank ?? 0
         let buf = BlockBuffers(rows: T, config: c, maxLoRARank: maxRank, useBLAS: true)
         let cache = KVCache(config: c, capacity: T)
@@ -140,8 +140,8 @@ public struct SteeringBackprop: Sendable {
         var steerInput: [Int: Tensor] = [:]
         for l in 0..<L {
             let tape = BlockTape(rows: T, config: c)
-            _ = try blocks[l].forward(buffers: buf, rows: T, start: 0, keys: cache.keyBase(l), values: cache.valueBase(l),
-                                     rotary: model.rotary, cos: cosT, sin: sinT, config: c, capture: false, tape: tape) { kind, x in
+            try blocks[l].forward(buffers: buf, rows: T, start: 0, keys: cache.keyBase(l), values: cache.valueBase(l),
+                                  rotation: rotation, config: c, tape: tape) { kind, x in
                 guard kind == .blockOutput, let s = adapter.layers[l] else { return }
                 // Z ← Z + scale·Δ(Z), Δ from the pre-steer Z (kept for the backward).
                 let z = Tensor(shape: [T, d]) { $0.baseAddress!.update(from: x, count: T * d) }
@@ -216,9 +216,8 @@ public struct SteeringBackprop: Sendable {
                 s.backward(input: z, gradient: g, activation: act, scale: sc, into: &gradients[l]!)
             }
             var layerLoRA = loraGradients[l] ?? [:]
-            blocks[l].backward(tape: tapes[l], keys: cache.keyBase(l), values: cache.valueBase(l), rotary: model.rotary,
-                              cos: cosT, sin: sinT, config: c, gradient: g, into: gNext, buffers: gradientBuffers,
-                              loraGradients: &layerLoRA)
+            blocks[l].backward(tape: tapes[l], keys: cache.keyBase(l), values: cache.valueBase(l), rotation: rotation,
+                               config: c, gradient: g, into: gNext, buffers: gradientBuffers, loraGradients: &layerLoRA)
             if loraGradients[l] != nil { loraGradients[l] = layerLoRA }
             swap(&g, &gNext)
         }

@@ -109,7 +109,6 @@ extension DecoderBlock {
         let tape = BlockTape(rows: T, config: c)
         var keys = Tensor(shape: [T, kvw]), values = Tensor(shape: [T, kvw])
         h.withUnsafeBufferPointer { buf.x.update(from: $0.baseAddress!, count: T * d) }
-        let (cosT, sinT) = rotary.tables(positions: positions)
         func tensor(_ p: UnsafePointer<Float>, _ columns: Int) -> Tensor {
             Tensor(shape: [T, columns]) { $0.baseAddress!.update(from: p, count: T * columns) }
         }
@@ -118,8 +117,8 @@ extension DecoderBlock {
         var sites: [HookSiteKind: Tensor] = [:]
         try keys.withUnsafeMutableBufferPointer { kp in
             try values.withUnsafeMutableBufferPointer { vp in
-                _ = try forward(buffers: buf, rows: T, start: 0, keys: kp.baseAddress!, values: vp.baseAddress!, rotary: rotary,
-                                cos: cosT, sin: sinT, config: c, capture: false, tape: tape) { kind, x in
+                try forward(buffers: buf, rows: T, start: 0, keys: kp.baseAddress!, values: vp.baseAddress!,
+                            rotation: rotary.tables(positions: positions), config: c, tape: tape) { kind, x in
                     if let iv = intervention, iv.site == kind {
                         let a = tensor(x, d)
                         let shifted = a + iv.layer.shift(a, activation: iv.activation)
@@ -167,9 +166,9 @@ extension DecoderBlock {
             var dq = plus(dn1.map { w.q.multiply($0) }, .q, a.normedInput)
             var dk = plus(dn1.map { w.k.multiply($0) }, .k, a.normedInput)
             let dv = plus(dn1.map { w.v.multiply($0) }, .v, a.normedInput)
-            let (cosT, sinT) = rotary.tables(positions: a.positions)
-            if dq != nil { rotary.rotate(&dq!, heads: heads, cos: cosT, sin: sinT) }
-            if dk != nil { rotary.rotate(&dk!, heads: kvHeads, cos: cosT, sin: sinT) }
+            let rotation = rotary.tables(positions: a.positions)
+            if dq != nil { rotation.rotate(&dq!, heads: heads) }
+            if dk != nil { rotation.rotate(&dk!, heads: kvHeads) }
             let dContext = CausalAttention.tangent(queries: a.queries, keys: a.keys, values: a.values, probabilities: a.probabilities,
                                                    dq: dq, dk: dk, dv: dv, heads: heads, kvHeads: kvHeads)
             dAttn = plus(w.o.multiply(dContext), .o, a.attentionContext)!
@@ -213,9 +212,9 @@ extension DecoderBlock {
         var (gq, gk, gv) = CausalAttention.backward(queries: a.queries, keys: a.keys, values: a.values,
                                                     probabilities: a.probabilities, gradient: w.o.multiplyTransposed(gy),
                                                     heads: heads, kvHeads: kvHeads)
-        let (cosT, sinT) = rotary.tables(positions: a.positions)
-        rotary.rotate(&gq, heads: heads, cos: cosT, sin: sinT, backward: true)
-        rotary.rotate(&gk, heads: kvHeads, cos: cosT, sin: sinT, backward: true)
+        let rotation = rotary.tables(positions: a.positions)
+        rotation.rotate(&gq, heads: heads, backward: true)
+        rotation.rotate(&gk, heads: kvHeads, backward: true)
         if projections.contains(.q) { out[.q] = matmul(gq, a.normedInput, transposeA: true) }
         if projections.contains(.k) { out[.k] = matmul(gk, a.normedInput, transposeA: true) }
         if projections.contains(.v) { out[.v] = matmul(gv, a.normedInput, transposeA: true) }

@@ -3,6 +3,7 @@
 /// backward sides read. Keys and values (after RoPE) are not copied: they stay in the pass's
 /// `KVCache`.
 final class BlockTape {
+    private let arena = FloatArena()
     let rows: Int
     /// h (block input, after its hooks) and RMSNorm₁(h) `[rows, d]`; 1/RMS per row `[rows]`.
     let blockInput, attentionNormed, inverseRMS1: UnsafeMutablePointer<Float>
@@ -16,42 +17,26 @@ final class BlockTape {
     init(rows: Int, config c: LlamaConfig) {
         self.rows = rows
         let d = c.hiddenSize, qw = c.numAttentionHeads * c.headDim, ff = c.intermediateSize
-        func alloc(_ n: Int) -> UnsafeMutablePointer<Float> {
-            let p = UnsafeMutablePointer<Float>.allocate(capacity: max(n, 1))
-            p.initialize(repeating: 0, count: max(n, 1))
-            return p
-        }
+        let alloc = arena.make
         blockInput = alloc(rows * d); attentionNormed = alloc(rows * d); inverseRMS1 = alloc(rows)
         queries = alloc(rows * qw); attentionHeads = alloc(rows * qw)
         mlpInput = alloc(rows * d); mlpNormed = alloc(rows * d); inverseRMS2 = alloc(rows)
         gatePreactivation = alloc(rows * ff); upPreactivation = alloc(rows * ff); mlpHidden = alloc(rows * ff)
     }
-
-    deinit {
-        for p in [blockInput, attentionNormed, inverseRMS1, queries, attentionHeads, mlpInput, mlpNormed, inverseRMS2,
-                  gatePreactivation, upPreactivation, mlpHidden] { p.deallocate() }
-    }
 }
 
 /// Scratch of `DecoderBlock.backward`, allocated once per pass and reused by every layer.
 final class BlockGradientBuffers {
+    private let arena = FloatArena()
     let gm, gGate, gUp, gNormed2, gMLPInput, gHeads, gq, gk, gv, gNormed1, attention, lora: UnsafeMutablePointer<Float>
 
     init(rows T: Int, config c: LlamaConfig, maxLoRARank: Int) {
         let d = c.hiddenSize, qw = c.numAttentionHeads * c.headDim, kvw = c.numKeyValueHeads * c.headDim
         let ff = c.intermediateSize
-        func alloc(_ n: Int) -> UnsafeMutablePointer<Float> {
-            let p = UnsafeMutablePointer<Float>.allocate(capacity: max(n, 1))
-            p.initialize(repeating: 0, count: max(n, 1))
-            return p
-        }
+        let alloc = arena.make
         gm = alloc(T * ff); gGate = alloc(T * ff); gUp = alloc(T * ff)
         gNormed2 = alloc(T * d); gMLPInput = alloc(T * d); gHeads = alloc(T * qw)
         gq = alloc(T * qw); gk = alloc(T * kvw); gv = alloc(T * kvw); gNormed1 = alloc(T * d)
         attention = alloc(2 * T * T); lora = alloc(2 * T * max(maxLoRARank, 1))
-    }
-
-    deinit {
-        for p in [gm, gGate, gUp, gNormed2, gMLPInput, gHeads, gq, gk, gv, gNormed1, attention, lora] { p.deallocate() }
     }
 }

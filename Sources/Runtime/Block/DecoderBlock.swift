@@ -3,6 +3,7 @@ import Tensors
 /// Scratch buffers of one forward call, allocated once per call and reused by every layer
 /// (`[rows, width]` row-major each).
 final class BlockBuffers {
+    private let arena = FloatArena()
     let x, xn, q, attn, o, gate, up, lora, panels: UnsafeMutablePointer<Float>
     let rows: Int
     /// Whether `Kernels.linear` takes token panels for these rows (several rows, an AVX2 CPU).
@@ -18,11 +19,7 @@ final class BlockBuffers {
         self.useBLAS = useBLAS
         packing = rows > 1 && TokenPanelGemm.preferred && !useBLAS
         let d = c.hiddenSize, qw = c.numAttentionHeads * c.headDim, ff = c.intermediateSize
-        func alloc(_ n: Int) -> UnsafeMutablePointer<Float> {
-            let p = UnsafeMutablePointer<Float>.allocate(capacity: max(n, 1))
-            p.initialize(repeating: 0, count: max(n, 1))
-            return p
-        }
+        let alloc = arena.make
         x = alloc(rows * d); xn = alloc(rows * d); q = alloc(rows * qw); attn = alloc(rows * qw)
         o = alloc(rows * d); gate = alloc(rows * ff); up = alloc(rows * ff)
         lora = alloc(rows * maxLoRARank)
@@ -34,10 +31,6 @@ final class BlockBuffers {
     func packed(_ p: UnsafePointer<Float>, columns: Int) -> PackedTokens? {
         guard packing else { return nil }
         return TokenPanelGemm.pack(p, rows: rows, columns: columns, ldx: columns, into: panels)
-    }
-
-    deinit {
-        for p in [x, xn, q, attn, o, gate, up, lora, panels] { p.deallocate() }
     }
 }
 
@@ -63,30 +56,24 @@ public struct DecoderBlock: Sendable {
     /// written into rows `start…` of `keys`/`values` `[capacity, kvHeads·hd]`, and attention reads
     /// rows `0 ..< start + rows` of them. `visit(site, activation)` runs at the five hook sites
     /// (block input, attention output, MLP input, MLP output, block output) on the `[rows, d]`
-    /// activation, which it may change. With `capture`, every intermediate is returned; with a
-    /// `tape` (rows equal, `start` 0), what `backward` needs is saved into it.
+    /// activation, which it may change. `rotation` holds RoPE's tables for those positions. With
+    /// a `tape` (rows equal, `start` 0), what `backward` needs is saved into it.
     /// - Throws: what `visit` throws.
     func forward(buffers buf: BlockBuffers, rows T: Int, start: Int,
                  keys: UnsafeMutablePointer<Float>, values: UnsafeMutablePointer<Float>,
-                 rotary: RotaryEmbedding, cos cosTable: [Float], sin sinTable: [Float], config c: LlamaConfig,
-                 capture: Bool, tape: BlockTape? = nil,
-                 visit: (HookSiteKind, UnsafeMutablePointer<Float>) throws -> Void) throws -> LayerIntermediates? {
+                 rotation: RotaryTables, config c: LlamaConfig, tape: BlockTape? = nil,
+                 visit: (HookSiteKind, UnsafeMutablePointer<Float>) throws -> Void) throws {
         let d = c.hiddenSize, hd = c.headDim, H = c.numAttentionHeads, KV = c.numKeyValueHeads
         let qWidth = H * hd, kvWidth = KV * hd, ff = c.intermediateSize
         let w = weights, lora = loras, eps = description.normEpsilon
-        func copy(_ p: UnsafePointer<Float>, _ cols: Int) -> Tensor {
-            Tensor(shape: [T, cols]) { $0.baseAddress!.update(from: p, count: T * cols) }
-        }
         precondition(tape.map { $0.rows == T && start == 0 } ?? true, "DecoderBlock: a tape records a pass from position 0")
         try visit(.blockInput, buf.x)
-        let h = capture ? copy(buf.x, d) : nil
         tape?.blockInput.update(from: buf.x, count: T * d)
 
         w.inputNorm.withUnsafeBufferPointer {
             RMSNorm.forward(buf.x, rows: T, d: d, gain: $0.baseAddress!, eps: eps, out: buf.xn, inverseRMS: tape?.inverseRMS1)
         }
         tape?.attentionNormed.update(from: buf.xn, count: T * d)
-        let hn = capture ? copy(buf.xn, d) : nil
         var packed = buf.packed(buf.xn, columns: d)
         Kernels.linear(buf.xn, rows: T, weight: w.q, bias: w.qBias, loras: lora[.q] ?? [],
                        out: buf.q, ldo: qWidth, scratch: buf.lora, packed: packed, useBLAS: buf.useBLAS)
@@ -94,13 +81,8 @@ public struct DecoderBlock: Sendable {
                        out: keys + start * kvWidth, ldo: kvWidth, scratch: buf.lora, packed: packed, useBLAS: buf.useBLAS)
         Kernels.linear(buf.xn, rows: T, weight: w.v, bias: w.vBias, loras: lora[.v] ?? [],
                        out: values + start * kvWidth, ldo: kvWidth, scratch: buf.lora, packed: packed, useBLAS: buf.useBLAS)
-        cosTable.withUnsafeBufferPointer { cp in
-            sinTable.withUnsafeBufferPointer { sp in
-                rotary.apply(buf.q, rows: T, heads: H, rowStride: qWidth, cos: cp.baseAddress!, sin: sp.baseAddress!)
-                rotary.apply(keys + start * kvWidth, rows: T, heads: KV, rowStride: kvWidth,
-                             cos: cp.baseAddress!, sin: sp.baseAddress!)
-            }
-        }
+        rotation.rotate(buf.q, rows: T, heads: H, rowStride: qWidth)
+        rotation.rotate(keys + start * kvWidth, rows: T, heads: KV, rowStride: kvWidth)
         tape?.queries.update(from: buf.q, count: T * qWidth)
         CausalAttention.apply(q: buf.q, rows: T, start: start, keys: keys, values: values,
                               heads: H, kvHeads: KV, headDim: hd, out: buf.attn, threads: buf.useBLAS ? 1 : BLAS.threadCount)
@@ -109,23 +91,19 @@ public struct DecoderBlock: Sendable {
         Kernels.linear(buf.attn, rows: T, weight: w.o, bias: w.oBias, loras: lora[.o] ?? [],
                        out: buf.o, ldo: d, scratch: buf.lora, packed: packed, useBLAS: buf.useBLAS)
         try visit(.attentionOutput, buf.o)
-        let attentionOutput = capture ? copy(buf.o, d) : nil
         Kernels.add(buf.o, into: buf.x, count: T * d)
         try visit(.mlpInput, buf.x)
-        let y = capture ? copy(buf.x, d) : nil
         tape?.mlpInput.update(from: buf.x, count: T * d)
 
         w.postAttentionNorm.withUnsafeBufferPointer {
             RMSNorm.forward(buf.x, rows: T, d: d, gain: $0.baseAddress!, eps: eps, out: buf.xn, inverseRMS: tape?.inverseRMS2)
         }
-        let u = capture ? copy(buf.xn, d) : nil
         tape?.mlpNormed.update(from: buf.xn, count: T * d)
         packed = buf.packed(buf.xn, columns: d)
         Kernels.linear(buf.xn, rows: T, weight: w.gate, bias: nil, loras: lora[.gate] ?? [],
                        out: buf.gate, ldo: ff, scratch: buf.lora, packed: packed, useBLAS: buf.useBLAS)
         Kernels.linear(buf.xn, rows: T, weight: w.up, bias: nil, loras: lora[.up] ?? [],
                        out: buf.up, ldo: ff, scratch: buf.lora, packed: packed, useBLAS: buf.useBLAS)
-        let ag = capture ? copy(buf.gate, ff) : nil
         tape?.gatePreactivation.update(from: buf.gate, count: T * ff)
         tape?.upPreactivation.update(from: buf.up, count: T * ff)
         description.activation.forward(gate: buf.gate, up: buf.up, out: buf.gate, count: T * ff)
@@ -134,28 +112,19 @@ public struct DecoderBlock: Sendable {
         Kernels.linear(buf.gate, rows: T, weight: w.down, bias: nil, loras: lora[.down] ?? [],
                        out: buf.o, ldo: d, scratch: buf.lora, packed: packed, useBLAS: buf.useBLAS)
         try visit(.mlpOutput, buf.o)
-        let x = capture ? copy(buf.o, d) : nil
         Kernels.add(buf.o, into: buf.x, count: T * d)
         try visit(.blockOutput, buf.x)
-
-        guard let h, let hn, let attentionOutput, let y, let u, let ag, let x else { return nil }
-        return LayerIntermediates(
-            blockInput: h, attentionNormed: hn,
-            attentionHeads: copy(buf.attn, qWidth), attentionOutput: attentionOutput,
-            mlpInput: y, mlpNormed: u,
-            gatePreactivation: ag, upPreactivation: copy(buf.up, ff), mlpHidden: copy(buf.gate, ff),
-            mlpOutput: x, blockOutput: copy(buf.x, d))
     }
 
     /// The backward of `forward` for the layer whose forward filled `tape` (a pass of `rows`
-    /// tokens from position 0; `keys`/`values` are that layer's rows of the pass's KV cache).
+    /// tokens from position 0; `keys`/`values` are that layer's rows of the pass's KV cache, and
+    /// `rotation` the forward's RoPE tables).
     /// From g = ∂L/∂Z `[rows, d]` (the block output, after any hook there has been
     /// differentiated), writes ∂L/∂h into `gh` `[rows, d]` (may not alias g) and adds the
     /// gradients of the LoRA factors in `loraGradients` (by projection; the LoRA is this
     /// block's last one on that projection). Hooks inside the block are not differentiated.
     func backward(tape: BlockTape, keys: UnsafePointer<Float>, values: UnsafePointer<Float>,
-                  rotary: RotaryEmbedding, cos cosTable: [Float], sin sinTable: [Float], config c: LlamaConfig,
-                  gradient g: UnsafePointer<Float>, into gh: UnsafeMutablePointer<Float>,
+                  rotation: RotaryTables, config c: LlamaConfig, gradient g: UnsafePointer<Float>, into gh: UnsafeMutablePointer<Float>,
                   buffers s: BlockGradientBuffers, loraGradients: inout [LlamaProjection: LoRAFactors]) {
         let T = tape.rows, d = c.hiddenSize, hd = c.headDim, H = c.numAttentionHeads, KV = c.numKeyValueHeads
         let qw = H * hd, kvw = KV * hd, ff = c.intermediateSize
@@ -185,12 +154,8 @@ public struct DecoderBlock: Sendable {
         loraBackward(.o, x: tape.attentionHeads, gy: s.gMLPInput, ldg: d, gx: s.gHeads)
         CausalAttention.backward(q: tape.queries, keys: keys, values: values, gradient: s.gHeads, rows: T,
                                  heads: H, kvHeads: KV, headDim: hd, gq: s.gq, gk: s.gk, gv: s.gv, scratch: s.attention)
-        cosTable.withUnsafeBufferPointer { cp in
-            sinTable.withUnsafeBufferPointer { sp in
-                rotary.applyBackward(s.gq, rows: T, heads: H, rowStride: qw, cos: cp.baseAddress!, sin: sp.baseAddress!)
-                rotary.applyBackward(s.gk, rows: T, heads: KV, rowStride: kvw, cos: cp.baseAddress!, sin: sp.baseAddress!)
-            }
-        }
+        rotation.rotate(s.gq, rows: T, heads: H, rowStride: qw, backward: true)
+        rotation.rotate(s.gk, rows: T, heads: KV, rowStride: kvw, backward: true)
         w.q.multiplyTransposed(s.gq, tokens: T, ldg: qw, into: s.gNormed1, ldo: d)
         w.k.multiplyTransposed(s.gk, tokens: T, ldg: kvw, into: s.gNormed1, ldo: d, accumulate: true)
         w.v.multiplyTransposed(s.gv, tokens: T, ldg: kvw, into: s.gNormed1, ldo: d, accumulate: true)

@@ -87,72 +87,56 @@ public struct RotaryEmbedding: Sendable, Equatable {
         inverseFrequencies = zip(plain.inverseFrequencies, divisors).map { $0 / $1 }
     }
 
-    /// cos and sin tables for `count` positions from `start`: each `[count, hd/2]` row-major.
-    public func tables(positions start: Int, count: Int) -> (cos: [Float], sin: [Float]) {
+    /// The cos/sin tables for a range of positions (`RotaryTables`).
+    public func tables(positions: Range<Int>) -> RotaryTables {
         let half = inverseFrequencies.count
-        var c = [Float](repeating: 0, count: count * half)
-        var s = [Float](repeating: 0, count: count * half)
-        for t in 0..<count {
-            let p = Float(start + t)
+        var c = [Float](repeating: 0, count: positions.count * half), s = c
+        for (t, position) in positions.enumerated() {
             for i in 0..<half {
-                let angle = p * inverseFrequencies[i]   // f32 product, as transformers' matmul
+                let angle = Float(position) * inverseFrequencies[i]   // f32 product, as transformers' matmul
                 c[t * half + i] = cosf(angle)
                 s[t * half + i] = sinf(angle)
             }
         }
-        return (c, s)
+        return RotaryTables(positions: positions, half: half, cos: c, sin: s)
     }
+}
 
-    /// Rotates `rows` rows of `heads` heads in place (the forward: x ↦ R(θ_t)·x per pair of
-    /// halves). Row `t` starts at `base + t·rowStride`, head `h` at offset `h·hd` inside it, and
-    /// sits at table row `t` (from `tables`).
-    func apply(_ base: UnsafeMutablePointer<Float>, rows: Int, heads: Int, rowStride: Int,
-               cos: UnsafePointer<Float>, sin: UnsafePointer<Float>) {
-        rotate(base, rows: rows, heads: heads, rowStride: rowStride, cos: cos, sin: sin, sign: 1)
-    }
+/// cos and sin of `RotaryEmbedding`'s angles for a run of positions, each `[positions.count, hd/2]`
+/// row-major, and the rotation by them: table row t rotates a row at `positions.lowerBound + t`.
+public struct RotaryTables: Sendable {
+    /// The positions of the table rows.
+    public let positions: Range<Int>
+    /// hd/2.
+    let half: Int
+    let cos, sin: [Float]
 
-    /// Rotates every head of `x` `[T, heads·hd]` in place, row t at table row t of `cos`/`sin`
-    /// (`tables`): the forward, or with `backward` its transpose (rotation by −θ), which is also
-    /// what a tangent or a gradient goes through (the map is linear).
-    public func rotate(_ x: inout Tensor, heads: Int, cos: [Float], sin: [Float], backward: Bool = false) {
-        let rows = x.rows, width = x.columns, half = inverseFrequencies.count
-        precondition(width == heads * 2 * half && cos.count >= rows * half && sin.count >= rows * half,
-                     "rotate: \(x.shape) for \(heads) heads of \(2 * half)")
-        x.withUnsafeMutableBufferPointer { p in
-            cos.withUnsafeBufferPointer { cp in sin.withUnsafeBufferPointer { sp in
-                rotate(p.baseAddress!, rows: rows, heads: heads, rowStride: width, cos: cp.baseAddress!, sin: sp.baseAddress!,
-                       sign: backward ? -1 : 1)
-            } }
-        }
-    }
-
-    /// cos/sin tables `[positions.count, hd/2]` for a range of positions.
-    public func tables(positions: Range<Int>) -> (cos: [Float], sin: [Float]) {
-        tables(positions: positions.lowerBound, count: positions.count)
-    }
-
-    /// The backward of `apply`: a gradient laid out as `apply`'s input, rotated in place by −θ
-    /// (R(θ)ᵀ = R(−θ)), with the same tables.
-    func applyBackward(_ base: UnsafeMutablePointer<Float>, rows: Int, heads: Int, rowStride: Int,
-                       cos: UnsafePointer<Float>, sin: UnsafePointer<Float>) {
-        rotate(base, rows: rows, heads: heads, rowStride: rowStride, cos: cos, sin: sin, sign: -1)
-    }
-
-    /// x ↦ (a·c − b·s′, b·c + a·s′) with s′ = sign·s for the halves (a, b) of every head.
-    private func rotate(_ base: UnsafeMutablePointer<Float>, rows: Int, heads: Int, rowStride: Int,
-                        cos: UnsafePointer<Float>, sin: UnsafePointer<Float>, sign: Float) {
-        let half = inverseFrequencies.count
-        for t in 0..<rows {
-            let c = cos + t * half, s = sin + t * half
-            for h in 0..<heads {
-                let x = base + t * rowStride + h * 2 * half
-                let y = x + half
-                for i in 0..<half {
-                    let a = x[i], b = y[i], si = sign * s[i]
-                    x[i] = a * c[i] - b * si
-                    y[i] = b * c[i] + a * si
+    /// Rotates `rows` rows of `heads` heads in place: row t starts at `base + t·rowStride`, head h
+    /// at offset h·hd inside it. The forward is x ↦ R(θ_t)·x per pair of halves (a, b) ↦
+    /// (a·cos − b·sin, b·cos + a·sin); `backward` applies the transpose R(−θ_t), which is also the
+    /// map a gradient goes through. Being linear, the forward is its own tangent.
+    func rotate(_ base: UnsafeMutablePointer<Float>, rows: Int, heads: Int, rowStride: Int, backward: Bool = false) {
+        precondition(rows <= positions.count, "rotate: \(rows) rows for \(positions.count) table rows")
+        let sign: Float = backward ? -1 : 1
+        cos.withUnsafeBufferPointer { cp in sin.withUnsafeBufferPointer { sp in
+            for t in 0..<rows {
+                let c = cp.baseAddress! + t * half, s = sp.baseAddress! + t * half
+                for h in 0..<heads {
+                    let x = base + t * rowStride + h * 2 * half, y = x + half
+                    for i in 0..<half {
+                        let a = x[i], b = y[i], si = sign * s[i]
+                        x[i] = a * c[i] - b * si
+                        y[i] = b * c[i] + a * si
+                    }
                 }
             }
-        }
+        } }
+    }
+
+    /// `rotate` on every head of x `[T, heads·hd]`, row t at table row t.
+    public func rotate(_ x: inout Tensor, heads: Int, backward: Bool = false) {
+        let rows = x.rows, width = x.columns
+        precondition(width == heads * 2 * half, "rotate: \(x.shape) for \(heads) heads of \(2 * half)")
+        x.withUnsafeMutableBufferPointer { rotate($0.baseAddress!, rows: rows, heads: heads, rowStride: width, backward: backward) }
     }
 }

@@ -54,8 +54,7 @@ extension LlamaModel {
         let buf = BlockBuffers(rows: T, config: c, maxLoRARank: maxRank)
         let siteHooks = steeringHooks.chained(with: hooks)
         let positions = start..<total
-        var result = ForwardResult(
-            logits: Tensor(shape: [0, c.vocabSize]), blockOutputs: [], activations: [:], intermediates: [:])
+        var result = ForwardResult(logits: Tensor(shape: [0, c.vocabSize]), blockOutputs: [], activations: [:])
 
         func copy(_ p: UnsafePointer<Float>, _ cols: Int) -> Tensor {
             Tensor(shape: [T, cols]) { $0.baseAddress!.update(from: p, count: T * cols) }
@@ -79,17 +78,12 @@ extension LlamaModel {
         } else {
             for (t, id) in tokens.enumerated() { weights.embedding.copyRow(id, into: buf.x + t * d) }
         }
-        let (cosTable, sinTable) = rotary.tables(positions: start, count: T)
+        let rotation = rotary.tables(positions: positions)
 
         for (l, w) in weights.layers.enumerated() where layerRange.contains(l) {
             let block = DecoderBlock(description: blocks[l], weights: w, loras: loraFactors(layer: l))
-            let intermediates = try block.forward(buffers: buf, rows: T, start: start,
-                                                  keys: cache.keyBase(l), values: cache.valueBase(l),
-                                                  rotary: rotary, cos: cosTable, sin: sinTable, config: c,
-                                                  capture: options.intermediateLayers.contains(l)) { kind, p in
-                try visit(HookSite(kind, layer: l), p)
-            }
-            if let intermediates { result.intermediates[l] = intermediates }
+            try block.forward(buffers: buf, rows: T, start: start, keys: cache.keyBase(l), values: cache.valueBase(l),
+                              rotation: rotation, config: c) { kind, p in try visit(HookSite(kind, layer: l), p) }
             if options.blockOutputs { result.blockOutputs.append(copy(buf.x, d)) }
         }
         cache.advance(by: T)

@@ -1,12 +1,6 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-import Tensors
-
-/// Zero-initialised float buffers owned by one backward call, freed together.
-final class BackpropArena {
+/// Zero-initialised float buffers freed together when the arena goes: the scratch of one pass
+/// (block buffers, tapes, gradient buffers).
+final class FloatArena {
     private var blocks: [UnsafeMutablePointer<Float>] = []
 
     /// A zeroed buffer of `n` floats (at least one).
