@@ -65,7 +65,13 @@ public struct DecoderBlock: Sendable {
                  visit: (HookSiteKind, UnsafeMutablePointer<Float>) throws -> Void) throws {
         let d = c.hiddenSize, hd = c.headDim, H = c.numAttentionHeads, KV = c.numKeyValueHeads
         let qWidth = H * hd, kvWidth = KV * hd, ff = c.intermediateSize
-        let w = weights, lora = loras, eps = description.normEpsilon
+        let w = weights, eps = description.normEpsilon
+        /// x·W_pᵀ (+ bias, + LoRA) for the rows in `x`, through `Kernels.linear` (`packed`: x as token panels).
+        func project(_ p: LlamaProjection, _ x: UnsafePointer<Float>, packed: PackedTokens?,
+                     into out: UnsafeMutablePointer<Float>, ldo: Int) {
+            Kernels.linear(x, rows: T, weight: w[p], bias: w.bias(p), loras: loras[p] ?? [], out: out, ldo: ldo,
+                           scratch: buf.lora, packed: packed, useBLAS: buf.useBLAS)
+        }
         precondition(tape.map { $0.rows == T && start == 0 } ?? true, "DecoderBlock: a tape records a pass from position 0")
         try visit(.blockInput, buf.x)
         tape?.blockInput.update(from: buf.x, count: T * d)
@@ -75,21 +81,16 @@ public struct DecoderBlock: Sendable {
         }
         tape?.attentionNormed.update(from: buf.xn, count: T * d)
         var packed = buf.packed(buf.xn, columns: d)
-        Kernels.linear(buf.xn, rows: T, weight: w.q, bias: w.qBias, loras: lora[.q] ?? [],
-                       out: buf.q, ldo: qWidth, scratch: buf.lora, packed: packed, useBLAS: buf.useBLAS)
-        Kernels.linear(buf.xn, rows: T, weight: w.k, bias: w.kBias, loras: lora[.k] ?? [],
-                       out: keys + start * kvWidth, ldo: kvWidth, scratch: buf.lora, packed: packed, useBLAS: buf.useBLAS)
-        Kernels.linear(buf.xn, rows: T, weight: w.v, bias: w.vBias, loras: lora[.v] ?? [],
-                       out: values + start * kvWidth, ldo: kvWidth, scratch: buf.lora, packed: packed, useBLAS: buf.useBLAS)
+        project(.q, buf.xn, packed: packed, into: buf.q, ldo: qWidth)
+        project(.k, buf.xn, packed: packed, into: keys + start * kvWidth, ldo: kvWidth)
+        project(.v, buf.xn, packed: packed, into: values + start * kvWidth, ldo: kvWidth)
         rotation.rotate(buf.q, rows: T, heads: H, rowStride: qWidth)
         rotation.rotate(keys + start * kvWidth, rows: T, heads: KV, rowStride: kvWidth)
         tape?.queries.update(from: buf.q, count: T * qWidth)
         CausalAttention.apply(q: buf.q, rows: T, start: start, keys: keys, values: values,
                               heads: H, kvHeads: KV, headDim: hd, out: buf.attn, threads: buf.useBLAS ? 1 : BLAS.threadCount)
         tape?.attentionHeads.update(from: buf.attn, count: T * qWidth)
-        packed = buf.packed(buf.attn, columns: qWidth)
-        Kernels.linear(buf.attn, rows: T, weight: w.o, bias: w.oBias, loras: lora[.o] ?? [],
-                       out: buf.o, ldo: d, scratch: buf.lora, packed: packed, useBLAS: buf.useBLAS)
+        project(.o, buf.attn, packed: buf.packed(buf.attn, columns: qWidth), into: buf.o, ldo: d)
         try visit(.attentionOutput, buf.o)
         Kernels.add(buf.o, into: buf.x, count: T * d)
         try visit(.mlpInput, buf.x)
@@ -100,17 +101,13 @@ public struct DecoderBlock: Sendable {
         }
         tape?.mlpNormed.update(from: buf.xn, count: T * d)
         packed = buf.packed(buf.xn, columns: d)
-        Kernels.linear(buf.xn, rows: T, weight: w.gate, bias: nil, loras: lora[.gate] ?? [],
-                       out: buf.gate, ldo: ff, scratch: buf.lora, packed: packed, useBLAS: buf.useBLAS)
-        Kernels.linear(buf.xn, rows: T, weight: w.up, bias: nil, loras: lora[.up] ?? [],
-                       out: buf.up, ldo: ff, scratch: buf.lora, packed: packed, useBLAS: buf.useBLAS)
+        project(.gate, buf.xn, packed: packed, into: buf.gate, ldo: ff)
+        project(.up, buf.xn, packed: packed, into: buf.up, ldo: ff)
         tape?.gatePreactivation.update(from: buf.gate, count: T * ff)
         tape?.upPreactivation.update(from: buf.up, count: T * ff)
         description.activation.forward(gate: buf.gate, up: buf.up, out: buf.gate, count: T * ff)
         tape?.mlpHidden.update(from: buf.gate, count: T * ff)
-        packed = buf.packed(buf.gate, columns: ff)
-        Kernels.linear(buf.gate, rows: T, weight: w.down, bias: nil, loras: lora[.down] ?? [],
-                       out: buf.o, ldo: d, scratch: buf.lora, packed: packed, useBLAS: buf.useBLAS)
+        project(.down, buf.gate, packed: buf.packed(buf.gate, columns: ff), into: buf.o, ldo: d)
         try visit(.mlpOutput, buf.o)
         Kernels.add(buf.o, into: buf.x, count: T * d)
         try visit(.blockOutput, buf.x)
@@ -129,39 +126,35 @@ public struct DecoderBlock: Sendable {
         let T = tape.rows, d = c.hiddenSize, hd = c.headDim, H = c.numAttentionHeads, KV = c.numKeyValueHeads
         let qw = H * hd, kvw = KV * hd, ff = c.intermediateSize
         let w = weights
-        func loraBackward(_ p: LlamaProjection, x: UnsafePointer<Float>, gy: UnsafePointer<Float>, ldg: Int,
-                          gx: UnsafeMutablePointer<Float>) {
+        /// The projection's backward: gx (+)= gy·W_p `[rows, in]` from gy `[rows, out]` (rows `ldg`
+        /// apart), plus the LoRA's share, whose factor gradients are added when asked for.
+        func projectBackward(_ p: LlamaProjection, x: UnsafePointer<Float>, gy: UnsafePointer<Float>, ldg: Int,
+                             into gx: UnsafeMutablePointer<Float>, accumulate: Bool = false) {
+            w[p].multiplyTransposed(gy, tokens: T, ldg: ldg, into: gx, ldo: w[p].columns, accumulate: accumulate)
             guard var gf = loraGradients[p], let f = loras[p]?.last else { return }
             f.backward(x: x, gy: gy, ldg: ldg, rows: T, gx: gx, gradient: &gf, scratch: s.lora)
             loraGradients[p] = gf
         }
         // MLP: Z = Y + m·W_downᵀ, m = φ(a_g) ⊙ a_u, a = RMSNorm₂(Y)·Wᵀ.
-        w.down.multiplyTransposed(g, tokens: T, ldg: d, into: s.gm, ldo: ff)
-        loraBackward(.down, x: tape.mlpHidden, gy: g, ldg: d, gx: s.gm)
+        projectBackward(.down, x: tape.mlpHidden, gy: g, ldg: d, into: s.gm)
         description.activation.backward(gate: tape.gatePreactivation, up: tape.upPreactivation, gradient: s.gm,
                                         gateGradient: s.gGate, upGradient: s.gUp, count: T * ff)
-        w.gate.multiplyTransposed(s.gGate, tokens: T, ldg: ff, into: s.gNormed2, ldo: d)
-        w.up.multiplyTransposed(s.gUp, tokens: T, ldg: ff, into: s.gNormed2, ldo: d, accumulate: true)
-        loraBackward(.gate, x: tape.mlpNormed, gy: s.gGate, ldg: ff, gx: s.gNormed2)
-        loraBackward(.up, x: tape.mlpNormed, gy: s.gUp, ldg: ff, gx: s.gNormed2)
+        projectBackward(.gate, x: tape.mlpNormed, gy: s.gGate, ldg: ff, into: s.gNormed2)
+        projectBackward(.up, x: tape.mlpNormed, gy: s.gUp, ldg: ff, into: s.gNormed2, accumulate: true)
         s.gMLPInput.update(from: g, count: T * d)
         w.postAttentionNorm.withUnsafeBufferPointer {
             RMSNorm.backward(tape.mlpInput, gy: s.gNormed2, rows: T, d: d, gain: $0.baseAddress!,
                              inverseRMS: tape.inverseRMS2, gx: s.gMLPInput)
         }
         // Attention: Y = h + attn·W_oᵀ.
-        w.o.multiplyTransposed(s.gMLPInput, tokens: T, ldg: d, into: s.gHeads, ldo: qw)
-        loraBackward(.o, x: tape.attentionHeads, gy: s.gMLPInput, ldg: d, gx: s.gHeads)
+        projectBackward(.o, x: tape.attentionHeads, gy: s.gMLPInput, ldg: d, into: s.gHeads)
         CausalAttention.backward(q: tape.queries, keys: keys, values: values, gradient: s.gHeads, rows: T,
                                  heads: H, kvHeads: KV, headDim: hd, gq: s.gq, gk: s.gk, gv: s.gv, scratch: s.attention)
         rotation.rotate(s.gq, rows: T, heads: H, rowStride: qw, backward: true)
         rotation.rotate(s.gk, rows: T, heads: KV, rowStride: kvw, backward: true)
-        w.q.multiplyTransposed(s.gq, tokens: T, ldg: qw, into: s.gNormed1, ldo: d)
-        w.k.multiplyTransposed(s.gk, tokens: T, ldg: kvw, into: s.gNormed1, ldo: d, accumulate: true)
-        w.v.multiplyTransposed(s.gv, tokens: T, ldg: kvw, into: s.gNormed1, ldo: d, accumulate: true)
-        loraBackward(.q, x: tape.attentionNormed, gy: s.gq, ldg: qw, gx: s.gNormed1)
-        loraBackward(.k, x: tape.attentionNormed, gy: s.gk, ldg: kvw, gx: s.gNormed1)
-        loraBackward(.v, x: tape.attentionNormed, gy: s.gv, ldg: kvw, gx: s.gNormed1)
+        projectBackward(.q, x: tape.attentionNormed, gy: s.gq, ldg: qw, into: s.gNormed1)
+        projectBackward(.k, x: tape.attentionNormed, gy: s.gk, ldg: kvw, into: s.gNormed1, accumulate: true)
+        projectBackward(.v, x: tape.attentionNormed, gy: s.gv, ldg: kvw, into: s.gNormed1, accumulate: true)
         gh.update(from: s.gMLPInput, count: T * d)
         w.inputNorm.withUnsafeBufferPointer {
             RMSNorm.backward(tape.blockInput, gy: s.gNormed1, rows: T, d: d, gain: $0.baseAddress!,

@@ -121,15 +121,4 @@ extension LlamaModel {
         }
         return lora + steeringAdapters.reduce(0) { $0 + $1.parameterCount }
     }
-
-    /// Parameters of the base weights (embedding, layers, norms, untied lm_head).
-    public var baseParameterCount: Int {
-        let w = weights
-        var n = w.matrices.reduce(0) { $0 + $1.rows * $1.columns } + w.finalNorm.count
-        for l in w.layers {
-            n += l.inputNorm.count + l.postAttentionNorm.count
-            n += (l.qBias?.count ?? 0) + (l.kBias?.count ?? 0) + (l.vBias?.count ?? 0) + (l.oBias?.count ?? 0)
-        }
-        return n
-    }
 }

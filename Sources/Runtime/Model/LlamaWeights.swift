@@ -43,6 +43,17 @@ public struct LlamaWeights: Sendable {
             }
         }
 
+        /// The bias of projection `p` `[out]`, if the layer holds one (q, k, v, o only).
+        public func bias(_ p: LlamaProjection) -> Tensor? {
+            switch p {
+            case .q: qBias
+            case .k: kBias
+            case .v: vBias
+            case .o: oBias
+            case .gate, .up, .down: nil
+            }
+        }
+
         /// A layer from its parts (shapes are checked by whoever runs it: `LlamaModel` through
         /// `LlamaWeights.load`, the Equivalence block evaluator on construction).
         public init(inputNorm: Tensor, q: ProjectionWeight, k: ProjectionWeight, v: ProjectionWeight, o: ProjectionWeight,
@@ -67,9 +78,12 @@ public struct LlamaWeights: Sendable {
 
         /// Parameters of the layer: matrices, norms and biases.
         public var parameterCount: Int {
-            LlamaProjection.allCases.reduce(0) { $0 + self[$1].rows * self[$1].columns }
-                + inputNorm.count + postAttentionNorm.count
-                + [qBias, kBias, vBias, oBias].reduce(0) { $0 + ($1?.count ?? 0) }
+            LlamaProjection.allCases.reduce(vectorParameterCount) { $0 + self[$1].rows * self[$1].columns }
+        }
+
+        /// Parameters held as f32 vectors: the two norm gains and the biases.
+        public var vectorParameterCount: Int {
+            LlamaProjection.allCases.reduce(inputNorm.count + postAttentionNorm.count) { $0 + (bias($1)?.count ?? 0) }
         }
     }
 
@@ -153,12 +167,7 @@ public struct LlamaWeights: Sendable {
 
     /// Bytes of all weights held (matrices at their storage size, norms and biases at 4 bytes).
     public var byteCount: Int {
-        var n = matrices.reduce(0) { $0 + $1.byteCount } + 4 * finalNorm.count
-        for l in layers {
-            n += 4 * (l.inputNorm.count + l.postAttentionNorm.count)
-            n += 4 * [l.qBias, l.kBias, l.vBias, l.oBias].reduce(0) { $0 + ($1?.count ?? 0) }
-        }
-        return n
+        matrices.reduce(0) { $0 + $1.byteCount } + 4 * layers.reduce(finalNorm.count) { $0 + $1.vectorParameterCount }
     }
 
     /// Loads every weight by its Hugging Face name and checks shapes against `config` (see
