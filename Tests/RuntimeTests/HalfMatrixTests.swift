@@ -132,7 +132,9 @@ struct HalfMatrixTests {
                 }
                 var blas = [Float](repeating: .nan, count: tokens * rows)
                 x.withUnsafeBufferPointer { xp in
-                    blas.withUnsafeMutableBufferPointer { m.multiplyBLAS(xp.baseAddress!, tokens: tokens, out: $0.baseAddress!, ldo: rows) }
+                    blas.withUnsafeMutableBufferPointer {
+                        ProjectionWeight.half(m).multiply(xp.baseAddress!, tokens: tokens, into: $0.baseAddress!, ldo: rows, useBLAS: true)
+                    }
                 }
                 #expect(relativeError(blas, want) <= 1e-5, "\(format) sgemm \(tokens)×\(columns)→\(rows)")
             }

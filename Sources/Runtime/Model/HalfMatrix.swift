@@ -168,25 +168,6 @@ public struct HalfMatrix: Sendable, Equatable {
         }
     }
 
-    /// out = x · Wᵀ for x `[tokens, columns]` (row-major, rows `columns` apart) into out rows `ldo`
-    /// apart, through OpenBLAS's sgemm, widening
-    /// `tileRows(columns)`·8 rows at a time into one scratch (never the whole matrix): the path
-    /// of CPUs without the token-panel gemm and of passes that use BLAS.
-    public func multiplyBLAS(_ x: UnsafePointer<Float>, tokens: Int, out: UnsafeMutablePointer<Float>, ldo: Int) {
-        guard tokens > 0, rows > 0 else { return }
-        let tile = min(rows, 8 * Self.tileRows(columns: columns))
-        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: tile * columns)
-        defer { scratch.deallocate() }
-        var r0 = 0
-        while r0 < rows {
-            let r1 = min(rows, r0 + tile)
-            widenRows(r0..<r1, into: scratch, ldo: columns)
-            BLAS.sgemm(transposeB: true, m: tokens, n: r1 - r0, k: columns, a: x, lda: columns, b: scratch, ldb: columns,
-                       c: out + r0, ldc: ldo)
-            r0 = r1
-        }
-    }
-
     /// Rows widened per step of the multi-token product: a multiple of the gemm's 6-row tile
     /// whose f32 copy stays within ~192 KiB (an L2-sized block), at least 6.
     static func tileRows(columns: Int) -> Int {

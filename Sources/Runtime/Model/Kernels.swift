@@ -35,7 +35,8 @@ enum Kernels {
     /// W a tile of rows at a time into a transient buffer and multiply each tile as an f32 weight
     /// (the weights are read once per call either way). bf16/f16 (`HalfMatrix`): one row runs the
     /// half matrix-vector kernel; more rows widen a few rows at a time into per-thread scratch and
-    /// multiply them with the token-panel gemm (or sgemm), never an f32 copy of the matrix.
+    /// multiply them with the token-panel gemm (or, like Q8_0, sgemm over widened tiles), never an
+    /// f32 copy of the matrix.
     ///
     /// On an AVX2 CPU (`TokenPanelGemm.preferred`) several rows go through `TokenPanelGemm`, the
     /// LoRA products included, with x packed into token panels: `packed` when the caller already
@@ -80,21 +81,15 @@ enum Kernels {
                     multiplyRows(wp, nOut, out)
                 }
             }
-        case .q8_0(let m):
-            if rowByRow {
-                for t in 0..<rows { m.multiply(vector: x + t * nIn, into: out + t * ldo, threads: BLAS.threadCount) }
-            } else {
-                weight.forEachWidenedTile { r, tile in multiplyRows(tile, r.count, out + r.lowerBound) }
-            }
-        case .half(let m):
-            if rowByRow {
-                m.multiply(vector: x, into: out, threads: BLAS.threadCount)
-            } else if panelGemm, let packed {
-                precondition(packed.rows == rows && packed.columns == nIn, "linear: packed tokens of another shape")
-                m.multiply(packed, out: out, ldo: ldo, threads: BLAS.threadCount)
-            } else {
-                m.multiplyBLAS(x, tokens: rows, out: out, ldo: ldo)
-            }
+        case .q8_0(let m) where rowByRow:
+            for t in 0..<rows { m.multiply(vector: x + t * nIn, into: out + t * ldo, threads: BLAS.threadCount) }
+        case .half(let m) where rowByRow:
+            m.multiply(vector: x, into: out, threads: BLAS.threadCount)
+        case .half(let m) where panelGemm && packed != nil:
+            precondition(packed!.rows == rows && packed!.columns == nIn, "linear: packed tokens of another shape")
+            m.multiply(packed!, out: out, ldo: ldo, threads: BLAS.threadCount)
+        case .q8_0, .half:
+            weight.forEachWidenedTile { r, tile in multiplyRows(tile, r.count, out + r.lowerBound) }
         }
         if let bias {
             bias.withUnsafeBufferPointer { b in

@@ -106,12 +106,15 @@ extension ProjectionWeight {
     /// y = x · Wᵀ for `tokens` rows: x `[tokens, in]` (rows `in` apart), y `[tokens, out]` (rows
     /// `ldo` apart), by the forward pass's own kernels (`Kernels.linear`: one row through the
     /// matrix-vector kernel of the format, several through the token-panel gemm or sgemm over
-    /// widened tiles), on `BLAS.threadCount` threads.
-    public func multiply(_ x: UnsafePointer<Float>, tokens: Int, into y: UnsafeMutablePointer<Float>, ldo: Int) {
+    /// widened tiles), on `BLAS.threadCount` threads. `useBLAS` takes sgemm/sgemv instead of this
+    /// CPU's own kernels (the path of a pass that makes BLAS calls between projections).
+    public func multiply(_ x: UnsafePointer<Float>, tokens: Int, into y: UnsafeMutablePointer<Float>, ldo: Int,
+                         useBLAS: Bool = false) {
         guard tokens > 0, rows > 0 else { return }
         precondition(ldo >= rows, "multiply: ldo \(ldo) < \(rows) output features")
         withUnsafeTemporaryAllocation(of: Float.self, capacity: 1) { scratch in
-            Kernels.linear(x, rows: tokens, weight: self, bias: nil, loras: [], out: y, ldo: ldo, scratch: scratch.baseAddress!)
+            Kernels.linear(x, rows: tokens, weight: self, bias: nil, loras: [], out: y, ldo: ldo, scratch: scratch.baseAddress!,
+                           useBLAS: useBLAS)
         }
     }
 }
