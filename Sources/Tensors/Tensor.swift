@@ -159,6 +159,34 @@ public struct Tensor: Sendable, Equatable, CustomStringConvertible {
         try scalars.withUnsafeMutableBufferPointer(body)
     }
 
+    /// Calls `body` with the address of the first element of each of `inputs` (read-only) and of
+    /// each of `outputs` (written in place, copied first where their storage is shared), in order;
+    /// the addresses are valid during the call only. An empty tensor's address points at no
+    /// element and must not be read. For kernels that take several raw buffers at once.
+    public static func withPointers<R>(_ inputs: [Tensor], writing outputs: inout [Tensor],
+                                       _ body: ([UnsafePointer<Float>], [UnsafeMutablePointer<Float>]) -> R) -> R {
+        var read: [UnsafePointer<Float>] = [], written: [UnsafeMutablePointer<Float>] = []
+        let none = UnsafeMutablePointer<Float>(bitPattern: MemoryLayout<Float>.alignment)!
+        return outputs.withUnsafeMutableBufferPointer { out in
+            // Each output tensor is a separate element: binding one while another is bound is no
+            // overlapping access (the elements are reached through the buffer, not the array).
+            func bind(_ i: Int, _ j: Int) -> R {
+                if i < inputs.count {
+                    return inputs[i].withUnsafeBufferPointer { read.append($0.baseAddress ?? UnsafePointer(none)); return bind(i + 1, j) }
+                }
+                guard j < out.count else { return body(read, written) }
+                return out[j].withUnsafeMutableBufferPointer { written.append($0.baseAddress ?? none); return bind(i, j + 1) }
+            }
+            return bind(0, 0)
+        }
+    }
+
+    /// `withPointers(_:writing:_:)` with inputs only.
+    public static func withPointers<R>(_ inputs: [Tensor], _ body: ([UnsafePointer<Float>]) -> R) -> R {
+        var outputs: [Tensor] = []
+        return withPointers(inputs, writing: &outputs) { p, _ in body(p) }
+    }
+
     // MARK: - Elementwise
 
     /// Applies `f` to every element.

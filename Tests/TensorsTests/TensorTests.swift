@@ -13,6 +13,22 @@ struct TensorTests {
         #expect(Shape.checked([1 << 40, 1 << 30]) == nil)
     }
 
+    @Test("withPointers binds inputs and outputs in order; a shared output is copied before it is written")
+    func withPointersBindsInOrder() {
+        let a = Tensor(vector: [1, 2, 3]), b = Tensor(vector: [10, 20, 30]), empty = Tensor(shape: [0])
+        let shared = Tensor(vector: [0, 0, 0])
+        var out = [shared, Tensor(shape: [2])]
+        let n = Tensor.withPointers([a, empty, b], writing: &out) { p, o in
+            for i in 0..<3 { o[0][i] = p[0][i] + p[2][i] }
+            o[1][0] = -1; o[1][1] = -2
+            return p.count + o.count
+        }
+        #expect(n == 5)
+        #expect(out[0].scalars == [11, 22, 33] && out[1].scalars == [-1, -2])
+        #expect(shared.scalars == [0, 0, 0])
+        #expect(Tensor.withPointers([b]) { $0[0][1] } == 20)
+    }
+
     @Test("copy-on-write: mutating a copy leaves the original alone")
     func copyOnWrite() {
         let a = Tensor(rows: [[1, 2], [3, 4]])

@@ -66,14 +66,13 @@ extension CausalAttention {
     /// from position 0: queries `[T, heads·hd]` and keys `[T, kvHeads·hd]` after RoPE.
     public static func probabilities(queries q: Tensor, keys k: Tensor, heads: Int, kvHeads: Int) -> Tensor {
         let T = q.rows, hd = q.columns / heads
-        var probs = Tensor(shape: [heads * T, T])
-        q.withUnsafeBufferPointer { pq in k.withUnsafeBufferPointer { pk in probs.withUnsafeMutableBufferPointer { pp in
+        var out = [Tensor(shape: [heads * T, T])]
+        Tensor.withPointers([q, k], writing: &out) { p, o in
             for h in 0..<heads {
-                probabilities(q: pq.baseAddress!, keys: pk.baseAddress!, rows: T, head: h, heads: heads, kvHeads: kvHeads,
-                              headDim: hd, into: pp.baseAddress! + h * T * T)
+                probabilities(q: p[0], keys: p[1], rows: T, head: h, heads: heads, kvHeads: kvHeads, headDim: hd, into: o[0] + h * T * T)
             }
-        } } }
-        return probs
+        }
+        return out[0]
     }
 
     /// The tangent of the heads' outputs `[T, heads·hd]` along δq, δk (after RoPE) and δv (each
@@ -83,33 +82,28 @@ extension CausalAttention {
                                dq: Tensor?, dk: Tensor?, dv: Tensor?, heads: Int, kvHeads: Int) -> Tensor {
         let T = q.rows, hd = q.columns / heads, qw = heads * hd, kvw = kvHeads * hd, group = heads / kvHeads
         let scale = 1 / Float(hd).squareRoot()
-        var out = Tensor(shape: [T, qw])
-        guard dq != nil || dk != nil || dv != nil else { return out }
-        var dS = [Float](repeating: 0, count: T * T)
-        let dqT = dq ?? Tensor(shape: [T, qw]), dkT = dk ?? Tensor(shape: [T, kvw]), dvT = dv ?? Tensor(shape: [T, kvw])
-        q.withUnsafeBufferPointer { pq in k.withUnsafeBufferPointer { pk in v.withUnsafeBufferPointer { pv in
-            probabilities.withUnsafeBufferPointer { pp in dqT.withUnsafeBufferPointer { pdq in dkT.withUnsafeBufferPointer { pdk in
-                dvT.withUnsafeBufferPointer { pdv in out.withUnsafeMutableBufferPointer { po in dS.withUnsafeMutableBufferPointer { ps in
-                    for h in 0..<heads {
-                        let g = h / group, p = pp.baseAddress! + h * T * T, o = po.baseAddress! + h * hd
-                        if dq != nil || dk != nil {
-                            BLAS.sgemm(transposeB: true, m: T, n: T, k: hd, alpha: scale, a: pdq.baseAddress! + h * hd, lda: qw,
-                                       b: pk.baseAddress! + g * hd, ldb: kvw, c: ps.baseAddress!, ldc: T)
-                            BLAS.sgemm(transposeB: true, m: T, n: T, k: hd, alpha: scale, a: pq.baseAddress! + h * hd, lda: qw,
-                                       b: pdk.baseAddress! + g * hd, ldb: kvw, beta: 1, c: ps.baseAddress!, ldc: T)
-                            causalSoftmaxJacobianProduct(probabilities: p, ps.baseAddress!, size: T)
-                            BLAS.sgemm(m: T, n: hd, k: T, a: ps.baseAddress!, lda: T, b: pv.baseAddress! + g * hd, ldb: kvw,
-                                       c: o, ldc: qw)
-                        }
-                        if dv != nil {
-                            BLAS.sgemm(m: T, n: hd, k: T, a: p, lda: T, b: pdv.baseAddress! + g * hd, ldb: kvw,
-                                       beta: 1, c: o, ldc: qw)
-                        }
-                    }
-                } } }
-            } } }
-        } } }
-        return out
+        var out = [Tensor(shape: [T, qw]), Tensor(shape: [T, T])]   // the heads' tangent; δS scratch
+        guard dq != nil || dk != nil || dv != nil else { return out[0] }
+        // An absent δq or δk is zero; an absent δv skips its product.
+        let inputs = [q, k, v, probabilities, dq ?? Tensor(shape: [T, qw]), dk ?? Tensor(shape: [T, kvw]), dv ?? Tensor(shape: [0])]
+        Tensor.withPointers(inputs, writing: &out) { p, o in
+            let (pq, pk, pv, pp, pdq, pdk, pdv, dS) = (p[0], p[1], p[2], p[3], p[4], p[5], p[6], o[1])
+            for h in 0..<heads {
+                let g = h / group, ph = pp + h * T * T, oh = o[0] + h * hd
+                if dq != nil || dk != nil {
+                    BLAS.sgemm(transposeB: true, m: T, n: T, k: hd, alpha: scale, a: pdq + h * hd, lda: qw,
+                               b: pk + g * hd, ldb: kvw, c: dS, ldc: T)
+                    BLAS.sgemm(transposeB: true, m: T, n: T, k: hd, alpha: scale, a: pq + h * hd, lda: qw,
+                               b: pdk + g * hd, ldb: kvw, beta: 1, c: dS, ldc: T)
+                    causalSoftmaxJacobianProduct(probabilities: ph, dS, size: T)
+                    BLAS.sgemm(m: T, n: hd, k: T, a: dS, lda: T, b: pv + g * hd, ldb: kvw, c: oh, ldc: qw)
+                }
+                if dv != nil {
+                    BLAS.sgemm(m: T, n: hd, k: T, a: ph, lda: T, b: pdv + g * hd, ldb: kvw, beta: 1, c: oh, ldc: qw)
+                }
+            }
+        }
+        return out[0]
     }
 
     /// The backward of `apply` for `rows` queries at positions 0..<rows (a sequence run from
@@ -156,18 +150,11 @@ extension CausalAttention {
     public static func backward(queries q: Tensor, keys k: Tensor, values v: Tensor, probabilities: Tensor,
                                 gradient g: Tensor, heads: Int, kvHeads: Int) -> (q: Tensor, k: Tensor, v: Tensor) {
         let T = q.rows, hd = q.columns / heads
-        var gq = Tensor(shape: q.shape), gk = Tensor(shape: k.shape), gv = Tensor(shape: v.shape)
-        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: max(2 * T * T, 1))
-        defer { scratch.deallocate() }
-        q.withUnsafeBufferPointer { pq in k.withUnsafeBufferPointer { pk in v.withUnsafeBufferPointer { pv in
-            probabilities.withUnsafeBufferPointer { pp in g.withUnsafeBufferPointer { pg in
-                gq.withUnsafeMutableBufferPointer { oq in gk.withUnsafeMutableBufferPointer { ok in gv.withUnsafeMutableBufferPointer { ov in
-                    backward(q: pq.baseAddress!, keys: pk.baseAddress!, values: pv.baseAddress!, probabilities: pp.baseAddress!,
-                             gradient: pg.baseAddress!, rows: T, heads: heads, kvHeads: kvHeads, headDim: hd,
-                             gq: oq.baseAddress!, gk: ok.baseAddress!, gv: ov.baseAddress!, scratch: scratch)
-                } } }
-            } }
-        } } }
-        return (gq, gk, gv)
+        var out = [Tensor(shape: q.shape), Tensor(shape: k.shape), Tensor(shape: v.shape), Tensor(shape: [2 * T, T])]
+        Tensor.withPointers([q, k, v, probabilities, g], writing: &out) { p, o in
+            backward(q: p[0], keys: p[1], values: p[2], probabilities: p[3], gradient: p[4], rows: T, heads: heads,
+                     kvHeads: kvHeads, headDim: hd, gq: o[0], gk: o[1], gv: o[2], scratch: o[3])
+        }
+        return (out[0], out[1], out[2])
     }
 }

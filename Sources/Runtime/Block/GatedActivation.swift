@@ -36,16 +36,11 @@ public enum GatedActivation: String, Sendable, Equatable {
     /// The tangent's coefficients at (gate, up): δm = `gate` ⊙ δa_g + `up` ⊙ δa_u with
     /// `gate` = φ′(a_g) ⊙ a_u and `up` = φ(a_g) (the same factors `backward` multiplies by).
     public func tangentCoefficients(gate: Tensor, up: Tensor) -> (gate: Tensor, up: Tensor) {
-        let n = gate.count
-        var cg = Tensor(shape: gate.shape), cu = Tensor(shape: gate.shape)
-        let ones = [Float](repeating: 1, count: n)
-        gate.withUnsafeBufferPointer { g in up.withUnsafeBufferPointer { u in ones.withUnsafeBufferPointer { one in
-            cg.withUnsafeMutableBufferPointer { pg in cu.withUnsafeMutableBufferPointer { pu in
-                backward(gate: g.baseAddress!, up: u.baseAddress!, gradient: one.baseAddress!, gateGradient: pg.baseAddress!,
-                         upGradient: pu.baseAddress!, count: n)
-            } }
-        } } }
-        return (cg, cu)
+        var out = [Tensor(shape: gate.shape), Tensor(shape: gate.shape)]
+        Tensor.withPointers([gate, up, Tensor(shape: gate.shape, repeating: 1)], writing: &out) { p, o in
+            backward(gate: p[0], up: p[1], gradient: p[2], gateGradient: o[0], upGradient: o[1], count: gate.count)
+        }
+        return (out[0], out[1])
     }
 
     /// σ(x) = 1/(1+e⁻ˣ).

@@ -73,12 +73,10 @@ enum RMSNorm {
                                            UnsafePointer<Float>, UnsafeMutablePointer<Float>) -> Void) -> Tensor {
         precondition(x.shape == other.shape && x.rows == inverseRMS.count, "RMSNorm: \(x.shape), \(other.shape), \(inverseRMS.count) rows")
         let rows = x.rows, d = x.columns
-        return Tensor(shape: [rows, d]) { o in
-            x.withUnsafeBufferPointer { xp in other.withUnsafeBufferPointer { op in gain.withUnsafeBufferPointer { gp in
-                inverseRMS.withUnsafeBufferPointer { rp in
-                    kernel(xp.baseAddress!, op.baseAddress!, rows, d, gp.baseAddress!, rp.baseAddress!, o.baseAddress!)
-                }
-            } } }
+        var out = [Tensor(shape: [rows, d])]
+        Tensor.withPointers([x, other, gain, Tensor(vector: inverseRMS)], writing: &out) { p, o in
+            kernel(p[0], p[1], rows, d, p[2], p[3], o[0])
         }
+        return out[0]
     }
 }
