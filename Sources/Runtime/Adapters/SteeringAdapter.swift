@@ -52,37 +52,28 @@ public struct SteeringLayer: Sendable, Equatable {
         guard let down, let up else { return }
         let r = rank
         let pre = matmul(h, down)                                                   // h·D [T, r]
-        var phi = pre, gPre = Tensor(shape: [T, r])
+        var phi = pre
+        let gPre = Tensor(shape: [T, r])
         if activation == .silu { phi = pre.map { $0 / (1 + expf(-$0)) } }
-        phi.withUnsafeBufferPointer { ph in gPre.withUnsafeMutableBufferPointer { gp in
-            h.withUnsafeBufferPointer { hp in
-                // gU [d, r] += sc·gᵀ·φ ; g_pre [T, r] = sc·g·U ⊙ φ′.
-                gradient.up!.withUnsafeMutableBufferPointer { gu in
-                    BLAS.sgemm(transposeA: true, m: d, n: r, k: T, alpha: sc, a: g, lda: d, b: ph.baseAddress!, ldb: r,
-                               beta: 1, c: gu.baseAddress!, ldc: r)
-                }
-                up.withUnsafeBufferPointer { u in
-                    BLAS.sgemm(m: T, n: r, k: d, alpha: sc, a: g, lda: d, b: u.baseAddress!, ldb: r, c: gp.baseAddress!, ldc: r)
-                }
-                if activation == .silu {
-                    pre.withUnsafeBufferPointer { x in
-                        for i in 0..<(T * r) {
-                            let sg = 1 / (1 + expf(-x[i]))
-                            gp[i] *= sg * (1 + x[i] * (1 - sg))
-                        }
-                    }
-                }
-                // gD [d, r] += hᵀ·g_pre ; g += g_pre·Dᵀ.
-                gradient.down!.withUnsafeMutableBufferPointer { gd in
-                    BLAS.sgemm(transposeA: true, m: d, n: r, k: T, a: hp.baseAddress!, lda: d, b: gp.baseAddress!, ldb: r,
-                               beta: 1, c: gd.baseAddress!, ldc: r)
-                }
-                down.withUnsafeBufferPointer { dp in
-                    BLAS.sgemm(transposeB: true, m: T, n: d, k: r, a: gp.baseAddress!, lda: r, b: dp.baseAddress!, ldb: r,
-                               beta: 1, c: g, ldc: d)
+        // The gradients leave `gradient` while they are written, so they are not copied on write.
+        var out = [gradient.up!, gradient.down!, gPre]
+        gradient.up = nil; gradient.down = nil
+        Tensor.withPointers([h, phi, pre, up, down], writing: &out) { p, o in
+            let (hp, ph, x, u, dp, gu, gd, gp) = (p[0], p[1], p[2], p[3], p[4], o[0], o[1], o[2])
+            // gU [d, r] += sc·gᵀ·φ ; g_pre [T, r] = sc·g·U ⊙ φ′.
+            BLAS.sgemm(transposeA: true, m: d, n: r, k: T, alpha: sc, a: g, lda: d, b: ph, ldb: r, beta: 1, c: gu, ldc: r)
+            BLAS.sgemm(m: T, n: r, k: d, alpha: sc, a: g, lda: d, b: u, ldb: r, c: gp, ldc: r)
+            if activation == .silu {
+                for i in 0..<(T * r) {
+                    let sg = 1 / (1 + expf(-x[i]))
+                    gp[i] *= sg * (1 + x[i] * (1 - sg))
                 }
             }
-        } }
+            // gD [d, r] += hᵀ·g_pre ; g += g_pre·Dᵀ.
+            BLAS.sgemm(transposeA: true, m: d, n: r, k: T, a: hp, lda: d, b: gp, ldb: r, beta: 1, c: gd, ldc: r)
+            BLAS.sgemm(transposeB: true, m: T, n: d, k: r, a: gp, lda: r, b: dp, ldb: r, beta: 1, c: g, ldc: d)
+        }
+        gradient.up = out[0]; gradient.down = out[1]
     }
 }
 

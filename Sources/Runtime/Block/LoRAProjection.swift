@@ -11,20 +11,16 @@ extension LoRAFactors {
         let r = rank, nIn = a.shape[1], nOut = b.shape[0], s = scale
         guard r > 0, T > 0 else { return }
         let xa = scratch, gya = scratch + T * r
-        a.withUnsafeBufferPointer { ap in
-            b.withUnsafeBufferPointer { bp in
-                BLAS.sgemm(transposeB: true, m: T, n: r, k: nIn, a: x, lda: nIn, b: ap.baseAddress!, ldb: nIn, c: xa, ldc: r)
-                BLAS.sgemm(m: T, n: r, k: nOut, a: gy, lda: ldg, b: bp.baseAddress!, ldb: r, c: gya, ldc: r)
-                gradient.b.withUnsafeMutableBufferPointer { gb in
-                    BLAS.sgemm(transposeA: true, m: nOut, n: r, k: T, alpha: s, a: gy, lda: ldg, b: xa, ldb: r,
-                               beta: 1, c: gb.baseAddress!, ldc: r)
-                }
-                gradient.a.withUnsafeMutableBufferPointer { ga in
-                    BLAS.sgemm(transposeA: true, m: r, n: nIn, k: T, alpha: s, a: gya, lda: r, b: x, ldb: nIn,
-                               beta: 1, c: ga.baseAddress!, ldc: nIn)
-                }
-                BLAS.sgemm(m: T, n: nIn, k: r, alpha: s, a: gya, lda: r, b: ap.baseAddress!, ldb: nIn, beta: 1, c: gx, ldc: nIn)
-            }
+        var out = [gradient.a, gradient.b]
+        gradient.a = Tensor(shape: [0]); gradient.b = Tensor(shape: [0])   // not copied on write
+        Tensor.withPointers([a, b], writing: &out) { p, o in
+            let (ap, bp, ga, gb) = (p[0], p[1], o[0], o[1])
+            BLAS.sgemm(transposeB: true, m: T, n: r, k: nIn, a: x, lda: nIn, b: ap, ldb: nIn, c: xa, ldc: r)
+            BLAS.sgemm(m: T, n: r, k: nOut, a: gy, lda: ldg, b: bp, ldb: r, c: gya, ldc: r)
+            BLAS.sgemm(transposeA: true, m: nOut, n: r, k: T, alpha: s, a: gy, lda: ldg, b: xa, ldb: r, beta: 1, c: gb, ldc: r)
+            BLAS.sgemm(transposeA: true, m: r, n: nIn, k: T, alpha: s, a: gya, lda: r, b: x, ldb: nIn, beta: 1, c: ga, ldc: nIn)
+            BLAS.sgemm(m: T, n: nIn, k: r, alpha: s, a: gya, lda: r, b: ap, ldb: nIn, beta: 1, c: gx, ldc: nIn)
         }
+        gradient.a = out[0]; gradient.b = out[1]
     }
 }

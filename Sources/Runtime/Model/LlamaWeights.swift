@@ -19,27 +19,19 @@ public struct LlamaWeights: Sendable {
 
         /// The matrix of projection `p`.
         public subscript(_ p: LlamaProjection) -> ProjectionWeight {
-            get {
-                switch p {
-                case .q: q
-                case .k: k
-                case .v: v
-                case .o: o
-                case .gate: gate
-                case .up: up
-                case .down: down
-                }
-            }
-            set {
-                switch p {
-                case .q: q = newValue
-                case .k: k = newValue
-                case .v: v = newValue
-                case .o: o = newValue
-                case .gate: gate = newValue
-                case .up: up = newValue
-                case .down: down = newValue
-                }
+            get { self[keyPath: Self.matrix(p)] }
+            set { self[keyPath: Self.matrix(p)] = newValue }
+        }
+
+        private static func matrix(_ p: LlamaProjection) -> WritableKeyPath<Layer, ProjectionWeight> {
+            switch p {
+            case .q: \.q
+            case .k: \.k
+            case .v: \.v
+            case .o: \.o
+            case .gate: \.gate
+            case .up: \.up
+            case .down: \.down
             }
         }
 
