@@ -97,26 +97,22 @@ enum Kernels {
                 for t in 0..<rows { add(bp, into: out + t * ldo, count: nOut) }
             }
         }
-        for f in loras {
+        for f in loras where f.rank > 0 {
             let r = f.rank
-            f.a.withUnsafeBufferPointer { a in
-                f.b.withUnsafeBufferPointer { b in
-                    guard let ap = a.baseAddress, let bp = b.baseAddress else { return }
-                    // scratch [rows, r] = x · Aᵀ; out += scale · scratch · Bᵀ.
-                    if panelGemm, let packed {
-                        TokenPanelGemm.multiply(packed, weight: ap, outFeatures: r, out: scratch, ldo: r,
-                                                threads: BLAS.threadCount)
-                        withUnsafeTemporaryAllocation(of: Float.self, capacity: TokenPanelGemm.panelFloats(rows: rows, columns: r)) {
-                            let s = TokenPanelGemm.pack(scratch, rows: rows, columns: r, ldx: r, into: $0.baseAddress!)
-                            TokenPanelGemm.multiply(s, weight: bp, outFeatures: nOut, out: out, ldo: ldo, alpha: f.scale,
-                                                    accumulate: true, threads: BLAS.threadCount)
-                        }
-                    } else {
-                        BLAS.sgemm(transposeB: true, m: rows, n: r, k: nIn, a: x, lda: nIn, b: ap, ldb: nIn,
-                                   c: scratch, ldc: r)
-                        BLAS.sgemm(transposeB: true, m: rows, n: nOut, k: r, alpha: f.scale, a: scratch, lda: r,
-                                   b: bp, ldb: r, beta: 1, c: out, ldc: ldo)
+            Tensor.withPointers([f.a, f.b]) { p in
+                let (ap, bp) = (p[0], p[1])
+                // scratch [rows, r] = x · Aᵀ; out += scale · scratch · Bᵀ.
+                if panelGemm, let packed {
+                    TokenPanelGemm.multiply(packed, weight: ap, outFeatures: r, out: scratch, ldo: r, threads: BLAS.threadCount)
+                    withUnsafeTemporaryAllocation(of: Float.self, capacity: TokenPanelGemm.panelFloats(rows: rows, columns: r)) {
+                        let s = TokenPanelGemm.pack(scratch, rows: rows, columns: r, ldx: r, into: $0.baseAddress!)
+                        TokenPanelGemm.multiply(s, weight: bp, outFeatures: nOut, out: out, ldo: ldo, alpha: f.scale,
+                                                accumulate: true, threads: BLAS.threadCount)
                     }
+                } else {
+                    BLAS.sgemm(transposeB: true, m: rows, n: r, k: nIn, a: x, lda: nIn, b: ap, ldb: nIn, c: scratch, ldc: r)
+                    BLAS.sgemm(transposeB: true, m: rows, n: nOut, k: r, alpha: f.scale, a: scratch, lda: r,
+                               b: bp, ldb: r, beta: 1, c: out, ldc: ldo)
                 }
             }
         }
