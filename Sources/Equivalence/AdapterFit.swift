@@ -189,7 +189,7 @@ public enum AdapterFit {
         var bw = [Float](repeating: 0, count: d)
         func forward(_ x: Tensor, _ dm: Tensor, _ um: Tensor, _ b: [Float]) -> (a: Tensor, s: Tensor, out: Tensor) {
             let a = matmul(x, dm)
-            let s = a.map { $0 * sigmoid($0) }
+            let s = a.map(SiLU.value)
             return (a, s, matmul(s, um, transposeB: true).addingToEachRow(b))
         }
         // Optimal bias for the initial D, U.
@@ -233,8 +233,7 @@ public enum AdapterFit {
                 let gs = matmul(g, uw)                                        // [B, r]
                 let ga = Tensor(shape: a.shape) { o in
                     for i in 0..<o.count {
-                        let x = a.scalars[i], sg = sigmoid(x)
-                        o[i] = gs.scalars[i] * sg * (1 + x * (1 - sg))
+                        o[i] = gs.scalars[i] * SiLU.derivative(a.scalars[i])
                     }
                 }
                 let gD = matmul(xb, ga, transposeA: true)                     // [d, r]

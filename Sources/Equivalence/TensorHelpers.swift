@@ -4,8 +4,6 @@ import Tensors
 // Tensor helpers of the adapter fits and fold-back (the block's own operations are Runtime's, in
 // Runtime/Block). Matrices are row-major `[rows, columns]`.
 
-@inline(__always) func sigmoid(_ x: Float) -> Float { 1 / (1 + expf(-x)) }
-
 /// `c += alpha · a` in place.
 func accumulate(_ c: inout Tensor, _ a: Tensor, alpha: Float = 1) {
     precondition(c.shape == a.shape, "accumulate: \(c.shape) vs \(a.shape)")

@@ -27,7 +27,7 @@ public struct SteeringLayer: Sendable, Equatable {
         var out: Tensor
         if let down, let up {
             var z = matmul(h, down)                         // [T, r]
-            if activation == .silu { z = z.map { $0 / (1 + expf(-$0)) } }
+            if activation == .silu { z = z.map(SiLU.value) }
             out = matmul(z, up, transposeB: true)           // [T, d]
         } else {
             out = Tensor(shape: h.shape)
@@ -54,7 +54,7 @@ public struct SteeringLayer: Sendable, Equatable {
         let pre = matmul(h, down)                                                   // h·D [T, r]
         var phi = pre
         let gPre = Tensor(shape: [T, r])
-        if activation == .silu { phi = pre.map { $0 / (1 + expf(-$0)) } }
+        if activation == .silu { phi = pre.map(SiLU.value) }
         // The gradients leave `gradient` while they are written, so they are not copied on write.
         var out = [gradient.up!, gradient.down!, gPre]
         gradient.up = nil; gradient.down = nil
@@ -64,10 +64,7 @@ public struct SteeringLayer: Sendable, Equatable {
             BLAS.sgemm(transposeA: true, m: d, n: r, k: T, alpha: sc, a: g, lda: d, b: ph, ldb: r, beta: 1, c: gu, ldc: r)
             BLAS.sgemm(m: T, n: r, k: d, alpha: sc, a: g, lda: d, b: u, ldb: r, c: gp, ldc: r)
             if activation == .silu {
-                for i in 0..<(T * r) {
-                    let sg = 1 / (1 + expf(-x[i]))
-                    gp[i] *= sg * (1 + x[i] * (1 - sg))
-                }
+                for i in 0..<(T * r) { gp[i] *= SiLU.derivative(x[i]) }
             }
             // gD [d, r] += hᵀ·g_pre ; g += g_pre·Dᵀ.
             BLAS.sgemm(transposeA: true, m: d, n: r, k: T, a: hp, lda: d, b: gp, ldb: r, beta: 1, c: gd, ldc: r)

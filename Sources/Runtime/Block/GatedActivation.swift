@@ -26,7 +26,7 @@ public enum GatedActivation: String, Sendable, Equatable {
         switch self {
         case .silu:
             for i in 0..<count {
-                let a = gate[i], sg = Self.sigmoid(a)
+                let a = gate[i], sg = SiLU.sigmoid(a)
                 upGradient[i] = gm[i] * a * sg
                 gateGradient[i] = gm[i] * up[i] * sg * (1 + a * (1 - sg))
             }
@@ -42,7 +42,18 @@ public enum GatedActivation: String, Sendable, Equatable {
         }
         return (out[0], out[1])
     }
+}
 
+/// SiLU, φ(x) = x·σ(x), and its derivative elementwise in f32 with `expf`: the one definition the
+/// gated MLP's backward, the SiLU steering adapters and their fits share.
+public enum SiLU {
     /// σ(x) = 1/(1+e⁻ˣ).
-    @inline(__always) static func sigmoid(_ x: Float) -> Float { 1 / (1 + expf(-x)) }
+    @inline(__always) public static func sigmoid(_ x: Float) -> Float { 1 / (1 + expf(-x)) }
+    /// φ(x) = x/(1+e⁻ˣ).
+    @inline(__always) public static func value(_ x: Float) -> Float { x / (1 + expf(-x)) }
+    /// φ′(x) = σ(x)·(1 + x·(1 − σ(x))).
+    @inline(__always) public static func derivative(_ x: Float) -> Float {
+        let s = sigmoid(x)
+        return s * (1 + x * (1 - s))
+    }
 }

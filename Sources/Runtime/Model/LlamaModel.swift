@@ -9,7 +9,7 @@ public struct LlamaModel: Sendable {
     /// Hyperparameters.
     public let config: LlamaConfig
     /// The weights every computation reads (matrices f32, Q8_0 or bf16/f16 in place).
-    public let weights: LlamaWeights
+    public private(set) var weights: LlamaWeights
     /// Decoder layer `layer` (0-based) in f32 for analysis (first-order map, fold-back): f32
     /// matrices shared, Q8_0 and bf16/f16 ones widened into new buffers for this layer only,
     /// so at most one layer is ever dense beyond what the model holds.
@@ -56,21 +56,20 @@ public struct LlamaModel: Sendable {
     /// - Throws: `RuntimeError.shapeMismatch` for a matrix Q8_0 cannot hold.
     public func converted(to storage: WeightStorage) throws -> LlamaModel {
         guard storage != weightStorage else { return self }
-        var m = LlamaModel(config: config, weights: try weights.converted(to: storage),
-                           rotary: rotary, architecture: architecture)
-        m.loraAdapters = loraAdapters
-        m.steeringAdapters = steeringAdapters
-        return m
+        return withWeights(try weights.converted(to: storage))
     }
 
     /// The same model (adapters included) with every weight matrix rounded to bf16 or f16 and
     /// multiplied by the half kernels, as a checkpoint saved in that dtype runs with
     /// `.native` storage (benchmarks, tests).
     public func rounded(to format: HalfMatrix.Format) throws -> LlamaModel {
-        var m = LlamaModel(config: config, weights: try weights.rounded(to: format),
-                           rotary: rotary, architecture: architecture)
-        m.loraAdapters = loraAdapters
-        m.steeringAdapters = steeringAdapters
+        withWeights(try weights.rounded(to: format))
+    }
+
+    /// The same model (adapters included) over other weights of the same shapes.
+    private func withWeights(_ other: LlamaWeights) -> LlamaModel {
+        var m = self
+        m.weights = other
         return m
     }
 
