@@ -65,54 +65,37 @@ public struct GGUFTokenizerMetadata: Sendable, Equatable {
         func wrong(_ key: String, _ what: String) -> TokenizerError {
             .invalidFormat(source: source, reason: "\(key) is not \(what)")
         }
-        func string(_ key: String) throws -> String? {
+        /// The value at `key` read by `read`, nil when absent; an error naming `what` when of another type.
+        func typed<T>(_ key: String, _ what: String, _ read: (GGUFValue) -> T?) throws -> T? {
             guard let v = value(key) else { return nil }
-            guard let s = v.stringValue else { throw wrong(key, "a string") }
-            return s
+            guard let t = read(v) else { throw wrong(key, what) }
+            return t
         }
-        func int(_ key: String) throws -> Int? {
-            guard let v = value(key) else { return nil }
-            guard let i = v.intValue else { throw wrong(key, "an integer") }
-            return i
-        }
-        func bool(_ key: String) throws -> Bool? {
-            guard let v = value(key) else { return nil }
-            guard let b = v.boolValue else { throw wrong(key, "a bool") }
-            return b
-        }
-        func strings(_ key: String) throws -> [String]? {
-            guard let v = value(key) else { return nil }
-            guard let a = v.arrayValue else { throw wrong(key, "an array of strings") }
-            var out: [String] = []
-            out.reserveCapacity(a.count)
-            for e in a {
-                guard let s = e.stringValue else { throw wrong(key, "an array of strings") }
-                out.append(s)
+        func string(_ key: String) throws -> String? { try typed(key, "a string") { $0.stringValue } }
+        func int(_ key: String) throws -> Int? { try typed(key, "an integer") { $0.intValue } }
+        func bool(_ key: String) throws -> Bool? { try typed(key, "a bool") { $0.boolValue } }
+        /// An array whose every element `element` reads; an error naming `what` otherwise.
+        func array<T>(_ key: String, _ what: String, _ element: (GGUFValue) -> T?) throws -> [T]? {
+            try typed(key, what) { v in
+                guard let a = v.arrayValue else { return nil }
+                var out: [T] = []
+                out.reserveCapacity(a.count)
+                for e in a {
+                    guard let t = element(e) else { return nil }
+                    out.append(t)
+                }
+                return out
             }
-            return out
         }
+        func strings(_ key: String) throws -> [String]? { try array(key, "an array of strings") { $0.stringValue } }
         guard let model = try string("tokenizer.ggml.model") else {
             throw TokenizerError.invalidFormat(source: source, reason: "no tokenizer.ggml.model (not a GGUF with a vocabulary)")
         }
         guard let tokens = try strings("tokenizer.ggml.tokens") else {
             throw TokenizerError.invalidFormat(source: source, reason: "no tokenizer.ggml.tokens")
         }
-        var scores: [Float]?
-        if let v = value("tokenizer.ggml.scores") {
-            guard let a = v.arrayValue else { throw wrong("tokenizer.ggml.scores", "an array of numbers") }
-            scores = try a.map { e in
-                guard let d = e.doubleValue else { throw wrong("tokenizer.ggml.scores", "an array of numbers") }
-                return Float(d)
-            }
-        }
-        var types: [Int32]?
-        if let v = value("tokenizer.ggml.token_type") {
-            guard let a = v.arrayValue else { throw wrong("tokenizer.ggml.token_type", "an array of integers") }
-            types = try a.map { e in
-                guard let i = e.intValue, let t = Int32(exactly: i) else { throw wrong("tokenizer.ggml.token_type", "an array of integers") }
-                return t
-            }
-        }
+        let scores = try array("tokenizer.ggml.scores", "an array of numbers") { $0.doubleValue.map { Float($0) } }
+        let types = try array("tokenizer.ggml.token_type", "an array of integers") { $0.intValue.flatMap { Int32(exactly: $0) } }
         self.init(model: model, pre: try string("tokenizer.ggml.pre"), tokens: tokens, scores: scores, tokenTypes: types,
                   merges: try strings("tokenizer.ggml.merges"), bosTokenID: try int("tokenizer.ggml.bos_token_id"),
                   eosTokenID: try int("tokenizer.ggml.eos_token_id"), unknownTokenID: try int("tokenizer.ggml.unknown_token_id"),
