@@ -78,6 +78,31 @@ struct TokenizerHostileTests {
         }
     }
 
+    @Test("GGUF metadata of the wrong type names the key and the type it should be")
+    func ggufMetadataTypes() throws {
+        let good: [String: GGUFValue] = [
+            "tokenizer.ggml.model": .string("gpt2"), "tokenizer.ggml.pre": .string("gpt-2"),
+            "tokenizer.ggml.tokens": .array(elementType: .string, [.string("a"), .string("b")]),
+            "tokenizer.ggml.bos_token_id": .uint32(1),
+        ]
+        #expect(try GGUFTokenizerMetadata(metadata: { good[$0] }, source: "m.gguf").bosTokenID == 1)
+        let cases: [(String, GGUFValue, String)] = [
+            ("tokenizer.ggml.model", .uint32(1), "a string"),
+            ("tokenizer.ggml.bos_token_id", .string("1"), "an integer"),
+            ("tokenizer.ggml.add_bos_token", .uint8(1), "a bool"),
+            ("tokenizer.ggml.tokens", .array(elementType: .string, [.string("a"), .uint8(2)]), "an array of strings"),
+            ("tokenizer.ggml.scores", .string("0"), "an array of numbers"),
+            ("tokenizer.ggml.token_type", .array(elementType: .int64, [.int64(1), .int64(1 << 40)]), "an array of integers"),
+        ]
+        for (key, value, what) in cases {
+            var m = good
+            m[key] = value
+            #expect(throws: TokenizerError.invalidFormat(source: "m.gguf", reason: "\(key) is not \(what)")) {
+                try GGUFTokenizerMetadata(metadata: { m[$0] }, source: "m.gguf")
+            }
+        }
+    }
+
     @Test("files that are not tokenizers")
     func files() throws {
         #expect(throws: TokenizerError.self) { try Tokenizer.load(modelPath: "/nonexistent/tokenizer.json") }
