@@ -7,7 +7,7 @@ import Tensors
 /// on a random ~100M-parameter Llama built in memory (same shape as `bench/peers/runtime.py`'s).
 struct BenchRuntimeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "runtime", abstract: "Prefill and decode tokens/s (f32, then Q8_0 kept quantized, then bf16 used as stored; KV cache).")
+        commandName: "runtime", abstract: "Prefill and decode tokens/s (f32, then Q8_0 kept quantized, then the file's bf16/f16 or GGML blocks used as stored, or bf16; KV cache).")
 
     @Option(name: .long, help: "Model folder or GGUF (default: random ~100M-parameter Llama).")
     var model: String?
@@ -42,19 +42,24 @@ struct BenchRuntimeCommand: ParsableCommand {
         // memory, as `--weights q8_0` does at load); the f32 copy is released first.
         let q8 = try model.map { try LlamaModel.load(path: $0, storage: .q8_0) } ?? f32.converted(to: .q8_0)
         try measure(q8, name: name + ".q8_0", peak: peak, copy: copy)
-        // And with its matrices in bf16, multiplied by the half kernels (`--weights native` on a
-        // BF16 checkpoint): a BF16/F16 file used in place, else the f32 weights rounded in memory.
-        // (A 16-bit file is reported as `.native`, whatever its dtype.)
-        if let native = try model.map({ try LlamaModel.load(path: $0, storage: .native) }), Self.holdsHalf(native) {
+        // And as `--weights native` holds it when the file has matrices read in place (BF16/F16,
+        // or GGUF Q4_0 … Q6_K blocks: reported as `.native`, whatever the types), else with its
+        // matrices rounded to bf16 in memory and multiplied by the half kernels.
+        if let native = try model.map({ try LlamaModel.load(path: $0, storage: .native) }), Self.readsInPlace(native) {
             try measure(native, name: name + ".native", peak: peak, copy: copy)
         } else {
             try measure(try f32.rounded(to: .bf16), name: name + ".bf16", peak: peak, copy: copy)
         }
     }
 
-    /// Whether some weight matrix of `m` is held in bf16/f16.
-    static func holdsHalf(_ m: LlamaModel) -> Bool {
-        m.weights.matrices.contains { if case .half = $0 { true } else { false } }
+    /// Whether some weight matrix of `m` is read in place from its file (bf16/f16 or GGML blocks).
+    static func readsInPlace(_ m: LlamaModel) -> Bool {
+        m.weights.matrices.contains {
+            switch $0 {
+            case .half, .quantized: true
+            case .f32, .q8_0: false
+            }
+        }
     }
 
     /// Prefill and decode tokens/s of `m`, with the achieved fraction of sgemm peak (prefill) and
@@ -85,7 +90,7 @@ struct BenchRuntimeCommand: ParsableCommand {
         // Against the machine: prefill is compute-bound (2 FLOPs per projection weight per token;
         // attention scores and lm_head of the last position left out, so this undercounts a little),
         // decode is bandwidth-bound (every weight byte of the layers and lm_head read once per token,
-        // 4 bytes per weight in f32, 34/32 in Q8_0, 2 in bf16).
+        // 4 bytes per weight in f32, 34/32 in Q8_0, 2 in bf16, the block size in GGML formats).
         let w = m.weights
         let layerMatrices = w.layers.flatMap { l in LlamaProjection.allCases.map { l[$0] } }
         let layerWeights = layerMatrices.reduce(0) { $0 + $1.rows * $1.columns }

@@ -1,23 +1,61 @@
 import Foundation
+import Formats
 import Runtime
 import Tensors
 import TestSupport
 import Testing
 
-/// The weight type's products for every storage format (f32, bf16, f16, Q8_0) against the same
-/// products of the dequantized matrix evaluated in Double: `x · Wᵀ` (panel and one row), `g · W`
-/// (the input gradient, set and accumulated, with strided buffers), row widening, and the
-/// relative Frobenius change. The dequantized values themselves are checked against gguf-py and
-/// FloatBits elsewhere (GGUF and HalfMatrix tests).
+/// The weight type's products for every storage format (f32, bf16, f16, Q8_0 and the GGML block
+/// formats Q4_0 … Q6_K) against the same products of the dequantized matrix evaluated in Double:
+/// `x · Wᵀ` (panel and one row), `g · W` (the input gradient, set and accumulated, with strided
+/// buffers), row widening, and the relative Frobenius change. The dequantized values of the GGML
+/// block formats are gguf-py's (`ggmlBlocksEqualGGUFPy`); the others are checked against gguf-py
+/// and FloatBits elsewhere (GGUF and HalfMatrix tests).
 @Suite("ProjectionWeight products in every storage format")
 struct ProjectionWeightTests {
-    enum Format: String, CaseIterable { case f32, bf16, f16, q8_0 }
+    enum Format: String, CaseIterable {
+        case f32, bf16, f16, q8_0, q4_0 = "Q4_0", q4_1 = "Q4_1", q5_0 = "Q5_0", q5_1 = "Q5_1", q4_K = "Q4_K", q5_K = "Q5_K", q6_K = "Q6_K"
 
-    /// Odd shapes; Q8_0 needs columns divisible by 32. The last one (an 8B model's d_ff scale of
-    /// inner dimension) holds three widening tiles of 2^20 floats, so the tiled paths run over
-    /// several tiles.
+        /// The GGML block type of the in-place formats.
+        var block: GGMLMatrix.BlockType? { GGMLMatrix.BlockType(rawValue: rawValue) }
+    }
+
+    /// Odd shapes; Q8_0 and the GGML formats need columns divisible by their block size. The last
+    /// one (an 8B model's d_ff scale of inner dimension) holds three widening tiles of 2^20 floats,
+    /// so the tiled paths run over several tiles.
     static func shapes(_ format: Format) -> [(Int, Int)] {
-        format == .q8_0 ? [(1, 32), (7, 96), (65, 160), (150, 16_384)] : [(1, 1), (7, 33), (65, 127), (150, 16_383)]
+        if let b = format.block { return [(1, b.blockValues), (7, 3 * b.blockValues), (65, 5 * b.blockValues), (150, 16_384)] }
+        return format == .q8_0 ? [(1, 32), (7, 96), (65, 160), (150, 16_384)] : [(1, 1), (7, 33), (65, 127), (150, 16_383)]
+    }
+
+    /// Blocks of `type` quantized by gguf-py (Q4_0 … Q5_1) or llama.cpp (the K-quants' ffn_down),
+    /// each with gguf-py's dequantized values, from fixtures/quant.
+    static func referenceBlocks(_ type: GGMLMatrix.BlockType) throws -> [(bytes: [UInt8], values: [Float])] {
+        let kQuant = type.blockValues == 256
+        let stem = kQuant ? "quant/kquant.\(type.rawValue.lowercased())" : "quant/\(type.rawValue.lowercased())"
+        let gguf = try GGUFFile(path: Fixtures.path(stem + ".gguf"))
+        let dequant = try SafetensorsFile(path: Fixtures.path(stem + ".dequant.safetensors"))
+        var out: [(bytes: [UInt8], values: [Float])] = []
+        for name in gguf.tensorNames.sorted() {
+            guard let info = gguf.info(name), info.storage == .ggml(type.ggmlType) else { continue }
+            let raw = Array(try gguf.rawBytes(named: name)), values = try dequant.tensor(named: name).scalars
+            for b in 0..<(values.count / type.blockValues) {
+                out.append((Array(raw[(b * type.blockBytes)..<((b + 1) * type.blockBytes)]),
+                            Array(values[(b * type.blockValues)..<((b + 1) * type.blockValues)])))
+            }
+        }
+        return out
+    }
+
+    /// A `[rows, columns]` matrix of `type` whose block i (row-major over the block grid) is
+    /// reference block i·7 mod count, and gguf-py's values of it.
+    static func referenceMatrix(_ type: GGMLMatrix.BlockType, _ rows: Int, _ columns: Int) throws -> (GGMLMatrix, [Float]) {
+        let pool = try referenceBlocks(type)
+        precondition(pool.count > 8, "\(type): \(pool.count) reference blocks")
+        let count = rows * columns / type.blockValues
+        let picks = (0..<count).map { pool[($0 * 7) % pool.count] }
+        let m = try GGMLMatrix(blocks: picks.flatMap(\.bytes), type: type, rows: rows, columns: columns, name: "w", source: "test")
+        return (m, picks.flatMap(\.values))
     }
 
     static func values(_ n: Int, seed: UInt64) -> [Float] {
@@ -32,6 +70,7 @@ struct ProjectionWeightTests {
         case .bf16: return .half(try HalfMatrix(rounding: t, to: .bf16))
         case .f16: return .half(try HalfMatrix(rounding: t, to: .f16))
         case .q8_0: return .q8_0(try Q8_0Matrix(quantizing: t, name: "w", source: "test"))
+        default: return .quantized(try referenceMatrix(format.block!, rows, columns).0)
         }
     }
 
@@ -118,11 +157,48 @@ struct ProjectionWeightTests {
         case .f32: c = .f32(shifted)
         case .half(let m): c = .half(try HalfMatrix(rounding: shifted, to: m.format))
         case .q8_0: c = .q8_0(try Q8_0Matrix(quantizing: shifted, name: "c", source: "test"))
+        case .quantized: c = .f32(shifted)
         }
         let da = a.dense.scalars, dc = c.dense.scalars
         var n = 0.0, d = 0.0
         for i in da.indices { n += Double(da[i]) * Double(da[i]); d += (Double(dc[i]) - Double(da[i])) * (Double(dc[i]) - Double(da[i])) }
         let got = try #require(a.relativeFrobeniusChange(to: c))
         #expect(abs(Double(got) - (d / n).squareRoot()) <= 1e-6 * (d / n).squareRoot(), "\(format): \(got)")
+    }
+
+    /// Each GGML block format widens to gguf-py's dequantized values bit for bit, through a row
+    /// order too, and one row's product (`GGMLMatrix.multiply(vector:)`, every kernel path,
+    /// 1–3 threads) is within 1e-5 of the Double product and the same on every path and split.
+    @Test(arguments: GGMLMatrix.BlockType.allCases)
+    func ggmlBlocksEqualGGUFPy(_ type: GGMLMatrix.BlockType) throws {
+        let (rows, columns) = (13, 3 * type.blockValues)
+        let (m, values) = try Self.referenceMatrix(type, rows, columns)
+        #expect(m.dequantized().scalars == values, "\(type) widened")
+        let order = (0..<rows).map { ($0 * 5) % rows }
+        let permuted = m.permutingRows(order)
+        #expect(permuted.dequantized().scalars == order.flatMap { values[($0 * columns)..<(($0 + 1) * columns)] }, "\(type) row order")
+        #expect(permuted != m && permuted.permutingRows(order.indices.map { i in order.firstIndex(of: i)! }) == m)
+        let x = Self.values(columns, seed: 3)
+        let want = (0..<rows).map { r in Float((0..<columns).reduce(0.0) { $0 + Double(x[$1]) * Double(values[r * columns + $1]) }) }
+        var first: [Float]?
+        for level in [CPUKernelLevel.scalar, .best] {
+            for threads in 1...3 {
+                var y = [Float](repeating: .nan, count: rows)
+                x.withUnsafeBufferPointer { xp in
+                    y.withUnsafeMutableBufferPointer { m.multiply(vector: xp.baseAddress!, into: $0.baseAddress!, threads: threads, level: level) }
+                }
+                #expect(Self.relative(y, want) <= 1e-5, "\(type) \(level) \(threads) threads")
+                if let first { #expect(y == first, "\(type) \(level) \(threads) threads differs") } else { first = y }
+            }
+        }
+    }
+
+    /// Bad input: columns that are not a multiple of the block size, and a byte count that does
+    /// not hold the matrix, are errors naming the tensor.
+    @Test func ggmlMatrixRejectsMisshapenBlocks() throws {
+        #expect(throws: RuntimeError.self) { try GGMLMatrix(blocks: [UInt8](repeating: 0, count: 18), type: .q4_0, rows: 1, columns: 31) }
+        #expect(throws: RuntimeError.self) { try GGMLMatrix(blocks: [UInt8](repeating: 0, count: 143), type: .q4_K, rows: 1, columns: 256) }
+        #expect(throws: RuntimeError.self) { try GGMLMatrix(blocks: [], type: .q6_K, rows: Int.max / 2, columns: 512) }
+        #expect(throws: Never.self) { try GGMLMatrix(blocks: [UInt8](repeating: 0, count: 2 * 210), type: .q6_K, rows: 2, columns: 256) }
     }
 }

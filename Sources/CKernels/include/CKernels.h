@@ -105,6 +105,37 @@ void steertool_half_widen_rows(const void *w, size_t ldw, size_t k, const uint32
                                size_t row_end, float *out, size_t ldo, steertool_half_format format,
                                steertool_kernel_level level);
 
+/// GGML block-quantized types a matrix can be read in place as (values are GGML's type ids).
+typedef enum {
+    STEERTOOL_GGML_Q4_0 = 2,
+    STEERTOOL_GGML_Q4_1 = 3,
+    STEERTOOL_GGML_Q5_0 = 6,
+    STEERTOOL_GGML_Q5_1 = 7,
+    STEERTOOL_GGML_Q4_K = 12,
+    STEERTOOL_GGML_Q5_K = 13,
+    STEERTOOL_GGML_Q6_K = 14,
+} steertool_ggml_type;
+
+/// Values per block of `type` (32, or 256 for the K-quants).
+size_t steertool_ggml_block_values(steertool_ggml_type type);
+/// Bytes per block of `type`.
+size_t steertool_ggml_block_bytes(steertool_ggml_type type);
+
+/// Widens rows [row_begin, row_end) of a row-major matrix of `type` blocks with k columns (a
+/// multiple of the block size; a row is k / block values blocks, rows stored back to back) to
+/// f32: row r into out + (r - row_begin)·ldo. Row r is stored row `row_index[r]` when
+/// `row_index` is non-null. Each block is decoded with gguf-py's float operations in its order, so
+/// the values equal gguf-py's dequantization bit for bit.
+void steertool_ggml_widen_rows(const void *w, size_t k, const uint32_t *row_index, size_t row_begin, size_t row_end,
+                               float *out, size_t ldo, steertool_ggml_type type);
+
+/// y[r - row_begin] = Σ_j W[r, j]·x[j] for rows [row_begin, row_end) of the same kind of matrix,
+/// read in place: each block is decoded (as `steertool_ggml_widen_rows` does) into a local buffer
+/// and multiplied with x there, the products summed in 8 running lanes in a fixed order, so every
+/// path and any split of the rows gives the same bits. `level` as for the other kernels.
+void steertool_ggml_matvec(const void *w, size_t k, const uint32_t *row_index, size_t row_begin, size_t row_end,
+                           const float *x, float *y, steertool_ggml_type type, steertool_kernel_level level);
+
 /// A task of `steertool_parallel_for`: runs task `index` of the job with its `context`.
 typedef void (*steertool_task_fn)(void *context, size_t index);
 

@@ -37,7 +37,7 @@ public struct HalfMatrix: Sendable, Equatable {
     public let columns: Int
     /// Row r of the matrix is stored row `rowOrder[r]`; nil when rows are stored in order.
     public let rowOrder: [UInt32]?
-    private let bytes: HalfMatrixBytes
+    private let bytes: MatrixBytes
 
     /// The matrix stored in `file` at `byteRange` (2·rows·columns bytes, little-endian), used in
     /// place; the mapping stays alive as long as this value (or a copy) does.
@@ -53,7 +53,7 @@ public struct HalfMatrix: Sendable, Equatable {
                                              expected: [o1 || o2 ? -1 : needed], found: [byteRange.count], source: source)
         }
         self.format = format; self.rows = rows; self.columns = columns; self.rowOrder = nil
-        bytes = HalfMatrixBytes(file: file, offset: byteRange.lowerBound)
+        bytes = MatrixBytes(file: file, offset: byteRange.lowerBound)
     }
 
     /// Rounds an f32 `[rows, columns]` tensor to `format` (round to nearest even, as PyTorch's
@@ -66,10 +66,10 @@ public struct HalfMatrix: Sendable, Equatable {
         }
         let halves: [UInt16] = t.scalars.map { format == .bf16 ? FloatBits.bfloat16(from: $0) : FloatBits.half(from: $0) }
         self.format = format; self.rows = t.rows; self.columns = t.columns; self.rowOrder = nil
-        bytes = HalfMatrixBytes(copying: halves)
+        bytes = halves.withUnsafeBytes { MatrixBytes(copying: $0) }
     }
 
-    private init(format: Format, rows: Int, columns: Int, rowOrder: [UInt32]?, bytes: HalfMatrixBytes) {
+    private init(format: Format, rows: Int, columns: Int, rowOrder: [UInt32]?, bytes: MatrixBytes) {
         self.format = format; self.rows = rows; self.columns = columns; self.rowOrder = rowOrder; self.bytes = bytes
     }
 
@@ -199,44 +199,6 @@ public struct HalfMatrix: Sendable, Equatable {
             }
         }
     }
-}
-
-/// The bytes behind a `HalfMatrix`: a place in a mapped file (kept mapped by holding the
-/// `MappedFile`) or a buffer this object owns. Never written after init, so reads from any
-/// thread are safe (`@unchecked Sendable`).
-final class HalfMatrixBytes: @unchecked Sendable {
-    /// The first value's byte.
-    let base: UnsafeRawPointer
-    private let file: MappedFile?
-    private let owned: UnsafeMutableRawPointer?
-
-    init(file: MappedFile, offset: Int) {
-        self.file = file
-        if let start = file.bytes.baseAddress {
-            owned = nil; base = UnsafeRawPointer(start) + offset
-        } else {  // an empty file: only an empty matrix fits, whose bytes are never read
-            let p = UnsafeMutableRawPointer.allocate(byteCount: 16, alignment: 16)
-            owned = p; base = UnsafeRawPointer(p)
-        }
-    }
-
-    init(copying halves: [UInt16]) {
-        file = nil
-        let p = UnsafeMutableRawPointer.allocate(byteCount: max(16, 2 * halves.count), alignment: 64)
-        halves.withUnsafeBytes { if let b = $0.baseAddress { p.copyMemory(from: b, byteCount: $0.count) } }
-        owned = p; base = UnsafeRawPointer(p)
-    }
-
-    /// Drops `byteCount` bytes from `base` from the process's resident set when they are a
-    /// mapped file's (`MappedFile.Advice.dontNeed`: read-only pages, faulted back in if read
-    /// again); nothing for an owned buffer.
-    func releasePages(byteCount: Int) {
-        guard let file, let start = file.bytes.baseAddress else { return }
-        let offset = base - UnsafeRawPointer(start)
-        file.advise(.dontNeed, range: offset..<offset + byteCount)
-    }
-
-    deinit { owned?.deallocate() }
 }
 
 extension HalfMatrix.Format {

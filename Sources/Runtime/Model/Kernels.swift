@@ -36,7 +36,8 @@ enum Kernels {
     /// (the weights are read once per call either way). bf16/f16 (`HalfMatrix`): one row runs the
     /// half matrix-vector kernel; more rows widen a few rows at a time into per-thread scratch and
     /// multiply them with the token-panel gemm (or, like Q8_0, sgemm over widened tiles), never an
-    /// f32 copy of the matrix.
+    /// f32 copy of the matrix. GGML blocks (`GGMLMatrix`): one row through `steertool_ggml_matvec`,
+    /// more rows over widened tiles as Q8_0.
     ///
     /// On an AVX2 CPU (`TokenPanelGemm.preferred`) several rows go through `TokenPanelGemm`, the
     /// LoRA products included, with x packed into token panels: `packed` when the caller already
@@ -88,7 +89,9 @@ enum Kernels {
         case .half(let m) where panelGemm && packed != nil:
             precondition(packed!.rows == rows && packed!.columns == nIn, "linear: packed tokens of another shape")
             m.multiply(packed!, out: out, ldo: ldo, threads: BLAS.threadCount)
-        case .q8_0, .half:
+        case .quantized(let m) where rowByRow:
+            m.multiply(vector: x, into: out, threads: BLAS.threadCount)
+        case .q8_0, .half, .quantized:
             weight.forEachWidenedTile { r, tile in multiplyRows(tile, r.count, out + r.lowerBound) }
         }
         if let bias {

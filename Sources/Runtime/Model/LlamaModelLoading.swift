@@ -8,8 +8,9 @@ extension LlamaModel {
     /// `config.json`, or a GGUF file (`.gguf`). With `.f32` storage every weight is converted
     /// to f32 at load; with `.q8_0` the weight matrices are held in Q8_0 (kept as stored when the
     /// GGUF has them in Q8_0, quantized one tensor at a time otherwise); with `.native` BF16/F16
-    /// matrices are used in place from the mapped file, GGUF Q8_0 ones kept as stored, the rest
-    /// converted to f32 (see `WeightStorage`).
+    /// and GGUF Q4_0 … Q6_K matrices are used in place from the mapped file, GGUF Q8_0 ones kept
+    /// as stored, F32 (and a safetensors checkpoint's other dtypes) as f32, and a GGUF matrix of any
+    /// other type refused by name (see `WeightStorage`).
     /// - Throws: `FormatsError`/`SafetensorsError`/`GGUFError` for unreadable files,
     ///   `RuntimeError` for configs the runtime cannot run and missing or misshapen tensors
     ///   (naming the tensor and the path).
@@ -61,8 +62,11 @@ extension LlamaModel {
 
     /// A llama.cpp GGUF (`general.architecture = "llama"`): hyperparameters through Formats'
     /// `llama.*` → config.json mapping (decoded by `LlamaConfig`, so there is one decoding path),
-    /// tensors by the HF⇄GGUF name table with the Q/K RoPE row permutation undone, quantized
-    /// tensors dequantized to f32, and llama3 scaling from `rope_freqs.weight` when present.
+    /// tensors by the HF⇄GGUF name table with the Q/K RoPE row permutation undone, and llama3
+    /// scaling from `rope_freqs.weight` when present. Matrices per `storage`: `.f32` dequantizes
+    /// every type gguf-py decodes; `.q8_0` keeps Q8_0 and quantizes the rest; `.native` reads
+    /// F16/BF16 and Q4_0 … Q6_K in place, keeps Q8_0 and refuses any other type (Q2_K, Q3_K, IQ*,
+    /// TQ*, …) by name.
     static func loadGGUF(path: String, storage: WeightStorage) throws -> LlamaModel {
         let gguf = try GGUFFile(path: path)
         guard let arch = gguf.architecture, arch == LlamaMetadata.architecture else {
@@ -91,26 +95,40 @@ extension LlamaModel {
         let weights = try LlamaWeights.load(config: config, source: path, matrix: { hfName in
             guard storage != .f32 else { return .f32(try tensor(hfName)) }
             let mapping = try locate(hfName)
-            if storage == .native, let info = gguf.info(mapping.name), info.shape.rank == 2,
-               let format = HalfMatrix.Format(info.storage) {
-                // Used in place: the file's mapped bytes, Q/K rows read through the inverse permutation.
-                let m = try HalfMatrix(file: gguf.file, byteRange: info.byteRange, format: format,
-                                       rows: info.shape.dims[0], columns: info.shape.dims[1], name: mapping.name, source: path)
-                guard let p = mapping.permutation else { return .half(m) }
-                return .half(m.permutingRows(
-                    try RopePermutation.sourceRows(rows: m.rows, heads: heads(p), inverse: true, name: mapping.name)))
+            guard let info = gguf.info(mapping.name), info.shape.rank == 2, case .ggml(let type) = info.storage else {
+                return .f32(try tensor(hfName))  // LlamaWeights.load reports the shape
             }
-            guard let info = gguf.info(mapping.name), case .ggml(.q8_0) = info.storage, info.shape.rank == 2 else {
-                // native: F32 and types without a kernel here go to f32, as with `.f32`.
-                if storage == .native { return .f32(try tensor(hfName)) }
-                return .q8_0(try Q8_0Matrix(quantizing: try tensor(hfName), name: mapping.name, source: path))
+            let (rows, columns) = (info.shape.dims[0], info.shape.dims[1])
+            /// Row r of the Hugging Face matrix is stored row `sourceRows[r]` (nil: in order).
+            let sourceRows = try mapping.permutation.map {
+                try RopePermutation.sourceRows(rows: rows, heads: heads($0), inverse: true, name: mapping.name)
             }
-            // Kept as stored: the file's blocks, rows reordered where GGUF permuted them.
-            let m = try Q8_0Matrix(blocks: Array(try gguf.rawBytes(named: mapping.name)),
-                                   rows: info.shape.dims[0], columns: info.shape.dims[1], name: mapping.name, source: path)
-            guard let p = mapping.permutation else { return .q8_0(m) }
-            return .q8_0(m.permutingRows(
-                try RopePermutation.sourceRows(rows: m.rows, heads: heads(p), inverse: true, name: mapping.name)))
+            if storage == .q8_0 || type == .q8_0 {
+                guard type == .q8_0 else {
+                    return .q8_0(try Q8_0Matrix(quantizing: try tensor(hfName), name: mapping.name, source: path))
+                }
+                // Kept as stored: the file's blocks, rows reordered where GGUF permuted them.
+                let m = try Q8_0Matrix(blocks: Array(try gguf.rawBytes(named: mapping.name)), rows: rows, columns: columns,
+                                       name: mapping.name, source: path)
+                return .q8_0(sourceRows.map { m.permutingRows($0) } ?? m)
+            }
+            // native: used in place from the file's mapped bytes, Q/K rows read through the inverse permutation.
+            if let format = HalfMatrix.Format(info.storage) {
+                let m = try HalfMatrix(file: gguf.file, byteRange: info.byteRange, format: format, rows: rows, columns: columns,
+                                       name: mapping.name, source: path)
+                return .half(sourceRows.map { m.permutingRows($0) } ?? m)
+            }
+            if let block = GGMLMatrix.BlockType(type) {
+                let m = try GGMLMatrix(file: gguf.file, byteRange: info.byteRange, type: block, rows: rows, columns: columns,
+                                       name: mapping.name, source: path)
+                return .quantized(sourceRows.map { m.permutingRows($0) } ?? m)
+            }
+            guard type == .f32 else {
+                throw RuntimeError.unsupportedTensorType(
+                    tensor: mapping.name, type: type.description, source: path,
+                    held: "F32, F16, BF16, Q8_0, " + GGMLMatrix.BlockType.allCases.map(\.rawValue).joined(separator: ", "))
+            }
+            return .f32(try tensor(hfName))
         }, vector: tensor)
         var divisors: [Float]?
         if gguf.info(LlamaTensorName.ropeFreqs) != nil {

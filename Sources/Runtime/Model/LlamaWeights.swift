@@ -96,8 +96,8 @@ public struct LlamaWeights: Sendable {
         [embedding] + layers.flatMap { l in LlamaProjection.allCases.map { l[$0] } } + (lmHead.map { [$0] } ?? [])
     }
 
-    /// The same weights with every matrix in `storage` (Q8_0 matrices quantized from f32 or
-    /// from widened bf16/f16 values, or everything widened to f32); norms and biases unchanged.
+    /// The same weights with every matrix in `storage` (Q8_0 matrices quantized from f32 or from
+    /// widened bf16/f16 or GGML-block values, or everything widened to f32); norms and biases unchanged.
     /// `.native` keeps every matrix as it is held (a model in memory has no file dtype to return to).
     /// - Throws: `RuntimeError.shapeMismatch` for a matrix Q8_0 cannot hold (columns not a
     ///   multiple of 32).
@@ -105,9 +105,9 @@ public struct LlamaWeights: Sendable {
         func convert(_ m: ProjectionWeight, _ name: String) throws -> ProjectionWeight {
             switch (storage, m) {
             case (.native, _), (.f32, .f32), (.q8_0, .q8_0): m
-            case (.f32, .q8_0), (.f32, .half): .f32(m.dense)
+            case (.f32, .q8_0), (.f32, .half), (.f32, .quantized): .f32(m.dense)
             case (.q8_0, .f32(let t)): .q8_0(try Q8_0Matrix(quantizing: t, name: name, source: source))
-            case (.q8_0, .half(let h)): .q8_0(try Q8_0Matrix(quantizing: h.dequantized(), name: name, source: source))
+            case (.q8_0, .half), (.q8_0, .quantized): .q8_0(try Q8_0Matrix(quantizing: m.dense, name: name, source: source))
             }
         }
         return try mappingMatrices(convert)

@@ -1,7 +1,7 @@
 import Tensors
 
 /// The products of a weight matrix W `[out, in]` that analysis and training read, for every
-/// storage format, in place: f32 straight through BLAS, Q8_0 and bf16/f16 a tile of rows widened
+/// storage format, in place: f32 straight through BLAS, the others (Q8_0, bf16/f16, GGML blocks) a tile of rows widened
 /// to f32 at a time (`tileRows` rows, about 4 MB), so no f32 copy of the whole matrix is ever
 /// made. `x · Wᵀ` is `Kernels.linear`; these are the other side and the widened views.
 extension ProjectionWeight {
@@ -49,6 +49,8 @@ extension ProjectionWeight {
                 for r in range { m.dequantizeRows(r..<r + 1, into: out + (r - range.lowerBound) * ldo) }
             }
         case .half(let m):
+            m.widenRows(range, into: out, ldo: ldo)
+        case .quantized(let m):
             m.widenRows(range, into: out, ldo: ldo)
         }
     }

@@ -1,0 +1,212 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import CKernels
+import Formats
+import Tensors
+
+/// A `[rows, columns]` weight matrix of GGML quantized blocks (Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K
+/// or Q6_K), row-major (PyTorch's `[out, in]`) with each row's blocks back to back, read where it
+/// lies: normally a GGUF file's own bytes in a `MappedFile`, which this value keeps mapped, so a
+/// model in this storage holds the file's 4.5–6.6 bits per weight and copies nothing at load.
+/// Rows may be read through a row order (GGUF's permuted Q/K rows are undone without a copy).
+///
+/// Blocks decode with gguf-py's float operations (`steertool_ggml_widen_rows`: the values equal
+/// gguf-py's dequantization bit for bit). One token multiplies through `steertool_ggml_matvec`
+/// (each block decoded into a local buffer and multiplied there); several tokens, and the
+/// backward's `g · W`, widen a tile of rows at a time into scratch (`ProjectionWeight`'s tiled
+/// products), never the whole matrix.
+public struct GGMLMatrix: Sendable, Equatable {
+    /// The block formats held in place.
+    public enum BlockType: String, Sendable, CaseIterable, CustomStringConvertible {
+        case q4_0 = "Q4_0", q4_1 = "Q4_1", q5_0 = "Q5_0", q5_1 = "Q5_1", q4_K = "Q4_K", q5_K = "Q5_K", q6_K = "Q6_K"
+
+        /// The block type of a GGML tensor type; nil for every other type.
+        public init?(_ type: GGMLType) {
+            switch type {
+            case .q4_0: self = .q4_0
+            case .q4_1: self = .q4_1
+            case .q5_0: self = .q5_0
+            case .q5_1: self = .q5_1
+            case .q4_K: self = .q4_K
+            case .q5_K: self = .q5_K
+            case .q6_K: self = .q6_K
+            default: return nil
+            }
+        }
+
+        /// The GGML tensor type.
+        public var ggmlType: GGMLType {
+            switch self {
+            case .q4_0: .q4_0
+            case .q4_1: .q4_1
+            case .q5_0: .q5_0
+            case .q5_1: .q5_1
+            case .q4_K: .q4_K
+            case .q5_K: .q5_K
+            case .q6_K: .q6_K
+            }
+        }
+
+        var cValue: steertool_ggml_type {
+            switch self {
+            case .q4_0: STEERTOOL_GGML_Q4_0
+            case .q4_1: STEERTOOL_GGML_Q4_1
+            case .q5_0: STEERTOOL_GGML_Q5_0
+            case .q5_1: STEERTOOL_GGML_Q5_1
+            case .q4_K: STEERTOOL_GGML_Q4_K
+            case .q5_K: STEERTOOL_GGML_Q5_K
+            case .q6_K: STEERTOOL_GGML_Q6_K
+            }
+        }
+
+        /// Values per block: 32, or 256 for the K-quants.
+        public var blockValues: Int { steertool_ggml_block_values(cValue) }
+        /// Bytes per block.
+        public var blockBytes: Int { steertool_ggml_block_bytes(cValue) }
+
+        /// The GGUF spelling ("Q4_K").
+        public var description: String { rawValue }
+    }
+
+    /// Block format.
+    public let type: BlockType
+    /// Output features (rows).
+    public let rows: Int
+    /// Input features (columns), a multiple of the block size.
+    public let columns: Int
+    /// Row r of the matrix is stored row `rowOrder[r]`; nil when rows are stored in order.
+    public let rowOrder: [UInt32]?
+    private let bytes: MatrixBytes
+
+    /// Bytes of one stored row.
+    public var rowBytes: Int { columns / type.blockValues * type.blockBytes }
+
+    /// Checks that `count` bytes hold exactly `rows` rows of `columns` values of `type`.
+    private static func validate(count: Int, type: BlockType, rows: Int, columns: Int, name: String, source: String,
+                                 where place: String) throws {
+        guard rows >= 0, columns >= 0, columns % type.blockValues == 0 else {
+            throw RuntimeError.shapeMismatch(tensor: name + " (\(type) needs a multiple of \(type.blockValues) columns)",
+                                             expected: [rows, (columns / type.blockValues + 1) * type.blockValues],
+                                             found: [rows, columns], source: source)
+        }
+        let (needed, overflow) = (columns / type.blockValues * type.blockBytes).multipliedReportingOverflow(by: rows)
+        guard !overflow, needed == count else {
+            throw RuntimeError.shapeMismatch(tensor: name + " (\(type) bytes\(place))", expected: [overflow ? -1 : needed],
+                                             found: [count], source: source)
+        }
+    }
+
+    /// The matrix stored in `file` at `byteRange`, used in place; the mapping stays alive as long
+    /// as this value (or a copy) does.
+    /// - Throws: `RuntimeError.shapeMismatch` naming `name` and `source` when the columns are not
+    ///   a multiple of the block size, or the range is not inside the file or does not hold
+    ///   exactly rows·columns values.
+    public init(file: MappedFile, byteRange: Range<Int>, type: BlockType, rows: Int, columns: Int,
+                name: String = "matrix", source: String = "model") throws {
+        guard byteRange.lowerBound >= 0, byteRange.upperBound <= file.count else {
+            throw RuntimeError.shapeMismatch(tensor: name + " (\(type) bytes at \(byteRange) of a \(file.count)-byte file)",
+                                             expected: [file.count], found: [byteRange.upperBound], source: source)
+        }
+        try Self.validate(count: byteRange.count, type: type, rows: rows, columns: columns, name: name, source: source,
+                          where: " at \(byteRange)")
+        self.type = type; self.rows = rows; self.columns = columns; self.rowOrder = nil
+        bytes = MatrixBytes(file: file, offset: byteRange.lowerBound)
+    }
+
+    /// The matrix held in a buffer of its own, copied from `blocks` (as a GGUF tensor stores them).
+    /// - Throws: `RuntimeError.shapeMismatch` as `init(file:…)`.
+    public init(blocks: [UInt8], type: BlockType, rows: Int, columns: Int, name: String = "matrix",
+                source: String = "model") throws {
+        try Self.validate(count: blocks.count, type: type, rows: rows, columns: columns, name: name, source: source, where: "")
+        self.type = type; self.rows = rows; self.columns = columns; self.rowOrder = nil
+        bytes = blocks.withUnsafeBytes { MatrixBytes(copying: $0) }
+    }
+
+    private init(type: BlockType, rows: Int, columns: Int, rowOrder: [UInt32]?, bytes: MatrixBytes) {
+        self.type = type; self.rows = rows; self.columns = columns; self.rowOrder = rowOrder; self.bytes = bytes
+    }
+
+    /// The same matrix with its rows reordered, without a copy: row r of the result is row
+    /// `sourceRows[r]` of this one (e.g. `RopePermutation.sourceRows`), a permutation of 0..<rows.
+    public func permutingRows(_ sourceRows: [Int]) -> GGMLMatrix {
+        precondition(sourceRows.count == rows, "permutingRows: \(sourceRows.count) indices for \(rows) rows")
+        let order = sourceRows.map { from -> UInt32 in
+            precondition(from >= 0 && from < rows, "permutingRows: row \(from) outside 0..<\(rows)")
+            return rowOrder.map { $0[from] } ?? UInt32(from)
+        }
+        return GGMLMatrix(type: type, rows: rows, columns: columns, rowOrder: order, bytes: bytes)
+    }
+
+    /// Bytes of weight data (the blocks; a row order adds 4 per row).
+    public var byteCount: Int { rows * rowBytes + 4 * (rowOrder?.count ?? 0) }
+
+    /// Calls `body` with the stored bytes and the row order (null when rows are in order).
+    private func withRows<R>(_ body: (UnsafeRawPointer, UnsafePointer<UInt32>?) -> R) -> R {
+        guard let rowOrder else { return body(bytes.base, nil) }
+        return rowOrder.withUnsafeBufferPointer { body(bytes.base, $0.baseAddress) }
+    }
+
+    /// Writes rows `range` as f32 into `out`, row r at out + (r − range.lowerBound)·ldo: gguf-py's
+    /// dequantization, bit for bit.
+    public func widenRows(_ range: Range<Int>, into out: UnsafeMutablePointer<Float>, ldo: Int) {
+        guard !range.isEmpty, columns > 0 else { return }
+        precondition(range.lowerBound >= 0 && range.upperBound <= rows && ldo >= columns,
+                     "widenRows: \(range) outside 0..<\(rows) or ldo \(ldo) < \(columns)")
+        withRows { w, order in
+            steertool_ggml_widen_rows(w, columns, order, range.lowerBound, range.upperBound, out, ldo, type.cValue)
+        }
+    }
+
+    /// The matrix as f32 (`widenRows` over every row): a new buffer.
+    public func dequantized() -> Tensor {
+        Tensor(shape: [rows, columns]) { out in
+            guard rows > 0, columns > 0, let o = out.baseAddress else { return }
+            widenRows(0..<rows, into: o, ldo: columns)
+        }
+    }
+
+    /// y = W·x for one token (x `[columns]`, y `[rows]`) through `steertool_ggml_matvec`, rows
+    /// split over `threads` in contiguous chunks; any split gives the same bits. `level` forces a
+    /// code path (tests).
+    public func multiply(vector x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>,
+                         threads: Int = 1, level: CPUKernelLevel = .best) {
+        guard rows > 0 else { return }
+        if columns == 0 { y.update(repeating: 0, count: rows); return }
+        let path = level.cValue, kind = type.cValue, k = columns
+        withRows { w, order in
+            let chunks = WorkerPool.chunks(work: rows * rowBytes, units: rows / 16, threads: threads)
+            let wAddress = UInt(bitPattern: w), oAddress = UInt(bitPattern: order)
+            let xAddress = UInt(bitPattern: x), yAddress = UInt(bitPattern: y)
+            WorkerPool.run(splitting: rows, into: chunks) { r in
+                steertool_ggml_matvec(UnsafeRawPointer(bitPattern: wAddress), k, UnsafePointer(bitPattern: oAddress),
+                                      r.lowerBound, r.upperBound, UnsafePointer(bitPattern: xAddress)!,
+                                      UnsafeMutablePointer<Float>(bitPattern: yAddress)! + r.lowerBound, kind, path)
+            }
+        }
+    }
+
+    /// Lets the kernel drop this matrix's pages from the resident set when it is read in place from
+    /// a mapped file (`MatrixBytes.releasePages`); nothing for a matrix in a buffer of its own.
+    public func releasePages() {
+        bytes.releasePages(byteCount: rows * rowBytes)
+    }
+
+    /// Same type, shape and stored blocks row for row. Two views of the same bytes in the same row
+    /// order are equal without reading them.
+    public static func == (a: GGMLMatrix, b: GGMLMatrix) -> Bool {
+        guard a.type == b.type, a.rows == b.rows, a.columns == b.columns else { return false }
+        if a.bytes.base == b.bytes.base && a.rowOrder == b.rowOrder { return true }
+        let width = a.rowBytes
+        return a.withRows { pa, oa in
+            b.withRows { pb, ob in
+                (0..<a.rows).allSatisfy { r in
+                    let ra = Int(oa?[r] ?? UInt32(r)), rb = Int(ob?[r] ?? UInt32(r))
+                    return memcmp(pa + ra * width, pb + rb * width, width) == 0
+                }
+            }
+        }
+    }
+}
