@@ -3,8 +3,9 @@
 //
 // Every block is decoded with gguf-py's float operations in its order (f32 products, a separate
 // add, never a fused multiply-add: FP_CONTRACT is off), so a widened row equals gguf-py's
-// dequantization bit for bit. The product decodes a block into a small buffer and multiplies it
-// with x there: the weights are read once, never widened to memory.
+// dequantization bit for bit. The product forms the same values from each block as it is read
+// (the portable path through a small buffer, the AVX2 path in registers) and multiplies them with
+// x there: the weights are read once, never widened to memory.
 #include "CKernels.h"
 #include "half_float.h"
 
@@ -198,7 +199,7 @@ void steertool_ggml_widen_rows(const void *w, size_t k, const uint32_t *row_inde
 }
 
 /// Σ_j y[j]·x[j] over one decoded block of n (32 or 256) values, in 8 running lanes summed
-/// pairwise at the end: the same order on every path, so paths agree bit for bit.
+/// pairwise at the end (the portable path).
 static inline __attribute__((always_inline)) void accumulate_block(const float *y, const float *x, size_t n, float lanes[8]) {
     for (size_t j = 0; j < n; j += 8) {
         for (int i = 0; i < 8; i++) {
@@ -232,11 +233,149 @@ static void matvec_generic(const void *w, size_t k, const uint32_t *row_index, s
 }
 
 #if defined(__x86_64__) || defined(__i386__)
-// The same code compiled for AVX2: the decoders and the lane sums vectorise (no FMA: contraction is off).
-__attribute__((target("avx2,f16c")))
-static void matvec_avx2(const void *w, size_t k, const uint32_t *row_index, size_t row_begin, size_t row_end,
-                        const float *x, float *y, steertool_ggml_type type) {
-    matvec_rows(w, k, row_index, row_begin, row_end, x, y, type);
+#include <immintrin.h>
+#include "horizontal_sum.h"
+
+// AVX2: each block's values are formed 8 at a time with the scalar decoders' operations (exact
+// integer → float conversion, a multiply, then a separate add or subtract), so they are the
+// same floats; the products with x accumulate with fused multiply-adds in four running sums.
+#define AVX2 __attribute__((target("avx2,fma,f16c")))
+
+/// Bytes 8k … 8k+7 of v (k < 4) as 8 floats, read signed or unsigned.
+AVX2 static inline __m256 s8_to_f32(__m256i v, int k) {
+    __m128i h = k < 2 ? _mm256_castsi256_si128(v) : _mm256_extracti128_si256(v, 1);
+    if (k & 1) h = _mm_srli_si128(h, 8);
+    return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(h));
+}
+AVX2 static inline __m256 u8_to_f32(__m256i v, int k) {
+    __m128i h = k < 2 ? _mm256_castsi256_si128(v) : _mm256_extracti128_si256(v, 1);
+    if (k & 1) h = _mm_srli_si128(h, 8);
+    return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(h));
+}
+
+/// The 16 bytes at p as 32 nibbles: low nibbles (elements 0…15), then high nibbles (16…31).
+AVX2 static inline __m256i nibbles_32(const uint8_t *p) {
+    __m128i v = _mm_loadu_si128((const __m128i *)p);
+    __m256i both = _mm256_set_m128i(_mm_srli_epi16(v, 4), v);
+    return _mm256_and_si256(both, _mm256_set1_epi8(0x0f));
+}
+
+/// Bit i of the 32 bits at p as byte i: 0x10 where set, 0 otherwise (Q5's fifth bits).
+AVX2 static inline __m256i fifth_bits_32(const uint8_t *p) {
+    const __m256i spread = _mm256_shuffle_epi8(_mm256_set1_epi32((int)load_u32(p)),
+                                               _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202,
+                                                                 0x0101010101010101, 0x0000000000000000));
+    const __m256i set = _mm256_cmpeq_epi8(_mm256_or_si256(spread, _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe)),
+                                          _mm256_set1_epi64x(-1));
+    return _mm256_and_si256(set, _mm256_set1_epi8(0x10));
+}
+
+/// Bytes of v shifted right by `count` bits and masked to `mask` (count < 8).
+AVX2 static inline __m256i shifted_bits(__m256i v, int count, int mask) {
+    return _mm256_and_si256(_mm256_srl_epi16(v, _mm_cvtsi32_si128(count)), _mm256_set1_epi8((char)mask));
+}
+
+/// acc[k] += (scale·q_k [+ offset]) · x[8k …] for the 4 chunks of 8 values of a 32-value group q.
+/// `offset` is added after the product (Q4_1/Q5_1: + m; K-quants: − dmin·m as a negative), as
+/// the scalar decoders do; `has_offset` 0 leaves the product alone.
+#define GROUP32(CONVERT, q, scale, offset, has_offset, xp)                                       \
+    for (int k = 0; k < 4; k++) {                                                               \
+        __m256 v = _mm256_mul_ps(scale, CONVERT(q, k));                                         \
+        if (has_offset) v = _mm256_add_ps(v, offset);                                           \
+        acc[k] = _mm256_fmadd_ps(v, _mm256_loadu_ps((xp) + 8 * k), acc[k]);                     \
+    }
+
+AVX2 static inline void dot_block_avx2(steertool_ggml_type type, const uint8_t *p, const float *x, __m256 acc[4]) {
+    const __m256 none = _mm256_setzero_ps();
+    switch (type) {
+    case STEERTOOL_GGML_Q4_0: {
+        __m256i q = _mm256_sub_epi8(nibbles_32(p + 2), _mm256_set1_epi8(8));
+        __m256 d = _mm256_set1_ps(f16(p));
+        GROUP32(s8_to_f32, q, d, none, 0, x)
+        break;
+    }
+    case STEERTOOL_GGML_Q4_1: {
+        __m256i q = nibbles_32(p + 4);
+        __m256 d = _mm256_set1_ps(f16(p)), m = _mm256_set1_ps(f16(p + 2));
+        GROUP32(u8_to_f32, q, d, m, 1, x)
+        break;
+    }
+    case STEERTOOL_GGML_Q5_0: {
+        __m256i q = _mm256_sub_epi8(_mm256_or_si256(nibbles_32(p + 6), fifth_bits_32(p + 2)), _mm256_set1_epi8(16));
+        __m256 d = _mm256_set1_ps(f16(p));
+        GROUP32(s8_to_f32, q, d, none, 0, x)
+        break;
+    }
+    case STEERTOOL_GGML_Q5_1: {
+        __m256i q = _mm256_or_si256(nibbles_32(p + 8), fifth_bits_32(p + 4));
+        __m256 d = _mm256_set1_ps(f16(p)), m = _mm256_set1_ps(f16(p + 2));
+        GROUP32(u8_to_f32, q, d, m, 1, x)
+        break;
+    }
+    case STEERTOOL_GGML_Q4_K:
+    case STEERTOOL_GGML_Q5_K: {
+        const int five = type == STEERTOOL_GGML_Q5_K;
+        const float d = f16(p), dmin = f16(p + 2);
+        const uint8_t *s = p + 4, *qh = p + 16, *qs = p + (five ? 48 : 16);
+        const __m256i high = five ? _mm256_loadu_si256((const __m256i *)qh) : _mm256_setzero_si256();
+        for (int c = 0; c < 4; c++) {
+            uint8_t sc0, m0, sc1, m1;
+            scale_min(s, 2 * c, &sc0, &m0);
+            scale_min(s, 2 * c + 1, &sc1, &m1);
+            // x = (d·sc)·q − dmin·m: the subtraction is an add of the negated product (exact).
+            const __m256 d0 = _mm256_set1_ps(d * (float)sc0), dm0 = _mm256_set1_ps(-(dmin * (float)m0));
+            const __m256 d1 = _mm256_set1_ps(d * (float)sc1), dm1 = _mm256_set1_ps(-(dmin * (float)m1));
+            const __m256i q = _mm256_loadu_si256((const __m256i *)(qs + 32 * c));
+            __m256i lo = _mm256_and_si256(q, _mm256_set1_epi8(0x0f)), hi = shifted_bits(q, 4, 0x0f);
+            if (five) {
+                lo = _mm256_or_si256(lo, _mm256_slli_epi16(shifted_bits(high, 2 * c, 1), 4));
+                hi = _mm256_or_si256(hi, _mm256_slli_epi16(shifted_bits(high, 2 * c + 1, 1), 4));
+            }
+            GROUP32(u8_to_f32, lo, d0, dm0, 1, x + 64 * c)
+            GROUP32(u8_to_f32, hi, d1, dm1, 1, x + 64 * c + 32)
+        }
+        break;
+    }
+    case STEERTOOL_GGML_Q6_K: {
+        const int8_t *sc = (const int8_t *)(p + 192);
+        const float d = f16(p + 208);
+        const __m256i bias = _mm256_set1_epi8(32);
+        for (int h = 0; h < 2; h++) {
+            const uint8_t *ql = p + 64 * h, *qh = p + 128 + 32 * h;
+            const __m256i a = _mm256_loadu_si256((const __m256i *)ql), b = _mm256_loadu_si256((const __m256i *)(ql + 32));
+            const __m256i hb = _mm256_loadu_si256((const __m256i *)qh);
+            __m256i q[4];
+            q[0] = _mm256_or_si256(_mm256_and_si256(a, _mm256_set1_epi8(0x0f)), _mm256_slli_epi16(shifted_bits(hb, 0, 3), 4));
+            q[1] = _mm256_or_si256(_mm256_and_si256(b, _mm256_set1_epi8(0x0f)), _mm256_slli_epi16(shifted_bits(hb, 2, 3), 4));
+            q[2] = _mm256_or_si256(shifted_bits(a, 4, 0x0f), _mm256_slli_epi16(shifted_bits(hb, 4, 3), 4));
+            q[3] = _mm256_or_si256(shifted_bits(b, 4, 0x0f), _mm256_slli_epi16(shifted_bits(hb, 6, 3), 4));
+            for (int g = 0; g < 4; g++) {
+                const __m256i v = _mm256_sub_epi8(q[g], bias);
+                const float *xg = x + 128 * h + 32 * g;
+                // Elements 0…15 of the group take scale 8h + 2g, 16…31 scale 8h + 2g + 1.
+                const __m256 s0 = _mm256_set1_ps(d * (float)sc[8 * h + 2 * g]);
+                const __m256 s1 = _mm256_set1_ps(d * (float)sc[8 * h + 2 * g + 1]);
+                for (int k = 0; k < 4; k++) {
+                    __m256 w = _mm256_mul_ps(k < 2 ? s0 : s1, s8_to_f32(v, k));
+                    acc[k] = _mm256_fmadd_ps(w, _mm256_loadu_ps(xg + 8 * k), acc[k]);
+                }
+            }
+        }
+        break;
+    }
+    }
+}
+
+AVX2 static void matvec_avx2(const void *w, size_t k, const uint32_t *row_index, size_t row_begin, size_t row_end,
+                             const float *x, float *y, steertool_ggml_type type) {
+    const size_t values = steertool_ggml_block_values(type), bytes = steertool_ggml_block_bytes(type);
+    const size_t blocks = k / values, row_bytes = blocks * bytes;
+    for (size_t r = row_begin; r < row_end; r++) {
+        const uint8_t *row = row_at(w, row_bytes, row_index, r);
+        __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+        for (size_t b = 0; b < blocks; b++) dot_block_avx2(type, row + b * bytes, x + b * values, acc);
+        y[r - row_begin] = hsum_avx2(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
+    }
 }
 #endif
 

@@ -168,7 +168,7 @@ struct ProjectionWeightTests {
 
     /// Each GGML block format widens to gguf-py's dequantized values bit for bit, through a row
     /// order too, and one row's product (`GGMLMatrix.multiply(vector:)`, every kernel path,
-    /// 1–3 threads) is within 1e-5 of the Double product and the same on every path and split.
+    /// 1–3 threads) is within 1e-5 of the Double product and, on each path, the same for every split.
     @Test(arguments: GGMLMatrix.BlockType.allCases)
     func ggmlBlocksEqualGGUFPy(_ type: GGMLMatrix.BlockType) throws {
         let (rows, columns) = (13, 3 * type.blockValues)
@@ -180,15 +180,15 @@ struct ProjectionWeightTests {
         #expect(permuted != m && permuted.permutingRows(order.indices.map { i in order.firstIndex(of: i)! }) == m)
         let x = Self.values(columns, seed: 3)
         let want = (0..<rows).map { r in Float((0..<columns).reduce(0.0) { $0 + Double(x[$1]) * Double(values[r * columns + $1]) }) }
-        var first: [Float]?
         for level in [CPUKernelLevel.scalar, .best] {
+            var first: [Float]?
             for threads in 1...3 {
                 var y = [Float](repeating: .nan, count: rows)
                 x.withUnsafeBufferPointer { xp in
                     y.withUnsafeMutableBufferPointer { m.multiply(vector: xp.baseAddress!, into: $0.baseAddress!, threads: threads, level: level) }
                 }
                 #expect(Self.relative(y, want) <= 1e-5, "\(type) \(level) \(threads) threads")
-                if let first { #expect(y == first, "\(type) \(level) \(threads) threads differs") } else { first = y }
+                if let first { #expect(y == first, "\(type) \(level): \(threads) threads differ from 1") } else { first = y }
             }
         }
     }

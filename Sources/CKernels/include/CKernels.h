@@ -130,9 +130,10 @@ void steertool_ggml_widen_rows(const void *w, size_t k, const uint32_t *row_inde
                                float *out, size_t ldo, steertool_ggml_type type);
 
 /// y[r - row_begin] = Σ_j W[r, j]·x[j] for rows [row_begin, row_end) of the same kind of matrix,
-/// read in place: each block is decoded (as `steertool_ggml_widen_rows` does) into a local buffer
-/// and multiplied with x there, the products summed in 8 running lanes in a fixed order, so every
-/// path and any split of the rows gives the same bits. `level` as for the other kernels.
+/// read in place: each block's values are formed as `steertool_ggml_widen_rows` forms them (the
+/// same floats) and multiplied with x as they are read. Each row's sum runs in a fixed order per
+/// path (the portable path in 8 lanes; AVX2 with fused multiply-adds in 4 registers), so any split
+/// of the rows gives the same bits on a path. `level` as for the other kernels.
 void steertool_ggml_matvec(const void *w, size_t k, const uint32_t *row_index, size_t row_begin, size_t row_end,
                            const float *x, float *y, steertool_ggml_type type, steertool_kernel_level level);
 
