@@ -162,7 +162,7 @@ static inline __attribute__((always_inline)) void decode_block(steertool_ggml_ty
     }
 }
 
-size_t steertool_ggml_block_values(steertool_ggml_type type) {
+static inline size_t block_values(steertool_ggml_type type) {
     switch (type) {
     case STEERTOOL_GGML_Q4_0: case STEERTOOL_GGML_Q4_1: case STEERTOOL_GGML_Q5_0: case STEERTOOL_GGML_Q5_1: return 32;
     case STEERTOOL_GGML_Q4_K: case STEERTOOL_GGML_Q5_K: case STEERTOOL_GGML_Q6_K: return 256;
@@ -170,7 +170,7 @@ size_t steertool_ggml_block_values(steertool_ggml_type type) {
     return 0;
 }
 
-size_t steertool_ggml_block_bytes(steertool_ggml_type type) {
+static inline size_t block_bytes(steertool_ggml_type type) {
     switch (type) {
     case STEERTOOL_GGML_Q4_0: return 18;
     case STEERTOOL_GGML_Q4_1: return 20;
@@ -183,13 +183,16 @@ size_t steertool_ggml_block_bytes(steertool_ggml_type type) {
     return 0;
 }
 
+size_t steertool_ggml_block_values(steertool_ggml_type type) { return block_values(type); }
+size_t steertool_ggml_block_bytes(steertool_ggml_type type) { return block_bytes(type); }
+
 static inline const uint8_t *row_at(const void *w, size_t row_bytes, const uint32_t *row_index, size_t r) {
     return (const uint8_t *)w + (row_index ? (size_t)row_index[r] : r) * row_bytes;
 }
 
-void steertool_ggml_widen_rows(const void *w, size_t k, const uint32_t *row_index, size_t row_begin, size_t row_end,
-                               float *out, size_t ldo, steertool_ggml_type type) {
-    const size_t values = steertool_ggml_block_values(type), bytes = steertool_ggml_block_bytes(type);
+static void widen_generic(const void *w, size_t k, const uint32_t *row_index, size_t row_begin, size_t row_end,
+                          float *out, size_t ldo, steertool_ggml_type type) {
+    const size_t values = block_values(type), bytes = block_bytes(type);
     const size_t blocks = k / values, row_bytes = blocks * bytes;
     for (size_t r = row_begin; r < row_end; r++) {
         const uint8_t *row = row_at(w, row_bytes, row_index, r);
@@ -212,7 +215,7 @@ static inline __attribute__((always_inline)) void accumulate_block(const float *
 static inline __attribute__((always_inline)) void matvec_rows(const void *w, size_t k, const uint32_t *row_index,
                                                              size_t row_begin, size_t row_end, const float *x, float *y,
                                                              steertool_ggml_type type) {
-    const size_t values = steertool_ggml_block_values(type), bytes = steertool_ggml_block_bytes(type);
+    const size_t values = block_values(type), bytes = block_bytes(type);
     const size_t blocks = k / values, row_bytes = blocks * bytes;
     float decoded[256];
     for (size_t r = row_begin; r < row_end; r++) {
@@ -240,6 +243,9 @@ static void matvec_generic(const void *w, size_t k, const uint32_t *row_index, s
 // integer → float conversion, a multiply, then a separate add or subtract), so they are the
 // same floats; the products with x accumulate with fused multiply-adds in four running sums.
 #define AVX2 __attribute__((target("avx2,fma,f16c")))
+
+/// The f16 at p through F16C (exact, as the portable conversion).
+AVX2 static inline float f16c(const uint8_t *p) { return _cvtsh_ss(steertool_load_u16(p)); }
 
 /// Bytes 8k … 8k+7 of v (k < 4) as 8 floats, read signed or unsigned.
 AVX2 static inline __m256 s8_to_f32(__m256i v, int k) {
@@ -275,47 +281,53 @@ AVX2 static inline __m256i shifted_bits(__m256i v, int count, int mask) {
     return _mm256_and_si256(_mm256_srl_epi16(v, _mm_cvtsi32_si128(count)), _mm256_set1_epi8((char)mask));
 }
 
-/// acc[k] += (scale·q_k [+ offset]) · x[8k …] for the 4 chunks of 8 values of a 32-value group q.
-/// `offset` is added after the product (Q4_1/Q5_1: + m; K-quants: − dmin·m as a negative), as
-/// the scalar decoders do; `has_offset` 0 leaves the product alone.
-#define GROUP32(CONVERT, q, scale, offset, has_offset, xp)                                       \
+/// The values v_k = scale·q_k [+ offset] of the 4 chunks of 8 of a 32-value group q at `off`
+/// within the block: stored to out + off + 8k when `out` is non-null, else acc[k] += v_k ·
+/// x[off + 8k]. `offset` is added after the product (Q4_1/Q5_1: + m; K-quants: − dmin·m as a
+/// negative), as the scalar decoders do; `has_offset` 0 leaves the product alone.
+#define GROUP32(CONVERT, q, scale, offset, has_offset, off)                                      \
     for (int k = 0; k < 4; k++) {                                                               \
         __m256 v = _mm256_mul_ps(scale, CONVERT(q, k));                                         \
         if (has_offset) v = _mm256_add_ps(v, offset);                                           \
-        acc[k] = _mm256_fmadd_ps(v, _mm256_loadu_ps((xp) + 8 * k), acc[k]);                     \
+        if (out) _mm256_storeu_ps(out + (off) + 8 * k, v);                                      \
+        else acc[k] = _mm256_fmadd_ps(v, _mm256_loadu_ps(x + (off) + 8 * k), acc[k]);          \
     }
 
-AVX2 static inline void dot_block_avx2(steertool_ggml_type type, const uint8_t *p, const float *x, __m256 acc[4]) {
+/// One block of `type` at p: its values written to `out` (a widened row's block), or, with `out`
+/// null, multiplied with x into the four accumulators. Called with constant `type` and `out`
+/// nullness, so each use compiles to its own straight-line code.
+AVX2 static inline __attribute__((always_inline)) void block_avx2(steertool_ggml_type type, const uint8_t *p, const float *x,
+                                                                 __m256 acc[4], float *out) {
     const __m256 none = _mm256_setzero_ps();
     switch (type) {
     case STEERTOOL_GGML_Q4_0: {
         __m256i q = _mm256_sub_epi8(nibbles_32(p + 2), _mm256_set1_epi8(8));
-        __m256 d = _mm256_set1_ps(f16(p));
-        GROUP32(s8_to_f32, q, d, none, 0, x)
+        __m256 d = _mm256_set1_ps(f16c(p));
+        GROUP32(s8_to_f32, q, d, none, 0, 0)
         break;
     }
     case STEERTOOL_GGML_Q4_1: {
         __m256i q = nibbles_32(p + 4);
-        __m256 d = _mm256_set1_ps(f16(p)), m = _mm256_set1_ps(f16(p + 2));
-        GROUP32(u8_to_f32, q, d, m, 1, x)
+        __m256 d = _mm256_set1_ps(f16c(p)), m = _mm256_set1_ps(f16c(p + 2));
+        GROUP32(u8_to_f32, q, d, m, 1, 0)
         break;
     }
     case STEERTOOL_GGML_Q5_0: {
         __m256i q = _mm256_sub_epi8(_mm256_or_si256(nibbles_32(p + 6), fifth_bits_32(p + 2)), _mm256_set1_epi8(16));
-        __m256 d = _mm256_set1_ps(f16(p));
-        GROUP32(s8_to_f32, q, d, none, 0, x)
+        __m256 d = _mm256_set1_ps(f16c(p));
+        GROUP32(s8_to_f32, q, d, none, 0, 0)
         break;
     }
     case STEERTOOL_GGML_Q5_1: {
         __m256i q = _mm256_or_si256(nibbles_32(p + 8), fifth_bits_32(p + 4));
-        __m256 d = _mm256_set1_ps(f16(p)), m = _mm256_set1_ps(f16(p + 2));
-        GROUP32(u8_to_f32, q, d, m, 1, x)
+        __m256 d = _mm256_set1_ps(f16c(p)), m = _mm256_set1_ps(f16c(p + 2));
+        GROUP32(u8_to_f32, q, d, m, 1, 0)
         break;
     }
     case STEERTOOL_GGML_Q4_K:
     case STEERTOOL_GGML_Q5_K: {
         const int five = type == STEERTOOL_GGML_Q5_K;
-        const float d = f16(p), dmin = f16(p + 2);
+        const float d = f16c(p), dmin = f16c(p + 2);
         const uint8_t *s = p + 4, *qh = p + 16, *qs = p + (five ? 48 : 16);
         const __m256i high = five ? _mm256_loadu_si256((const __m256i *)qh) : _mm256_setzero_si256();
         for (int c = 0; c < 4; c++) {
@@ -331,14 +343,14 @@ AVX2 static inline void dot_block_avx2(steertool_ggml_type type, const uint8_t *
                 lo = _mm256_or_si256(lo, _mm256_slli_epi16(shifted_bits(high, 2 * c, 1), 4));
                 hi = _mm256_or_si256(hi, _mm256_slli_epi16(shifted_bits(high, 2 * c + 1, 1), 4));
             }
-            GROUP32(u8_to_f32, lo, d0, dm0, 1, x + 64 * c)
-            GROUP32(u8_to_f32, hi, d1, dm1, 1, x + 64 * c + 32)
+            GROUP32(u8_to_f32, lo, d0, dm0, 1, 64 * c)
+            GROUP32(u8_to_f32, hi, d1, dm1, 1, 64 * c + 32)
         }
         break;
     }
     case STEERTOOL_GGML_Q6_K: {
         const int8_t *sc = (const int8_t *)(p + 192);
-        const float d = f16(p + 208);
+        const float d = f16c(p + 208);
         const __m256i bias = _mm256_set1_epi8(32);
         for (int h = 0; h < 2; h++) {
             const uint8_t *ql = p + 64 * h, *qh = p + 128 + 32 * h;
@@ -351,13 +363,14 @@ AVX2 static inline void dot_block_avx2(steertool_ggml_type type, const uint8_t *
             q[3] = _mm256_or_si256(shifted_bits(b, 4, 0x0f), _mm256_slli_epi16(shifted_bits(hb, 6, 3), 4));
             for (int g = 0; g < 4; g++) {
                 const __m256i v = _mm256_sub_epi8(q[g], bias);
-                const float *xg = x + 128 * h + 32 * g;
+                const int off = 128 * h + 32 * g;
                 // Elements 0…15 of the group take scale 8h + 2g, 16…31 scale 8h + 2g + 1.
                 const __m256 s0 = _mm256_set1_ps(d * (float)sc[8 * h + 2 * g]);
                 const __m256 s1 = _mm256_set1_ps(d * (float)sc[8 * h + 2 * g + 1]);
                 for (int k = 0; k < 4; k++) {
                     __m256 w = _mm256_mul_ps(k < 2 ? s0 : s1, s8_to_f32(v, k));
-                    acc[k] = _mm256_fmadd_ps(w, _mm256_loadu_ps(xg + 8 * k), acc[k]);
+                    if (out) _mm256_storeu_ps(out + off + 8 * k, w);
+                    else acc[k] = _mm256_fmadd_ps(w, _mm256_loadu_ps(x + off + 8 * k), acc[k]);
                 }
             }
         }
@@ -366,18 +379,67 @@ AVX2 static inline void dot_block_avx2(steertool_ggml_type type, const uint8_t *
     }
 }
 
-AVX2 static void matvec_avx2(const void *w, size_t k, const uint32_t *row_index, size_t row_begin, size_t row_end,
-                             const float *x, float *y, steertool_ggml_type type) {
-    const size_t values = steertool_ggml_block_values(type), bytes = steertool_ggml_block_bytes(type);
+/// The rows' sums for one block type, `type` a constant where it is called so that each type's
+/// loop is compiled on its own (no dispatch per block).
+AVX2 static inline __attribute__((always_inline)) void matvec_avx2_rows(
+    const void *w, size_t k, const uint32_t *row_index, size_t row_begin, size_t row_end, const float *x, float *y,
+    steertool_ggml_type type) {
+    const size_t values = block_values(type), bytes = block_bytes(type);
     const size_t blocks = k / values, row_bytes = blocks * bytes;
     for (size_t r = row_begin; r < row_end; r++) {
         const uint8_t *row = row_at(w, row_bytes, row_index, r);
         __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
-        for (size_t b = 0; b < blocks; b++) dot_block_avx2(type, row + b * bytes, x + b * values, acc);
+        for (size_t b = 0; b < blocks; b++) block_avx2(type, row + b * bytes, x + b * values, acc, NULL);
         y[r - row_begin] = hsum_avx2(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
     }
 }
+
+/// Rows widened to f32 for one block type (`type` constant where called).
+AVX2 static inline __attribute__((always_inline)) void widen_avx2_rows(
+    const void *w, size_t k, const uint32_t *row_index, size_t row_begin, size_t row_end, float *out, size_t ldo,
+    steertool_ggml_type type) {
+    const size_t values = block_values(type), bytes = block_bytes(type);
+    const size_t blocks = k / values, row_bytes = blocks * bytes;
+    for (size_t r = row_begin; r < row_end; r++) {
+        const uint8_t *row = row_at(w, row_bytes, row_index, r);
+        float *o = out + (r - row_begin) * ldo;
+        for (size_t b = 0; b < blocks; b++) block_avx2(type, row + b * bytes, NULL, NULL, o + b * values);
+    }
+}
+
+AVX2 static void widen_avx2(const void *w, size_t k, const uint32_t *row_index, size_t row_begin, size_t row_end,
+                            float *out, size_t ldo, steertool_ggml_type type) {
+    switch (type) {
+#define CASE(T) case T: widen_avx2_rows(w, k, row_index, row_begin, row_end, out, ldo, T); break;
+    CASE(STEERTOOL_GGML_Q4_0) CASE(STEERTOOL_GGML_Q4_1) CASE(STEERTOOL_GGML_Q5_0) CASE(STEERTOOL_GGML_Q5_1)
+    CASE(STEERTOOL_GGML_Q4_K) CASE(STEERTOOL_GGML_Q5_K) CASE(STEERTOOL_GGML_Q6_K)
+#undef CASE
+    }
+}
+
+AVX2 static void matvec_avx2(const void *w, size_t k, const uint32_t *row_index, size_t row_begin, size_t row_end,
+                             const float *x, float *y, steertool_ggml_type type) {
+    switch (type) {
+#define CASE(T) case T: matvec_avx2_rows(w, k, row_index, row_begin, row_end, x, y, T); break;
+    CASE(STEERTOOL_GGML_Q4_0) CASE(STEERTOOL_GGML_Q4_1) CASE(STEERTOOL_GGML_Q5_0) CASE(STEERTOOL_GGML_Q5_1)
+    CASE(STEERTOOL_GGML_Q4_K) CASE(STEERTOOL_GGML_Q5_K) CASE(STEERTOOL_GGML_Q6_K)
+#undef CASE
+    }
+}
 #endif
+
+void steertool_ggml_widen_rows(const void *w, size_t k, const uint32_t *row_index, size_t row_begin, size_t row_end,
+                               float *out, size_t ldo, steertool_ggml_type type, steertool_kernel_level level) {
+    steertool_kernel_level best = steertool_kernel_best_level();
+    if (level > best) level = best;
+#if defined(__x86_64__) || defined(__i386__)
+    if (level >= STEERTOOL_KERNEL_AVX2) {
+        widen_avx2(w, k, row_index, row_begin, row_end, out, ldo, type);
+        return;
+    }
+#endif
+    widen_generic(w, k, row_index, row_begin, row_end, out, ldo, type);
+}
 
 void steertool_ggml_matvec(const void *w, size_t k, const uint32_t *row_index, size_t row_begin, size_t row_end,
                            const float *x, float *y, steertool_ggml_type type, steertool_kernel_level level) {

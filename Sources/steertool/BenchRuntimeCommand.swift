@@ -7,7 +7,7 @@ import Tensors
 /// on a random ~100M-parameter Llama built in memory (same shape as `bench/peers/runtime.py`'s).
 struct BenchRuntimeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "runtime", abstract: "Prefill and decode tokens/s (f32, then Q8_0 kept quantized, then the file's bf16/f16 or GGML blocks used as stored, or bf16; KV cache).")
+        commandName: "runtime", abstract: "Prefill and decode tokens/s (f32, then Q8_0 kept quantized, then the file's own matrices as stored, or bf16; KV cache).")
 
     @Option(name: .long, help: "Model folder or GGUF (default: random ~100M-parameter Llama).")
     var model: String?
@@ -42,23 +42,14 @@ struct BenchRuntimeCommand: ParsableCommand {
         // memory, as `--weights q8_0` does at load); the f32 copy is released first.
         let q8 = try model.map { try LlamaModel.load(path: $0, storage: .q8_0) } ?? f32.converted(to: .q8_0)
         try measure(q8, name: name + ".q8_0", peak: peak, copy: copy)
-        // And as `--weights native` holds it when the file has matrices read in place (BF16/F16,
-        // or GGUF Q4_0 … Q6_K blocks: reported as `.native`, whatever the types), else with its
-        // matrices rounded to bf16 in memory and multiplied by the half kernels.
-        if let native = try model.map({ try LlamaModel.load(path: $0, storage: .native) }), Self.readsInPlace(native) {
+        // And as `--weights native` holds it when the file's matrices are not all f32 (BF16/F16
+        // or GGUF Q4_0 … Q6_K read in place, GGUF Q8_0 as stored: reported as `.native`, whatever
+        // the types; the figure llama.cpp is held against), else with its matrices rounded to bf16
+        // in memory and multiplied by the half kernels.
+        if let native = try model.map({ try LlamaModel.load(path: $0, storage: .native) }), native.weightStorage != .f32 {
             try measure(native, name: name + ".native", peak: peak, copy: copy)
         } else {
             try measure(try f32.rounded(to: .bf16), name: name + ".bf16", peak: peak, copy: copy)
-        }
-    }
-
-    /// Whether some weight matrix of `m` is read in place from its file (bf16/f16 or GGML blocks).
-    static func readsInPlace(_ m: LlamaModel) -> Bool {
-        m.weights.matrices.contains {
-            switch $0 {
-            case .half, .quantized: true
-            case .f32, .q8_0: false
-            }
         }
     }
 

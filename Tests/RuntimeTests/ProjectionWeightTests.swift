@@ -173,7 +173,9 @@ struct ProjectionWeightTests {
     func ggmlBlocksEqualGGUFPy(_ type: GGMLMatrix.BlockType) throws {
         let (rows, columns) = (13, 3 * type.blockValues)
         let (m, values) = try Self.referenceMatrix(type, rows, columns)
-        #expect(m.dequantized().scalars == values, "\(type) widened")
+        for level in [CPUKernelLevel.scalar, .best] {
+            #expect(m.dequantized(level: level).scalars == values, "\(type) widened, \(level)")
+        }
         let order = (0..<rows).map { ($0 * 5) % rows }
         let permuted = m.permutingRows(order)
         #expect(permuted.dequantized().scalars == order.flatMap { values[($0 * columns)..<(($0 + 1) * columns)] }, "\(type) row order")

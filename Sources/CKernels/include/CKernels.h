@@ -125,9 +125,10 @@ size_t steertool_ggml_block_bytes(steertool_ggml_type type);
 /// multiple of the block size; a row is k / block values blocks, rows stored back to back) to
 /// f32: row r into out + (r - row_begin)·ldo. Row r is stored row `row_index[r]` when
 /// `row_index` is non-null. Each block is decoded with gguf-py's float operations in its order, so
-/// the values equal gguf-py's dequantization bit for bit.
+/// the values equal gguf-py's dequantization bit for bit on every path (`level` as for the other
+/// kernels; AVX2 forms 8 values at a time with the same operations).
 void steertool_ggml_widen_rows(const void *w, size_t k, const uint32_t *row_index, size_t row_begin, size_t row_end,
-                               float *out, size_t ldo, steertool_ggml_type type);
+                               float *out, size_t ldo, steertool_ggml_type type, steertool_kernel_level level);
 
 /// y[r - row_begin] = Σ_j W[r, j]·x[j] for rows [row_begin, row_end) of the same kind of matrix,
 /// read in place: each block's values are formed as `steertool_ggml_widen_rows` forms them (the

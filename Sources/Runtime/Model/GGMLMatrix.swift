@@ -150,21 +150,21 @@ public struct GGMLMatrix: Sendable, Equatable {
     }
 
     /// Writes rows `range` as f32 into `out`, row r at out + (r − range.lowerBound)·ldo: gguf-py's
-    /// dequantization, bit for bit.
-    public func widenRows(_ range: Range<Int>, into out: UnsafeMutablePointer<Float>, ldo: Int) {
+    /// dequantization, bit for bit, on every path (`level` forces one: tests).
+    public func widenRows(_ range: Range<Int>, into out: UnsafeMutablePointer<Float>, ldo: Int, level: CPUKernelLevel = .best) {
         guard !range.isEmpty, columns > 0 else { return }
         precondition(range.lowerBound >= 0 && range.upperBound <= rows && ldo >= columns,
                      "widenRows: \(range) outside 0..<\(rows) or ldo \(ldo) < \(columns)")
         withRows { w, order in
-            steertool_ggml_widen_rows(w, columns, order, range.lowerBound, range.upperBound, out, ldo, type.cValue)
+            steertool_ggml_widen_rows(w, columns, order, range.lowerBound, range.upperBound, out, ldo, type.cValue, level.cValue)
         }
     }
 
     /// The matrix as f32 (`widenRows` over every row): a new buffer.
-    public func dequantized() -> Tensor {
+    public func dequantized(level: CPUKernelLevel = .best) -> Tensor {
         Tensor(shape: [rows, columns]) { out in
             guard rows > 0, columns > 0, let o = out.baseAddress else { return }
-            widenRows(0..<rows, into: o, ldo: columns)
+            widenRows(0..<rows, into: o, ldo: columns, level: level)
         }
     }
 
