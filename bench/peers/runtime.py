@@ -1,5 +1,7 @@
 """Peer of `steertool bench runtime`: prefill and decode tokens/s of transformers (f32, CPU,
-KV cache) on the same model and thread count, printed as the same JSON lines.
+KV cache) on the same model and thread count, printed as the same JSON lines. For a GGUF, also
+llama.cpp (llama-cpp-python, when installed) on the same file, same threads, same prompt and the
+same greedy decode: the peer of steertool's `.native` rows (the file's matrices as stored).
 
 usage: python bench/peers/runtime.py [--model HF_FOLDER|FILE.gguf] [--label NAME] [--threads N]
        [--prompt-tokens 128] [--decode-tokens 32] [--repeats 3]
@@ -73,6 +75,38 @@ def main() -> None:
                        (f"runtime.decode.{name}.q8_0", a.decode_tokens / best_decode)):
         print(json.dumps({"name": key, "unit": "tokens/s", "value": round(value, 2), "threads": a.threads,
                           "peer": "transformers CPU (f32 weights)"}))
+    if a.model and a.model.endswith(".gguf"):
+        llama_cpp_rows(a.model, name, a)
+
+
+def llama_cpp_rows(path: str, name: str, a) -> None:
+    """llama.cpp's prefill and decode tokens/s on the GGUF at `path`, as steertool's `.native` rows."""
+    try:
+        from llama_cpp import Llama
+    except ImportError:
+        return
+    import numpy as np
+    n = a.prompt_tokens + a.decode_tokens
+    llm = Llama(model_path=path, n_ctx=max(n, 64), n_threads=a.threads, n_threads_batch=a.threads,
+                n_batch=a.prompt_tokens, n_ubatch=a.prompt_tokens, verbose=False)
+    g = torch.Generator().manual_seed(1)
+    prompt = torch.randint(0, llm.n_vocab(), (a.prompt_tokens,), generator=g).tolist()
+    llm.eval(prompt[:8])  # warm-up
+    best_prefill = best_decode = float("inf")
+    for _ in range(a.repeats):
+        llm.reset()
+        t0 = time.perf_counter()
+        llm.eval(prompt)
+        t1 = time.perf_counter()
+        for _ in range(a.decode_tokens):
+            llm.eval([int(np.argmax(llm.scores[llm.n_tokens - 1]))])
+        t2 = time.perf_counter()
+        best_prefill = min(best_prefill, t1 - t0)
+        best_decode = min(best_decode, t2 - t1)
+    for key, value in ((f"runtime.prefill.{name}.native", a.prompt_tokens / best_prefill),
+                       (f"runtime.decode.{name}.native", a.decode_tokens / best_decode)):
+        print(json.dumps({"name": key, "unit": "tokens/s", "value": round(value, 2), "threads": a.threads,
+                          "peer": "llama.cpp (llama-cpp-python 0.3.36, same file)"}))
 
 
 if __name__ == "__main__":
