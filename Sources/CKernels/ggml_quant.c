@@ -3,9 +3,9 @@
 //
 // Every block is decoded with gguf-py's float operations in its order (f32 products, a separate
 // add, never a fused multiply-add: FP_CONTRACT is off), so a widened row equals gguf-py's
-// dequantization bit for bit. The product forms the same values from each block as it is read
-// (the portable path through a small buffer, the AVX2 path in registers) and multiplies them with
-// x there: the weights are read once, never widened to memory.
+// dequantization bit for bit. The product reads each block once, never widening a row to memory:
+// the portable path decodes it into a small buffer and multiplies there, the AVX2 path factors the
+// block's scale and offset out of its sum.
 #include "CKernels.h"
 #include "half_float.h"
 
@@ -239,9 +239,11 @@ static void matvec_generic(const void *w, size_t k, const uint32_t *row_index, s
 #include <immintrin.h>
 #include "horizontal_sum.h"
 
-// AVX2: each block's values are formed 8 at a time with the scalar decoders' operations (exact
-// integer → float conversion, a multiply, then a separate add or subtract), so they are the
-// same floats; the products with x accumulate with fused multiply-adds in four running sums.
+// AVX2: a widened block's values are formed 8 at a time with the scalar decoders' operations
+// (exact integer → float conversion, a multiply, then a separate add or subtract), so they are the
+// same floats. The product factors each block's scale and offset out of its sum (the integer
+// levels times x, then the scale; the offset times the sum of x), as llama.cpp's kernels do, with
+// f32 activations throughout.
 #define AVX2 __attribute__((target("avx2,fma,f16c")))
 
 /// The f16 at p through F16C (exact, as the portable conversion).
@@ -282,22 +284,20 @@ AVX2 static inline __m256i shifted_bits(__m256i v, int count, int mask) {
 }
 
 /// The values v_k = scale·q_k [+ offset] of the 4 chunks of 8 of a 32-value group q at `off`
-/// within the block: stored to out + off + 8k when `out` is non-null, else acc[k] += v_k ·
-/// x[off + 8k]. `offset` is added after the product (Q4_1/Q5_1: + m; K-quants: − dmin·m as a
-/// negative), as the scalar decoders do; `has_offset` 0 leaves the product alone.
+/// within the block, stored to out + off + 8k. `offset` is added after the product (Q4_1/Q5_1:
+/// + m; K-quants: − dmin·m as a negative), as the scalar decoders do; `has_offset` 0 leaves the
+/// product alone.
 #define GROUP32(CONVERT, q, scale, offset, has_offset, off)                                      \
     for (int k = 0; k < 4; k++) {                                                               \
         __m256 v = _mm256_mul_ps(scale, CONVERT(q, k));                                         \
         if (has_offset) v = _mm256_add_ps(v, offset);                                           \
-        if (out) _mm256_storeu_ps(out + (off) + 8 * k, v);                                      \
-        else acc[k] = _mm256_fmadd_ps(v, _mm256_loadu_ps(x + (off) + 8 * k), acc[k]);          \
+        _mm256_storeu_ps(out + (off) + 8 * k, v);                                               \
     }
 
-/// One block of `type` at p: its values written to `out` (a widened row's block), or, with `out`
-/// null, multiplied with x into the four accumulators. Called with constant `type` and `out`
-/// nullness, so each use compiles to its own straight-line code.
-AVX2 static inline __attribute__((always_inline)) void block_avx2(steertool_ggml_type type, const uint8_t *p, const float *x,
-                                                                 __m256 acc[4], float *out) {
+/// One block of `type` at p decoded into `out` (its block-size values), 8 at a time with the
+/// portable decoders' operations: the same floats. Called with a constant `type`, so each type
+/// compiles to its own straight-line code.
+AVX2 static inline __attribute__((always_inline)) void block_avx2(steertool_ggml_type type, const uint8_t *p, float *out) {
     const __m256 none = _mm256_setzero_ps();
     switch (type) {
     case STEERTOOL_GGML_Q4_0: {
@@ -369,8 +369,7 @@ AVX2 static inline __attribute__((always_inline)) void block_avx2(steertool_ggml
                 const __m256 s1 = _mm256_set1_ps(d * (float)sc[8 * h + 2 * g + 1]);
                 for (int k = 0; k < 4; k++) {
                     __m256 w = _mm256_mul_ps(k < 2 ? s0 : s1, s8_to_f32(v, k));
-                    if (out) _mm256_storeu_ps(out + off + 8 * k, w);
-                    else acc[k] = _mm256_fmadd_ps(w, _mm256_loadu_ps(x + off + 8 * k), acc[k]);
+                    _mm256_storeu_ps(out + off + 8 * k, w);
                 }
             }
         }
@@ -379,18 +378,110 @@ AVX2 static inline __attribute__((always_inline)) void block_avx2(steertool_ggml
     }
 }
 
+/// t = Σ_k q_k · x[8k …] over the 4 chunks of 8 of a 32-value group q (one 8-lane vector).
+#define GROUP_DOT(CONVERT, q, xp)                                                                \
+    _mm256_fmadd_ps(CONVERT(q, 3), _mm256_loadu_ps((xp) + 24),                                  \
+        _mm256_fmadd_ps(CONVERT(q, 2), _mm256_loadu_ps((xp) + 16),                              \
+            _mm256_fmadd_ps(CONVERT(q, 1), _mm256_loadu_ps((xp) + 8),                           \
+                _mm256_mul_ps(CONVERT(q, 0), _mm256_loadu_ps(xp)))))
+
+/// One block's share of a row's dot product with the scale and offset factored out of the sum:
+/// Σ_j (s·q_j + o)·x_j = s·Σ_j q_j·x_j + o·Σ_j x_j, the integer levels q converted exactly, the
+/// block scales s formed as the decoders form them. `xs[g]` holds the 8-lane partial sums of x
+/// over 16-value group g (only the offset formats read it). acc gets the scaled sums, accm the
+/// offsets' share.
+AVX2 static inline __attribute__((always_inline)) void dot_block_factored(
+    steertool_ggml_type type, const uint8_t *p, const float *x, const __m256 *xs, __m256 *acc, __m256 *accm) {
+#define XSUM32(g16) _mm256_add_ps(xs[(g16)], xs[(g16) + 1])
+    switch (type) {
+    case STEERTOOL_GGML_Q4_0: {
+        __m256i q = _mm256_sub_epi8(nibbles_32(p + 2), _mm256_set1_epi8(8));
+        *acc = _mm256_fmadd_ps(_mm256_set1_ps(f16c(p)), GROUP_DOT(s8_to_f32, q, x), *acc);
+        break;
+    }
+    case STEERTOOL_GGML_Q4_1: {
+        __m256i q = nibbles_32(p + 4);
+        *acc = _mm256_fmadd_ps(_mm256_set1_ps(f16c(p)), GROUP_DOT(u8_to_f32, q, x), *acc);
+        *accm = _mm256_fmadd_ps(_mm256_set1_ps(f16c(p + 2)), XSUM32(0), *accm);
+        break;
+    }
+    case STEERTOOL_GGML_Q5_0: {
+        __m256i q = _mm256_sub_epi8(_mm256_or_si256(nibbles_32(p + 6), fifth_bits_32(p + 2)), _mm256_set1_epi8(16));
+        *acc = _mm256_fmadd_ps(_mm256_set1_ps(f16c(p)), GROUP_DOT(s8_to_f32, q, x), *acc);
+        break;
+    }
+    case STEERTOOL_GGML_Q5_1: {
+        __m256i q = _mm256_or_si256(nibbles_32(p + 8), fifth_bits_32(p + 4));
+        *acc = _mm256_fmadd_ps(_mm256_set1_ps(f16c(p)), GROUP_DOT(u8_to_f32, q, x), *acc);
+        *accm = _mm256_fmadd_ps(_mm256_set1_ps(f16c(p + 2)), XSUM32(0), *accm);
+        break;
+    }
+    case STEERTOOL_GGML_Q4_K:
+    case STEERTOOL_GGML_Q5_K: {
+        const int five = type == STEERTOOL_GGML_Q5_K;
+        const float d = f16c(p), dmin = f16c(p + 2);
+        const uint8_t *sc = p + 4, *qh = p + 16, *qs = p + (five ? 48 : 16);
+        const __m256i high = five ? _mm256_loadu_si256((const __m256i *)qh) : _mm256_setzero_si256();
+        for (int c = 0; c < 4; c++) {
+            uint8_t sc0, m0, sc1, m1;
+            scale_min(sc, 2 * c, &sc0, &m0);
+            scale_min(sc, 2 * c + 1, &sc1, &m1);
+            const __m256i q = _mm256_loadu_si256((const __m256i *)(qs + 32 * c));
+            __m256i lo = _mm256_and_si256(q, _mm256_set1_epi8(0x0f)), hi = shifted_bits(q, 4, 0x0f);
+            if (five) {
+                lo = _mm256_or_si256(lo, _mm256_slli_epi16(shifted_bits(high, 2 * c, 1), 4));
+                hi = _mm256_or_si256(hi, _mm256_slli_epi16(shifted_bits(high, 2 * c + 1, 1), 4));
+            }
+            *acc = _mm256_fmadd_ps(_mm256_set1_ps(d * (float)sc0), GROUP_DOT(u8_to_f32, lo, x + 64 * c), *acc);
+            *acc = _mm256_fmadd_ps(_mm256_set1_ps(d * (float)sc1), GROUP_DOT(u8_to_f32, hi, x + 64 * c + 32), *acc);
+            *accm = _mm256_fmadd_ps(_mm256_set1_ps(-(dmin * (float)m0)), XSUM32(4 * c), *accm);
+            *accm = _mm256_fmadd_ps(_mm256_set1_ps(-(dmin * (float)m1)), XSUM32(4 * c + 2), *accm);
+        }
+        break;
+    }
+    case STEERTOOL_GGML_Q6_K: {
+        const int8_t *sc = (const int8_t *)(p + 192);
+        const float d = f16c(p + 208);
+        const __m256i bias = _mm256_set1_epi8(32);
+        for (int h = 0; h < 2; h++) {
+            const uint8_t *ql = p + 64 * h, *qh = p + 128 + 32 * h;
+            const __m256i a = _mm256_loadu_si256((const __m256i *)ql), b = _mm256_loadu_si256((const __m256i *)(ql + 32));
+            const __m256i hb = _mm256_loadu_si256((const __m256i *)qh);
+            __m256i q[4];
+            q[0] = _mm256_or_si256(_mm256_and_si256(a, _mm256_set1_epi8(0x0f)), _mm256_slli_epi16(shifted_bits(hb, 0, 3), 4));
+            q[1] = _mm256_or_si256(_mm256_and_si256(b, _mm256_set1_epi8(0x0f)), _mm256_slli_epi16(shifted_bits(hb, 2, 3), 4));
+            q[2] = _mm256_or_si256(shifted_bits(a, 4, 0x0f), _mm256_slli_epi16(shifted_bits(hb, 4, 3), 4));
+            q[3] = _mm256_or_si256(shifted_bits(b, 4, 0x0f), _mm256_slli_epi16(shifted_bits(hb, 6, 3), 4));
+            for (int g = 0; g < 4; g++) {
+                const __m256i v = _mm256_sub_epi8(q[g], bias);
+                const float *xg = x + 128 * h + 32 * g;
+                // Elements 0…15 of the group take scale 8h + 2g, 16…31 scale 8h + 2g + 1.
+                __m256 t0 = _mm256_fmadd_ps(s8_to_f32(v, 1), _mm256_loadu_ps(xg + 8), _mm256_mul_ps(s8_to_f32(v, 0), _mm256_loadu_ps(xg)));
+                __m256 t1 = _mm256_fmadd_ps(s8_to_f32(v, 3), _mm256_loadu_ps(xg + 24), _mm256_mul_ps(s8_to_f32(v, 2), _mm256_loadu_ps(xg + 16)));
+                *acc = _mm256_fmadd_ps(_mm256_set1_ps(d * (float)sc[8 * h + 2 * g]), t0, *acc);
+                *acc = _mm256_fmadd_ps(_mm256_set1_ps(d * (float)sc[8 * h + 2 * g + 1]), t1, *acc);
+            }
+        }
+        break;
+    }
+    }
+#undef XSUM32
+}
+
 /// The rows' sums for one block type, `type` a constant where it is called so that each type's
-/// loop is compiled on its own (no dispatch per block).
+/// loop is compiled on its own (no dispatch per block). `xs` as for `dot_block_factored`.
 AVX2 static inline __attribute__((always_inline)) void matvec_avx2_rows(
     const void *w, size_t k, const uint32_t *row_index, size_t row_begin, size_t row_end, const float *x, float *y,
-    steertool_ggml_type type) {
+    const __m256 *xs, steertool_ggml_type type) {
     const size_t values = block_values(type), bytes = block_bytes(type);
     const size_t blocks = k / values, row_bytes = blocks * bytes;
     for (size_t r = row_begin; r < row_end; r++) {
         const uint8_t *row = row_at(w, row_bytes, row_index, r);
-        __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
-        for (size_t b = 0; b < blocks; b++) block_avx2(type, row + b * bytes, x + b * values, acc, NULL);
-        y[r - row_begin] = hsum_avx2(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
+        __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()}, accm = _mm256_setzero_ps();
+        for (size_t b = 0; b < blocks; b++) {
+            dot_block_factored(type, row + b * bytes, x + b * values, xs + b * (values / 16), &acc[b & 1], &accm);
+        }
+        y[r - row_begin] = hsum_avx2(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), accm));
     }
 }
 
@@ -403,7 +494,7 @@ AVX2 static inline __attribute__((always_inline)) void widen_avx2_rows(
     for (size_t r = row_begin; r < row_end; r++) {
         const uint8_t *row = row_at(w, row_bytes, row_index, r);
         float *o = out + (r - row_begin) * ldo;
-        for (size_t b = 0; b < blocks; b++) block_avx2(type, row + b * bytes, NULL, NULL, o + b * values);
+        for (size_t b = 0; b < blocks; b++) block_avx2(type, row + b * bytes, o + b * values);
     }
 }
 
@@ -419,12 +510,23 @@ AVX2 static void widen_avx2(const void *w, size_t k, const uint32_t *row_index, 
 
 AVX2 static void matvec_avx2(const void *w, size_t k, const uint32_t *row_index, size_t row_begin, size_t row_end,
                              const float *x, float *y, steertool_ggml_type type) {
+    // 8-lane partial sums of x over each 16-value group (the offsets' share of every row).
+    enum { STACK_GROUPS = 1024 };
+    __m256 stack[STACK_GROUPS];
+    const size_t groups = k / 16;
+    __m256 *xs = groups <= STACK_GROUPS ? stack : (__m256 *)_mm_malloc(groups * sizeof(__m256), 32);
+    if (!xs) {  // no memory for the sums: the portable path needs none
+        matvec_generic(w, k, row_index, row_begin, row_end, x, y, type);
+        return;
+    }
+    for (size_t g = 0; g < groups; g++) xs[g] = _mm256_add_ps(_mm256_loadu_ps(x + 16 * g), _mm256_loadu_ps(x + 16 * g + 8));
     switch (type) {
-#define CASE(T) case T: matvec_avx2_rows(w, k, row_index, row_begin, row_end, x, y, T); break;
+#define CASE(T) case T: matvec_avx2_rows(w, k, row_index, row_begin, row_end, x, y, xs, T); break;
     CASE(STEERTOOL_GGML_Q4_0) CASE(STEERTOOL_GGML_Q4_1) CASE(STEERTOOL_GGML_Q5_0) CASE(STEERTOOL_GGML_Q5_1)
     CASE(STEERTOOL_GGML_Q4_K) CASE(STEERTOOL_GGML_Q5_K) CASE(STEERTOOL_GGML_Q6_K)
 #undef CASE
     }
+    if (xs != stack) _mm_free(xs);
 }
 #endif
 

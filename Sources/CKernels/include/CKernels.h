@@ -131,10 +131,11 @@ void steertool_ggml_widen_rows(const void *w, size_t k, const uint32_t *row_inde
                                float *out, size_t ldo, steertool_ggml_type type, steertool_kernel_level level);
 
 /// y[r - row_begin] = Σ_j W[r, j]·x[j] for rows [row_begin, row_end) of the same kind of matrix,
-/// read in place: each block's values are formed as `steertool_ggml_widen_rows` forms them (the
-/// same floats) and multiplied with x as they are read. Each row's sum runs in a fixed order per
-/// path (the portable path in 8 lanes; AVX2 with fused multiply-adds in 4 registers), so any split
-/// of the rows gives the same bits on a path. `level` as for the other kernels.
+/// read in place, each block once. The portable path forms the block's values as
+/// `steertool_ggml_widen_rows` does and multiplies them with x in 8 lanes; the AVX2 path factors
+/// each block's scale and offset out of its sum (s·Σ q_j·x_j + o·Σ x_j, f32 throughout, fused
+/// multiply-adds). Each row's sum runs in a fixed order per path, so any split of the rows gives
+/// the same bits on a path; paths agree to rounding. `level` as for the other kernels.
 void steertool_ggml_matvec(const void *w, size_t k, const uint32_t *row_index, size_t row_begin, size_t row_end,
                            const float *x, float *y, steertool_ggml_type type, steertool_kernel_level level);
 
