@@ -86,9 +86,11 @@ def llama_cpp_rows(path: str, name: str, a) -> None:
     except ImportError:
         return
     import numpy as np
-    n = a.prompt_tokens + a.decode_tokens
-    llm = Llama(model_path=path, n_ctx=max(n, 64), n_threads=a.threads, n_threads_batch=a.threads,
-                n_batch=a.prompt_tokens, n_ubatch=a.prompt_tokens, verbose=False)
+    n = max(a.prompt_tokens + a.decode_tokens, 64)
+    # n_batch spans the whole context because the binding keeps the last logits of each call in a
+    # row per position below n_batch (logits_all stays off: only the last position is computed).
+    llm = Llama(model_path=path, n_ctx=n, n_threads=a.threads, n_threads_batch=a.threads,
+                n_batch=n, n_ubatch=a.prompt_tokens, verbose=False)
     g = torch.Generator().manual_seed(1)
     prompt = torch.randint(0, llm.n_vocab(), (a.prompt_tokens,), generator=g).tolist()
     llm.eval(prompt[:8])  # warm-up
