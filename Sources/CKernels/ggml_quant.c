@@ -283,6 +283,31 @@ AVX2 static inline __m256i shifted_bits(__m256i v, int count, int mask) {
     return _mm256_and_si256(_mm256_srl_epi16(v, _mm_cvtsi32_si128(count)), _mm256_set1_epi8((char)mask));
 }
 
+/// The levels of K-quant sub-blocks 2c and 2c+1 (Q4_K, or Q5_K with its fifth bits in `high`, the
+/// block's 32 qh bytes): 32 unsigned levels each, for elements 64c … 64c+31 and 64c+32 … 64c+63.
+AVX2 static inline void k_levels(const uint8_t *qs, __m256i high, int five, int c, __m256i *lo, __m256i *hi) {
+    const __m256i q = _mm256_loadu_si256((const __m256i *)(qs + 32 * c));
+    *lo = _mm256_and_si256(q, _mm256_set1_epi8(0x0f));
+    *hi = shifted_bits(q, 4, 0x0f);
+    if (five) {
+        *lo = _mm256_or_si256(*lo, _mm256_slli_epi16(shifted_bits(high, 2 * c, 1), 4));
+        *hi = _mm256_or_si256(*hi, _mm256_slli_epi16(shifted_bits(high, 2 * c + 1, 1), 4));
+    }
+}
+
+/// The signed levels (q − 32) of half h of a Q6_K block at p: q[g] holds elements
+/// 128h + 32g … 128h + 32g + 31.
+AVX2 static inline void q6_k_levels(const uint8_t *p, int h, __m256i q[4]) {
+    const uint8_t *ql = p + 64 * h, *qh = p + 128 + 32 * h;
+    const __m256i a = _mm256_loadu_si256((const __m256i *)ql), b = _mm256_loadu_si256((const __m256i *)(ql + 32));
+    const __m256i hb = _mm256_loadu_si256((const __m256i *)qh), bias = _mm256_set1_epi8(32);
+    q[0] = _mm256_or_si256(_mm256_and_si256(a, _mm256_set1_epi8(0x0f)), _mm256_slli_epi16(shifted_bits(hb, 0, 3), 4));
+    q[1] = _mm256_or_si256(_mm256_and_si256(b, _mm256_set1_epi8(0x0f)), _mm256_slli_epi16(shifted_bits(hb, 2, 3), 4));
+    q[2] = _mm256_or_si256(shifted_bits(a, 4, 0x0f), _mm256_slli_epi16(shifted_bits(hb, 4, 3), 4));
+    q[3] = _mm256_or_si256(shifted_bits(b, 4, 0x0f), _mm256_slli_epi16(shifted_bits(hb, 6, 3), 4));
+    for (int g = 0; g < 4; g++) q[g] = _mm256_sub_epi8(q[g], bias);
+}
+
 /// The values v_k = scale·q_k [+ offset] of the 4 chunks of 8 of a 32-value group q at `off`
 /// within the block, stored to out + off + 8k. `offset` is added after the product (Q4_1/Q5_1:
 /// + m; K-quants: − dmin·m as a negative), as the scalar decoders do; `has_offset` 0 leaves the
@@ -337,12 +362,8 @@ AVX2 static inline __attribute__((always_inline)) void block_avx2(steertool_ggml
             // x = (d·sc)·q − dmin·m: the subtraction is an add of the negated product (exact).
             const __m256 d0 = _mm256_set1_ps(d * (float)sc0), dm0 = _mm256_set1_ps(-(dmin * (float)m0));
             const __m256 d1 = _mm256_set1_ps(d * (float)sc1), dm1 = _mm256_set1_ps(-(dmin * (float)m1));
-            const __m256i q = _mm256_loadu_si256((const __m256i *)(qs + 32 * c));
-            __m256i lo = _mm256_and_si256(q, _mm256_set1_epi8(0x0f)), hi = shifted_bits(q, 4, 0x0f);
-            if (five) {
-                lo = _mm256_or_si256(lo, _mm256_slli_epi16(shifted_bits(high, 2 * c, 1), 4));
-                hi = _mm256_or_si256(hi, _mm256_slli_epi16(shifted_bits(high, 2 * c + 1, 1), 4));
-            }
+            __m256i lo, hi;
+            k_levels(qs, high, five, c, &lo, &hi);
             GROUP32(u8_to_f32, lo, d0, dm0, 1, 64 * c)
             GROUP32(u8_to_f32, hi, d1, dm1, 1, 64 * c + 32)
         }
@@ -351,18 +372,11 @@ AVX2 static inline __attribute__((always_inline)) void block_avx2(steertool_ggml
     case STEERTOOL_GGML_Q6_K: {
         const int8_t *sc = (const int8_t *)(p + 192);
         const float d = f16c(p + 208);
-        const __m256i bias = _mm256_set1_epi8(32);
         for (int h = 0; h < 2; h++) {
-            const uint8_t *ql = p + 64 * h, *qh = p + 128 + 32 * h;
-            const __m256i a = _mm256_loadu_si256((const __m256i *)ql), b = _mm256_loadu_si256((const __m256i *)(ql + 32));
-            const __m256i hb = _mm256_loadu_si256((const __m256i *)qh);
             __m256i q[4];
-            q[0] = _mm256_or_si256(_mm256_and_si256(a, _mm256_set1_epi8(0x0f)), _mm256_slli_epi16(shifted_bits(hb, 0, 3), 4));
-            q[1] = _mm256_or_si256(_mm256_and_si256(b, _mm256_set1_epi8(0x0f)), _mm256_slli_epi16(shifted_bits(hb, 2, 3), 4));
-            q[2] = _mm256_or_si256(shifted_bits(a, 4, 0x0f), _mm256_slli_epi16(shifted_bits(hb, 4, 3), 4));
-            q[3] = _mm256_or_si256(shifted_bits(b, 4, 0x0f), _mm256_slli_epi16(shifted_bits(hb, 6, 3), 4));
+            q6_k_levels(p, h, q);
             for (int g = 0; g < 4; g++) {
-                const __m256i v = _mm256_sub_epi8(q[g], bias);
+                const __m256i v = q[g];
                 const int off = 128 * h + 32 * g;
                 // Elements 0…15 of the group take scale 8h + 2g, 16…31 scale 8h + 2g + 1.
                 const __m256 s0 = _mm256_set1_ps(d * (float)sc[8 * h + 2 * g]);
@@ -426,12 +440,8 @@ AVX2 static inline __attribute__((always_inline)) void dot_block_factored(
             uint8_t sc0, m0, sc1, m1;
             scale_min(sc, 2 * c, &sc0, &m0);
             scale_min(sc, 2 * c + 1, &sc1, &m1);
-            const __m256i q = _mm256_loadu_si256((const __m256i *)(qs + 32 * c));
-            __m256i lo = _mm256_and_si256(q, _mm256_set1_epi8(0x0f)), hi = shifted_bits(q, 4, 0x0f);
-            if (five) {
-                lo = _mm256_or_si256(lo, _mm256_slli_epi16(shifted_bits(high, 2 * c, 1), 4));
-                hi = _mm256_or_si256(hi, _mm256_slli_epi16(shifted_bits(high, 2 * c + 1, 1), 4));
-            }
+            __m256i lo, hi;
+            k_levels(qs, high, five, c, &lo, &hi);
             *acc = _mm256_fmadd_ps(_mm256_set1_ps(d * (float)sc0), GROUP_DOT(u8_to_f32, lo, x + 64 * c), *acc);
             *acc = _mm256_fmadd_ps(_mm256_set1_ps(d * (float)sc1), GROUP_DOT(u8_to_f32, hi, x + 64 * c + 32), *acc);
             *accm = _mm256_fmadd_ps(_mm256_set1_ps(-(dmin * (float)m0)), XSUM32(4 * c), *accm);
@@ -442,18 +452,11 @@ AVX2 static inline __attribute__((always_inline)) void dot_block_factored(
     case STEERTOOL_GGML_Q6_K: {
         const int8_t *sc = (const int8_t *)(p + 192);
         const float d = f16c(p + 208);
-        const __m256i bias = _mm256_set1_epi8(32);
         for (int h = 0; h < 2; h++) {
-            const uint8_t *ql = p + 64 * h, *qh = p + 128 + 32 * h;
-            const __m256i a = _mm256_loadu_si256((const __m256i *)ql), b = _mm256_loadu_si256((const __m256i *)(ql + 32));
-            const __m256i hb = _mm256_loadu_si256((const __m256i *)qh);
             __m256i q[4];
-            q[0] = _mm256_or_si256(_mm256_and_si256(a, _mm256_set1_epi8(0x0f)), _mm256_slli_epi16(shifted_bits(hb, 0, 3), 4));
-            q[1] = _mm256_or_si256(_mm256_and_si256(b, _mm256_set1_epi8(0x0f)), _mm256_slli_epi16(shifted_bits(hb, 2, 3), 4));
-            q[2] = _mm256_or_si256(shifted_bits(a, 4, 0x0f), _mm256_slli_epi16(shifted_bits(hb, 4, 3), 4));
-            q[3] = _mm256_or_si256(shifted_bits(b, 4, 0x0f), _mm256_slli_epi16(shifted_bits(hb, 6, 3), 4));
+            q6_k_levels(p, h, q);
             for (int g = 0; g < 4; g++) {
-                const __m256i v = _mm256_sub_epi8(q[g], bias);
+                const __m256i v = q[g];
                 const float *xg = x + 128 * h + 32 * g;
                 // Elements 0…15 of the group take scale 8h + 2g, 16…31 scale 8h + 2g + 1.
                 __m256 t0 = _mm256_fmadd_ps(s8_to_f32(v, 1), _mm256_loadu_ps(xg + 8), _mm256_mul_ps(s8_to_f32(v, 0), _mm256_loadu_ps(xg)));

@@ -1,8 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import CKernels
 import Formats
 import Tensors
@@ -78,8 +73,8 @@ public struct GGMLMatrix: Sendable, Equatable {
     /// Input features (columns), a multiple of the block size.
     public let columns: Int
     /// Row r of the matrix is stored row `rowOrder[r]`; nil when rows are stored in order.
-    public let rowOrder: [UInt32]?
-    private let bytes: MatrixBytes
+    public var rowOrder: [UInt32]? { stored.order }
+    private let stored: StoredRows
 
     /// Bytes of one stored row.
     public var rowBytes: Int { columns / type.blockValues * type.blockBytes }
@@ -112,8 +107,9 @@ public struct GGMLMatrix: Sendable, Equatable {
         }
         try Self.validate(count: byteRange.count, type: type, rows: rows, columns: columns, name: name, source: source,
                           where: " at \(byteRange)")
-        self.type = type; self.rows = rows; self.columns = columns; self.rowOrder = nil
-        bytes = MatrixBytes(file: file, offset: byteRange.lowerBound)
+        self.type = type; self.rows = rows; self.columns = columns
+        stored = StoredRows(bytes: MatrixBytes(file: file, offset: byteRange.lowerBound), count: rows,
+                            rowBytes: columns / type.blockValues * type.blockBytes)
     }
 
     /// The matrix held in a buffer of its own, copied from `blocks` (as a GGUF tensor stores them).
@@ -121,33 +117,26 @@ public struct GGMLMatrix: Sendable, Equatable {
     public init(blocks: [UInt8], type: BlockType, rows: Int, columns: Int, name: String = "matrix",
                 source: String = "model") throws {
         try Self.validate(count: blocks.count, type: type, rows: rows, columns: columns, name: name, source: source, where: "")
-        self.type = type; self.rows = rows; self.columns = columns; self.rowOrder = nil
-        bytes = blocks.withUnsafeBytes { MatrixBytes(copying: $0) }
+        self.type = type; self.rows = rows; self.columns = columns
+        stored = StoredRows(bytes: blocks.withUnsafeBytes { MatrixBytes(copying: $0) }, count: rows,
+                            rowBytes: columns / type.blockValues * type.blockBytes)
     }
 
-    private init(type: BlockType, rows: Int, columns: Int, rowOrder: [UInt32]?, bytes: MatrixBytes) {
-        self.type = type; self.rows = rows; self.columns = columns; self.rowOrder = rowOrder; self.bytes = bytes
+    private init(type: BlockType, rows: Int, columns: Int, stored: StoredRows) {
+        self.type = type; self.rows = rows; self.columns = columns; self.stored = stored
     }
 
     /// The same matrix with its rows reordered, without a copy: row r of the result is row
     /// `sourceRows[r]` of this one (e.g. `RopePermutation.sourceRows`), a permutation of 0..<rows.
     public func permutingRows(_ sourceRows: [Int]) -> GGMLMatrix {
-        precondition(sourceRows.count == rows, "permutingRows: \(sourceRows.count) indices for \(rows) rows")
-        let order = sourceRows.map { from -> UInt32 in
-            precondition(from >= 0 && from < rows, "permutingRows: row \(from) outside 0..<\(rows)")
-            return rowOrder.map { $0[from] } ?? UInt32(from)
-        }
-        return GGMLMatrix(type: type, rows: rows, columns: columns, rowOrder: order, bytes: bytes)
+        GGMLMatrix(type: type, rows: rows, columns: columns, stored: stored.permuting(sourceRows))
     }
 
     /// Bytes of weight data (the blocks; a row order adds 4 per row).
     public var byteCount: Int { rows * rowBytes + 4 * (rowOrder?.count ?? 0) }
 
     /// Calls `body` with the stored bytes and the row order (null when rows are in order).
-    private func withRows<R>(_ body: (UnsafeRawPointer, UnsafePointer<UInt32>?) -> R) -> R {
-        guard let rowOrder else { return body(bytes.base, nil) }
-        return rowOrder.withUnsafeBufferPointer { body(bytes.base, $0.baseAddress) }
-    }
+    private func withRows<R>(_ body: (UnsafeRawPointer, UnsafePointer<UInt32>?) -> R) -> R { stored.withRows(body) }
 
     /// Writes rows `range` as f32 into `out`, row r at out + (r − range.lowerBound)·ldo: gguf-py's
     /// dequantization, bit for bit, on every path (`level` forces one: tests).
@@ -191,22 +180,12 @@ public struct GGMLMatrix: Sendable, Equatable {
     /// Lets the kernel drop this matrix's pages from the resident set when it is read in place from
     /// a mapped file (`MatrixBytes.releasePages`); nothing for a matrix in a buffer of its own.
     public func releasePages() {
-        bytes.releasePages(byteCount: rows * rowBytes)
+        stored.releasePages()
     }
 
     /// Same type, shape and stored blocks row for row. Two views of the same bytes in the same row
     /// order are equal without reading them.
     public static func == (a: GGMLMatrix, b: GGMLMatrix) -> Bool {
-        guard a.type == b.type, a.rows == b.rows, a.columns == b.columns else { return false }
-        if a.bytes.base == b.bytes.base && a.rowOrder == b.rowOrder { return true }
-        let width = a.rowBytes
-        return a.withRows { pa, oa in
-            b.withRows { pb, ob in
-                (0..<a.rows).allSatisfy { r in
-                    let ra = Int(oa?[r] ?? UInt32(r)), rb = Int(ob?[r] ?? UInt32(r))
-                    return memcmp(pa + ra * width, pb + rb * width, width) == 0
-                }
-            }
-        }
+        a.type == b.type && a.rows == b.rows && a.columns == b.columns && a.stored.sameRows(as: b.stored)
     }
 }

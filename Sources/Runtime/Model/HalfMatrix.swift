@@ -1,8 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import CKernels
 import Formats
 import Tensors
@@ -36,8 +31,8 @@ public struct HalfMatrix: Sendable, Equatable {
     /// Input features (columns).
     public let columns: Int
     /// Row r of the matrix is stored row `rowOrder[r]`; nil when rows are stored in order.
-    public let rowOrder: [UInt32]?
-    private let bytes: MatrixBytes
+    public var rowOrder: [UInt32]? { stored.order }
+    private let stored: StoredRows
 
     /// The matrix stored in `file` at `byteRange` (2·rows·columns bytes, little-endian), used in
     /// place; the mapping stays alive as long as this value (or a copy) does.
@@ -52,8 +47,8 @@ public struct HalfMatrix: Sendable, Equatable {
             throw RuntimeError.shapeMismatch(tensor: name + " (\(format) bytes at \(byteRange) of a \(file.count)-byte file)",
                                              expected: [o1 || o2 ? -1 : needed], found: [byteRange.count], source: source)
         }
-        self.format = format; self.rows = rows; self.columns = columns; self.rowOrder = nil
-        bytes = MatrixBytes(file: file, offset: byteRange.lowerBound)
+        self.format = format; self.rows = rows; self.columns = columns
+        stored = StoredRows(bytes: MatrixBytes(file: file, offset: byteRange.lowerBound), count: rows, rowBytes: 2 * columns)
     }
 
     /// Rounds an f32 `[rows, columns]` tensor to `format` (round to nearest even, as PyTorch's
@@ -65,24 +60,19 @@ public struct HalfMatrix: Sendable, Equatable {
                                              found: t.shape.dims, source: source)
         }
         let halves: [UInt16] = t.scalars.map { format == .bf16 ? FloatBits.bfloat16(from: $0) : FloatBits.half(from: $0) }
-        self.format = format; self.rows = t.rows; self.columns = t.columns; self.rowOrder = nil
-        bytes = halves.withUnsafeBytes { MatrixBytes(copying: $0) }
+        self.format = format; self.rows = t.rows; self.columns = t.columns
+        stored = StoredRows(bytes: halves.withUnsafeBytes { MatrixBytes(copying: $0) }, count: t.rows, rowBytes: 2 * t.columns)
     }
 
-    private init(format: Format, rows: Int, columns: Int, rowOrder: [UInt32]?, bytes: MatrixBytes) {
-        self.format = format; self.rows = rows; self.columns = columns; self.rowOrder = rowOrder; self.bytes = bytes
+    private init(format: Format, rows: Int, columns: Int, stored: StoredRows) {
+        self.format = format; self.rows = rows; self.columns = columns; self.stored = stored
     }
 
     /// The same matrix with its rows reordered, without a copy: row r of the result is row
     /// `sourceRows[r]` of this one (e.g. `RopePermutation.sourceRows`). `sourceRows` is a
     /// permutation of 0..<rows.
     public func permutingRows(_ sourceRows: [Int]) -> HalfMatrix {
-        precondition(sourceRows.count == rows, "permutingRows: \(sourceRows.count) indices for \(rows) rows")
-        let order = sourceRows.map { from -> UInt32 in
-            precondition(from >= 0 && from < rows, "permutingRows: row \(from) outside 0..<\(rows)")
-            return rowOrder.map { $0[from] } ?? UInt32(from)
-        }
-        return HalfMatrix(format: format, rows: rows, columns: columns, rowOrder: order, bytes: bytes)
+        HalfMatrix(format: format, rows: rows, columns: columns, stored: stored.permuting(sourceRows))
     }
 
     /// Bytes of weight data (2 per value; a row order adds 4 per row).
@@ -98,11 +88,7 @@ public struct HalfMatrix: Sendable, Equatable {
     }
 
     /// Calls `body` with the stored bytes and the row order (null when rows are in order).
-    private func withRows<R>(_ body: (UnsafeRawPointer, UnsafePointer<UInt32>?) -> R) -> R {
-        let base = bytes.base
-        guard let rowOrder else { return body(base, nil) }
-        return rowOrder.withUnsafeBufferPointer { body(base, $0.baseAddress) }
-    }
+    private func withRows<R>(_ body: (UnsafeRawPointer, UnsafePointer<UInt32>?) -> R) -> R { stored.withRows(body) }
 
     /// Writes rows `range` as f32 into `out`, row r at out + (r − range.lowerBound)·ldo.
     /// `level` forces a code path (tests); every path gives the same bits.
@@ -179,7 +165,7 @@ public struct HalfMatrix: Sendable, Equatable {
     /// nothing changes but memory); nothing for a matrix in a buffer of its own. For passes that
     /// are done with a layer (distillation streams the model a layer at a time).
     public func releasePages() {
-        bytes.releasePages(byteCount: 2 * rows * columns)
+        stored.releasePages()
     }
 
     /// Same format, shape and stored values row for row (whatever holds the bytes, in whatever row
@@ -187,17 +173,7 @@ public struct HalfMatrix: Sendable, Equatable {
     /// (a model and the same model with a LoRA share their matrices: comparing them must not
     /// touch every page of a mapped file).
     public static func == (a: HalfMatrix, b: HalfMatrix) -> Bool {
-        guard a.format == b.format, a.rows == b.rows, a.columns == b.columns else { return false }
-        if a.bytes.base == b.bytes.base && a.rowOrder == b.rowOrder { return true }
-        let width = 2 * a.columns
-        return a.withRows { pa, oa in
-            b.withRows { pb, ob in
-                (0..<a.rows).allSatisfy { r in
-                    let ra = Int(oa?[r] ?? UInt32(r)), rb = Int(ob?[r] ?? UInt32(r))
-                    return memcmp(pa + ra * width, pb + rb * width, width) == 0
-                }
-            }
-        }
+        a.format == b.format && a.rows == b.rows && a.columns == b.columns && a.stored.sameRows(as: b.stored)
     }
 }
 
