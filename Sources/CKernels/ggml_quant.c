@@ -513,10 +513,13 @@ AVX2 static void widen_avx2(const void *w, size_t k, const uint32_t *row_index, 
 
 AVX2 static void matvec_avx2(const void *w, size_t k, const uint32_t *row_index, size_t row_begin, size_t row_end,
                              const float *x, float *y, steertool_ggml_type type) {
-    // 8-lane partial sums of x over each 16-value group (the offsets' share of every row).
+    // 8-lane partial sums of x over each 16-value group (the offsets' share of every row), for
+    // the formats with an offset only.
     enum { STACK_GROUPS = 1024 };
     __m256 stack[STACK_GROUPS];
-    const size_t groups = k / 16;
+    const int offsets = type == STEERTOOL_GGML_Q4_1 || type == STEERTOOL_GGML_Q5_1 || type == STEERTOOL_GGML_Q4_K ||
+                        type == STEERTOOL_GGML_Q5_K;
+    const size_t groups = offsets ? k / 16 : 0;
     __m256 *xs = groups <= STACK_GROUPS ? stack : (__m256 *)_mm_malloc(groups * sizeof(__m256), 32);
     if (!xs) {  // no memory for the sums: the portable path needs none
         matvec_generic(w, k, row_index, row_begin, row_end, x, y, type);

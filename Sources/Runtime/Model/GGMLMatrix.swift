@@ -10,7 +10,7 @@ import Tensors
 ///
 /// Blocks decode with gguf-py's float operations (`steertool_ggml_widen_rows`: the values equal
 /// gguf-py's dequantization bit for bit). One token multiplies through `steertool_ggml_matvec`
-/// (each block decoded into a local buffer and multiplied there); several tokens, and the
+/// (each block read once, its scale and offset factored out of the sum on AVX2); several tokens, and the
 /// backward's `g · W`, widen a tile of rows at a time into scratch (`ProjectionWeight`'s tiled
 /// products), never the whole matrix.
 public struct GGMLMatrix: Sendable, Equatable {
@@ -18,19 +18,9 @@ public struct GGMLMatrix: Sendable, Equatable {
     public enum BlockType: String, Sendable, CaseIterable, CustomStringConvertible {
         case q4_0 = "Q4_0", q4_1 = "Q4_1", q5_0 = "Q5_0", q5_1 = "Q5_1", q4_K = "Q4_K", q5_K = "Q5_K", q6_K = "Q6_K"
 
-        /// The block type of a GGML tensor type; nil for every other type.
-        public init?(_ type: GGMLType) {
-            switch type {
-            case .q4_0: self = .q4_0
-            case .q4_1: self = .q4_1
-            case .q5_0: self = .q5_0
-            case .q5_1: self = .q5_1
-            case .q4_K: self = .q4_K
-            case .q5_K: self = .q5_K
-            case .q6_K: self = .q6_K
-            default: return nil
-            }
-        }
+        /// The block type of a GGML tensor type (the raw values are GGML's spellings); nil for
+        /// every other type.
+        public init?(_ type: GGMLType) { self.init(rawValue: type.name) }
 
         /// The GGML tensor type.
         public var ggmlType: GGMLType {
@@ -45,17 +35,8 @@ public struct GGMLMatrix: Sendable, Equatable {
             }
         }
 
-        var cValue: steertool_ggml_type {
-            switch self {
-            case .q4_0: STEERTOOL_GGML_Q4_0
-            case .q4_1: STEERTOOL_GGML_Q4_1
-            case .q5_0: STEERTOOL_GGML_Q5_0
-            case .q5_1: STEERTOOL_GGML_Q5_1
-            case .q4_K: STEERTOOL_GGML_Q4_K
-            case .q5_K: STEERTOOL_GGML_Q5_K
-            case .q6_K: STEERTOOL_GGML_Q6_K
-            }
-        }
+        /// The kernels' enum, whose values are GGML's type ids.
+        var cValue: steertool_ggml_type { steertool_ggml_type(rawValue: ggmlType.rawValue) }
 
         /// Values per block: 32, or 256 for the K-quants.
         public var blockValues: Int { steertool_ggml_block_values(cValue) }
@@ -77,7 +58,10 @@ public struct GGMLMatrix: Sendable, Equatable {
     private let stored: StoredRows
 
     /// Bytes of one stored row.
-    public var rowBytes: Int { columns / type.blockValues * type.blockBytes }
+    public var rowBytes: Int { stored.rowBytes }
+
+    /// Bytes of a row of `columns` values (a multiple of the block size) of `type`.
+    private static func rowBytes(_ type: BlockType, columns: Int) -> Int { columns / type.blockValues * type.blockBytes }
 
     /// Checks that `count` bytes hold exactly `rows` rows of `columns` values of `type`.
     private static func validate(count: Int, type: BlockType, rows: Int, columns: Int, name: String, source: String,
@@ -87,7 +71,7 @@ public struct GGMLMatrix: Sendable, Equatable {
                                              expected: [rows, (columns / type.blockValues + 1) * type.blockValues],
                                              found: [rows, columns], source: source)
         }
-        let (needed, overflow) = (columns / type.blockValues * type.blockBytes).multipliedReportingOverflow(by: rows)
+        let (needed, overflow) = rowBytes(type, columns: columns).multipliedReportingOverflow(by: rows)
         guard !overflow, needed == count else {
             throw RuntimeError.shapeMismatch(tensor: name + " (\(type) bytes\(place))", expected: [overflow ? -1 : needed],
                                              found: [count], source: source)
@@ -109,7 +93,7 @@ public struct GGMLMatrix: Sendable, Equatable {
                           where: " at \(byteRange)")
         self.type = type; self.rows = rows; self.columns = columns
         stored = StoredRows(bytes: MatrixBytes(file: file, offset: byteRange.lowerBound), count: rows,
-                            rowBytes: columns / type.blockValues * type.blockBytes)
+                            rowBytes: Self.rowBytes(type, columns: columns))
     }
 
     /// The matrix held in a buffer of its own, copied from `blocks` (as a GGUF tensor stores them).
@@ -119,7 +103,7 @@ public struct GGMLMatrix: Sendable, Equatable {
         try Self.validate(count: blocks.count, type: type, rows: rows, columns: columns, name: name, source: source, where: "")
         self.type = type; self.rows = rows; self.columns = columns
         stored = StoredRows(bytes: blocks.withUnsafeBytes { MatrixBytes(copying: $0) }, count: rows,
-                            rowBytes: columns / type.blockValues * type.blockBytes)
+                            rowBytes: Self.rowBytes(type, columns: columns))
     }
 
     private init(type: BlockType, rows: Int, columns: Int, stored: StoredRows) {
