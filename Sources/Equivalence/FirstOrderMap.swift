@@ -37,8 +37,7 @@ public struct FirstOrderMap: Sendable {
         self.config = config
         self.weights = weights
         self.rope = try RotaryEmbedding(config: config)
-        self.block = DecoderBlock(description: BlockDescription(activation: .silu, normEpsilon: config.rmsNormEps),
-                                  weights: weights)
+        self.block = DecoderBlock(description: BlockDescription(config: config), weights: weights)
     }
 
     /// The f32 matrix `[out, in]` of projection `p` (held f32: no copy).

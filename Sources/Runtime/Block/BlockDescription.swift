@@ -13,8 +13,14 @@ public struct BlockDescription: Sendable, Equatable {
         self.activation = activation; self.normEpsilon = normEpsilon
     }
 
+    /// A layer of a Llama-family model with `config` (every layer of Llama, Mistral and Qwen2 is
+    /// the same: SiLU, `rms_norm_eps`).
+    public init(config: LlamaConfig) {
+        self.init(activation: .silu, normEpsilon: config.rmsNormEps)
+    }
+
     /// The description of every layer (0-based) of a Llama-family model with `config`.
     static func layers(config: LlamaConfig) -> [BlockDescription] {
-        Array(repeating: BlockDescription(activation: .silu, normEpsilon: config.rmsNormEps), count: config.numHiddenLayers)
+        Array(repeating: BlockDescription(config: config), count: config.numHiddenLayers)
     }
 }
