@@ -1,5 +1,5 @@
 // GGML block-quantized matrices read in place: row widening and the matrix-vector product for
-// Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K and Q6_K; see include/CKernels.h.
+// Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K and Q6_K; see include/CKernels.h.
 //
 // Every block is decoded with gguf-py's float operations in its order (f32 products, a separate
 // add, never a fused multiply-add: FP_CONTRACT is off), so a widened row equals gguf-py's
@@ -67,6 +67,13 @@ static inline void block_q5_1(const uint8_t *p, float *y) {
         y[j] = a + m;
         y[j + 16] = b + m;
     }
+}
+
+// Q8_0: d f16 | qs[32] signed; x = d·q.
+static inline void block_q8_0(const uint8_t *p, float *y) {
+    const float d = f16(p);
+    const int8_t *qs = (const int8_t *)(p + 2);
+    for (int j = 0; j < 32; j++) y[j] = d * (float)qs[j];
 }
 
 /// The 6-bit scale and min of sub-block j (0..<8) of a Q4_K / Q5_K block.
@@ -156,6 +163,7 @@ static inline __attribute__((always_inline)) void decode_block(steertool_ggml_ty
     case STEERTOOL_GGML_Q4_1: block_q4_1(p, y); break;
     case STEERTOOL_GGML_Q5_0: block_q5_0(p, y); break;
     case STEERTOOL_GGML_Q5_1: block_q5_1(p, y); break;
+    case STEERTOOL_GGML_Q8_0: block_q8_0(p, y); break;
     case STEERTOOL_GGML_Q4_K: block_q4_K(p, y); break;
     case STEERTOOL_GGML_Q5_K: block_q5_K(p, y); break;
     case STEERTOOL_GGML_Q6_K: block_q6_K(p, y); break;
@@ -164,7 +172,8 @@ static inline __attribute__((always_inline)) void decode_block(steertool_ggml_ty
 
 static inline size_t block_values(steertool_ggml_type type) {
     switch (type) {
-    case STEERTOOL_GGML_Q4_0: case STEERTOOL_GGML_Q4_1: case STEERTOOL_GGML_Q5_0: case STEERTOOL_GGML_Q5_1: return 32;
+    case STEERTOOL_GGML_Q4_0: case STEERTOOL_GGML_Q4_1: case STEERTOOL_GGML_Q5_0: case STEERTOOL_GGML_Q5_1:
+    case STEERTOOL_GGML_Q8_0: return 32;
     case STEERTOOL_GGML_Q4_K: case STEERTOOL_GGML_Q5_K: case STEERTOOL_GGML_Q6_K: return 256;
     }
     return 0;
@@ -176,6 +185,7 @@ static inline size_t block_bytes(steertool_ggml_type type) {
     case STEERTOOL_GGML_Q4_1: return 20;
     case STEERTOOL_GGML_Q5_0: return 22;
     case STEERTOOL_GGML_Q5_1: return 24;
+    case STEERTOOL_GGML_Q8_0: return 34;
     case STEERTOOL_GGML_Q4_K: return 144;
     case STEERTOOL_GGML_Q5_K: return 176;
     case STEERTOOL_GGML_Q6_K: return 210;
@@ -349,6 +359,12 @@ AVX2 static inline __attribute__((always_inline)) void block_avx2(steertool_ggml
         GROUP32(u8_to_f32, q, d, m, 1, 0)
         break;
     }
+    case STEERTOOL_GGML_Q8_0: {
+        __m256i q = _mm256_loadu_si256((const __m256i *)(p + 2));
+        __m256 d = _mm256_set1_ps(f16c(p));
+        GROUP32(s8_to_f32, q, d, none, 0, 0)
+        break;
+    }
     case STEERTOOL_GGML_Q4_K:
     case STEERTOOL_GGML_Q5_K: {
         const int five = type == STEERTOOL_GGML_Q5_K;
@@ -430,6 +446,11 @@ AVX2 static inline __attribute__((always_inline)) void dot_block_factored(
         *accm = _mm256_fmadd_ps(_mm256_set1_ps(f16c(p + 2)), XSUM32(0), *accm);
         break;
     }
+    case STEERTOOL_GGML_Q8_0: {
+        __m256i q = _mm256_loadu_si256((const __m256i *)(p + 2));
+        *acc = _mm256_fmadd_ps(_mm256_set1_ps(f16c(p)), GROUP_DOT(s8_to_f32, q, x), *acc);
+        break;
+    }
     case STEERTOOL_GGML_Q4_K:
     case STEERTOOL_GGML_Q5_K: {
         const int five = type == STEERTOOL_GGML_Q5_K;
@@ -505,7 +526,7 @@ AVX2 static void widen_avx2(const void *w, size_t k, const uint32_t *row_index, 
                             float *out, size_t ldo, steertool_ggml_type type) {
     switch (type) {
 #define CASE(T) case T: widen_avx2_rows(w, k, row_index, row_begin, row_end, out, ldo, T); break;
-    CASE(STEERTOOL_GGML_Q4_0) CASE(STEERTOOL_GGML_Q4_1) CASE(STEERTOOL_GGML_Q5_0) CASE(STEERTOOL_GGML_Q5_1)
+    CASE(STEERTOOL_GGML_Q4_0) CASE(STEERTOOL_GGML_Q4_1) CASE(STEERTOOL_GGML_Q5_0) CASE(STEERTOOL_GGML_Q5_1) CASE(STEERTOOL_GGML_Q8_0)
     CASE(STEERTOOL_GGML_Q4_K) CASE(STEERTOOL_GGML_Q5_K) CASE(STEERTOOL_GGML_Q6_K)
 #undef CASE
     }
@@ -528,11 +549,36 @@ AVX2 static void matvec_avx2(const void *w, size_t k, const uint32_t *row_index,
     for (size_t g = 0; g < groups; g++) xs[g] = _mm256_add_ps(_mm256_loadu_ps(x + 16 * g), _mm256_loadu_ps(x + 16 * g + 8));
     switch (type) {
 #define CASE(T) case T: matvec_avx2_rows(w, k, row_index, row_begin, row_end, x, y, xs, T); break;
-    CASE(STEERTOOL_GGML_Q4_0) CASE(STEERTOOL_GGML_Q4_1) CASE(STEERTOOL_GGML_Q5_0) CASE(STEERTOOL_GGML_Q5_1)
+    CASE(STEERTOOL_GGML_Q4_0) CASE(STEERTOOL_GGML_Q4_1) CASE(STEERTOOL_GGML_Q5_0) CASE(STEERTOOL_GGML_Q5_1) CASE(STEERTOOL_GGML_Q8_0)
     CASE(STEERTOOL_GGML_Q4_K) CASE(STEERTOOL_GGML_Q5_K) CASE(STEERTOOL_GGML_Q6_K)
 #undef CASE
     }
     if (xs != stack) _mm_free(xs);
+}
+
+/// 16 signed bytes at p as 16 floats.
+__attribute__((target("avx512f,f16c"))) static inline __m512 s8x16_to_f32(const uint8_t *p) {
+    return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)p)));
+}
+
+/// Q8_0 rows on AVX-512: each block's Σ q·x in 16 lanes (two halves), scaled by d, blocks
+/// alternating between two accumulators; the one format whose decode is a plain conversion, so
+/// the wider registers pay.
+__attribute__((target("avx512f,f16c"))) static void matvec_q8_0_avx512(
+    const void *w, size_t k, const uint32_t *row_index, size_t row_begin, size_t row_end, const float *x, float *y) {
+    const size_t blocks = k / 32, row_bytes = blocks * 34;
+    for (size_t r = row_begin; r < row_end; r++) {
+        const uint8_t *row = row_at(w, row_bytes, row_index, r);
+        __m512 acc[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
+        for (size_t b = 0; b < blocks; b++) {
+            const uint8_t *p = row + b * 34;
+            const float *xb = x + 32 * b;
+            __m512 s = _mm512_mul_ps(s8x16_to_f32(p + 2), _mm512_loadu_ps(xb));
+            s = _mm512_fmadd_ps(s8x16_to_f32(p + 18), _mm512_loadu_ps(xb + 16), s);
+            acc[b & 1] = _mm512_fmadd_ps(_mm512_set1_ps(_cvtsh_ss(steertool_load_u16(p))), s, acc[b & 1]);
+        }
+        y[r - row_begin] = _mm512_reduce_add_ps(_mm512_add_ps(acc[0], acc[1]));
+    }
 }
 #endif
 
@@ -554,6 +600,10 @@ void steertool_ggml_matvec(const void *w, size_t k, const uint32_t *row_index, s
     steertool_kernel_level best = steertool_kernel_best_level();
     if (level > best) level = best;
 #if defined(__x86_64__) || defined(__i386__)
+    if (level >= STEERTOOL_KERNEL_AVX512 && type == STEERTOOL_GGML_Q8_0) {
+        matvec_q8_0_avx512(w, k, row_index, row_begin, row_end, x, y);
+        return;
+    }
     if (level >= STEERTOOL_KERNEL_AVX2) {
         matvec_avx2(w, k, row_index, row_begin, row_end, x, y, type);
         return;

@@ -7,7 +7,7 @@ import Tensors
 /// on a random ~100M-parameter Llama built in memory (same shape as `bench/peers/runtime.py`'s).
 struct BenchRuntimeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "runtime", abstract: "Prefill and decode tokens/s (f32, then Q8_0 kept quantized, then the file's own matrices as stored, or bf16; KV cache).")
+        commandName: "runtime", abstract: "Prefill and decode tokens/s (f32, then Q8_0 kept quantized, then the file's own matrices in place, or bf16; KV cache).")
 
     @Option(name: .long, help: "Model folder or GGUF (default: random ~100M-parameter Llama).")
     var model: String?
@@ -43,7 +43,7 @@ struct BenchRuntimeCommand: ParsableCommand {
         let q8 = try model.map { try LlamaModel.load(path: $0, storage: .q8_0) } ?? f32.converted(to: .q8_0)
         try measure(q8, name: name + ".q8_0", peak: peak, copy: copy)
         // And as `--weights native` holds it when the file's matrices are not all f32 (BF16/F16
-        // or GGUF Q4_0 … Q6_K read in place, GGUF Q8_0 as stored: reported as `.native`, whatever
+        // or GGUF Q4_0 … Q6_K and Q8_0 read in place: reported as `.native`, whatever
         // the types; the figure llama.cpp is held against), else with its matrices rounded to bf16
         // in memory and multiplied by the half kernels.
         if let native = try model.map({ try LlamaModel.load(path: $0, storage: .native) }), native.weightStorage != .f32 {

@@ -61,7 +61,7 @@ struct EvalCommand: ParsableCommand {
     @Flag(name: .long, help: "Overwrite an existing --output.")
     var force = false
 
-    @Option(name: .long, help: "How the --model variants hold their weight matrices: native (the file's dtype: BF16/F16 in place, Q8_0 GGUF as stored, the rest f32), f32, or q8_0 (kept quantized).")
+    @Option(name: .long, help: "How the --model variants hold their weight matrices: native (the file's dtype: BF16/F16 and GGUF blocks in place, the rest f32), f32, or q8_0 (kept quantized).")
     var weights: WeightStorage = .native
 
     @Option(name: .long, help: "How the --reference holds its weight matrices (default f32, so a q8_0 variant is measured against full precision).")

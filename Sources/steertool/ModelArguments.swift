@@ -29,7 +29,7 @@ struct ModelArguments: ParsableArguments {
 
 extension WeightStorage: ExpressibleByArgument {
     /// The help of every command's `--weights` option.
-    static let optionHelp = ArgumentHelp("How the weight matrices are held: native (the file's dtype: BF16/F16 and GGUF Q4_0/Q4_1/Q5_0/Q5_1/Q4_K/Q5_K/Q6_K used in place from the mapped file, Q8_0 GGUF as stored, a safetensors checkpoint's other dtypes converted to f32; a GGUF of another type is refused), f32 (everything widened to f32: the exactness reference), or q8_0 (a Q8_0 GGUF as stored, anything else quantized at load).")
+    static let optionHelp = ArgumentHelp("How the weight matrices are held: native (the file's dtype: BF16/F16 and GGUF Q4_0/Q4_1/Q5_0/Q5_1/Q8_0/Q4_K/Q5_K/Q6_K used in place from the mapped file, a safetensors checkpoint's other dtypes converted to f32; a GGUF of another type is refused), f32 (everything widened to f32: the exactness reference), or q8_0 (a Q8_0 GGUF in place, anything else quantized at load).")
 }
 
 /// Token ids from `--tokens 1,2,3`.

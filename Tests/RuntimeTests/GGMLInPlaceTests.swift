@@ -14,7 +14,7 @@ import TestSupport
 struct GGMLInPlaceTests {
     static func path(_ type: String) -> String { Fixtures.path("quant/kquant.\(type).gguf") }
 
-    /// Every matrix of a Q4_K/Q5_K/Q6_K file stays in its blocks (GGMLMatrix or Q8_0), the model
+    /// Every matrix of a Q4_K/Q5_K/Q6_K file stays in its blocks (GGMLMatrix, Q8_0 included), the model
     /// holds less than a third of the f32 bytes, and the logits of the reference sequences are
     /// within 1e-5 relative (max|a − b| / max|b|) of the f32 load's: all tokens at once, and one
     /// token at a time through the KV cache (the matrix-vector kernel).
@@ -26,7 +26,6 @@ struct GGMLInPlaceTests {
         let held = native.weights.matrices.map { m -> String in
             switch m {
             case .quantized(let g): g.type.rawValue
-            case .q8_0: "Q8_0"
             case .half: "half"
             case .f32: "f32"
             }
@@ -55,7 +54,7 @@ struct GGMLInPlaceTests {
         let path = Self.path("q2_k")
         #expect(throws: RuntimeError.unsupportedTensorType(
             tensor: "blk.0.ffn_down.weight", type: "Q2_K", source: path,
-            held: "F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K")) {
+            held: "F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K")) {
             try LlamaModel.load(path: path, storage: .native)
         }
         #expect(try LlamaModel.load(path: path, storage: .f32).weightStorage == .f32)

@@ -69,7 +69,7 @@ struct ProjectionWeightTests {
         case .f32: return .f32(t)
         case .bf16: return .half(try HalfMatrix(rounding: t, to: .bf16))
         case .f16: return .half(try HalfMatrix(rounding: t, to: .f16))
-        case .q8_0: return .q8_0(try Q8_0Matrix(quantizing: t, name: "w", source: "test"))
+        case .q8_0: return .quantized(try GGMLMatrix(quantizing: t, as: .q8_0, name: "w", source: "test"))
         default: return .quantized(try referenceMatrix(format.block!, rows, columns).0)
         }
     }
@@ -156,7 +156,7 @@ struct ProjectionWeightTests {
         switch a {
         case .f32: c = .f32(shifted)
         case .half(let m): c = .half(try HalfMatrix(rounding: shifted, to: m.format))
-        case .q8_0: c = .q8_0(try Q8_0Matrix(quantizing: shifted, name: "c", source: "test"))
+        case .quantized(let m) where m.type == .q8_0: c = .quantized(try GGMLMatrix(quantizing: shifted, as: .q8_0, name: "c", source: "test"))
         case .quantized: c = .f32(shifted)
         }
         let da = a.dense.scalars, dc = c.dense.scalars

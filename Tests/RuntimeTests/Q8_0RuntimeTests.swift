@@ -47,7 +47,7 @@ struct Q8_0RuntimeTests {
         let a = kept.weights, b = dense.weights
         #expect(a.matrices.count == b.matrices.count)
         for (i, (m, f)) in zip(a.matrices, b.matrices).enumerated() {
-            guard case .q8_0 = m else { Issue.record("matrix \(i) is not Q8_0"); continue }
+            guard case .quantized(let g) = m, g.type == .q8_0 else { Issue.record("matrix \(i) is not Q8_0"); continue }
             #expect(m.dense == f.dense, "matrix \(i)")
         }
         // ~1.06 bytes per weight against 4: the f32 copy is not held.
@@ -76,7 +76,7 @@ struct Q8_0RuntimeTests {
         BLAS.setThreadCount(1)
         for (rows, columns) in [(1, 32), (7, 96), (1001, 672), (2048, 576)] {
             let w = Tensor.randomNormal([rows, columns], std: 0.05, seed: UInt64(rows))
-            let m = try Q8_0Matrix(quantizing: w)
+            let m = try GGMLMatrix(quantizing: w, as: .q8_0)
             let x = Tensor.randomNormal([columns], seed: 99).scalars
             let dense = m.dequantized()
             var want = [Float](repeating: 0, count: rows), got = want, threaded = want
@@ -107,10 +107,11 @@ struct Q8_0RuntimeTests {
 
     /// Bad input: a byte count that does not fit the shape, and a width Q8_0 cannot hold.
     @Test func malformedBlocksAreRejected() throws {
-        #expect(throws: RuntimeError.self) { try Q8_0Matrix(blocks: [UInt8](repeating: 0, count: 33), rows: 1, columns: 32) }
-        #expect(throws: RuntimeError.self) { try Q8_0Matrix(blocks: [], rows: 1, columns: 32) }
-        #expect(throws: RuntimeError.self) { try Q8_0Matrix(quantizing: Tensor(shape: [2, 40])) }
-        #expect(throws: RuntimeError.self) { try Q8_0Matrix(blocks: [], rows: Int.max / 2, columns: 64) }
+        #expect(throws: RuntimeError.self) { try GGMLMatrix(blocks: [UInt8](repeating: 0, count: 33), type: .q8_0, rows: 1, columns: 32) }
+        #expect(throws: RuntimeError.self) { try GGMLMatrix(blocks: [], type: .q8_0, rows: 1, columns: 32) }
+        #expect(throws: RuntimeError.self) { try GGMLMatrix(quantizing: Tensor(shape: [2, 40]), as: .q8_0) }
+        #expect(throws: RuntimeError.self) { try GGMLMatrix(quantizing: Tensor(shape: [2, 64]), as: .q4_K) }
+        #expect(throws: RuntimeError.self) { try GGMLMatrix(blocks: [], type: .q8_0, rows: Int.max / 2, columns: 64) }
     }
 
     /// The acceptance figure on the real model: SmolLM2-135M (its Q4_1 weights dequantized = the

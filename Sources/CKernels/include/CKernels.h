@@ -1,6 +1,6 @@
 // Hand-vectorised CPU kernels the runtime calls where BLAS has no routine or its call overhead
-// dominates: matrix-vector products on GGML Q8_0 blocks (weights kept quantized) and on bf16/f16
-// matrices read in place (with their widening to f32), the LoRA merge,
+// dominates: matrix-vector products on GGML quantized blocks and on bf16/f16 matrices read in
+// place (with their widening to f32), the LoRA merge,
 // e^x, SwiGLU, per-head causal attention, and on AVX2 CPUs the forward pass's f32 projections
 // (a token-panel gemm and a matrix-vector product over weights read in place) with the worker
 // pool they run on. Plain C with runtime CPU dispatch: an AVX-512 or AVX2+FMA+F16C path where
@@ -15,13 +15,8 @@
 extern "C" {
 #endif
 
-/// Bytes of one Q8_0 block: an IEEE half scale d followed by 32 signed 8-bit quants q;
-/// the block's values are d·q[i] (GGML's block_q8_0).
-#define STEERTOOL_Q8_0_BLOCK_BYTES 34
-/// Values per Q8_0 block.
-#define STEERTOOL_Q8_0_BLOCK_VALUES 32
-
-/// Which code path `steertool_q8_0_matvec` takes on this CPU.
+/// Which code path a kernel takes: the best this CPU has (`steertool_kernel_best_level`) or a
+/// lower one a caller forces (tests).
 typedef enum {
     STEERTOOL_KERNEL_SCALAR = 0,
     STEERTOOL_KERNEL_AVX2 = 1,
@@ -30,18 +25,6 @@ typedef enum {
 
 /// The best path this CPU supports (checked once with cpuid).
 steertool_kernel_level steertool_kernel_best_level(void);
-
-/// y[r - row_begin] = Σ_b d[r,b] · Σ_i q[r,b,i] · x[32·b + i] for rows r in [row_begin, row_end)
-/// of a row-major Q8_0 matrix whose rows each hold `blocks_per_row` consecutive blocks
-/// (`blocks` points at row 0). x holds 32·blocks_per_row floats. Accumulates in f32.
-/// `level` picks the path; a level above `steertool_kernel_best_level()` is lowered to it.
-void steertool_q8_0_matvec(const uint8_t *blocks, size_t blocks_per_row, size_t row_begin, size_t row_end,
-                           const float *x, float *y, steertool_kernel_level level);
-
-/// Dequantizes rows [row_begin, row_end) of the same matrix into `out` (row-major,
-/// 32·blocks_per_row floats per row, row r at out + (r - row_begin)·32·blocks_per_row).
-void steertool_q8_0_dequantize_rows(const uint8_t *blocks, size_t blocks_per_row, size_t row_begin,
-                                    size_t row_end, float *out);
 
 /// LoRA merge of rows [row_begin, row_end) of a row-major weight W `[out, in]` (row o at
 /// w + o·in): W[o,i] ← W[o,i] + s·Σ_k B[o,k]·A[k,i], with B `[out, r]` and A `[r, in]` row-major.
@@ -111,6 +94,7 @@ typedef enum {
     STEERTOOL_GGML_Q4_1 = 3,
     STEERTOOL_GGML_Q5_0 = 6,
     STEERTOOL_GGML_Q5_1 = 7,
+    STEERTOOL_GGML_Q8_0 = 8,
     STEERTOOL_GGML_Q4_K = 12,
     STEERTOOL_GGML_Q5_K = 13,
     STEERTOOL_GGML_Q6_K = 14,
@@ -134,8 +118,8 @@ void steertool_ggml_widen_rows(const void *w, size_t k, const uint32_t *row_inde
 /// read in place, each block once. The portable path forms the block's values as
 /// `steertool_ggml_widen_rows` does and multiplies them with x in 8 lanes; the AVX2 path factors
 /// each block's scale and offset out of its sum (s·Σ q_j·x_j + o·Σ x_j, f32 throughout, fused
-/// multiply-adds). Each row's sum runs in a fixed order per path, so any split of the rows gives
-/// the same bits on a path; paths agree to rounding. `level` as for the other kernels.
+/// multiply-adds; Q8_0 on AVX-512 sums 16 lanes at a time). Each row's sum runs in a fixed order
+/// per path, so any split of the rows gives the same bits on a path; paths agree to rounding. `level` as for the other kernels.
 void steertool_ggml_matvec(const void *w, size_t k, const uint32_t *row_index, size_t row_begin, size_t row_end,
                            const float *x, float *y, steertool_ggml_type type, steertool_kernel_level level);
 

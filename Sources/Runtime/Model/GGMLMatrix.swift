@@ -2,21 +2,24 @@ import CKernels
 import Formats
 import Tensors
 
-/// A `[rows, columns]` weight matrix of GGML quantized blocks (Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K
-/// or Q6_K), row-major (PyTorch's `[out, in]`) with each row's blocks back to back, read where it
-/// lies: normally a GGUF file's own bytes in a `MappedFile`, which this value keeps mapped, so a
-/// model in this storage holds the file's 4.5–6.6 bits per weight and copies nothing at load.
+/// A `[rows, columns]` weight matrix of GGML quantized blocks (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K,
+/// Q5_K or Q6_K), row-major (PyTorch's `[out, in]`) with each row's blocks back to back, read where
+/// it lies: normally a GGUF file's own bytes in a `MappedFile`, which this value keeps mapped, so a
+/// model in this storage holds the file's 4.5–8.5 bits per weight and copies nothing at load; or
+/// a buffer of its own (`init(quantizing:…)`, `WeightStorage.q8_0` on a model of another dtype).
 /// Rows may be read through a row order (GGUF's permuted Q/K rows are undone without a copy).
 ///
 /// Blocks decode with gguf-py's float operations (`steertool_ggml_widen_rows`: the values equal
 /// gguf-py's dequantization bit for bit). One token multiplies through `steertool_ggml_matvec`
-/// (each block read once, its scale and offset factored out of the sum on AVX2); several tokens, and the
+/// (each block read once, its scale and offset factored out of the sum on AVX2; Q8_0 in 16 lanes on
+/// AVX-512); several tokens, and the
 /// backward's `g · W`, widen a tile of rows at a time into scratch (`ProjectionWeight`'s tiled
 /// products), never the whole matrix.
 public struct GGMLMatrix: Sendable, Equatable {
     /// The block formats held in place.
     public enum BlockType: String, Sendable, CaseIterable, CustomStringConvertible {
-        case q4_0 = "Q4_0", q4_1 = "Q4_1", q5_0 = "Q5_0", q5_1 = "Q5_1", q4_K = "Q4_K", q5_K = "Q5_K", q6_K = "Q6_K"
+        case q4_0 = "Q4_0", q4_1 = "Q4_1", q5_0 = "Q5_0", q5_1 = "Q5_1", q8_0 = "Q8_0", q4_K = "Q4_K", q5_K = "Q5_K"
+        case q6_K = "Q6_K"
 
         /// The block type of a GGML tensor type (the raw values are GGML's spellings); nil for
         /// every other type.
@@ -29,6 +32,7 @@ public struct GGMLMatrix: Sendable, Equatable {
             case .q4_1: .q4_1
             case .q5_0: .q5_0
             case .q5_1: .q5_1
+            case .q8_0: .q8_0
             case .q4_K: .q4_K
             case .q5_K: .q5_K
             case .q6_K: .q6_K
@@ -104,6 +108,23 @@ public struct GGMLMatrix: Sendable, Equatable {
         self.type = type; self.rows = rows; self.columns = columns
         stored = StoredRows(bytes: blocks.withUnsafeBytes { MatrixBytes(copying: $0) }, count: rows,
                             rowBytes: Self.rowBytes(type, columns: columns))
+    }
+
+    /// An f32 `[rows, columns]` tensor quantized to `type` with gguf-py's rounding (`GGMLQuantizer`:
+    /// Q8_0 or Q4_0, as llama.cpp's `--outtype q8_0` writes them), in a buffer of its own.
+    /// - Throws: `RuntimeError.shapeMismatch` naming `name` unless `t` is 2-D with a multiple of 32
+    ///   columns; `RuntimeError.invalidArgument` for a type the quantizer does not write.
+    public init(quantizing t: Tensor, as type: BlockType, name: String = "matrix", source: String = "model") throws {
+        guard GGMLQuantizer.supports(type.ggmlType) else {
+            throw RuntimeError.invalidArgument("\(source): cannot quantize \(name) to \(type) (Q8_0 and Q4_0 are written)")
+        }
+        guard t.rank == 2 else {
+            throw RuntimeError.shapeMismatch(tensor: name + " (\(type) holds matrices)", expected: [-1, -1],
+                                             found: t.shape.dims, source: source)
+        }
+        let bytes = t.columns % type.blockValues == 0
+            ? t.withUnsafeBufferPointer { GGMLQuantizer.quantize($0, as: type.ggmlType) } : []
+        try self.init(blocks: bytes, type: type, rows: t.rows, columns: t.columns, name: name, source: source)
     }
 
     private init(type: BlockType, rows: Int, columns: Int, stored: StoredRows) {

@@ -7,7 +7,7 @@ import Tensors
 
 /// Elementwise and row-wise kernels of the forward pass, on raw row-major buffers (the O(T·d)
 /// parts), and `linear`, which sends each projection to BLAS or to the runtime's own matrix
-/// kernels (`TokenPanelGemm`, `F32MatrixVector`, the Q8_0 kernels).
+/// kernels (`TokenPanelGemm`, `F32MatrixVector`, the half and GGML-block kernels).
 enum Kernels {
     /// y += x elementwise over `n` values.
     static func add(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, count n: Int) {
@@ -30,14 +30,13 @@ enum Kernels {
     }
 
     /// out[t] = x[t]·Wᵀ (+ bias) (+ Σ scale·(x[t]·Aᵀ)·Bᵀ) for `rows` rows; W `[out, in]` held f32,
-    /// Q8_0 or bf16/f16, `out` rows `ldo` apart; `scratch` holds ≥ rows·max rank floats.
-    /// Q8_0: one row runs the Q8_0 matrix-vector kernel on `BLAS.threadCount` threads (no f32 copy of W); more rows dequantize
-    /// W a tile of rows at a time into a transient buffer and multiply each tile as an f32 weight
-    /// (the weights are read once per call either way). bf16/f16 (`HalfMatrix`): one row runs the
-    /// half matrix-vector kernel; more rows widen a few rows at a time into per-thread scratch and
-    /// multiply them with the token-panel gemm (or, like Q8_0, sgemm over widened tiles), never an
-    /// f32 copy of the matrix. GGML blocks (`GGMLMatrix`): one row through `steertool_ggml_matvec`,
-    /// more rows over widened tiles as Q8_0.
+    /// bf16/f16 or in GGML blocks, `out` rows `ldo` apart; `scratch` holds ≥ rows·max rank floats.
+    /// GGML blocks (`GGMLMatrix`): one row (Q8_0: up to two) runs `steertool_ggml_matvec` on
+    /// `BLAS.threadCount` threads (no f32 copy of W); more rows widen W a tile of rows at a time
+    /// into a transient buffer and multiply each tile as an f32 weight (the weights are read once
+    /// per call either way). bf16/f16 (`HalfMatrix`): one row runs the half matrix-vector kernel;
+    /// more rows widen a few rows at a time into per-thread scratch and multiply them with the
+    /// token-panel gemm (or sgemm over widened tiles), never an f32 copy of the matrix.
     ///
     /// On an AVX2 CPU (`TokenPanelGemm.preferred`) several rows go through `TokenPanelGemm`, the
     /// LoRA products included, with x packed into token panels: `packed` when the caller already
@@ -52,7 +51,7 @@ enum Kernels {
         let ownKernels = TokenPanelGemm.preferred && !useBLAS
         // Row by row through a matrix-vector kernel (one row; Q8_0: up to two), else one gemm.
         let rowByRow: Bool
-        if case .q8_0 = weight { rowByRow = rows <= 2 } else { rowByRow = rows == 1 }
+        if case .quantized(let m) = weight, m.type == .q8_0 { rowByRow = rows <= 2 } else { rowByRow = rows == 1 }
         let panelGemm = !rowByRow && ownKernels
         if panelGemm, packed == nil {
             withUnsafeTemporaryAllocation(of: Float.self, capacity: TokenPanelGemm.panelFloats(rows: rows, columns: nIn)) {
@@ -82,16 +81,14 @@ enum Kernels {
                     multiplyRows(wp, nOut, out)
                 }
             }
-        case .q8_0(let m) where rowByRow:
-            for t in 0..<rows { m.multiply(vector: x + t * nIn, into: out + t * ldo, threads: BLAS.threadCount) }
         case .half(let m) where rowByRow:
             m.multiply(vector: x, into: out, threads: BLAS.threadCount)
         case .half(let m) where panelGemm && packed != nil:
             precondition(packed!.rows == rows && packed!.columns == nIn, "linear: packed tokens of another shape")
             m.multiply(packed!, out: out, ldo: ldo, threads: BLAS.threadCount)
         case .quantized(let m) where rowByRow:
-            m.multiply(vector: x, into: out, threads: BLAS.threadCount)
-        case .q8_0, .half, .quantized:
+            for t in 0..<rows { m.multiply(vector: x + t * nIn, into: out + t * ldo, threads: BLAS.threadCount) }
+        case .half, .quantized:
             weight.forEachWidenedTile { r, tile in multiplyRows(tile, r.count, out + r.lowerBound) }
         }
         if let bias {

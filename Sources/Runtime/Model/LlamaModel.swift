@@ -1,6 +1,6 @@
 import Tensors
 
-/// A Llama-family causal LM ready to run: config, weights (matrices f32, Q8_0 or bf16/f16 in place; see
+/// A Llama-family causal LM ready to run: config, weights (matrices f32, or bf16/f16 and GGML blocks in place; see
 /// `WeightStorage`), RoPE frequencies, and the adapters applied **unmerged** on every forward pass
 /// (LoRA inside the projections, steering adapters as hooks at their sites). A value type: adding
 /// an adapter to a copy leaves the original as it was, and the weights are shared, not copied
@@ -8,10 +8,10 @@ import Tensors
 public struct LlamaModel: Sendable {
     /// Hyperparameters.
     public let config: LlamaConfig
-    /// The weights every computation reads (matrices f32, Q8_0 or bf16/f16 in place).
+    /// The weights every computation reads (matrices f32, or bf16/f16 and GGML blocks in place).
     public private(set) var weights: LlamaWeights
     /// Decoder layer `layer` (0-based) in f32 for analysis (first-order map, fold-back): f32
-    /// matrices shared, Q8_0 and bf16/f16 ones widened into new buffers for this layer only,
+    /// matrices shared, bf16/f16 and block ones widened into new buffers for this layer only,
     /// so at most one layer is ever dense beyond what the model holds.
     public func layerWeights(_ layer: Int) -> LlamaWeights.Layer { weights.layers[layer].widened() }
     /// Lets the kernel drop layer `layer`'s matrices (0-based) from the resident set where they
@@ -52,7 +52,7 @@ public struct LlamaModel: Sendable {
     }
 
     /// The same model (adapters included) with its matrices held in `storage`: `.q8_0` quantizes
-    /// f32 matrices (gguf-py rounding), `.f32` dequantizes Q8_0 ones.
+    /// f32 matrices (gguf-py rounding), `.f32` widens every other matrix.
     /// - Throws: `RuntimeError.shapeMismatch` for a matrix Q8_0 cannot hold.
     public func converted(to storage: WeightStorage) throws -> LlamaModel {
         guard storage != weightStorage else { return self }

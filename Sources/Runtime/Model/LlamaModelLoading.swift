@@ -6,10 +6,10 @@ extension LlamaModel {
     /// Loads a model from a Hugging Face folder (`config.json` with `model.safetensors` or a
     /// sharded `model.safetensors.index.json`), a bare `.safetensors` file next to a
     /// `config.json`, or a GGUF file (`.gguf`). With `.f32` storage every weight is converted
-    /// to f32 at load; with `.q8_0` the weight matrices are held in Q8_0 (kept as stored when the
+    /// to f32 at load; with `.q8_0` the weight matrices are held in Q8_0 (read in place when the
     /// GGUF has them in Q8_0, quantized one tensor at a time otherwise); with `.native` BF16/F16
-    /// and GGUF Q4_0 … Q6_K matrices are used in place from the mapped file, GGUF Q8_0 ones kept
-    /// as stored, F32 (and a safetensors checkpoint's other dtypes) as f32, and a GGUF matrix of any
+    /// and GGUF Q4_0 … Q6_K and Q8_0 matrices are used in place from the mapped file, F32 (and a
+    /// safetensors checkpoint's other dtypes) as f32, and a GGUF matrix of any
     /// other type refused by name (see `WeightStorage`).
     /// - Throws: `FormatsError`/`SafetensorsError`/`GGUFError` for unreadable files,
     ///   `RuntimeError` for configs the runtime cannot run and missing or misshapen tensors
@@ -42,7 +42,7 @@ extension LlamaModel {
                                             name: name, source: shard.path))
             }
             let t = try tensor(name)
-            return storage == .q8_0 ? .q8_0(try Q8_0Matrix(quantizing: t, name: name, source: path)) : .f32(t)
+            return storage == .q8_0 ? .quantized(try GGMLMatrix(quantizing: t, as: .q8_0, name: name, source: path)) : .f32(t)
         }, vector: tensor)
         return try LlamaModel(config: config, weights: weights, source: path)
     }
@@ -64,8 +64,8 @@ extension LlamaModel {
     /// `llama.*` → config.json mapping (decoded by `LlamaConfig`, so there is one decoding path),
     /// tensors by the HF⇄GGUF name table with the Q/K RoPE row permutation undone, and llama3
     /// scaling from `rope_freqs.weight` when present. Matrices per `storage`: `.f32` dequantizes
-    /// every type gguf-py decodes; `.q8_0` keeps Q8_0 and quantizes the rest; `.native` reads
-    /// F16/BF16 and Q4_0 … Q6_K in place, keeps Q8_0 and refuses any other type (Q2_K, Q3_K, IQ*,
+    /// every type gguf-py decodes; `.q8_0` reads Q8_0 in place and quantizes the rest; `.native`
+    /// reads F16/BF16, Q8_0 and Q4_0 … Q6_K in place and refuses any other type (Q2_K, Q3_K, IQ*,
     /// TQ*, …) by name.
     static func loadGGUF(path: String, storage: WeightStorage) throws -> LlamaModel {
         let gguf = try GGUFFile(path: path)
@@ -103,16 +103,10 @@ extension LlamaModel {
             let sourceRows = try mapping.permutation.map {
                 try RopePermutation.sourceRows(rows: rows, heads: heads($0), inverse: true, name: mapping.name)
             }
-            if storage == .q8_0 || type == .q8_0 {
-                guard type == .q8_0 else {
-                    return .q8_0(try Q8_0Matrix(quantizing: try tensor(hfName), name: mapping.name, source: path))
-                }
-                // Kept as stored: the file's blocks, rows reordered where GGUF permuted them.
-                let m = try Q8_0Matrix(blocks: Array(try gguf.rawBytes(named: mapping.name)), rows: rows, columns: columns,
-                                       name: mapping.name, source: path)
-                return .q8_0(sourceRows.map { m.permutingRows($0) } ?? m)
+            if storage == .q8_0, type != .q8_0 {
+                return .quantized(try GGMLMatrix(quantizing: try tensor(hfName), as: .q8_0, name: mapping.name, source: path))
             }
-            // native: used in place from the file's mapped bytes, Q/K rows read through the inverse permutation.
+            // Used in place from the file's mapped bytes, Q/K rows read through the inverse permutation.
             if let format = HalfMatrix.Format(info.storage) {
                 let m = try HalfMatrix(file: gguf.file, byteRange: info.byteRange, format: format, rows: rows, columns: columns,
                                        name: mapping.name, source: path)
@@ -126,7 +120,7 @@ extension LlamaModel {
             guard type == .f32 else {
                 throw RuntimeError.unsupportedTensorType(
                     tensor: mapping.name, type: type.description, source: path,
-                    held: "F32, F16, BF16, Q8_0, " + GGMLMatrix.BlockType.allCases.map(\.rawValue).joined(separator: ", "))
+                    held: "F32, F16, BF16, " + GGMLMatrix.BlockType.allCases.map(\.rawValue).joined(separator: ", "))
             }
             return .f32(try tensor(hfName))
         }, vector: tensor)

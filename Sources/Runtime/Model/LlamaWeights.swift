@@ -1,7 +1,7 @@
 import Tensors
 
 /// The weights the forward pass runs on: norms and biases in f32, the weight matrices (seven
-/// projections per layer, embedding, output head) as `ProjectionWeight` (f32, Q8_0 or bf16/f16),
+/// projections per layer, embedding, output head) as `ProjectionWeight` (f32, bf16/f16 or GGML blocks),
 /// read in place by every computation (forward, backward, distillation, fold-back).
 public struct LlamaWeights: Sendable {
     /// One decoder layer; matrices `[out, in]`, computing `x · Wᵀ`.
@@ -57,7 +57,7 @@ public struct LlamaWeights: Sendable {
         }
 
         /// The layer with its seven matrices held f32 (the form the first-order map and fold-back
-        /// read): f32 matrices shared, Q8_0 and bf16/f16 ones widened into new buffers (this
+        /// read): f32 matrices shared, bf16/f16 and block ones widened into new buffers (this
         /// layer's only: about 4·parameters bytes of the layer).
         public func widened() -> Layer {
             var out = self
@@ -104,10 +104,10 @@ public struct LlamaWeights: Sendable {
     public func converted(to storage: WeightStorage, source: String = "model") throws -> LlamaWeights {
         func convert(_ m: ProjectionWeight, _ name: String) throws -> ProjectionWeight {
             switch (storage, m) {
-            case (.native, _), (.f32, .f32), (.q8_0, .q8_0): m
-            case (.f32, .q8_0), (.f32, .half), (.f32, .quantized): .f32(m.dense)
-            case (.q8_0, .f32(let t)): .q8_0(try Q8_0Matrix(quantizing: t, name: name, source: source))
-            case (.q8_0, .half), (.q8_0, .quantized): .q8_0(try Q8_0Matrix(quantizing: m.dense, name: name, source: source))
+            case (.native, _), (.f32, .f32): m
+            case (.f32, .half), (.f32, .quantized): .f32(m.dense)
+            case (.q8_0, .quantized(let g)) where g.type == .q8_0: m
+            case (.q8_0, _): .quantized(try GGMLMatrix(quantizing: m.dense, as: .q8_0, name: name, source: source))
             }
         }
         return try mappingMatrices(convert)
@@ -147,7 +147,7 @@ public struct LlamaWeights: Sendable {
     /// matrix is bf16/f16, or the holdings are mixed, as a GGUF of several types loads natively).
     public var storage: WeightStorage {
         if matrices.allSatisfy({ if case .f32 = $0 { true } else { false } }) { return .f32 }
-        if matrices.allSatisfy({ if case .q8_0 = $0 { true } else { false } }) { return .q8_0 }
+        if matrices.allSatisfy({ if case .quantized(let g) = $0 { g.type == .q8_0 } else { false } }) { return .q8_0 }
         return .native
     }
 

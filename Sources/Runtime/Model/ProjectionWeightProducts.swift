@@ -1,8 +1,8 @@
 import Tensors
 
 /// The products of a weight matrix W `[out, in]` that analysis and training read, for every
-/// storage format, in place: f32 straight through BLAS, the others (Q8_0, bf16/f16, GGML blocks) a tile of rows widened
-/// to f32 at a time (`tileRows` rows, about 4 MB), so no f32 copy of the whole matrix is ever
+/// storage format, in place: f32 straight through BLAS, the others (bf16/f16, GGML blocks) a tile of
+/// rows widened to f32 at a time (`tileRows` rows, about 4 MB), so no f32 copy of the whole matrix is ever
 /// made. `x · Wᵀ` is `Kernels.linear`; these are the other side and the widened views.
 extension ProjectionWeight {
     /// Rows of W widened per tile by the tiled products: about 2^20 floats (4 MB), at least 16.
@@ -29,7 +29,7 @@ extension ProjectionWeight {
     }
 
     /// Writes rows `range` of W as f32 into `out`, row r at out + (r − range.lowerBound)·ldo
-    /// (exact widening for bf16/f16, gguf-py's dequantization for Q8_0, a copy for f32).
+    /// (exact widening for bf16/f16, gguf-py's dequantization for GGML blocks, a copy for f32).
     /// - Precondition: `range` within 0..<rows and ldo ≥ columns (programmer errors).
     public func widenRows(_ range: Range<Int>, into out: UnsafeMutablePointer<Float>, ldo: Int) {
         guard !range.isEmpty, columns > 0 else { return }
@@ -41,12 +41,6 @@ extension ProjectionWeight {
                 for r in range {
                     (out + (r - range.lowerBound) * ldo).update(from: w.baseAddress! + r * columns, count: columns)
                 }
-            }
-        case .q8_0(let m):
-            if ldo == columns {
-                m.dequantizeRows(range, into: out)
-            } else {
-                for r in range { m.dequantizeRows(r..<r + 1, into: out + (r - range.lowerBound) * ldo) }
             }
         case .half(let m):
             m.widenRows(range, into: out, ldo: ldo)
@@ -63,7 +57,7 @@ extension ProjectionWeight {
     /// gx = g · W (or gx += g · W with `accumulate`) for `tokens` rows: g `[tokens, out]` with rows
     /// `ldg` apart, gx `[tokens, in]` with rows `ldo` apart. The input gradient of y = x · Wᵀ, and
     /// the vector-Jacobian product of a projection. Sums in f32 through sgemm over the (widened)
-    /// values; for Q8_0 and bf16/f16 the sum runs tile by tile over W's rows.
+    /// values; for bf16/f16 and GGML blocks the sum runs tile by tile over W's rows.
     public func multiplyTransposed(_ g: UnsafePointer<Float>, tokens: Int, ldg: Int,
                                    into gx: UnsafeMutablePointer<Float>, ldo: Int, accumulate: Bool = false) {
         let nOut = rows, nIn = columns
