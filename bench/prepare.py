@@ -8,6 +8,10 @@
                     three (mergekit layout) for the checkpoint-merge memory figure
   smollm2-q8_0.gguf SmolLM2-135M-Instruct (the Q4_1 GGUF of `make smollm2`) requantized to Q8_0
                     by llama.cpp's own quantizer, when llama-cpp-python is installed
+  llama-1b-q4_k_m.gguf  the Llama-3.2-1B shape (d 2048, 16 layers, tied embeddings; random weights)
+                    with llama.cpp's Llama-3 vocabulary (fixtures/vocab/ggml-vocab-llama-bpe.gguf),
+                    written F16 by gguf-py and quantized to Q4_K_M by llama.cpp: matrices that
+                    really are K-quants (d 2048 is a multiple of 256), 0.76 GB
 (`steertool bench formats` creates its own 1 GiB safetensors file in the same folder, and the
 runtime benchmark builds its random ~100M model in memory.)
 
@@ -16,7 +20,9 @@ Runs inside .venv-bench (numpy, safetensors, gguf).
 """
 from __future__ import annotations
 
+import gzip
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -101,10 +107,84 @@ def requantize_smollm2(work: Path) -> None:
     partial.rename(target)
 
 
+LLAMA_1B = {"d": 2048, "layers": 16, "ff": 8192, "heads": 32, "kv_heads": 8, "head_dim": 64, "vocab": 128256}
+
+
+def llama_1b_q4_k_m(work: Path) -> None:
+    """llama-1b-q4_k_m.gguf (see the module doc). Skipped when llama-cpp-python is missing."""
+    target = work / "llama-1b-q4_k_m.gguf"
+    if target.exists():
+        return
+    try:
+        import gguf
+        import llama_cpp
+    except ImportError:
+        print("prepare: llama-cpp-python missing; no llama-1b-q4_k_m.gguf", file=sys.stderr)
+        return
+    root = Path(__file__).resolve().parent.parent
+    vocab_path = work / "ggml-vocab-llama-bpe.gguf"
+    with gzip.open(root / "fixtures/vocab/ggml-vocab-llama-bpe.gguf.gz") as src, open(vocab_path, "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    vocab = gguf.GGUFReader(str(vocab_path))
+    s = LLAMA_1B
+    f16 = work / "llama-1b.f16.gguf.partial"
+    w = gguf.GGUFWriter(str(f16), "llama")
+    w.add_name("llama-3.2-1b-shape (random weights)")
+    w.add_context_length(8192)
+    w.add_embedding_length(s["d"])
+    w.add_block_count(s["layers"])
+    w.add_feed_forward_length(s["ff"])
+    w.add_head_count(s["heads"])
+    w.add_head_count_kv(s["kv_heads"])
+    w.add_rope_dimension_count(s["head_dim"])
+    w.add_rope_freq_base(500000.0)
+    w.add_layer_norm_rms_eps(1e-5)
+    w.add_vocab_size(s["vocab"])
+    w.add_file_type(gguf.LlamaFileType.MOSTLY_F16)
+    for field in vocab.fields.values():
+        if not field.name.startswith("tokenizer."):
+            continue
+        kind = field.types[0]
+        if kind == gguf.GGUFValueType.ARRAY:
+            w.add_key_value(field.name, field.contents(), kind, sub_type=field.types[-1])
+        else:
+            w.add_key_value(field.name, field.contents(), kind)
+    rng = np.random.default_rng(20261207)
+
+    def normal(shape: tuple[int, int]) -> np.ndarray:
+        return (rng.standard_normal(shape, dtype=np.float32) * 0.02).astype(np.float16)
+
+    d, kv, ff = s["d"], s["kv_heads"] * s["head_dim"], s["ff"]
+    w.add_tensor("token_embd.weight", normal((s["vocab"], d)))
+    for l in range(s["layers"]):
+        p = f"blk.{l}."
+        w.add_tensor(p + "attn_norm.weight", np.ones(d, np.float32))
+        w.add_tensor(p + "ffn_norm.weight", np.ones(d, np.float32))
+        for name, shape in (("attn_q", (d, d)), ("attn_k", (kv, d)), ("attn_v", (kv, d)), ("attn_output", (d, d)),
+                            ("ffn_gate", (ff, d)), ("ffn_up", (ff, d)), ("ffn_down", (d, ff))):
+            w.add_tensor(p + name + ".weight", normal(shape))
+    w.add_tensor("output_norm.weight", np.ones(d, np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype = llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_K_M
+    partial = work / "llama-1b-q4_k_m.gguf.partial"
+    ok = llama_cpp.llama_model_quantize(str(f16).encode(), str(partial).encode(), params) == 0
+    f16.unlink()
+    vocab_path.unlink()
+    if not ok:
+        print("prepare: llama.cpp could not quantize the 1B shape to Q4_K_M", file=sys.stderr)
+        return
+    partial.rename(target)
+
+
 def main() -> int:
     work = Path(sys.argv[1])
     work.mkdir(parents=True, exist_ok=True)
     requantize_smollm2(work)
+    llama_1b_q4_k_m(work)
     marker = work / ".prepared"
     if marker.exists() and marker.read_text() == VERSION:
         return 0

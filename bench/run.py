@@ -58,7 +58,9 @@ def figure_benchmarks(work: Path, threads: int) -> list[tuple[str, list[str]]]:
         ("kl", t),
     ] + ([  # SmolLM2 requantized to Q8_0 by llama.cpp (bench/prepare.py), so both read the same blocks.
         ("runtime", t + ["--model", str(work / "smollm2-q8_0.gguf"), "--label", "smollm2-135m-q8_0"]),
-    ] if (work / "smollm2-q8_0.gguf").exists() else [])
+    ] if (work / "smollm2-q8_0.gguf").exists() else []) + ([  # K-quant matrices at the 1B shape, in place, against llama.cpp.
+        ("runtime", t + ["--model", str(work / "llama-1b-q4_k_m.gguf"), "--label", "llama-1b-q4_k_m", "--native-only"]),
+    ] if (work / "llama-1b-q4_k_m.gguf").exists() else [])
 
 
 # What each area's peer script measures with (when its JSON lines do not say).
@@ -105,10 +107,31 @@ def ensure_venv() -> None:
     subprocess.run(pip + ["--no-deps", torch_spec] + extra, check=True)
     subprocess.run(pip + TORCH_DEPS, check=True)
     subprocess.run(pip + ["-r", str(BENCH / "requirements.txt")], check=True)
+    sdist = llama_cpp_sdist()
     log(f"building {LLAMA_CPP_PIN} from its sdist (~5 minutes; the llama.cpp peer of the GGUF runtime rows)")
-    if subprocess.run(pip + [LLAMA_CPP_PIN], env=dict(os.environ, CMAKE_BUILD_PARALLEL_LEVEL=str(os.cpu_count() or 2))).returncode != 0:
+    if sdist is None or subprocess.run(pip + [str(sdist)], env=dict(os.environ, CMAKE_BUILD_PARALLEL_LEVEL=str(os.cpu_count() or 2))).returncode != 0:
         log(f"{LLAMA_CPP_PIN} did not build: the GGUF runtime rows run without their llama.cpp peer")
     marker.write_text(req)
+
+
+def llama_cpp_sdist() -> Path | None:
+    """The llama-cpp-python sdist in .cache/llama-cpp-python/ (downloaded once): the binding is
+    built from it, and bench/prepare.py takes llama.cpp's Llama-3 vocabulary
+    (models/ggml-vocab-llama-bpe.gguf) out of it. pip needs the build backend and cmake to read the
+    sdist's metadata, so they go into the venv first."""
+    folder = ROOT / ".cache" / "llama-cpp-python"
+    version = LLAMA_CPP_PIN.split("==")[1]
+    target = folder / f"llama_cpp_python-{version}.tar.gz"
+    if target.exists():
+        return target
+    folder.mkdir(parents=True, exist_ok=True)
+    pip = [str(venv_python()), "-m", "pip"]
+    if subprocess.run(pip + ["install", "--quiet", "scikit-build-core", "cmake"]).returncode != 0:
+        return None
+    if subprocess.run(pip + ["download", "--quiet", "--no-deps", "--no-build-isolation", "--no-binary", "llama-cpp-python",
+                             LLAMA_CPP_PIN, "-d", str(folder)]).returncode != 0 or not target.exists():
+        return None
+    return target
 
 
 def run_lines(cmd: list[str], env: dict[str, str]) -> list[dict] | str:

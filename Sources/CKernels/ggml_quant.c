@@ -561,6 +561,13 @@ __attribute__((target("avx512f,f16c"))) static inline __m512 s8x16_to_f32(const 
     return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)p)));
 }
 
+/// acc + d·Σ q·x over one Q8_0 block at p (x its 32 activations), 16 lanes.
+__attribute__((target("avx512f,f16c"))) static inline __m512 q8_0_block_avx512(const uint8_t *p, const float *x, __m512 acc) {
+    __m512 s = _mm512_mul_ps(s8x16_to_f32(p + 2), _mm512_loadu_ps(x));
+    s = _mm512_fmadd_ps(s8x16_to_f32(p + 18), _mm512_loadu_ps(x + 16), s);
+    return _mm512_fmadd_ps(_mm512_set1_ps(_cvtsh_ss(steertool_load_u16(p))), s, acc);
+}
+
 /// Q8_0 rows on AVX-512: each block's Σ q·x in 16 lanes (two halves), scaled by d, blocks
 /// alternating between two accumulators; the one format whose decode is a plain conversion, so
 /// the wider registers pay.
@@ -569,15 +576,14 @@ __attribute__((target("avx512f,f16c"))) static void matvec_q8_0_avx512(
     const size_t blocks = k / 32, row_bytes = blocks * 34;
     for (size_t r = row_begin; r < row_end; r++) {
         const uint8_t *row = row_at(w, row_bytes, row_index, r);
-        __m512 acc[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
-        for (size_t b = 0; b < blocks; b++) {
-            const uint8_t *p = row + b * 34;
-            const float *xb = x + 32 * b;
-            __m512 s = _mm512_mul_ps(s8x16_to_f32(p + 2), _mm512_loadu_ps(xb));
-            s = _mm512_fmadd_ps(s8x16_to_f32(p + 18), _mm512_loadu_ps(xb + 16), s);
-            acc[b & 1] = _mm512_fmadd_ps(_mm512_set1_ps(_cvtsh_ss(steertool_load_u16(p))), s, acc[b & 1]);
+        __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+        size_t b = 0;
+        for (; b + 1 < blocks; b += 2) {   // even blocks into acc0, odd into acc1, in registers
+            acc0 = q8_0_block_avx512(row + b * 34, x + 32 * b, acc0);
+            acc1 = q8_0_block_avx512(row + (b + 1) * 34, x + 32 * (b + 1), acc1);
         }
-        y[r - row_begin] = _mm512_reduce_add_ps(_mm512_add_ps(acc[0], acc[1]));
+        if (b < blocks) acc0 = q8_0_block_avx512(row + b * 34, x + 32 * b, acc0);
+        y[r - row_begin] = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
     }
 }
 #endif

@@ -27,16 +27,24 @@ struct BenchRuntimeCommand: ParsableCommand {
     @Option(name: .long, help: "Repetitions; the best is reported.")
     var repeats = 3
 
+    @Flag(name: .long, help: "Only the --model file as --weights native holds it (no f32 or Q8_0 copy: large files).")
+    var nativeOnly = false
+
     func run() throws {
         guard threads >= 1, promptTokens >= 1, decodeTokens >= 1, repeats >= 1 else {
             throw ValidationError("--threads, --prompt-tokens, --decode-tokens and --repeats must be ≥ 1")
         }
+        if nativeOnly, model == nil { throw ValidationError("--native-only needs --model") }
         BLAS.setThreadCount(threads)
-        let f32 = try model.map { try LlamaModel.load(path: $0) } ?? RandomLlama.make()
         let name = label ?? model.map { URL(fileURLWithPath: $0).lastPathComponent } ?? "random-100m"
         let peak = Self.sgemmPeak(threads: threads), copy = Self.copyBandwidth()
         emit("runtime.sgemm_peak", peak, unit: "GFLOP/s")
         emit("runtime.copy_bandwidth", copy, unit: "GB/s")
+        if nativeOnly, let model {
+            try measure(try LlamaModel.load(path: model, storage: .native), name: name + ".native", peak: peak, copy: copy)
+            return
+        }
+        let f32 = try model.map { try LlamaModel.load(path: $0) } ?? RandomLlama.make()
         try measure(f32, name: name, peak: peak, copy: copy)
         // The same model with its matrices kept in Q8_0 (quantized from the f32 weights in
         // memory, as `--weights q8_0` does at load); the f32 copy is released first.

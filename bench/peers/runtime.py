@@ -4,7 +4,7 @@ llama.cpp (llama-cpp-python, when installed) on the same file, same threads, sam
 same greedy decode: the peer of steertool's `.native` rows (the file's matrices as stored).
 
 usage: python bench/peers/runtime.py [--model HF_FOLDER|FILE.gguf] [--label NAME] [--threads N]
-       [--prompt-tokens 128] [--decode-tokens 32] [--repeats 3]
+       [--prompt-tokens 128] [--decode-tokens 32] [--repeats 3] [--native-only]
 Without --model: the same random ~100M-parameter Llama shape as steertool's (weights differ;
 speed does not depend on their values).
 """
@@ -34,8 +34,12 @@ def main() -> None:
     ap.add_argument("--prompt-tokens", type=int, default=128)
     ap.add_argument("--decode-tokens", type=int, default=32)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--native-only", action="store_true", help="only llama.cpp on the GGUF (the .native rows)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
+    if a.native_only:
+        llama_cpp_rows(a.model, a.label or os.path.basename(a.model), a)
+        return
     if a.model and a.model.endswith(".gguf"):
         # transformers dequantizes GGUF weights to f32, as steertool does at load.
         folder, file = os.path.split(os.path.abspath(a.model))
