@@ -14,7 +14,9 @@ import Tensors
 /// (reciprocal condition < 1e-10) by the minimum-norm pseudo-inverse from its eigen-decomposition,
 /// eigenvalues ≤ 1e-12·λ_max counted as zero (what LAPACK `gelsd` returns on the rows, to the
 /// Grams' resolution). Then FᵀF = Wᵀ(XcᵀXc)W `[q, q]`, whose eigenvectors are V and eigenvalues
-/// σ². Only `[p, p]` and `[q, q]` matrices are decomposed.
+/// σ². Only `[p, p]` and `[q, q]` matrices are decomposed. With fewer tokens than input features
+/// (N < p, rows kept in the Grams) the same fit is solved in the N × N dual instead
+/// (`dualSolution`): only `[N, N]` matrices are decomposed.
 public struct ReducedRankRegression: Sendable {
     /// Full-rank coefficients W `[p, q]`.
     public let coefficients: Tensor
@@ -48,44 +50,112 @@ public struct ReducedRankRegression: Sendable {
     public init(grams g: RegressionGrams, ridge: Float = 0, directionLimit: Int? = nil) throws {
         guard g.count >= 2 else { throw EquivalenceError.tooFewTokens(what: "reduced-rank regression", needed: 2, found: g.count) }
         guard ridge >= 0, ridge.isFinite else { throw EquivalenceError.invalidArgument("ridge must be ≥ 0, got \(ridge)") }
-        let w = try Self.solveNormalEquations(g, ridge: Double(ridge))
+        let q = g.crossGram.columns, limit = min(g.count, q, max(directionLimit ?? q, 0))
+        let s = try g.rows.map { try Self.dualSolution($0, ridge: Double(ridge), limit: limit) }
+            ?? Self.primalSolution(g, ridge: Double(ridge), limit: limit)
+        coefficients = s.coefficients.tensor
+        directions = s.directions.tensor
+        singularValues = s.squaredSingularValues.map { Float(max($0, 0).squareRoot()) }
+        inputMean = g.inputMean.map(Float.init); targetMean = g.targetMean.map(Float.init)
+        targetEnergy = g.targetEnergy
+        centredTargetEnergy = g.centredTargetEnergy
+        gains = s.gains
+    }
+
+    /// W, the leading directions V `[q, k]` of the fitted values F = Xc W, σᵢ² and the gains.
+    struct Solution {
+        let coefficients: DoubleMatrix, directions: DoubleMatrix, squaredSingularValues: [Double], gains: [Double]
+    }
+
+    /// From the Grams alone: W by the normal equations, V and σ² from FᵀF = Wᵀ(XcᵀXc)W `[q, q]`,
+    /// gains 2·vᵢᵀ(YcᵀF)vᵢ − σᵢ².
+    static func primalSolution(_ g: RegressionGrams, ridge: Double, limit k: Int) throws -> Solution {
+        let w = try solveNormalEquations(g, ridge: ridge)
         let sw = g.inputGram.multiplied(by: w)                       // XcᵀXc W = XcᵀF   [p, q]
         let ftf = w.multiplied(by: sw, transposeSelf: true)          // FᵀF              [q, q]
         let m = g.crossGram.multiplied(by: w, transposeSelf: true)   // Y_cᵀF            [q, q]
-        let q = ftf.rows, k = min(g.count, q, max(directionLimit ?? q, 0))
+        let q = ftf.rows
         let eig = k < q ? try ftf.symmetricEigen(largest: k) : try ftf.symmetricEigen()
         let mv = m.multiplied(by: eig.vectors)                       // column i: M vᵢ
         let nv = eig.vectors.columns
         var vmv = [Double](repeating: 0, count: nv)
         for j in 0..<q { for i in 0..<nv { vmv[i] += eig.vectors[j, i] * mv[j, i] } }
-        let gains = (0..<k).map { 2 * vmv[$0] - max(eig.values[$0], 0) }
-        coefficients = w.tensor
-        directions = eig.vectors.leadingColumns(k).tensor
-        singularValues = eig.values.prefix(k).map { Float(max($0, 0).squareRoot()) }
-        inputMean = g.inputMean.map(Float.init); targetMean = g.targetMean.map(Float.init)
-        targetEnergy = g.targetEnergy
-        centredTargetEnergy = g.centredTargetEnergy
-        self.gains = gains
+        return Solution(coefficients: w, directions: eig.vectors.leadingColumns(k),
+                        squaredSingularValues: Array(eig.values.prefix(k)),
+                        gains: (0..<k).map { 2 * vmv[$0] - max(eig.values[$0], 0) })
     }
 
-    /// W = (XcᵀXc + λI)⁺ XcᵀYc: Cholesky on the Jacobi-equilibrated system, or the minimum-norm
-    /// pseudo-inverse when that system is numerically singular (see the type's doc).
+    /// From the rows, with N < p: W = Xcᵀ(XcXcᵀ + λI)⁺Yc, the same coefficients as the normal
+    /// equations (push-through identity; for λ = 0 both are the minimum-norm solution, since
+    /// XcXcᵀ has the nonzero eigenvalues of XcᵀXc), with only `[N, N]` matrices decomposed: K =
+    /// XcXcᵀ is solved by Cholesky (Jacobi-equilibrated; for centred rows the all-ones direction,
+    /// K's null vector, which Yc is orthogonal to, gets the mean diagonal as its eigenvalue), or by
+    /// the pseudo-inverse from K's eigen-decomposition when that is numerically singular (the
+    /// primal's cutoff). The directions come from FFᵀ `[N, N]` = U Σ² Uᵀ: vᵢ = Fᵀuᵢ/σᵢ, for the σᵢ
+    /// above 1e-7·σ₁ (smaller ones carry no resolvable direction), gains 2σᵢ·uᵢᵀYc vᵢ − σᵢ².
+    static func dualSolution(_ rows: RegressionGrams.Rows, ridge: Double, limit: Int) throws -> Solution {
+        let x = rows.inputs, y = rows.targets
+        let n = x.rows, q = y.columns
+        let kernel = x.rowGram()                                     // K = XcXcᵀ        [N, N]
+        var a = kernel
+        for i in 0..<n { a[i, i] += ridge }
+        let alpha = try solveDual(a, y, centred: rows.centred)       // (K + λI)⁺ Yc     [N, q]
+        let w = x.multiplied(by: alpha, transposeSelf: true)         // W = Xcᵀα         [p, q]
+        let f = kernel.multiplied(by: alpha)                         // F = Xc W = Kα    [N, q]
+        let ffT = f.rowGram()                                        // FFᵀ              [N, N]
+        let eig = limit < n ? try ffT.symmetricEigen(largest: limit) : try ffT.symmetricEigen()
+        let top = max(eig.values.first ?? 0, 0)
+        let k = eig.values.prefix(limit).filter { $0 > 1e-14 * top && top > 0 }.count
+        let u = eig.vectors.leadingColumns(k)                        // [N, k]
+        var v = f.multiplied(by: u, transposeSelf: true)             // Fᵀ U             [q, k]
+        let sigma = (0..<k).map { eig.values[$0].squareRoot() }
+        for j in 0..<q { for i in 0..<k { v[j, i] /= sigma[i] } }
+        let yv = y.multiplied(by: v)                                 // Yc V             [N, k]
+        var uyv = [Double](repeating: 0, count: k)
+        for t in 0..<n { for i in 0..<k { uyv[i] += u[t, i] * yv[t, i] } }
+        return Solution(coefficients: w, directions: v, squaredSingularValues: Array(eig.values.prefix(k)),
+                        gains: (0..<k).map { 2 * sigma[$0] * uyv[$0] - eig.values[$0] })
+    }
+
+    /// (K + λI)⁺ B for the `[N, N]` token kernel `a` = K + λI (see `dualSolution`).
+    static func solveDual(_ a: DoubleMatrix, _ b: DoubleMatrix, centred: Bool) throws -> DoubleMatrix {
+        let n = a.rows
+        guard centred, n > 0 else { return try symmetricSolve(a, b) }
+        // K·1 = 0 and 1ᵀB = 0: lifting that eigenvalue from 0 to the mean diagonal leaves the
+        // solution on 1's complement, where it lives, unchanged.
+        var lifted = a
+        let c = a.trace / Double(n * n)
+        for i in 0..<n { for j in 0..<n { lifted[i, j] += c } }
+        return try symmetricSolve(a, b, choleskyOn: lifted)
+    }
+
+    /// W = (XcᵀXc + λI)⁺ XcᵀYc (see the type's doc).
     static func solveNormalEquations(_ g: RegressionGrams, ridge: Double) throws -> DoubleMatrix {
-        let p = g.inputGram.rows, q = g.crossGram.columns
         var a = g.inputGram
-        for i in 0..<p { a[i, i] += ridge }
-        let s = (0..<p).map { a[$0, $0] > 0 ? 1 / a[$0, $0].squareRoot() : 0 }
-        var scaled = a.scaled(rows: s, columns: s)
-        for i in 0..<p where s[i] == 0 { scaled[i, i] = 1 }       // a zero column: W's row stays 0
+        for i in 0..<a.rows { a[i, i] += ridge }
+        return try symmetricSolve(a, g.crossGram)
+    }
+
+    /// A⁺B for a symmetric positive semi-definite A `[n, n]`, B `[n, q]`: Cholesky on the
+    /// Jacobi-equilibrated `choleskyOn` (A itself unless a caller lifted a null direction B is
+    /// orthogonal to), or, when that is numerically singular (reciprocal condition < 1e-10), the
+    /// minimum-norm pseudo-inverse from A's eigen-decomposition with eigenvalues ≤ 1e-12·λ_max
+    /// counted as zero.
+    static func symmetricSolve(_ a: DoubleMatrix, _ b: DoubleMatrix, choleskyOn c: DoubleMatrix? = nil) throws -> DoubleMatrix {
+        let n = a.rows, q = b.columns
+        let m = c ?? a
+        let s = (0..<n).map { m[$0, $0] > 0 ? 1 / m[$0, $0].squareRoot() : 0 }
+        var scaled = m.scaled(rows: s, columns: s)
+        for i in 0..<n where s[i] == 0 { scaled[i, i] = 1 }       // a zero row and column: the solution's row stays 0
         let ones = [Double](repeating: 1, count: q)
-        if let x = try scaled.choleskySolve(g.crossGram.scaled(rows: s, columns: ones), minimumReciprocalCondition: 1e-10) {
+        if let x = try scaled.choleskySolve(b.scaled(rows: s, columns: ones), minimumReciprocalCondition: 1e-10) {
             return x.scaled(rows: s, columns: ones)
         }
         let eig = try a.symmetricEigen()
         let cutoff = 1e-12 * max(eig.values.first ?? 0, 0)
         let r = eig.values.filter { $0 > cutoff }.count
         let v = eig.vectors.leadingColumns(r)
-        var vtb = v.multiplied(by: g.crossGram, transposeSelf: true)   // [r, q]
+        var vtb = v.multiplied(by: b, transposeSelf: true)           // [r, q]
         for i in 0..<r { for j in 0..<q { vtb[i, j] /= eig.values[i] } }
         return v.multiplied(by: vtb)
     }

@@ -88,6 +88,22 @@ public struct DoubleMatrix: Sendable, Equatable {
         return out
     }
 
+    /// The row Gram matrix A·Aᵀ `[rows, rows]` (`dsyrk` on the upper triangle, mirrored): the
+    /// tokens' inner products when rows are tokens.
+    public func rowGram() -> DoubleMatrix {
+        let n = rows
+        var out = DoubleMatrix(rows: n, columns: n)
+        if n == 0 || columns == 0 { return out }
+        scalars.withUnsafeBufferPointer { a in
+            out.scalars.withUnsafeMutableBufferPointer { c in
+                cblas_dsyrk(CblasRowMajor, CblasUpper, CblasNoTrans, blasint(n), blasint(columns), 1,
+                            a.baseAddress, blasint(columns), 0, c.baseAddress, blasint(n))
+            }
+        }
+        for i in 0..<n { for j in 0..<i { out.scalars[i * n + j] = out.scalars[j * n + i] } }
+        return out
+    }
+
     /// `op(self) · op(other)` (`dgemm`), `op` transposing when asked; shapes must agree.
     public func multiplied(by other: DoubleMatrix, transposeSelf: Bool = false, transposeOther: Bool = false) -> DoubleMatrix {
         let m = transposeSelf ? columns : rows, k = transposeSelf ? rows : columns
@@ -242,6 +258,8 @@ public struct CentredRows: Sendable {
     public let mean: [Double]
     /// ‖X‖²_F of the rows as given (uncentred).
     public let energy: Double
+    /// Whether the means were subtracted (`init(_:centre:)`'s `centre`).
+    public let isCentred: Bool
     /// N.
     public var count: Int { centred.rows }
 
@@ -261,6 +279,6 @@ public struct CentredRows: Sendable {
             for i in 0..<n { for j in 0..<d { w[i * d + j] -= m[j] } }
         }
         centred = DoubleMatrix(rows: n, columns: d, scalars: w)
-        mean = m; energy = e
+        mean = m; energy = e; isCentred = centre
     }
 }

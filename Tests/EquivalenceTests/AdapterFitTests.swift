@@ -1,3 +1,4 @@
+import Foundation
 import Equivalence
 import Runtime
 import Tensors
@@ -63,6 +64,65 @@ import TestSupport
         let reference = try leastSquares(hc, dc, rcond: 1e-6).solution
         let rrr = try ReducedRankRegression(inputs: h, targets: delta)
         #expect(relativeError(rrr.coefficients.scalars, reference.scalars) < 1e-4)
+    }
+
+    /// Block outputs of layer 2 of the fixture base and the fine-tune's oracle shifts on 60 tokens
+    /// of held-out corpus B (4 sequences of 15): fewer tokens than the width (d 64).
+    static func fewTokenRows() throws -> (z: Tensor, delta: Tensor) {
+        let ids = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: Fixtures.path("corpus/b.heldout.tokens.json")))) as? [Int])
+        let sequences = (0..<4).map { Array(ids[(100 + 15 * $0)..<(115 + 15 * $0)]) }
+        var o = ForwardOptions(logits: .none)
+        o.record = [.blockOutput(2)]
+        func rows(_ m: LlamaModel) throws -> Tensor {
+            Tensor.concatenatingRows(try sequences.map { try #require(try m.forward(tokens: $0, options: o).activations[.blockOutput(2)]) })
+        }
+        let z = try rows(try LlamaModel.load(path: Fixtures.path("tiny/base")))
+        let zft = try rows(try LlamaModel.load(path: Fixtures.path("tiny/finetuned")))
+        return (z, try OracleShift.shift(base: z, finetuned: zft))
+    }
+
+    // Fewer held-in tokens than features (N 40 < p 64): the fit is solved in the N × N dual. On
+    // the fixture pair it induces the shifts of the primal p × p solve (the same Grams without
+    // their rows) on held-in and held-out tokens within 1e-5 relative (max|a − b| / max|b|), with
+    // and without intercept, ridge and rank truncation, and its full-rank coefficients are
+    // LAPACK gelsd's minimum-norm solution.
+    @Test(arguments: [Float(0), 0.5]) func dualSolveInducesThePrimalShifts(ridge: Float) throws {
+        let (z, delta) = try Self.fewTokenRows()
+        let zi = z.gatherRows(Array(0..<40)), di = delta.gatherRows(Array(0..<40))
+        let zo = z.gatherRows(Array(40..<60))
+        #expect(zi.columns == 64)
+        var worst = 0.0
+        defer { print("dual vs primal solve, ridge \(ridge): largest relative shift difference \(worst)") }
+        for intercept in [true, false] {
+            let dual = RegressionGrams(inputs: zi, targets: di, intercept: intercept)
+            #expect(dual.rows != nil && dual.droppingRows.rows == nil)
+            let a = try ReducedRankRegression(grams: dual, ridge: ridge)
+            let b = try ReducedRankRegression(grams: dual.droppingRows, ridge: ridge)
+            #expect(a.maximumRank >= 8, "\(a.maximumRank) directions")
+            for rank in [1, 4, 8, a.maximumRank] {
+                let la = AdapterFit.steeringLayer(a, rank: rank), lb = AdapterFit.steeringLayer(b, rank: rank)
+                for (tokens, label) in [(zi, "held-in"), (zo, "held-out")] {
+                    let e = maxAbsoluteDifferenceScaled(la.shift(tokens, activation: .identity).scalars,
+                                                        lb.shift(tokens, activation: .identity).scalars)
+                    #expect(e <= 1e-5, "intercept \(intercept), ridge \(ridge), rank \(rank), \(label): \(e)")
+                    worst = max(worst, e)
+                }
+                #expect(abs(a.relativeError(rank: rank) - b.relativeError(rank: rank)) <= 1e-5)
+            }
+            if ridge == 0 {
+                let zc = intercept ? zi.addingToEachRow(zi.columnMeans().map { -$0 }) : zi
+                let dc = intercept ? di.addingToEachRow(di.columnMeans().map { -$0 }) : di
+                let reference = try leastSquares(zc, dc, rcond: 1e-6).solution
+                #expect(relativeError(a.coefficients.scalars, reference.scalars) < 1e-4)
+            }
+        }
+        // The uncentred statistics derived from centred ones keep their rows, uncentred.
+        let derived = RegressionGrams(inputs: zi, targets: di).uncentred
+        let direct = RegressionGrams(inputs: zi, targets: di, intercept: false)
+        let x = try ReducedRankRegression(grams: derived, ridge: ridge), y = try ReducedRankRegression(grams: direct.droppingRows, ridge: ridge)
+        let e = maxAbsoluteDifferenceScaled(AdapterFit.steeringLayer(x, rank: 4).shift(zo, activation: .identity).scalars,
+                                            AdapterFit.steeringLayer(y, rank: 4).shift(zo, activation: .identity).scalars)
+        #expect(e <= 1e-5, "uncentred: \(e)")
     }
 
     // Computing only the leading r directions gives the same rank-r adapter and error.
