@@ -22,27 +22,29 @@ static void softmax_row(float *s, size_t n, steertool_kernel_level level) {
     for (size_t j = 0; j < n; j++) s[j] *= inv;
 }
 
+/// One query row over the `visible` keys and values at k and v (the portable path).
+static void attention_row_scalar(const float *qi, const float *k, const float *v, size_t kvs, size_t hd,
+                                 size_t visible, float scale, float *s, float *oi, steertool_kernel_level level) {
+    for (size_t j = 0; j < visible; j++) {
+        const float *kj = k + j * kvs;
+        float dot = 0;
+        for (size_t c = 0; c < hd; c++) dot += qi[c] * kj[c];
+        s[j] = dot * scale;
+    }
+    softmax_row(s, visible, level);
+    for (size_t c = 0; c < hd; c++) oi[c] = 0;
+    for (size_t j = 0; j < visible; j++) {
+        const float *vj = v + j * kvs;
+        float p = s[j];
+        for (size_t c = 0; c < hd; c++) oi[c] += p * vj[c];
+    }
+}
+
 static void attention_scalar(const float *q, size_t qs, const float *k, const float *v, size_t kvs, size_t hd,
                              size_t rows, size_t start, float scale, float *s, float *out, size_t os,
                              steertool_kernel_level level) {
-    for (size_t i = 0; i < rows; i++) {
-        const float *qi = q + i * qs;
-        size_t visible = start + i + 1;
-        for (size_t j = 0; j < visible; j++) {
-            const float *kj = k + j * kvs;
-            float dot = 0;
-            for (size_t c = 0; c < hd; c++) dot += qi[c] * kj[c];
-            s[j] = dot * scale;
-        }
-        softmax_row(s, visible, level);
-        float *oi = out + i * os;
-        for (size_t c = 0; c < hd; c++) oi[c] = 0;
-        for (size_t j = 0; j < visible; j++) {
-            const float *vj = v + j * kvs;
-            float p = s[j];
-            for (size_t c = 0; c < hd; c++) oi[c] += p * vj[c];
-        }
-    }
+    for (size_t i = 0; i < rows; i++)
+        attention_row_scalar(q + i * qs, k, v, kvs, hd, start + i + 1, scale, s, out + i * os, level);
 }
 
 #ifdef STEERTOOL_X86
@@ -231,13 +233,41 @@ static void attention_avx2(const float *q, size_t qs, const float *k, const floa
     if (hd == 64) attention_rows_avx2(q, qs, k, v, kvs, 64, rows, start, scale, s, out, os);
     else attention_rows_avx2(q, qs, k, v, kvs, hd, rows, start, scale, s, out, os);
 }
+
+/// Sliding window: query i at position P = start + i sees keys max(0, P + 1 − window) … P, each
+/// row on its own (a pair of rows no longer shares its first key).
+__attribute__((target("avx2,fma")))
+static void attention_window_avx2(const float *q, size_t qs, const float *k, const float *v, size_t kvs, size_t hd,
+                                  size_t rows, size_t start, size_t window, float scale, float *s, float *out,
+                                  size_t os) {
+    for (size_t i = 0; i < rows; i++) {
+        const size_t p = start + i, first = p + 1 > window ? p + 1 - window : 0;
+        attention_row_avx2(q + i * qs, k + first * kvs, v + first * kvs, kvs, hd, p - first + 1, scale, s, out + i * os);
+    }
+}
 #endif
 
 void steertool_causal_attention_head(const float *q, size_t q_stride, const float *k, const float *v,
-                                     size_t kv_stride, size_t head_dim, size_t rows, size_t start, float scale,
-                                     float *scores, float *out, size_t out_stride, steertool_kernel_level level) {
+                                     size_t kv_stride, size_t head_dim, size_t rows, size_t start, size_t window,
+                                     float scale, float *scores, float *out, size_t out_stride,
+                                     steertool_kernel_level level) {
     steertool_kernel_level best = steertool_kernel_best_level();
     if (level > best) level = best;
+    if (window > 0 && start + rows > window) {
+#ifdef STEERTOOL_X86
+        if (level >= STEERTOOL_KERNEL_AVX2 && head_dim % 8 == 0) {
+            attention_window_avx2(q, q_stride, k, v, kv_stride, head_dim, rows, start, window, scale, scores, out,
+                                  out_stride);
+            return;
+        }
+#endif
+        for (size_t i = 0; i < rows; i++) {
+            const size_t p = start + i, first = p + 1 > window ? p + 1 - window : 0;
+            attention_row_scalar(q + i * q_stride, k + first * kv_stride, v + first * kv_stride, kv_stride, head_dim,
+                                 p - first + 1, scale, scores, out + i * out_stride, level);
+        }
+        return;
+    }
 #ifdef STEERTOOL_X86
     if (level >= STEERTOOL_KERNEL_AVX2 && head_dim % 8 == 0) {
         attention_avx2(q, q_stride, k, v, kv_stride, head_dim, rows, start, scale, scores, out, out_stride);

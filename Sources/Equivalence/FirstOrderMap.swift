@@ -27,17 +27,22 @@ public struct FirstOrderMap: Sendable {
             throw EquivalenceError.unsupportedConfiguration("heads \(config.numAttentionHeads) not a multiple of kv heads \(config.numKeyValueHeads)")
         }
         let shapes: [(String, [Int]?, [Int])] = [
-            ("input_layernorm", weights.inputNorm.shape.dims, [d]), ("post_attention_layernorm", weights.postAttentionNorm.shape.dims, [d]),
+            ("input_layernorm", weights.inputNorm.shape.dims, [d]), ("post_attention_layernorm", weights.mlpNorm.shape.dims, [d]),
             ("q_proj.bias", weights.qBias?.shape.dims, [nq]), ("k_proj.bias", weights.kBias?.shape.dims, [nkv]),
             ("v_proj.bias", weights.vBias?.shape.dims, [nkv]), ("o_proj.bias", weights.oBias?.shape.dims, [d]),
         ] + LlamaProjection.allCases.map { ($0.rawValue, weights[$0].dims, [$0.outputSize(config), $0.inputSize(config)]) }
         for case let (name, found?, shape) in shapes where found != shape {
             throw EquivalenceError.shapeMismatch(what: name, expected: shape, found: found)
         }
+        let description = BlockDescription(config: config)
+        guard description.isLlamaLayer, weights.queryNorm == nil, weights.attentionOutputNorm == nil else {
+            throw EquivalenceError.unsupportedConfiguration(
+                "\(config.architecture): the first-order map and the training pass are written for Llama-family layers so far (SiLU, full attention, pre-norm only)")
+        }
         self.config = config
         self.weights = weights
         self.rope = try RotaryEmbedding(config: config)
-        self.block = DecoderBlock(description: BlockDescription(config: config), weights: weights)
+        self.block = DecoderBlock(description: description, weights: weights)
     }
 
     /// The f32 matrix `[out, in]` of projection `p` (held f32: no copy).

@@ -94,6 +94,7 @@ public enum KLDistiller {
         guard base.loraAdapters.isEmpty, base.steeringAdapters.isEmpty else {
             throw EquivalenceError.invalidArgument("KL distillation trains on a base model without adapters")
         }
+        let backprop = try SteeringBackprop(model: base)   // refuses layers it cannot differentiate before any work
         let windows = calibration.flatMap { s in
             stride(from: 0, to: s.count, by: options.windowLength).map { Array(s[$0..<min($0 + options.windowLength, s.count)]) }
         }.filter { $0.count >= 2 }
@@ -143,7 +144,6 @@ public enum KLDistiller {
         p0.heldOutKL = e0.kl; p0.heldOutLoss = e0.loss; p0.recoveredFraction = e0.recovered
         curve.append(p0); progress?(p0)
 
-        let backprop = try SteeringBackprop(model: base)
         var adam = AdamOptimizer(options: options.adam)
         var rng = SplitMix64(seed: options.seed)
         var order: [Int] = []

@@ -51,7 +51,7 @@ struct BenchEquivalenceCommand: ParsableCommand {
         let qw = c.numAttentionHeads * c.headDim, kw = c.numKeyValueHeads * c.headDim, ff = c.intermediateSize
         let w = LlamaWeights.Layer(
             inputNorm: Tensor(shape: [d], repeating: 1), q: .f32(rnd([qw, d], 0.04)), k: .f32(rnd([kw, d], 0.04)),
-            v: .f32(rnd([kw, d], 0.04)), o: .f32(rnd([d, qw], 0.04)), postAttentionNorm: Tensor(shape: [d], repeating: 1),
+            v: .f32(rnd([kw, d], 0.04)), o: .f32(rnd([d, qw], 0.04)), mlpNorm: Tensor(shape: [d], repeating: 1),
             gate: .f32(rnd([ff, d], 0.04)), up: .f32(rnd([ff, d], 0.04)), down: .f32(rnd([d, ff], 0.025)))
         let ev = try FirstOrderMap(config: c, weights: w)
         var delta7 = LayerWeightDelta()

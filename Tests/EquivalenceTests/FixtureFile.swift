@@ -33,7 +33,7 @@ struct BlockFixture {
         file = try FixtureFile("equivalence/block.safetensors")
         weights = LlamaWeights.Layer(
             inputNorm: try file["w.input_norm"], q: .f32(try file["w.q"]), k: .f32(try file["w.k"]), v: .f32(try file["w.v"]),
-            o: .f32(try file["w.o"]), postAttentionNorm: try file["w.post_norm"], gate: .f32(try file["w.gate"]),
+            o: .f32(try file["w.o"]), mlpNorm: try file["w.post_norm"], gate: .f32(try file["w.gate"]),
             up: .f32(try file["w.up"]), down: .f32(try file["w.down"]))
     }
 

@@ -45,7 +45,8 @@ void steertool_swiglu(const float *gate, const float *up, float *out, size_t n, 
 
 /// Causal attention of one head for `rows` queries at absolute positions start..start+rows-1
 /// over keys/values at positions 0..start+rows-1: query i (0-based in this call) sees keys
-/// 0...start+i. Row-major with strides in floats: query i at q + i·q_stride, key and value j at
+/// 0...start+i, or with a sliding `window` > 0 only the last `window` of them,
+/// max(0, start+i+1−window)...start+i (transformers' sliding-window mask; 0: no window). Row-major with strides in floats: query i at q + i·q_stride, key and value j at
 /// k + j·kv_stride and v + j·kv_stride, output i at out + i·out_stride, each `head_dim` floats.
 /// Per query: s_j = scale·(q·k_j) for the visible j, p = softmax(s) (maximum subtracted, e^x as
 /// `steertool_exp`), out = Σ_j p_j·v_j. `scores` is scratch of ≥ 2·(start+rows) floats.
@@ -54,8 +55,9 @@ void steertool_swiglu(const float *gate, const float *up, float *out, size_t n, 
 /// pairs that share each key and value load, sums e^x in eight lanes and scales the weighted sum
 /// by 1/Σ once: the paths agree up to f32 rounding, not bit for bit.
 void steertool_causal_attention_head(const float *q, size_t q_stride, const float *k, const float *v,
-                                     size_t kv_stride, size_t head_dim, size_t rows, size_t start, float scale,
-                                     float *scores, float *out, size_t out_stride, steertool_kernel_level level);
+                                     size_t kv_stride, size_t head_dim, size_t rows, size_t start, size_t window,
+                                     float scale, float *scores, float *out, size_t out_stride,
+                                     steertool_kernel_level level);
 
 /// y[r - row_begin] = Σ_j w[r·ldw + j]·x[j] for rows r in [row_begin, row_end) of a row-major f32
 /// matrix with k columns. Each output is one f32 sum: on the AVX2 path (also taken at level

@@ -48,10 +48,16 @@ public struct SteeringBackprop: Sendable {
 
     /// Wraps `model`. Adapters it carries are not supported (merge LoRAs into the weights first;
     /// pass steering as the trained adapter).
-    /// - Throws: `RuntimeError.unsupportedFeature` when the model carries adapters.
+    /// - Throws: `RuntimeError.unsupportedFeature` when the model carries adapters or has layers
+    ///   the backward is not written for (Gemma-3's so far: `LlamaModel.isLlamaFamily`).
     public init(model: LlamaModel) throws {
         guard model.loraAdapters.isEmpty, model.steeringAdapters.isEmpty else {
             throw RuntimeError.unsupportedFeature("backpropagation through a model that carries adapters", source: "SteeringBackprop")
+        }
+        guard model.isLlamaFamily else {
+            throw RuntimeError.unsupportedFeature(
+                "training through \(model.architecture.name) layers (the backward is written for Llama-family layers so far)",
+                source: "SteeringBackprop")
         }
         self.model = model
     }

@@ -174,7 +174,7 @@ extension DecoderBlock {
             dAttn = plus(w.o.multiply(dContext), .o, a.attentionContext)!
         }
         let dY = inputTangent.map { dAttn + $0 } ?? dAttn
-        let du = RMSNorm.tangent(a.mlpInput, inverseRMS: a.inverseRMS2, gain: w.postAttentionNorm, dx: dY)
+        let du = RMSNorm.tangent(a.mlpInput, inverseRMS: a.inverseRMS2, gain: w.mlpNorm, dx: dY)
         let dag = plus(w.gate.multiply(du), .gate, a.normedMLPInput)!
         let dau = plus(w.up.multiply(du), .up, a.normedMLPInput)!
         let coef = description.activation.tangentCoefficients(gate: a.gatePreActivation, up: a.upPreActivation)
@@ -205,7 +205,7 @@ extension DecoderBlock {
         if projections.contains(.up) { out[.up] = matmul(gau, a.normedMLPInput, transposeA: true) }
         guard needAttention else { return out }
         let gu = w.gate.multiplyTransposed(gag) + w.up.multiplyTransposed(gau)
-        let gy = g + RMSNorm.backward(a.mlpInput, inverseRMS: a.inverseRMS2, gain: w.postAttentionNorm, gy: gu)
+        let gy = g + RMSNorm.backward(a.mlpInput, inverseRMS: a.inverseRMS2, gain: w.mlpNorm, gy: gu)
         if projections.contains(.o) { out[.o] = matmul(gy, a.attentionContext, transposeA: true) }
         guard projections.contains(.q) || projections.contains(.k) || projections.contains(.v) else { return out }
         let heads = c.numAttentionHeads, kvHeads = c.numKeyValueHeads

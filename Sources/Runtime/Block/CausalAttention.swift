@@ -13,21 +13,22 @@ public enum CausalAttention {
     /// - q: `[rows, heads·hd]` (head h in columns h·hd..<(h+1)·hd); keys, values:
     ///   `[start+rows, kvHeads·hd]`, query head h reading kv head h / (heads / kvHeads);
     ///   out: `[rows, heads·hd]`. All row-major, rows `heads·hd` or `kvHeads·hd` floats apart.
-    /// - Query i sees keys 0...start+i; scores are scaled by 1/√hd and softmaxed in f32 with the
-    ///   row maximum subtracted.
+    /// - Query i sees keys 0...start+i (with a sliding `window`, only the last `window` of them);
+    ///   scores are scaled by `scale` (default 1/√hd) and softmaxed in f32 with the row maximum
+    ///   subtracted.
     /// - `threads`: heads are dealt round-robin to this many threads (each head is computed the
     ///   same way on any thread, so the result does not depend on it); small problems stay on the
     ///   calling thread. `level` forces a kernel path (tests); nil takes the best this CPU has.
     public static func apply(q: UnsafePointer<Float>, rows: Int, start: Int,
                              keys: UnsafePointer<Float>, values: UnsafePointer<Float>,
-                             heads: Int, kvHeads: Int, headDim hd: Int, out: UnsafeMutablePointer<Float>,
-                             threads: Int = 1, level: CPUKernelLevel? = nil) {
+                             heads: Int, kvHeads: Int, headDim hd: Int, scale: Float? = nil, window: Int? = nil,
+                             out: UnsafeMutablePointer<Float>, threads: Int = 1, level: CPUKernelLevel? = nil) {
         precondition(heads > 0 && kvHeads > 0 && heads % kvHeads == 0 && rows >= 0 && start >= 0,
                      "attention: \(heads) heads over \(kvHeads) kv heads, \(rows) rows after \(start)")
         guard rows > 0, hd > 0 else { return }
         let total = start + rows
         let qWidth = heads * hd, kvWidth = kvHeads * hd, group = heads / kvHeads
-        let scale = 1 / Float(hd).squareRoot()
+        let scale = scale ?? 1 / Float(hd).squareRoot(), window = max(window ?? 0, 0)
         let path = (level ?? .best).cValue
         // The visible (query, key) pairs times hd: below ~64k multiply-adds a hand-off costs more.
         let work = heads * hd * rows * (start + (rows + 1) / 2)
@@ -41,7 +42,7 @@ public enum CausalAttention {
                 for h in stride(from: c, to: heads, by: chunks) {
                     let g = h / group
                     steertool_causal_attention_head(q + h * hd, qWidth, keys + g * hd, values + g * hd, kvWidth, hd,
-                                                    rows, start, scale, scores.baseAddress!, out + h * hd, qWidth, path)
+                                                    rows, start, window, scale, scores.baseAddress!, out + h * hd, qWidth, path)
                 }
             }
         }

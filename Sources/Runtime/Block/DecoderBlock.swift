@@ -56,7 +56,10 @@ public struct DecoderBlock: Sendable {
     /// written into rows `start…` of `keys`/`values` `[capacity, kvHeads·hd]`, and attention reads
     /// rows `0 ..< start + rows` of them. `visit(site, activation)` runs at the five hook sites
     /// (block input, attention output, MLP input, MLP output, block output) on the `[rows, d]`
-    /// activation, which it may change. `rotation` holds RoPE's tables for those positions. With
+    /// activation, which it may change. The attention and MLP outputs are what the block adds to
+    /// the residual stream: after their output norms where the layer has them (Gemma-3's
+    /// `post_attention_layernorm` / `post_feedforward_layernorm`); the block output is the stream
+    /// after the last residual add (the paper's post-block site). `rotation` holds RoPE's tables for those positions. With
     /// a `tape` (rows equal, `start` 0), what `backward` needs is saved into it.
     /// - Throws: what `visit` throws.
     func forward(buffers buf: BlockBuffers, rows T: Int, start: Int,
@@ -73,6 +76,8 @@ public struct DecoderBlock: Sendable {
                            scratch: buf.lora, packed: packed, useBLAS: buf.useBLAS)
         }
         precondition(tape.map { $0.rows == T && start == 0 } ?? true, "DecoderBlock: a tape records a pass from position 0")
+        precondition(tape == nil || (description.isLlamaLayer && w.extraNorms.isEmpty),
+                     "DecoderBlock: the tape and backward are written for Llama-family layers")
         try visit(.blockInput, buf.x)
         tape?.blockInput.update(from: buf.x, count: T * d)
 
@@ -84,19 +89,30 @@ public struct DecoderBlock: Sendable {
         project(.q, buf.xn, packed: packed, into: buf.q, ldo: qWidth)
         project(.k, buf.xn, packed: packed, into: keys + start * kvWidth, ldo: kvWidth)
         project(.v, buf.xn, packed: packed, into: values + start * kvWidth, ldo: kvWidth)
+        // Per-head q/k norms (Gemma-3): each head's hd values are one row of the norm, in place.
+        w.queryNorm?.withUnsafeBufferPointer {
+            RMSNorm.forward(buf.q, rows: T * H, d: hd, gain: $0.baseAddress!, eps: eps, out: buf.q)
+        }
+        w.keyNorm?.withUnsafeBufferPointer {
+            RMSNorm.forward(keys + start * kvWidth, rows: T * KV, d: hd, gain: $0.baseAddress!, eps: eps, out: keys + start * kvWidth)
+        }
         rotation.rotate(buf.q, rows: T, heads: H, rowStride: qWidth)
         rotation.rotate(keys + start * kvWidth, rows: T, heads: KV, rowStride: kvWidth)
         tape?.queries.update(from: buf.q, count: T * qWidth)
         CausalAttention.apply(q: buf.q, rows: T, start: start, keys: keys, values: values,
-                              heads: H, kvHeads: KV, headDim: hd, out: buf.attn, threads: buf.useBLAS ? 1 : BLAS.threadCount)
+                              heads: H, kvHeads: KV, headDim: hd, scale: description.attentionScale,
+                              window: description.slidingWindow, out: buf.attn, threads: buf.useBLAS ? 1 : BLAS.threadCount)
         tape?.attentionHeads.update(from: buf.attn, count: T * qWidth)
         project(.o, buf.attn, packed: buf.packed(buf.attn, columns: qWidth), into: buf.o, ldo: d)
+        w.attentionOutputNorm?.withUnsafeBufferPointer {
+            RMSNorm.forward(buf.o, rows: T, d: d, gain: $0.baseAddress!, eps: eps, out: buf.o)
+        }
         try visit(.attentionOutput, buf.o)
         Kernels.add(buf.o, into: buf.x, count: T * d)
         try visit(.mlpInput, buf.x)
         tape?.mlpInput.update(from: buf.x, count: T * d)
 
-        w.postAttentionNorm.withUnsafeBufferPointer {
+        w.mlpNorm.withUnsafeBufferPointer {
             RMSNorm.forward(buf.x, rows: T, d: d, gain: $0.baseAddress!, eps: eps, out: buf.xn, inverseRMS: tape?.inverseRMS2)
         }
         tape?.mlpNormed.update(from: buf.xn, count: T * d)
@@ -108,6 +124,9 @@ public struct DecoderBlock: Sendable {
         description.activation.forward(gate: buf.gate, up: buf.up, out: buf.gate, count: T * ff)
         tape?.mlpHidden.update(from: buf.gate, count: T * ff)
         project(.down, buf.gate, packed: buf.packed(buf.gate, columns: ff), into: buf.o, ldo: d)
+        w.mlpOutputNorm?.withUnsafeBufferPointer {
+            RMSNorm.forward(buf.o, rows: T, d: d, gain: $0.baseAddress!, eps: eps, out: buf.o)
+        }
         try visit(.mlpOutput, buf.o)
         Kernels.add(buf.o, into: buf.x, count: T * d)
         try visit(.blockOutput, buf.x)
@@ -142,7 +161,7 @@ public struct DecoderBlock: Sendable {
         projectBackward(.gate, x: tape.mlpNormed, gy: s.gGate, ldg: ff, into: s.gNormed2)
         projectBackward(.up, x: tape.mlpNormed, gy: s.gUp, ldg: ff, into: s.gNormed2, accumulate: true)
         s.gMLPInput.update(from: g, count: T * d)
-        w.postAttentionNorm.withUnsafeBufferPointer {
+        w.mlpNorm.withUnsafeBufferPointer {
             RMSNorm.backward(tape.mlpInput, gy: s.gNormed2, rows: T, d: d, gain: $0.baseAddress!,
                              inverseRMS: tape.inverseRMS2, gx: s.gMLPInput)
         }

@@ -32,6 +32,22 @@ public struct LlamaConfig: Sendable, Equatable, Codable {
     public var bosTokenId: Int?
     /// One or more end-of-sequence ids (`eos_token_id` may be an int or a list).
     public var eosTokenIds: [Int]
+    /// The MLP activation's name (`hidden_activation`, else `hidden_act`; "silu" when absent).
+    public var hiddenActivation: String = "silu"
+    /// Attention scores are scaled by `query_pre_attn_scalar`^(-1/2) when set (Gemma), else by
+    /// head_dim^(-1/2).
+    public var queryPreAttnScalar: Float?
+    /// Keys a sliding-window layer sees: the last `sliding_window` positions (nil: no window).
+    public var slidingWindow: Int?
+    /// Per layer (0-based) "sliding_attention" or "full_attention" (`layer_types`, or Gemma-3's
+    /// `sliding_window_pattern`: every sixth layer full by default); nil: every layer full.
+    public var layerTypes: [String]?
+    /// RoPE of the sliding-window layers when they have their own (Gemma-3: base 10,000; `rope`
+    /// is then the full-attention layers'); nil: every layer uses `rope`.
+    public var localRope: RopeParameters?
+    /// tanh soft-capping of the logits and of the attention scores (`final_logit_softcapping`,
+    /// `attn_logit_softcapping`); nil when not set.
+    public var finalLogitSoftcapping: Float?, attentionLogitSoftcapping: Float?
 
     /// RoPE frequency parameters.
     public struct RopeParameters: Sendable, Equatable, Codable {
@@ -92,8 +108,15 @@ public struct LlamaConfig: Sendable, Equatable, Codable {
         case tieWordEmbeddings = "tie_word_embeddings", attentionBias = "attention_bias"
         case mlpBias = "mlp_bias", ropeTheta = "rope_theta", ropeScaling = "rope_scaling"
         case ropeParameters = "rope_parameters", bosTokenId = "bos_token_id"
-        case eosTokenId = "eos_token_id"
+        case eosTokenId = "eos_token_id", hiddenAct = "hidden_act", hiddenActivation = "hidden_activation"
+        case queryPreAttnScalar = "query_pre_attn_scalar", slidingWindow = "sliding_window"
+        case layerTypes = "layer_types", slidingWindowPattern = "sliding_window_pattern"
+        case ropeLocalBaseFreq = "rope_local_base_freq"
+        case finalLogitSoftcapping = "final_logit_softcapping", attnLogitSoftcapping = "attn_logit_softcapping"
     }
+
+    /// The layer-type names of `layer_types`.
+    public static let slidingAttention = "sliding_attention", fullAttention = "full_attention"
 
     private struct RopeDictionary: Codable {
         var ropeType: String?, type: String?, ropeTheta: Float?, factor: Float?
@@ -126,16 +149,42 @@ public struct LlamaConfig: Sendable, Equatable, Codable {
         tieWordEmbeddings = try c.decodeIfPresent(Bool.self, forKey: .tieWordEmbeddings) ?? false
         attentionBias = try c.decodeIfPresent(Bool.self, forKey: .attentionBias) ?? false
         mlpBias = try c.decodeIfPresent(Bool.self, forKey: .mlpBias) ?? false
-        // transformers 5: rope_parameters {rope_type, rope_theta, ...}; older: rope_theta + rope_scaling.
-        let parameters = try c.decodeIfPresent(RopeDictionary.self, forKey: .ropeParameters)
+        // transformers 5: rope_parameters {rope_type, rope_theta, ...}, or per layer type
+        // {"full_attention": {...}, "sliding_attention": {...}} (Gemma-3); older: rope_theta +
+        // rope_scaling (+ Gemma-3's rope_local_base_freq).
+        let perType = try? c.decodeIfPresent([String: RopeDictionary].self, forKey: .ropeParameters)
+        let parameters = perType == nil ? try c.decodeIfPresent(RopeDictionary.self, forKey: .ropeParameters)
+            : perType?[Self.fullAttention]
         let scaling = try c.decodeIfPresent(RopeDictionary.self, forKey: .ropeScaling)
         let topTheta = try c.decodeIfPresent(Float.self, forKey: .ropeTheta)
+        let gemma3 = modelType.hasPrefix("gemma3")
         let r = parameters ?? scaling
         rope = RopeParameters(
             ropeType: r?.ropeType ?? r?.type ?? "default",
-            theta: parameters?.ropeTheta ?? topTheta ?? 10000,
+            theta: parameters?.ropeTheta ?? topTheta ?? (gemma3 ? 1_000_000 : 10000),
             factor: r?.factor, lowFreqFactor: r?.lowFreqFactor, highFreqFactor: r?.highFreqFactor,
             originalMaxPositionEmbeddings: r?.originalMaxPositionEmbeddings)
+        let localBase = try c.decodeIfPresent(Float.self, forKey: .ropeLocalBaseFreq)
+        if let local = perType?[Self.slidingAttention] {
+            localRope = RopeParameters(ropeType: local.ropeType ?? local.type ?? "default", theta: local.ropeTheta ?? localBase ?? 10000,
+                                       factor: local.factor, lowFreqFactor: local.lowFreqFactor,
+                                       highFreqFactor: local.highFreqFactor,
+                                       originalMaxPositionEmbeddings: local.originalMaxPositionEmbeddings)
+        } else if gemma3 {
+            localRope = RopeParameters(theta: localBase ?? 10000)
+        }
+        hiddenActivation = try c.decodeIfPresent(String.self, forKey: .hiddenActivation)
+            ?? c.decodeIfPresent(String.self, forKey: .hiddenAct) ?? "silu"
+        queryPreAttnScalar = try c.decodeIfPresent(Float.self, forKey: .queryPreAttnScalar)
+        slidingWindow = try c.decodeIfPresent(Int.self, forKey: .slidingWindow)
+        if let types = try c.decodeIfPresent([String].self, forKey: .layerTypes) {
+            layerTypes = types
+        } else if gemma3 {
+            let pattern = try c.decodeIfPresent(Int.self, forKey: .slidingWindowPattern) ?? 6
+            layerTypes = (0..<numHiddenLayers).map { pattern > 0 && ($0 + 1) % pattern == 0 ? Self.fullAttention : Self.slidingAttention }
+        }
+        finalLogitSoftcapping = try c.decodeIfPresent(Float.self, forKey: .finalLogitSoftcapping)
+        attentionLogitSoftcapping = try c.decodeIfPresent(Float.self, forKey: .attnLogitSoftcapping)
         bosTokenId = try c.decodeIfPresent(Int.self, forKey: .bosTokenId)
         if let one = try? c.decodeIfPresent(Int.self, forKey: .eosTokenId) {
             eosTokenIds = [one]
@@ -160,10 +209,22 @@ public struct LlamaConfig: Sendable, Equatable, Codable {
         try c.encode(tieWordEmbeddings, forKey: .tieWordEmbeddings)
         try c.encode(attentionBias, forKey: .attentionBias)
         try c.encode(mlpBias, forKey: .mlpBias)
-        try c.encode(RopeDictionary(
-            ropeType: rope.ropeType, type: nil, ropeTheta: rope.theta, factor: rope.factor,
-            lowFreqFactor: rope.lowFreqFactor, highFreqFactor: rope.highFreqFactor,
-            originalMaxPositionEmbeddings: rope.originalMaxPositionEmbeddings), forKey: .ropeParameters)
+        func dictionary(_ r: RopeParameters) -> RopeDictionary {
+            RopeDictionary(ropeType: r.ropeType, type: nil, ropeTheta: r.theta, factor: r.factor,
+                           lowFreqFactor: r.lowFreqFactor, highFreqFactor: r.highFreqFactor,
+                           originalMaxPositionEmbeddings: r.originalMaxPositionEmbeddings)
+        }
+        if let localRope {
+            try c.encode([Self.fullAttention: dictionary(rope), Self.slidingAttention: dictionary(localRope)], forKey: .ropeParameters)
+        } else {
+            try c.encode(dictionary(rope), forKey: .ropeParameters)
+        }
+        if hiddenActivation != "silu" { try c.encode(hiddenActivation, forKey: .hiddenActivation) }
+        try c.encodeIfPresent(queryPreAttnScalar, forKey: .queryPreAttnScalar)
+        try c.encodeIfPresent(slidingWindow, forKey: .slidingWindow)
+        try c.encodeIfPresent(layerTypes, forKey: .layerTypes)
+        try c.encodeIfPresent(finalLogitSoftcapping, forKey: .finalLogitSoftcapping)
+        try c.encodeIfPresent(attentionLogitSoftcapping, forKey: .attnLogitSoftcapping)
         try c.encodeIfPresent(bosTokenId, forKey: .bosTokenId)
         if eosTokenIds.count == 1 { try c.encode(eosTokenIds[0], forKey: .eosTokenId) }
         else if !eosTokenIds.isEmpty { try c.encode(eosTokenIds, forKey: .eosTokenId) }

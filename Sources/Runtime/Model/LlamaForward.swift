@@ -77,13 +77,18 @@ extension LlamaModel {
             r.withUnsafeBufferPointer { buf.x.update(from: $0.baseAddress!, count: T * d) }
         } else {
             for (t, id) in tokens.enumerated() { weights.embedding.copyRow(id, into: buf.x + t * d) }
+            if let scale = embeddingScale {
+                for i in 0..<(T * d) { buf.x[i] *= scale }
+            }
         }
         let rotation = rotary.tables(positions: positions)
+        let localRotation = localRotary?.tables(positions: positions)
 
         for (l, w) in weights.layers.enumerated() where layerRange.contains(l) {
             let block = DecoderBlock(description: blocks[l], weights: w, loras: loraFactors(layer: l))
+            let tables = blocks[l].rotary == .local ? localRotation ?? rotation : rotation
             try block.forward(buffers: buf, rows: T, start: start, keys: cache.keyBase(l), values: cache.valueBase(l),
-                              rotation: rotation, config: c) { kind, p in try visit(HookSite(kind, layer: l), p) }
+                              rotation: tables, config: c) { kind, p in try visit(HookSite(kind, layer: l), p) }
             if options.blockOutputs { result.blockOutputs.append(copy(buf.x, d)) }
         }
         cache.advance(by: T)

@@ -29,6 +29,15 @@ public struct LlamaModel: Sendable {
     public let blocks: [BlockDescription]
     /// RoPE frequencies for `config`.
     public let rotary: RotaryEmbedding
+    /// RoPE frequencies of the sliding-window layers when they have their own (`config.localRope`).
+    public let localRotary: RotaryEmbedding?
+    /// Token embeddings are multiplied by this after the lookup (Gemma: √d in f32); nil: not scaled.
+    public var embeddingScale: Float? { architecture.scalesEmbeddings ? Float(Double(config.hiddenSize).squareRoot()) : nil }
+    /// Whether every layer is one the training pass and the first-order analysis are written for
+    /// (Llama-family: `BlockDescription.isLlamaLayer`, no extra norms, unscaled embeddings).
+    public var isLlamaFamily: Bool {
+        !architecture.scalesEmbeddings && blocks.allSatisfy(\.isLlamaLayer) && weights.layers.allSatisfy { $0.extraNorms.isEmpty }
+    }
     /// LoRA adapters applied inside the projections; several sum.
     public private(set) var loraAdapters: [LoRAWeights] = []
     /// Steering adapters applied as hooks (before any hooks passed to `forward`); several sum.
@@ -48,7 +57,7 @@ public struct LlamaModel: Sendable {
         let rotary = try ropeFrequencyDivisors.map {
             try RotaryEmbedding(config: config, frequencyDivisors: $0, source: source)
         } ?? RotaryEmbedding(config: config, source: source)
-        self.init(config: config, weights: weights, rotary: rotary, architecture: architecture)
+        try self.init(config: config, weights: weights, rotary: rotary, architecture: architecture)
     }
 
     /// The same model (adapters included) with its matrices held in `storage`: `.q8_0` quantizes
@@ -75,9 +84,14 @@ public struct LlamaModel: Sendable {
 
     /// The one place the stored properties are set (checked parts passed in).
     private init(config: LlamaConfig, weights: LlamaWeights, rotary: RotaryEmbedding,
-                 architecture: LlamaArchitecture) {
+                 architecture: LlamaArchitecture) throws {
         self.config = config; self.weights = weights; self.rotary = rotary
         self.architecture = architecture
+        self.localRotary = try config.localRope.map { local -> RotaryEmbedding in
+            var c = config
+            c.rope = local
+            return try RotaryEmbedding(config: c)
+        }
         self.blocks = BlockDescription.layers(config: config)
     }
 

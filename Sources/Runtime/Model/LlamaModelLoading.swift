@@ -47,10 +47,12 @@ extension LlamaModel {
         return try LlamaModel(config: config, weights: weights, source: path)
     }
 
-    /// Mistral's and Qwen2's sliding-window attention is not implemented: accept a config only
+    /// A sliding window is computed per layer as `layer_types` says (Gemma-3, transformers-5
+    /// configs); a config without `layer_types` (older Mistral and Qwen2 files) is accepted only
     /// when its window is absent, null, disabled (`use_sliding_window: false`) or at least the
     /// context length (then it never masks anything).
     static func rejectSlidingWindow(configJSON: Data, config: LlamaConfig, source: String) throws {
+        if config.layerTypes != nil { return }  // per-layer windows are computed (BlockDescription)
         guard let object = try? JSONSerialization.jsonObject(with: configJSON) as? [String: Any] else { return }
         if let use = object["use_sliding_window"] as? Bool, !use { return }
         guard let window = object["sliding_window"] as? Int else { return }

@@ -12,10 +12,20 @@ public struct LlamaWeights: Sendable {
         public var q, k, v, o: ProjectionWeight
         /// Optional biases `[out]` (Qwen2-style); nil for Llama.
         public var qBias, kBias, vBias, oBias: Tensor?
-        /// RMSNorm₂ gain `[d]`.
-        public var postAttentionNorm: Tensor
+        /// RMSNorm₂ gain `[d]`, before the MLP (Hugging Face Llama's `post_attention_layernorm`,
+        /// Gemma's `pre_feedforward_layernorm`).
+        public var mlpNorm: Tensor
         /// `[d_ff, d]`, `[d_ff, d]`, `[d, d_ff]`.
         public var gate, up, down: ProjectionWeight
+        /// Per-head RMSNorm gains of the queries and keys `[head_dim]`, applied after their
+        /// projections and before RoPE (Gemma-3's `q_norm` / `k_norm`); nil when the layer has none.
+        public var queryNorm, keyNorm: Tensor?
+        /// RMSNorm gains `[d]` on the attention output and on the MLP output before their residual
+        /// adds (Gemma's `post_attention_layernorm` / `post_feedforward_layernorm`); nil when absent.
+        public var attentionOutputNorm, mlpOutputNorm: Tensor?
+
+        /// The optional norm gains present, each `[head_dim]` or `[d]`.
+        var extraNorms: [Tensor] { [queryNorm, keyNorm, attentionOutputNorm, mlpOutputNorm].compactMap { $0 } }
 
         /// The matrix of projection `p`.
         public subscript(_ p: LlamaProjection) -> ProjectionWeight {
@@ -50,10 +60,14 @@ public struct LlamaWeights: Sendable {
         /// `LlamaWeights.load`, the Equivalence block evaluator on construction).
         public init(inputNorm: Tensor, q: ProjectionWeight, k: ProjectionWeight, v: ProjectionWeight, o: ProjectionWeight,
                     qBias: Tensor? = nil, kBias: Tensor? = nil, vBias: Tensor? = nil, oBias: Tensor? = nil,
-                    postAttentionNorm: Tensor, gate: ProjectionWeight, up: ProjectionWeight, down: ProjectionWeight) {
+                    mlpNorm: Tensor, gate: ProjectionWeight, up: ProjectionWeight, down: ProjectionWeight,
+                    queryNorm: Tensor? = nil, keyNorm: Tensor? = nil,
+                    attentionOutputNorm: Tensor? = nil, mlpOutputNorm: Tensor? = nil) {
             self.inputNorm = inputNorm; self.q = q; self.k = k; self.v = v; self.o = o
             self.qBias = qBias; self.kBias = kBias; self.vBias = vBias; self.oBias = oBias
-            self.postAttentionNorm = postAttentionNorm; self.gate = gate; self.up = up; self.down = down
+            self.mlpNorm = mlpNorm; self.gate = gate; self.up = up; self.down = down
+            self.queryNorm = queryNorm; self.keyNorm = keyNorm
+            self.attentionOutputNorm = attentionOutputNorm; self.mlpOutputNorm = mlpOutputNorm
         }
 
         /// The layer with its seven matrices held f32 (the form the first-order map and fold-back
@@ -73,9 +87,11 @@ public struct LlamaWeights: Sendable {
             LlamaProjection.allCases.reduce(vectorParameterCount) { $0 + self[$1].rows * self[$1].columns }
         }
 
-        /// Parameters held as f32 vectors: the two norm gains and the biases.
+        /// Parameters held as f32 vectors: the norm gains and the biases.
         public var vectorParameterCount: Int {
-            LlamaProjection.allCases.reduce(inputNorm.count + postAttentionNorm.count) { $0 + (bias($1)?.count ?? 0) }
+            LlamaProjection.allCases.reduce(inputNorm.count + mlpNorm.count + extraNorms.reduce(0) { $0 + $1.count }) {
+                $0 + (bias($1)?.count ?? 0)
+            }
         }
     }
 
@@ -193,19 +209,35 @@ public struct LlamaWeights: Sendable {
         func bias(_ p: LlamaProjection, _ layer: Int, _ present: Bool) throws -> Tensor? {
             present ? try fetchVector(p.modulePath(layer: layer) + ".bias", p.outputSize(config)) : nil
         }
+        // Gemma stores RMSNorm gains as w in y = x·r·(1 + w); held here as the multiplier 1 + w
+        // (added in f32, as transformers does), so the block computes y = gain ⊙ x·r for every family.
+        func norm(_ name: String, _ n: Int) throws -> Tensor {
+            let t = try fetchVector(name, n)
+            return arch.normGainOffset ? t.map { 1 + $0 } : t
+        }
         let embedding = try fetchMatrix("model.embed_tokens.weight", [config.vocabSize, d])
         var layers: [Layer] = []
         layers.reserveCapacity(config.numHiddenLayers)
         for l in 0..<config.numHiddenLayers {
-            layers.append(Layer(
-                inputNorm: try fetchVector("model.layers.\(l).input_layernorm.weight", d),
+            let prefix = "model.layers.\(l)."
+            var layer = Layer(
+                inputNorm: try norm(prefix + "input_layernorm.weight", d),
                 q: try projection(.q, l), k: try projection(.k, l), v: try projection(.v, l), o: try projection(.o, l),
                 qBias: try bias(.q, l, arch.qkvBias), kBias: try bias(.k, l, arch.qkvBias),
                 vBias: try bias(.v, l, arch.qkvBias), oBias: try bias(.o, l, arch.outputBias),
-                postAttentionNorm: try fetchVector("model.layers.\(l).post_attention_layernorm.weight", d),
-                gate: try projection(.gate, l), up: try projection(.up, l), down: try projection(.down, l)))
+                mlpNorm: try norm(prefix + (arch.sandwichNorms ? "pre_feedforward_layernorm.weight" : "post_attention_layernorm.weight"), d),
+                gate: try projection(.gate, l), up: try projection(.up, l), down: try projection(.down, l))
+            if arch.queryKeyNorms {
+                layer.queryNorm = try norm(prefix + "self_attn.q_norm.weight", config.headDim)
+                layer.keyNorm = try norm(prefix + "self_attn.k_norm.weight", config.headDim)
+            }
+            if arch.sandwichNorms {
+                layer.attentionOutputNorm = try norm(prefix + "post_attention_layernorm.weight", d)
+                layer.mlpOutputNorm = try norm(prefix + "post_feedforward_layernorm.weight", d)
+            }
+            layers.append(layer)
         }
-        let finalNorm = try fetchVector("model.norm.weight", d)
+        let finalNorm = try norm("model.norm.weight", d)
         let lmHead = config.tieWordEmbeddings ? nil : try fetchMatrix("lm_head.weight", [config.vocabSize, d])
         return LlamaWeights(embedding: embedding, layers: layers, finalNorm: finalNorm, lmHead: lmHead)
     }
