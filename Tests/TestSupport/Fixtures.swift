@@ -28,4 +28,13 @@ public enum Fixtures {
     /// Whether the real model is present; tests that need it fail (not skip) without it, with
     /// this message, because `make test` always fetches it.
     public static let smolLM2Missing = "SmolLM2 GGUF not found: run `make test` (it fetches the model) or set STEERTOOL_SMOLLM2"
+
+    /// The Gemma-3 270M Q4_K_M GGUF fetched by `make gemma3` (or `$STEERTOOL_GEMMA3`).
+    public static var gemma3GGUF: String {
+        if let p = ProcessInfo.processInfo.environment["STEERTOOL_GEMMA3"], !p.isEmpty { return p }
+        return packageRoot + "/.cache/gemma3/gemma-3-270m-q4_k_m.gguf"
+    }
+
+    /// The message of a test that needs the Gemma-3 file and does not find it (`make test` fetches it).
+    public static let gemma3Missing = "Gemma-3 GGUF not found: run `make test` (it fetches the model) or set STEERTOOL_GEMMA3"
 }

@@ -1,6 +1,7 @@
 /// The one table mapping Hugging Face Llama tensor names to llama.cpp GGUF names
 /// (`convert_hf_to_gguf.py`, `MODEL_ARCH.LLAMA` in gguf-py's `tensor_mapping.py`), and which
-/// tensors llama.cpp stores with the RoPE row permutation (`LlamaModel.permute`).
+/// tensors llama.cpp stores with the RoPE row permutation (`LlamaModel.permute`); Gemma-3's
+/// per-layer names beside it (`gemma3LayerEntries`).
 public enum LlamaTensorName {
     /// Which head count a RoPE-permuted tensor is permuted with.
     public enum RopePermutation: Sendable, Equatable {
@@ -45,6 +46,34 @@ public enum LlamaTensorName {
         Entry(hf: "mlp.down_proj.bias", gguf: "ffn_down.bias", permutation: nil),
     ]
 
+    /// Gemma-3's per-layer tensors (`MODEL_ARCH.GEMMA3`): its four norms and q/k norms, the same
+    /// projections, and no RoPE permutation (llama.cpp's converter permutes Llama's Q/K only).
+    /// GGUF norm weights hold 1 + w where Hugging Face holds w (the converter adds 1).
+    public static let gemma3LayerEntries: [Entry] = [
+        Entry(hf: "input_layernorm.weight", gguf: "attn_norm.weight", permutation: nil),
+        Entry(hf: "self_attn.q_proj.weight", gguf: "attn_q.weight", permutation: nil),
+        Entry(hf: "self_attn.k_proj.weight", gguf: "attn_k.weight", permutation: nil),
+        Entry(hf: "self_attn.v_proj.weight", gguf: "attn_v.weight", permutation: nil),
+        Entry(hf: "self_attn.o_proj.weight", gguf: "attn_output.weight", permutation: nil),
+        Entry(hf: "self_attn.q_norm.weight", gguf: "attn_q_norm.weight", permutation: nil),
+        Entry(hf: "self_attn.k_norm.weight", gguf: "attn_k_norm.weight", permutation: nil),
+        Entry(hf: "post_attention_layernorm.weight", gguf: "post_attention_norm.weight", permutation: nil),
+        Entry(hf: "pre_feedforward_layernorm.weight", gguf: "ffn_norm.weight", permutation: nil),
+        Entry(hf: "post_feedforward_layernorm.weight", gguf: "post_ffw_norm.weight", permutation: nil),
+        Entry(hf: "mlp.gate_proj.weight", gguf: "ffn_gate.weight", permutation: nil),
+        Entry(hf: "mlp.up_proj.weight", gguf: "ffn_up.weight", permutation: nil),
+        Entry(hf: "mlp.down_proj.weight", gguf: "ffn_down.weight", permutation: nil),
+    ]
+
+    /// The per-layer table of a GGUF `general.architecture` ("llama" or "gemma3"); nil for others.
+    public static func layerEntries(architecture: String) -> [Entry]? {
+        switch architecture {
+        case LlamaMetadata.architecture: layerEntries
+        case Gemma3Metadata.architecture: gemma3LayerEntries
+        default: nil
+        }
+    }
+
     /// The GGUF-only tensor of llama3 RoPE scaling (frequency divisors, `[head_dim / 2]`).
     public static let ropeFreqs = "rope_freqs.weight"
 
@@ -62,11 +91,12 @@ public enum LlamaTensorName {
         }
     }
 
-    /// The GGUF name for an HF name, or nil if the tensor is not part of a Llama model.
-    public static func gguf(fromHF name: String) -> Mapping? {
+    /// The GGUF name for an HF name, or nil if the tensor is not part of a model of the GGUF
+    /// `architecture` ("llama" unless given; "gemma3").
+    public static func gguf(fromHF name: String, architecture: String = LlamaMetadata.architecture) -> Mapping? {
         if let e = globalEntries.first(where: { $0.hf == name }) { return Mapping(name: e.gguf, layer: nil, permutation: nil) }
         guard let (layer, rest) = split(name, prefix: "model.layers."),
-              let e = layerEntries.first(where: { $0.hf == rest }) else { return nil }
+              let e = layerEntries(architecture: architecture)?.first(where: { $0.hf == rest }) else { return nil }
         return Mapping(name: "blk.\(layer).\(e.gguf)", layer: layer, permutation: e.permutation)
     }
 

@@ -24,8 +24,8 @@ public struct LlamaArchitecture: Sendable, Equatable {
     /// Names refused with a reason rather than as unknown.
     static let refusedNames: [String: String] = [
         "Gemma3ForConditionalGeneration": "the multimodal Gemma-3 (vision tower and projector) is not supported; its text model (Gemma3ForCausalLM) is",
-        "Gemma2ForCausalLM": "Gemma-2 (attention and final-logit soft-capping, a different norm layout) is not supported; Gemma-3 is",
-        "GemmaForCausalLM": "Gemma (1) is not supported; Gemma-3 is",
+        "Gemma2ForCausalLM": "Gemma-2 (attention and final-logit soft-capping, no q/k norms) is not supported; Gemma-3 is",
+        "GemmaForCausalLM": "Gemma (the first) is not supported; Gemma-3 is",
     ]
 
     /// RoPE types the runtime implements (transformers' `rope_type`).
@@ -50,7 +50,7 @@ public struct LlamaArchitecture: Sendable, Equatable {
             name = config.architecture
         }
         if let reason = Self.refusedNames[name] {
-            throw RuntimeError.unsupportedArchitecture("\(name): \(reason)", source: source)
+            throw RuntimeError.unsupportedFeature("\(name): \(reason)", source: source)
         }
         switch name {
         case "LlamaForCausalLM", "MistralForCausalLM":

@@ -62,8 +62,9 @@ extension LlamaModel {
         }
     }
 
-    /// A llama.cpp GGUF (`general.architecture = "llama"`): hyperparameters through Formats'
-    /// `llama.*` → config.json mapping (decoded by `LlamaConfig`, so there is one decoding path),
+    /// A llama.cpp GGUF (`general.architecture` "llama" or "gemma3"): hyperparameters through
+    /// Formats' `llama.*` / `gemma3.*` → config.json mapping (decoded by `LlamaConfig`, so there is
+    /// one decoding path; Gemma-3's norm weights already hold 1 + w),
     /// tensors by the HF⇄GGUF name table with the Q/K RoPE row permutation undone, and llama3
     /// scaling from `rope_freqs.weight` when present. Matrices per `storage`: `.f32` dequantizes
     /// every type gguf-py decodes; `.q8_0` reads Q8_0 in place and quantizes the rest; `.native`
@@ -71,15 +72,20 @@ extension LlamaModel {
     /// TQ*, …) by name.
     static func loadGGUF(path: String, storage: WeightStorage) throws -> LlamaModel {
         let gguf = try GGUFFile(path: path)
-        guard let arch = gguf.architecture, arch == LlamaMetadata.architecture else {
-            throw RuntimeError.unsupportedArchitecture(
-                "GGUF general.architecture '\(gguf.architecture ?? "missing")'", source: path)
+        let arch = gguf.architecture ?? "missing"
+        let json: Data
+        switch arch {
+        case LlamaMetadata.architecture:
+            json = try LlamaMetadata.configJSON(fromGGUF: gguf.metadata, tensorNames: gguf.tensorNames, source: path)
+        case Gemma3Metadata.architecture:
+            json = try Gemma3Metadata.configJSON(fromGGUF: gguf.metadata, tensorNames: gguf.tensorNames, source: path)
+        default:
+            throw RuntimeError.unsupportedArchitecture("GGUF general.architecture '\(arch)'", source: path)
         }
-        let json = try LlamaMetadata.configJSON(fromGGUF: gguf.metadata, tensorNames: gguf.tensorNames, source: path)
         let config = try LlamaConfig.load(configJSON: json, source: path)
         func locate(_ hfName: String) throws -> LlamaTensorName.Mapping {
-            guard let mapping = LlamaTensorName.gguf(fromHF: hfName), gguf.info(mapping.name) != nil else {
-                let ggufName = LlamaTensorName.gguf(fromHF: hfName)?.name ?? "?"
+            guard let mapping = LlamaTensorName.gguf(fromHF: hfName, architecture: arch), gguf.info(mapping.name) != nil else {
+                let ggufName = LlamaTensorName.gguf(fromHF: hfName, architecture: arch)?.name ?? "?"
                 throw RuntimeError.missingTensor(name: "\(ggufName) (HF \(hfName))", source: path)
             }
             return mapping
@@ -94,7 +100,8 @@ extension LlamaModel {
             guard let p = mapping.permutation else { return t }
             return try RopePermutation.unpermute(t, heads: heads(p), name: mapping.name)
         }
-        let weights = try LlamaWeights.load(config: config, source: path, matrix: { hfName in
+        let weights = try LlamaWeights.load(config: config, source: path, normGainsIncludeOne: arch == Gemma3Metadata.architecture,
+                                            matrix: { hfName in
             guard storage != .f32 else { return .f32(try tensor(hfName)) }
             let mapping = try locate(hfName)
             guard let info = gguf.info(mapping.name), info.shape.rank == 2, case .ggml(let type) = info.storage else {

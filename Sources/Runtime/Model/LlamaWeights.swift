@@ -183,7 +183,10 @@ public struct LlamaWeights: Sendable {
     /// (embedding, projections, lm_head unless tied), `vector(name)` the f32 norms and biases.
     /// - Throws: `RuntimeError.unsupportedArchitecture`/`.unsupportedFeature` for configs the
     ///   runtime cannot run, `.shapeMismatch` naming the tensor, or whatever the closures throw.
-    public static func load(config: LlamaConfig, source: String = "model",
+    ///
+    /// `normGainsIncludeOne`: the norm weights are already the multipliers 1 + w (Gemma in GGUF,
+    /// whose converter adds the 1); otherwise an architecture with `normGainOffset` gets 1 added here.
+    public static func load(config: LlamaConfig, source: String = "model", normGainsIncludeOne: Bool = false,
                             matrix: (String) throws -> ProjectionWeight,
                             vector: (String) throws -> Tensor) throws -> LlamaWeights {
         let arch = try LlamaArchitecture(config: config, source: source)
@@ -213,7 +216,7 @@ public struct LlamaWeights: Sendable {
         // (added in f32, as transformers does), so the block computes y = gain ⊙ x·r for every family.
         func norm(_ name: String, _ n: Int) throws -> Tensor {
             let t = try fetchVector(name, n)
-            return arch.normGainOffset ? t.map { 1 + $0 } : t
+            return arch.normGainOffset && !normGainsIncludeOne ? t.map { 1 + $0 } : t
         }
         let embedding = try fetchMatrix("model.embed_tokens.weight", [config.vocabSize, d])
         var layers: [Layer] = []
