@@ -139,12 +139,14 @@ struct EvalCommand: ParsableCommand {
                 let evaluator = GenerationEvaluator(defaultMaxTokens: maxTokens ?? 16)
                 for (i, row) in rows.enumerated() {
                     let tokenizer = try Tokenizer.load(modelPath: row.tokenizerPath)
-                    let chat = self.chat
+                    let template = chat ? try tokenizer.chatTemplate(architecture: row.model.architecture.name).template : nil
+                    let turnStop = template.flatMap { tokenizer.endOfTurnID($0) }.map { [$0] } ?? []
                     let (score, outcomes) = try evaluator.evaluate(
-                        model: row.model, items: items, tokenizer: tokenizer, stopTokens: Set(row.model.config.eosTokenIds),
+                        model: row.model, items: items, tokenizer: tokenizer,
+                        stopTokens: Set(row.model.config.eosTokenIds).union(turnStop),
                         encodePrompt: { prompt in
-                            chat ? try tokenizer.encodeChat([ChatMessage(role: "user", content: prompt)], addGenerationPrompt: true)
-                                 : tokenizer.encode(prompt, addSpecialTokens: true)
+                            template.map { tokenizer.encodeChat([ChatMessage(role: "user", content: prompt)], addGenerationPrompt: true, template: $0) }
+                                ?? tokenizer.encode(prompt, addSpecialTokens: true)
                         },
                         progress: { progress.advance(by: 1) })
                     results[i]["accuracy"] = number(score.accuracy)

@@ -45,14 +45,17 @@ struct GenerateCommand: ParsableCommand {
     func run() throws {
         let model = try modelArguments.load()
         let promptIDs: [Int]
+        var turnStops: Set<Int> = []
         if let tokens {
             promptIDs = try parseTokenList(tokens)
         } else {
-            promptIDs = try TextInput.encodePrompt(prompt ?? "", chat: chat, modelPath: modelArguments.model)
+            let p = try TextInput.encodePrompt(prompt ?? "", chat: chat, modelPath: modelArguments.model,
+                                               architecture: model.architecture.name)
+            promptIDs = p.ids; turnStops = p.stopTokens
         }
         let decoder = ids ? nil : try TextInput.streamDecoder(modelPath: modelArguments.model)
         let parameters = GenerationParameters(
-            maxTokens: maxTokens, stopTokens: Set(model.config.eosTokenIds),
+            maxTokens: maxTokens, stopTokens: Set(model.config.eosTokenIds).union(turnStops),
             sampling: SamplingParameters(temperature: temperature, topK: topK, topP: topP, seed: seed))
         let result = try model.generate(prompt: promptIDs, parameters: parameters) { token in
             if let decoder {

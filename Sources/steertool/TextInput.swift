@@ -1,3 +1,4 @@
+import Foundation
 import Runtime
 
 /// Text ⇄ token ids for the CLI through the model's tokenizer (tokenizer.json of an HF folder,
@@ -8,14 +9,24 @@ enum TextInput {
         try Tokenizer.load(modelPath: modelPath).encode(text, addSpecialTokens: addSpecialTokens)
     }
 
-    /// The prompt's ids: as one user turn of the model's chat template when `chat`, else the
-    /// plain text with special tokens.
-    static func encodePrompt(_ text: String, chat: Bool, modelPath: String) throws -> [Int] {
+    /// A prompt's ids and the extra ids a reply stops at (the chat template's end-of-turn marker).
+    struct Prompt {
+        let ids: [Int]
+        let stopTokens: Set<Int>
+    }
+
+    /// The prompt's ids: as one user turn of the model's chat template when `chat` (the template
+    /// known for `architecture` when the model ships none, with a note on stderr), else the plain
+    /// text with special tokens.
+    static func encodePrompt(_ text: String, chat: Bool, modelPath: String, architecture: String) throws -> Prompt {
         let tokenizer = try Tokenizer.load(modelPath: modelPath)
-        if chat {
-            return try tokenizer.encodeChat([ChatMessage(role: "user", content: text)], addGenerationPrompt: true)
+        guard chat else { return Prompt(ids: tokenizer.encode(text, addSpecialTokens: true), stopTokens: []) }
+        let (template, fallback) = try tokenizer.chatTemplate(architecture: architecture)
+        if fallback {
+            FileHandle.standardError.write(Data("steertool: the model ships no chat template; using \(architecture)'s (\(template.style.rawValue))\n".utf8))
         }
-        return tokenizer.encode(text, addSpecialTokens: true)
+        return Prompt(ids: tokenizer.encodeChat([ChatMessage(role: "user", content: text)], addGenerationPrompt: true, template: template),
+                      stopTokens: Set(tokenizer.endOfTurnID(template).map { [$0] } ?? []))
     }
 
     /// A function from each generated token to the text it completes (special tokens left out),

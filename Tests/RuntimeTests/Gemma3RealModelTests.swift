@@ -62,6 +62,25 @@ struct Gemma3RealModelTests {
         print("Gemma-3 270M, 560 tokens: argmax agrees at \(agree) of \(tokens.count), last logits relative error \(e)")
     }
 
+    /// The GGUF ships no chat template: Gemma-3's is the fallback, and one user turn renders and
+    /// encodes as transformers' tokenizer encodes the same text (BOS first, turn markers special).
+    @Test func chatTemplateFallbackEncodesTheReferencePrompt() throws {
+        _ = try Self.load()
+        let tokenizer = try Tokenizer.load(modelPath: Fixtures.gemma3GGUF)
+        #expect(tokenizer.chatTemplateSource == nil)
+        #expect(throws: TokenizerError.self) { try tokenizer.chatTemplate() }
+        let (template, fallback) = try tokenizer.chatTemplate(architecture: "Gemma3ForCausalLM")
+        #expect(fallback && template.style == .gemma)
+        let ids = tokenizer.encodeChat([ChatMessage(role: "user", content: "What is the capital of France?")],
+                                       addGenerationPrompt: true, template: template)
+        #expect(ids == (try Self.reference().tensor(named: "chat.prompt").scalars.map { Int($0) }))
+        #expect(tokenizer.endOfTurnID(template) == 106)
+        // A system message becomes the first paragraph of the first user turn; the assistant is "model".
+        #expect(template.render([ChatMessage(role: "system", content: " Be brief. "), ChatMessage(role: "user", content: "Hi"),
+                                 ChatMessage(role: "assistant", content: "Hello")], addGenerationPrompt: false)
+                == "<start_of_turn>user\nBe brief.\n\nHi<end_of_turn>\n<start_of_turn>model\nHello<end_of_turn>\n")
+    }
+
     /// Greedy decoding of the chat prompt through the KV cache gives transformers' 32 tokens.
     @Test func greedyChatContinuationMatchesTransformers() throws {
         let model = try Self.load()

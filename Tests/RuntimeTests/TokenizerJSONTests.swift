@@ -37,7 +37,7 @@ struct TokenizerJSONTests {
         let first = try #require(entries.first { ($0["text"]?.stringValue ?? "").count > 5 })
         #expect(tok.encode(try #require(first["text"]?.stringValue), addSpecialTokens: true)
                 == (try #require(first["ids_with_special"]?.arrayValue)).compactMap(\.intValue))
-        let template = try tok.chatTemplate()
+        let template = try tok.chatTemplate().template
         #expect(template.defaultSystemPrompt == nil)
         #expect(template.render([ChatMessage(role: "user", content: "hi")], addGenerationPrompt: true)
                 == "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n")

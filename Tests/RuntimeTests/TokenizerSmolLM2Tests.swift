@@ -40,7 +40,7 @@ struct TokenizerSmolLM2Tests {
             ChatMessage(role: $0["role"]?.stringValue ?? "", content: $0["content"]?.stringValue ?? "")
         }
         let addPrompt = doc["add_generation_prompt"]?.boolValue ?? true
-        let template = try tok.chatTemplate()
+        let template = try tok.chatTemplate().template
         #expect(template.defaultSystemPrompt == "You are a helpful AI assistant named SmolLM, trained by Hugging Face")
         #expect(template.render(messages, addGenerationPrompt: addPrompt) == doc["text"]?.stringValue)
         #expect(try tok.encodeChat(messages, addGenerationPrompt: addPrompt)
