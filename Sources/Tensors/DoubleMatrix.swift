@@ -74,29 +74,20 @@ public struct DoubleMatrix: Sendable, Equatable {
     }
 
     /// The Gram matrix AᵀA `[columns, columns]` (`dsyrk` on the upper triangle, mirrored).
-    public func gram() -> DoubleMatrix {
-        let n = columns
-        var out = DoubleMatrix(rows: n, columns: n)
-        if n == 0 || rows == 0 { return out }
-        scalars.withUnsafeBufferPointer { a in
-            out.scalars.withUnsafeMutableBufferPointer { c in
-                cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, blasint(n), blasint(rows), 1,
-                            a.baseAddress, blasint(n), 0, c.baseAddress, blasint(n))
-            }
-        }
-        for i in 0..<n { for j in 0..<i { out.scalars[i * n + j] = out.scalars[j * n + i] } }
-        return out
-    }
+    public func gram() -> DoubleMatrix { symmetricProduct(transposed: true) }
 
     /// The row Gram matrix A·Aᵀ `[rows, rows]` (`dsyrk` on the upper triangle, mirrored): the
     /// tokens' inner products when rows are tokens.
-    public func rowGram() -> DoubleMatrix {
-        let n = rows
+    public func rowGram() -> DoubleMatrix { symmetricProduct(transposed: false) }
+
+    /// AᵀA (`transposed`) or AAᵀ through `dsyrk`, the upper triangle mirrored.
+    private func symmetricProduct(transposed: Bool) -> DoubleMatrix {
+        let n = transposed ? columns : rows, k = transposed ? rows : columns
         var out = DoubleMatrix(rows: n, columns: n)
-        if n == 0 || columns == 0 { return out }
+        if n == 0 || k == 0 { return out }
         scalars.withUnsafeBufferPointer { a in
             out.scalars.withUnsafeMutableBufferPointer { c in
-                cblas_dsyrk(CblasRowMajor, CblasUpper, CblasNoTrans, blasint(n), blasint(columns), 1,
+                cblas_dsyrk(CblasRowMajor, CblasUpper, transposed ? CblasTrans : CblasNoTrans, blasint(n), blasint(k), 1,
                             a.baseAddress, blasint(columns), 0, c.baseAddress, blasint(n))
             }
         }

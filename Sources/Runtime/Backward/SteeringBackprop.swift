@@ -48,17 +48,12 @@ public struct SteeringBackprop: Sendable {
 
     /// Wraps `model`. Adapters it carries are not supported (merge LoRAs into the weights first;
     /// pass steering as the trained adapter).
-    /// - Throws: `RuntimeError.unsupportedFeature` when the model carries adapters or has layers
-    ///   the backward is not written for (Gemma-3's so far: `LlamaModel.isLlamaFamily`).
+    /// - Throws: `RuntimeError.unsupportedFeature` when the model carries adapters.
     public init(model: LlamaModel) throws {
         guard model.loraAdapters.isEmpty, model.steeringAdapters.isEmpty else {
             throw RuntimeError.unsupportedFeature("backpropagation through a model that carries adapters", source: "SteeringBackprop")
         }
-        guard model.isLlamaFamily else {
-            throw RuntimeError.unsupportedFeature(
-                "training through \(model.architecture.name) layers (the backward is written for Llama-family layers so far)",
-                source: "SteeringBackprop")
-        }
+
         self.model = model
     }
 
@@ -129,6 +124,8 @@ public struct SteeringBackprop: Sendable {
         let act: SteeringActivation = adapter.activation
         let sc = adapter.scale
         let rotation = model.rotary.tables(positions: 0..<T)
+        let localRotation = model.localRotary?.tables(positions: 0..<T)
+        func tables(_ l: Int) -> RotaryTables { model.blocks[l].rotary == .local ? localRotation ?? rotation : rotation }
         let maxRank = lora?.maxRank ?? 0
         let buf = BlockBuffers(rows: T, config: c, maxLoRARank: maxRank, useBLAS: true)
         let cache = KVCache(config: c, capacity: T)
@@ -141,13 +138,14 @@ public struct SteeringBackprop: Sendable {
         // Forward: the residual stream in buf.x; per steered layer the pre-steer block output Z is kept.
         let x = buf.x
         for (t, id) in tokens.enumerated() { w.embedding.copyRow(id, into: x + t * d) }
+        if let scale = model.embeddingScale { for i in 0..<(T * d) { x[i] *= scale } }
         var tapes: [BlockTape] = []
         tapes.reserveCapacity(L)
         var steerInput: [Int: Tensor] = [:]
         for l in 0..<L {
-            let tape = BlockTape(rows: T, config: c)
+            let tape = BlockTape(rows: T, config: c, layer: w.layers[l])
             try blocks[l].forward(buffers: buf, rows: T, start: 0, keys: cache.keyBase(l), values: cache.valueBase(l),
-                                  rotation: rotation, config: c, tape: tape) { kind, x in
+                                  rotation: tables(l), config: c, tape: tape) { kind, x in
                 guard kind == .blockOutput, let s = adapter.layers[l] else { return }
                 // Z ← Z + scale·Δ(Z), Δ from the pre-steer Z (kept for the backward).
                 let z = Tensor(shape: [T, d]) { $0.baseAddress!.update(from: x, count: T * d) }
@@ -222,7 +220,7 @@ public struct SteeringBackprop: Sendable {
                 s.backward(input: z, gradient: g, activation: act, scale: sc, into: &gradients[l]!)
             }
             var layerLoRA = loraGradients[l] ?? [:]
-            blocks[l].backward(tape: tapes[l], keys: cache.keyBase(l), values: cache.valueBase(l), rotation: rotation,
+            blocks[l].backward(tape: tapes[l], keys: cache.keyBase(l), values: cache.valueBase(l), rotation: tables(l),
                                config: c, gradient: g, into: gNext, buffers: gradientBuffers, loraGradients: &layerLoRA)
             if loraGradients[l] != nil { loraGradients[l] = layerLoRA }
             swap(&g, &gNext)

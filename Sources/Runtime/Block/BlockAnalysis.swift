@@ -106,7 +106,7 @@ extension DecoderBlock {
             throw RuntimeError.invalidArgument("block input \(h.shape) for \(positions.count) positions of width \(d)")
         }
         let buf = BlockBuffers(rows: T, config: c, maxLoRARank: loras.values.flatMap { $0 }.map(\.rank).max() ?? 0, useBLAS: true)
-        let tape = BlockTape(rows: T, config: c)
+        let tape = BlockTape(rows: T, config: c, layer: weights)
         var keys = Tensor(shape: [T, kvw]), values = Tensor(shape: [T, kvw])
         h.withUnsafeBufferPointer { buf.x.update(from: $0.baseAddress!, count: T * d) }
         func tensor(_ p: UnsafePointer<Float>, _ columns: Int) -> Tensor {

@@ -13,15 +13,33 @@ final class BlockTape {
     let mlpInput, mlpNormed, inverseRMS2: UnsafeMutablePointer<Float>
     /// a_g, a_u and m = φ(a_g) ⊙ a_u `[rows, d_ff]`.
     let gatePreactivation, upPreactivation, mlpHidden: UnsafeMutablePointer<Float>
+    /// With q/k norms (Gemma-3): q and k as projected, before their norms `[rows, heads·hd]`,
+    /// `[rows, kvHeads·hd]`, and 1/RMS per head row `[rows·heads]`, `[rows·kvHeads]`.
+    let queriesProjected, keysProjected, inverseRMSQuery, inverseRMSKey: UnsafeMutablePointer<Float>?
+    /// With output norms (Gemma-3): o and X as projected, before their norms `[rows, d]`, and
+    /// 1/RMS per row `[rows]`.
+    let attentionProjected, mlpProjected, inverseRMSAttention, inverseRMSMLP: UnsafeMutablePointer<Float>?
 
-    init(rows: Int, config c: LlamaConfig) {
+    /// A tape for `rows` tokens of a layer like `layer` (its optional norms decide what is kept).
+    init(rows: Int, config c: LlamaConfig, layer: LlamaWeights.Layer) {
         self.rows = rows
         let d = c.hiddenSize, qw = c.numAttentionHeads * c.headDim, ff = c.intermediateSize
+        let kvw = c.numKeyValueHeads * c.headDim
         let alloc = arena.make
         blockInput = alloc(rows * d); attentionNormed = alloc(rows * d); inverseRMS1 = alloc(rows)
         queries = alloc(rows * qw); attentionHeads = alloc(rows * qw)
         mlpInput = alloc(rows * d); mlpNormed = alloc(rows * d); inverseRMS2 = alloc(rows)
         gatePreactivation = alloc(rows * ff); upPreactivation = alloc(rows * ff); mlpHidden = alloc(rows * ff)
+        let qkNorms = layer.queryNorm != nil && layer.keyNorm != nil
+        queriesProjected = qkNorms ? alloc(rows * qw) : nil
+        keysProjected = qkNorms ? alloc(rows * kvw) : nil
+        inverseRMSQuery = qkNorms ? alloc(rows * c.numAttentionHeads) : nil
+        inverseRMSKey = qkNorms ? alloc(rows * c.numKeyValueHeads) : nil
+        let outputNorms = layer.attentionOutputNorm != nil && layer.mlpOutputNorm != nil
+        attentionProjected = outputNorms ? alloc(rows * d) : nil
+        mlpProjected = outputNorms ? alloc(rows * d) : nil
+        inverseRMSAttention = outputNorms ? alloc(rows) : nil
+        inverseRMSMLP = outputNorms ? alloc(rows) : nil
     }
 }
 
@@ -29,6 +47,8 @@ final class BlockTape {
 final class BlockGradientBuffers {
     private let arena = FloatArena()
     let gm, gGate, gUp, gNormed2, gMLPInput, gHeads, gq, gk, gv, gNormed1, attention, lora: UnsafeMutablePointer<Float>
+    /// Gradients before an output norm (`[T, d]`, o then X) and before the q/k norms (`[T, heads·hd]`, `[T, kvHeads·hd]`).
+    let gProjected, gqProjected, gkProjected: UnsafeMutablePointer<Float>
 
     init(rows T: Int, config c: LlamaConfig, maxLoRARank: Int) {
         let d = c.hiddenSize, qw = c.numAttentionHeads * c.headDim, kvw = c.numKeyValueHeads * c.headDim
@@ -38,5 +58,6 @@ final class BlockGradientBuffers {
         gNormed2 = alloc(T * d); gMLPInput = alloc(T * d); gHeads = alloc(T * qw)
         gq = alloc(T * qw); gk = alloc(T * kvw); gv = alloc(T * kvw); gNormed1 = alloc(T * d)
         attention = alloc(2 * T * T); lora = alloc(2 * T * max(maxLoRARank, 1))
+        gProjected = alloc(T * d); gqProjected = alloc(T * qw); gkProjected = alloc(T * kvw)
     }
 }

@@ -52,15 +52,21 @@ public enum CausalAttention {
 
 extension CausalAttention {
     /// Head `head`'s probabilities for a sequence of `rows` tokens from position 0 into `p`
-    /// `[rows, rows]`: S = scale·Q_h·K_gᵀ (sgemm, scale = 1/√hd), then each row's causal softmax
-    /// (`Kernels.causalSoftmax`: maximum subtracted, zero above the diagonal). q `[rows, heads·hd]`,
-    /// keys `[rows, kvHeads·hd]`, query head h reading kv head h / (heads / kvHeads).
+    /// `[rows, rows]`: S = scale·Q_h·K_gᵀ (sgemm, scale 1/√hd unless given), then each row's causal
+    /// softmax over its visible keys (`Kernels.causalSoftmax`: maximum subtracted, zero above the
+    /// diagonal and, with a sliding `window`, before the row's last `window` keys). q
+    /// `[rows, heads·hd]`, keys `[rows, kvHeads·hd]`, query head h reading kv head h / (heads / kvHeads).
     static func probabilities(q: UnsafePointer<Float>, keys: UnsafePointer<Float>, rows T: Int, head h: Int,
-                              heads: Int, kvHeads: Int, headDim hd: Int, into p: UnsafeMutablePointer<Float>) {
+                              heads: Int, kvHeads: Int, headDim hd: Int, scale: Float? = nil, window: Int? = nil,
+                              into p: UnsafeMutablePointer<Float>) {
         let qw = heads * hd, kvw = kvHeads * hd, g = h / (heads / kvHeads)
-        BLAS.sgemm(transposeB: true, m: T, n: T, k: hd, alpha: 1 / Float(hd).squareRoot(), a: q + h * hd, lda: qw,
+        BLAS.sgemm(transposeB: true, m: T, n: T, k: hd, alpha: scale ?? 1 / Float(hd).squareRoot(), a: q + h * hd, lda: qw,
                    b: keys + g * hd, ldb: kvw, c: p, ldc: T)
-        for i in 0..<T { Kernels.causalSoftmax(p + i * T, visible: i + 1, width: T) }
+        for i in 0..<T {
+            let first = window.map { max(0, i + 1 - $0) } ?? 0
+            (p + i * T).update(repeating: 0, count: first)
+            Kernels.causalSoftmax(p + i * T + first, visible: i + 1 - first, width: T - first)
+        }
     }
 
     /// Every head's probabilities `[heads·T, T]` (rows h·T..<(h+1)·T for head h) for a sequence
@@ -112,16 +118,17 @@ extension CausalAttention {
     /// `[rows, heads·hd]` and ∂L/∂k, ∂L/∂v into `gk`, `gv` `[rows, kvHeads·hd]` (overwritten; a kv
     /// head sums the gradients of its query heads). q, keys and values are the forward's inputs
     /// (after RoPE). Each head's probabilities come from `saved` `[heads·rows, rows]` when given,
-    /// else are recomputed (`probabilities`), so the forward need save nothing beyond its inputs;
-    /// `scratch` holds 2·rows² floats. Per head: gP = gO·Vᵀ, gV += Pᵀ·gO,
+    /// else are recomputed (`probabilities`, with the forward's `scale` and `window`), so the
+    /// forward need save nothing beyond its inputs; `scratch` holds 2·rows² floats. Per head: gP = gO·Vᵀ, gV += Pᵀ·gO,
     /// gS = P ⊙ (gP − rowsum(gP ⊙ P)), gQ = scale·gS·K, gK += scale·gSᵀ·Q.
     static func backward(q: UnsafePointer<Float>, keys: UnsafePointer<Float>, values: UnsafePointer<Float>,
                          probabilities saved: UnsafePointer<Float>? = nil,
                          gradient gOut: UnsafePointer<Float>, rows T: Int, heads: Int, kvHeads: Int, headDim hd: Int,
+                         scale: Float? = nil, window: Int? = nil,
                          gq: UnsafeMutablePointer<Float>, gk: UnsafeMutablePointer<Float>, gv: UnsafeMutablePointer<Float>,
                          scratch: UnsafeMutablePointer<Float>) {
         let qw = heads * hd, kvw = kvHeads * hd, group = heads / kvHeads
-        let scale = 1 / Float(hd).squareRoot()
+        let scale = scale ?? 1 / Float(hd).squareRoot()
         gk.initialize(repeating: 0, count: T * kvw)
         gv.initialize(repeating: 0, count: T * kvw)
         let gP = scratch + T * T
@@ -131,7 +138,8 @@ extension CausalAttention {
             if let saved {
                 p = saved + h * T * T
             } else {
-                probabilities(q: q, keys: keys, rows: T, head: h, heads: heads, kvHeads: kvHeads, headDim: hd, into: scratch)
+                probabilities(q: q, keys: keys, rows: T, head: h, heads: heads, kvHeads: kvHeads, headDim: hd,
+                              scale: scale, window: window, into: scratch)
                 p = UnsafePointer(scratch)
             }
             BLAS.sgemm(transposeB: true, m: T, n: T, k: hd, a: gOut + h * hd, lda: qw, b: values + g * hd, ldb: kvw,

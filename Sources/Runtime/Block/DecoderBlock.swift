@@ -76,8 +76,6 @@ public struct DecoderBlock: Sendable {
                            scratch: buf.lora, packed: packed, useBLAS: buf.useBLAS)
         }
         precondition(tape.map { $0.rows == T && start == 0 } ?? true, "DecoderBlock: a tape records a pass from position 0")
-        precondition(tape == nil || (description.isLlamaLayer && w.extraNorms.isEmpty),
-                     "DecoderBlock: the tape and backward are written for Llama-family layers")
         try visit(.blockInput, buf.x)
         tape?.blockInput.update(from: buf.x, count: T * d)
 
@@ -90,11 +88,16 @@ public struct DecoderBlock: Sendable {
         project(.k, buf.xn, packed: packed, into: keys + start * kvWidth, ldo: kvWidth)
         project(.v, buf.xn, packed: packed, into: values + start * kvWidth, ldo: kvWidth)
         // Per-head q/k norms (Gemma-3): each head's hd values are one row of the norm, in place.
-        w.queryNorm?.withUnsafeBufferPointer {
-            RMSNorm.forward(buf.q, rows: T * H, d: hd, gain: $0.baseAddress!, eps: eps, out: buf.q)
-        }
-        w.keyNorm?.withUnsafeBufferPointer {
-            RMSNorm.forward(keys + start * kvWidth, rows: T * KV, d: hd, gain: $0.baseAddress!, eps: eps, out: keys + start * kvWidth)
+        if let qn = w.queryNorm, let kn = w.keyNorm {
+            tape?.queriesProjected?.update(from: buf.q, count: T * qWidth)
+            tape?.keysProjected?.update(from: keys + start * kvWidth, count: T * kvWidth)
+            qn.withUnsafeBufferPointer {
+                RMSNorm.forward(buf.q, rows: T * H, d: hd, gain: $0.baseAddress!, eps: eps, out: buf.q, inverseRMS: tape?.inverseRMSQuery)
+            }
+            kn.withUnsafeBufferPointer {
+                RMSNorm.forward(keys + start * kvWidth, rows: T * KV, d: hd, gain: $0.baseAddress!, eps: eps,
+                                out: keys + start * kvWidth, inverseRMS: tape?.inverseRMSKey)
+            }
         }
         rotation.rotate(buf.q, rows: T, heads: H, rowStride: qWidth)
         rotation.rotate(keys + start * kvWidth, rows: T, heads: KV, rowStride: kvWidth)
@@ -104,8 +107,11 @@ public struct DecoderBlock: Sendable {
                               window: description.slidingWindow, out: buf.attn, threads: buf.useBLAS ? 1 : BLAS.threadCount)
         tape?.attentionHeads.update(from: buf.attn, count: T * qWidth)
         project(.o, buf.attn, packed: buf.packed(buf.attn, columns: qWidth), into: buf.o, ldo: d)
-        w.attentionOutputNorm?.withUnsafeBufferPointer {
-            RMSNorm.forward(buf.o, rows: T, d: d, gain: $0.baseAddress!, eps: eps, out: buf.o)
+        if let an = w.attentionOutputNorm {
+            tape?.attentionProjected?.update(from: buf.o, count: T * d)
+            an.withUnsafeBufferPointer {
+                RMSNorm.forward(buf.o, rows: T, d: d, gain: $0.baseAddress!, eps: eps, out: buf.o, inverseRMS: tape?.inverseRMSAttention)
+            }
         }
         try visit(.attentionOutput, buf.o)
         Kernels.add(buf.o, into: buf.x, count: T * d)
@@ -124,8 +130,11 @@ public struct DecoderBlock: Sendable {
         description.activation.forward(gate: buf.gate, up: buf.up, out: buf.gate, count: T * ff)
         tape?.mlpHidden.update(from: buf.gate, count: T * ff)
         project(.down, buf.gate, packed: buf.packed(buf.gate, columns: ff), into: buf.o, ldo: d)
-        w.mlpOutputNorm?.withUnsafeBufferPointer {
-            RMSNorm.forward(buf.o, rows: T, d: d, gain: $0.baseAddress!, eps: eps, out: buf.o)
+        if let mn = w.mlpOutputNorm {
+            tape?.mlpProjected?.update(from: buf.o, count: T * d)
+            mn.withUnsafeBufferPointer {
+                RMSNorm.forward(buf.o, rows: T, d: d, gain: $0.baseAddress!, eps: eps, out: buf.o, inverseRMS: tape?.inverseRMSMLP)
+            }
         }
         try visit(.mlpOutput, buf.o)
         Kernels.add(buf.o, into: buf.x, count: T * d)
@@ -154,8 +163,20 @@ public struct DecoderBlock: Sendable {
             f.backward(x: x, gy: gy, ldg: ldg, rows: T, gx: gx, gradient: &gf, scratch: s.lora)
             loraGradients[p] = gf
         }
-        // MLP: Z = Y + m·W_downᵀ, m = φ(a_g) ⊙ a_u, a = RMSNorm₂(Y)·Wᵀ.
-        projectBackward(.down, x: tape.mlpHidden, gy: g, ldg: d, into: s.gm)
+        /// The gradient before an output norm y = N(x) from gy (Gemma-3), into `s.gProjected`;
+        /// gy itself where the layer has no such norm.
+        func outputNormBackward(_ gain: Tensor?, x: UnsafeMutablePointer<Float>?, inverseRMS: UnsafeMutablePointer<Float>?,
+                                gy: UnsafePointer<Float>) -> UnsafePointer<Float> {
+            guard let gain, let x, let inverseRMS else { return gy }
+            s.gProjected.update(repeating: 0, count: T * d)
+            gain.withUnsafeBufferPointer {
+                RMSNorm.backward(x, gy: gy, rows: T, d: d, gain: $0.baseAddress!, inverseRMS: inverseRMS, gx: s.gProjected)
+            }
+            return UnsafePointer(s.gProjected)
+        }
+        // MLP: Z = Y + N_X(m·W_downᵀ), m = φ(a_g) ⊙ a_u, a = RMSNorm₂(Y)·Wᵀ (N_X the identity without an output norm).
+        let gX = outputNormBackward(w.mlpOutputNorm, x: tape.mlpProjected, inverseRMS: tape.inverseRMSMLP, gy: g)
+        projectBackward(.down, x: tape.mlpHidden, gy: gX, ldg: d, into: s.gm)
         description.activation.backward(gate: tape.gatePreactivation, up: tape.upPreactivation, gradient: s.gm,
                                         gateGradient: s.gGate, upGradient: s.gUp, count: T * ff)
         projectBackward(.gate, x: tape.mlpNormed, gy: s.gGate, ldg: ff, into: s.gNormed2)
@@ -165,14 +186,31 @@ public struct DecoderBlock: Sendable {
             RMSNorm.backward(tape.mlpInput, gy: s.gNormed2, rows: T, d: d, gain: $0.baseAddress!,
                              inverseRMS: tape.inverseRMS2, gx: s.gMLPInput)
         }
-        // Attention: Y = h + attn·W_oᵀ.
-        projectBackward(.o, x: tape.attentionHeads, gy: s.gMLPInput, ldg: d, into: s.gHeads)
+        // Attention: Y = h + N_o(attn·W_oᵀ).
+        let gO = outputNormBackward(w.attentionOutputNorm, x: tape.attentionProjected, inverseRMS: tape.inverseRMSAttention,
+                                    gy: s.gMLPInput)
+        projectBackward(.o, x: tape.attentionHeads, gy: gO, ldg: d, into: s.gHeads)
         CausalAttention.backward(q: tape.queries, keys: keys, values: values, gradient: s.gHeads, rows: T,
-                                 heads: H, kvHeads: KV, headDim: hd, gq: s.gq, gk: s.gk, gv: s.gv, scratch: s.attention)
+                                 heads: H, kvHeads: KV, headDim: hd, scale: description.attentionScale,
+                                 window: description.slidingWindow, gq: s.gq, gk: s.gk, gv: s.gv, scratch: s.attention)
         rotation.rotate(s.gq, rows: T, heads: H, rowStride: qw, backward: true)
         rotation.rotate(s.gk, rows: T, heads: KV, rowStride: kvw, backward: true)
-        projectBackward(.q, x: tape.attentionNormed, gy: s.gq, ldg: qw, into: s.gNormed1)
-        projectBackward(.k, x: tape.attentionNormed, gy: s.gk, ldg: kvw, into: s.gNormed1, accumulate: true)
+        // Per-head q/k norms: back to the projections' outputs.
+        var gq = UnsafePointer(s.gq), gk = UnsafePointer(s.gk)
+        if let qn = w.queryNorm, let kn = w.keyNorm, let q0 = tape.queriesProjected, let k0 = tape.keysProjected,
+           let rq = tape.inverseRMSQuery, let rk = tape.inverseRMSKey {
+            s.gqProjected.update(repeating: 0, count: T * qw)
+            s.gkProjected.update(repeating: 0, count: T * kvw)
+            qn.withUnsafeBufferPointer {
+                RMSNorm.backward(q0, gy: s.gq, rows: T * H, d: hd, gain: $0.baseAddress!, inverseRMS: rq, gx: s.gqProjected)
+            }
+            kn.withUnsafeBufferPointer {
+                RMSNorm.backward(k0, gy: s.gk, rows: T * KV, d: hd, gain: $0.baseAddress!, inverseRMS: rk, gx: s.gkProjected)
+            }
+            gq = UnsafePointer(s.gqProjected); gk = UnsafePointer(s.gkProjected)
+        }
+        projectBackward(.q, x: tape.attentionNormed, gy: gq, ldg: qw, into: s.gNormed1)
+        projectBackward(.k, x: tape.attentionNormed, gy: gk, ldg: kvw, into: s.gNormed1, accumulate: true)
         projectBackward(.v, x: tape.attentionNormed, gy: s.gv, ldg: kvw, into: s.gNormed1, accumulate: true)
         gh.update(from: s.gMLPInput, count: T * d)
         w.inputNorm.withUnsafeBufferPointer {
