@@ -245,7 +245,7 @@ public enum Distiller {
                         baseLoRA[p] = .dense(prev + f.delta)
                     }
                 }
-                let ev = try FirstOrderMap(config: c, weights: base.layerWeights(l).adding(baseLoRA))
+                let ev = try FirstOrderMap(config: c, weights: base.layerWeights(l).adding(baseLoRA), layer: l)
                 let wd = weightDelta(base: base, finetuned: finetuned, layer: l)
                 delta = Tensor.concatenatingRows(try recs.map { r in
                     try ev.jvp(try ev.forward(r[.blockInput(l)]!), delta: wd).output

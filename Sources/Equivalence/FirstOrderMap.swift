@@ -2,7 +2,7 @@ import Foundation
 import Runtime
 import Tensors
 
-/// Evaluates one Llama decoder layer (config + `LlamaWeights.Layer` held f32, PyTorch
+/// Evaluates one decoder layer (config + `LlamaWeights.Layer` held f32, PyTorch
 /// `[out, in]` orientation) on a sequence `[T, d]`, its forward-mode derivative (JVP) along weight
 /// deltas on any of the seven projections and along an input tangent, and the adjoint of that
 /// with respect to the weights: the first-order map. The computation is the model's own block
@@ -10,8 +10,11 @@ import Tensors
 /// and speaks in Equivalence's weight deltas.
 public struct FirstOrderMap: Sendable {
     public let config: LlamaConfig
+    /// The layer's index (0-based): it picks the layer's description (window, RoPE table).
+    public let layer: Int
     /// The layer, matrices held f32 (widened on construction when given in another format).
     public let weights: LlamaWeights.Layer
+    /// The layer's RoPE frequencies (Gemma-3's sliding-window layers have their own).
     public let rope: RotaryEmbedding
     /// The model's block over these weights: every computation below is one of its methods.
     let block: DecoderBlock
@@ -19,7 +22,7 @@ public struct FirstOrderMap: Sendable {
     /// - Throws: `EquivalenceError.shapeMismatch` when a weight does not fit the config, or
     ///   `.unsupportedConfiguration` when the heads do not divide, or the runtime's error for a
     ///   RoPE type other than default/linear/llama3 (frequencies are `Runtime.RotaryEmbedding`'s).
-    public init(config: LlamaConfig, weights given: LlamaWeights.Layer) throws {
+    public init(config: LlamaConfig, weights given: LlamaWeights.Layer, layer: Int = 0) throws {
         let weights = given.widened()
         let d = config.hiddenSize, hd = config.headDim
         let nq = config.numAttentionHeads * hd, nkv = config.numKeyValueHeads * hd
@@ -34,14 +37,13 @@ public struct FirstOrderMap: Sendable {
         for case let (name, found?, shape) in shapes where found != shape {
             throw EquivalenceError.shapeMismatch(what: name, expected: shape, found: found)
         }
-        let description = BlockDescription(config: config)
-        guard description.isLlamaLayer, weights.queryNorm == nil, weights.attentionOutputNorm == nil else {
-            throw EquivalenceError.unsupportedConfiguration(
-                "\(config.architecture): the first-order map and the training pass are written for Llama-family layers so far (SiLU, full attention, pre-norm only)")
-        }
+        let description = BlockDescription(config: config, layer: layer)
+        var ropeConfig = config
+        if description.rotary == .local, let local = config.localRope { ropeConfig.rope = local }
         self.config = config
+        self.layer = layer
         self.weights = weights
-        self.rope = try RotaryEmbedding(config: config)
+        self.rope = try RotaryEmbedding(config: ropeConfig)
         self.block = DecoderBlock(description: description, weights: weights)
     }
 
@@ -51,7 +53,7 @@ public struct FirstOrderMap: Sendable {
     /// The same layer with `t · ΔW` added to the weights (dense), for exact (oracle) shifts.
     public func applying(_ delta: LayerWeightDelta, scale t: Float = 1) throws -> FirstOrderMap {
         try delta.validate(against: weights)
-        return try FirstOrderMap(config: config, weights: weights.adding(delta, scale: t))
+        return try FirstOrderMap(config: config, weights: weights.adding(delta, scale: t), layer: layer)
     }
 
     private func checkInput(_ h: Tensor, _ what: String) throws {

@@ -76,7 +76,7 @@ struct FoldCommand: ParsableCommand {
             let scaled = SteeringLayer(down: s.down, up: s.up.map { steering.scale * $0 }, bias: s.bias.map { steering.scale * $0 })
             var o = ForwardOptions(logits: .none)
             o.record = [.blockInput(layer)]
-            let ev = try FirstOrderMap(config: model.config, weights: model.layerWeights(layer))
+            let ev = try FirstOrderMap(config: model.config, weights: model.layerWeights(layer), layer: layer)
             let acts = try sequences.map { try ev.forward(try model.forward(tokens: $0, options: o).activations[.blockInput(layer)]!) }
             let options = FoldBackOptions(projections: projs, rank: projs == [.down] ? (rank ?? max(s.rank, 1)) : nil, maxError: maxError)
             let outcome = try FoldBack.fold(scaled, activation: steering.activation, site: steering.site, evaluator: ev,

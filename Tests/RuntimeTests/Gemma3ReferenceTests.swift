@@ -24,7 +24,6 @@ struct Gemma3ReferenceTests {
         #expect(model.blocks.map(\.rotary) == [.local, .local, .global, .local])
         #expect(model.blocks.allSatisfy { $0.activation == .geluTanh && $0.attentionScale == Float(1 / 20.0.squareRoot()) })
         #expect(model.config.localRope?.theta == 10_000 && model.config.rope.theta == 1_000_000)
-        #expect(!model.isLlamaFamily)
         // Gains are held as 1 + w.
         let w = model.weights.layers[0]
         #expect(w.queryNorm?.count == 16 && w.keyNorm?.count == 16 && w.attentionOutputNorm?.count == 64 && w.mlpOutputNorm?.count == 64)

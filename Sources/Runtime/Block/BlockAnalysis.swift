@@ -43,6 +43,21 @@ public struct BlockActivations: Sendable {
     public var output: Tensor
     /// Positions of the rows.
     public var positions: Range<Int>
+    /// With q/k norms (Gemma-3): q and k as projected, before their norms (`[T, heads·hd]`,
+    /// `[T, kv_heads·hd]`), and 1/RMS per head row (`[T·heads]`, `[T·kv_heads]`).
+    public var queriesProjected: Tensor? = nil, keysProjected: Tensor? = nil
+    public var inverseRMSQuery: [Float]? = nil, inverseRMSKey: [Float]? = nil
+    /// With output norms (Gemma-3): o_proj's and down_proj's outputs before their norms `[T, d]`
+    /// and 1/RMS per row `[T]`; `attentionOutput` and `mlpOutput` are then the normed values.
+    public var attentionProjected: Tensor? = nil, mlpProjected: Tensor? = nil
+    public var inverseRMSAttention: [Float]? = nil, inverseRMSMLP: [Float]? = nil
+}
+
+extension Tensor {
+    /// The same values as `[rows·heads, columns/heads]`: one row per head (per-head norms).
+    func perHeadRows(_ heads: Int) -> Tensor { Tensor(shape: [rows * heads, columns / heads], scalars: scalars) }
+    /// The same values as `[rows, columns]`.
+    func reshaped(rows r: Int, columns c: Int) -> Tensor { Tensor(shape: [r, c], scalars: scalars) }
 }
 
 /// First-order changes of a block's outputs (tokens as rows, `[T, d]` each), the JVP of the
@@ -131,8 +146,10 @@ extension DecoderBlock {
         let qw = c.numAttentionHeads * c.headDim, ff = c.intermediateSize
         let queries = tensor(tape.queries, qw)
         let probabilities = CausalAttention.probabilities(queries: queries, keys: keys, heads: c.numAttentionHeads,
-                                                          kvHeads: c.numKeyValueHeads)
-        return BlockActivations(
+                                                          kvHeads: c.numKeyValueHeads, scale: description.attentionScale,
+                                                          window: description.slidingWindow)
+        func floats(_ p: UnsafeMutablePointer<Float>?, _ n: Int) -> [Float]? { p.map { Array(UnsafeBufferPointer(start: $0, count: n)) } }
+        var out = BlockActivations(
             input: tensor(tape.blockInput, d), normedInput: tensor(tape.attentionNormed, d),
             inverseRMS1: Array(UnsafeBufferPointer(start: tape.inverseRMS1, count: T)),
             queries: queries, keys: keys, values: values, probabilities: probabilities,
@@ -142,6 +159,28 @@ extension DecoderBlock {
             gatePreActivation: tensor(tape.gatePreactivation, ff), upPreActivation: tensor(tape.upPreactivation, ff),
             hidden: tensor(tape.mlpHidden, ff), mlpOutput: sites[.mlpOutput]!, output: sites[.blockOutput]!,
             positions: positions)
+        out.queriesProjected = tape.queriesProjected.map { tensor($0, qw) }
+        out.keysProjected = tape.keysProjected.map { tensor($0, kvw) }
+        out.inverseRMSQuery = floats(tape.inverseRMSQuery, T * c.numAttentionHeads)
+        out.inverseRMSKey = floats(tape.inverseRMSKey, T * c.numKeyValueHeads)
+        out.attentionProjected = tape.attentionProjected.map { tensor($0, d) }
+        out.mlpProjected = tape.mlpProjected.map { tensor($0, d) }
+        out.inverseRMSAttention = floats(tape.inverseRMSAttention, T)
+        out.inverseRMSMLP = floats(tape.inverseRMSMLP, T)
+        return out
+    }
+
+    /// δy of the per-head norm `gain` at x `[T, heads·hd]` (1/RMS per head row) along dx, or dx without a norm.
+    private static func headNormTangent(_ x: Tensor?, _ r: [Float]?, _ gain: Tensor?, heads: Int, _ dx: Tensor?) -> Tensor? {
+        guard let dx else { return nil }
+        guard let x, let r, let gain else { return dx }
+        return RMSNorm.tangent(x.perHeadRows(heads), inverseRMS: r, gain: gain, dx: dx.perHeadRows(heads)).reshaped(rows: dx.rows, columns: dx.columns)
+    }
+
+    /// δy of the output norm `gain` at x `[T, d]` along dx, or dx without a norm.
+    private static func outputNormTangent(_ x: Tensor?, _ r: [Float]?, _ gain: Tensor?, _ dx: Tensor) -> Tensor {
+        guard let x, let r, let gain else { return dx }
+        return RMSNorm.tangent(x, inverseRMS: r, gain: gain, dx: dx)
     }
 
     /// The first-order change of the block's outputs at `a` along a weight delta and, optionally,
@@ -163,15 +202,19 @@ extension DecoderBlock {
         if changed.contains(where: \.isAttention) || inputTangent != nil {
             let heads = c.numAttentionHeads, kvHeads = c.numKeyValueHeads
             let dn1 = inputTangent.map { RMSNorm.tangent(a.input, inverseRMS: a.inverseRMS1, gain: w.inputNorm, dx: $0) }
-            var dq = plus(dn1.map { w.q.multiply($0) }, .q, a.normedInput)
-            var dk = plus(dn1.map { w.k.multiply($0) }, .k, a.normedInput)
+            var dq = Self.headNormTangent(a.queriesProjected, a.inverseRMSQuery, w.queryNorm, heads: heads,
+                                          plus(dn1.map { w.q.multiply($0) }, .q, a.normedInput))
+            var dk = Self.headNormTangent(a.keysProjected, a.inverseRMSKey, w.keyNorm, heads: kvHeads,
+                                          plus(dn1.map { w.k.multiply($0) }, .k, a.normedInput))
             let dv = plus(dn1.map { w.v.multiply($0) }, .v, a.normedInput)
             let rotation = rotary.tables(positions: a.positions)
             if dq != nil { rotation.rotate(&dq!, heads: heads) }
             if dk != nil { rotation.rotate(&dk!, heads: kvHeads) }
             let dContext = CausalAttention.tangent(queries: a.queries, keys: a.keys, values: a.values, probabilities: a.probabilities,
-                                                   dq: dq, dk: dk, dv: dv, heads: heads, kvHeads: kvHeads)
-            dAttn = plus(w.o.multiply(dContext), .o, a.attentionContext)!
+                                                   dq: dq, dk: dk, dv: dv, heads: heads, kvHeads: kvHeads,
+                                                   scale: description.attentionScale)
+            dAttn = Self.outputNormTangent(a.attentionProjected, a.inverseRMSAttention, w.attentionOutputNorm,
+                                           plus(w.o.multiply(dContext), .o, a.attentionContext)!)
         }
         let dY = inputTangent.map { dAttn + $0 } ?? dAttn
         let du = RMSNorm.tangent(a.mlpInput, inverseRMS: a.inverseRMS2, gain: w.mlpNorm, dx: dY)
@@ -180,7 +223,7 @@ extension DecoderBlock {
         let coef = description.activation.tangentCoefficients(gate: a.gatePreActivation, up: a.upPreActivation)
         let dm = Tensor(shape: dag.shape, scalars: zip(zip(coef.gate.scalars, dag.scalars), zip(coef.up.scalars, dau.scalars))
             .map { $0.0 * $0.1 + $1.0 * $1.1 })
-        let dX = plus(w.down.multiply(dm), .down, a.hidden)!
+        let dX = Self.outputNormTangent(a.mlpProjected, a.inverseRMSMLP, w.mlpOutputNorm, plus(w.down.multiply(dm), .down, a.hidden)!)
         return BlockTangent(attentionOutput: dAttn, mlpInput: dY, mlpOutput: dX, output: dY + dX)
     }
 
@@ -192,13 +235,21 @@ extension DecoderBlock {
     public func weightCotangent(_ a: BlockActivations, outputCotangent g: Tensor, projections: Set<LlamaProjection>,
                                 rotary: RotaryEmbedding, config c: LlamaConfig) -> [LlamaProjection: Tensor] {
         let w = weights
+        /// ∂L/∂x before a norm with `gain` at x from gy, or gy without a norm.
+        func beforeNorm(_ x: Tensor?, _ r: [Float]?, _ gain: Tensor?, heads: Int = 1, _ gy: Tensor) -> Tensor {
+            guard let x, let r, let gain else { return gy }
+            if heads == 1 { return RMSNorm.backward(x, inverseRMS: r, gain: gain, gy: gy) }
+            return RMSNorm.backward(x.perHeadRows(heads), inverseRMS: r, gain: gain, gy: gy.perHeadRows(heads))
+                .reshaped(rows: gy.rows, columns: gy.columns)
+        }
         var out: [LlamaProjection: Tensor] = [:]
-        if projections.contains(.down) { out[.down] = matmul(g, a.hidden, transposeA: true) }
+        let gX = beforeNorm(a.mlpProjected, a.inverseRMSMLP, w.mlpOutputNorm, g)     // ∂L/∂(down_proj output)
+        if projections.contains(.down) { out[.down] = matmul(gX, a.hidden, transposeA: true) }
         let needGateUp = projections.contains(.gate) || projections.contains(.up)
         let needAttention = projections.contains { $0.isAttention }
         guard needGateUp || needAttention else { return out }
         let coef = description.activation.tangentCoefficients(gate: a.gatePreActivation, up: a.upPreActivation)
-        let gm = w.down.multiplyTransposed(g)                                    // [T, d_ff]
+        let gm = w.down.multiplyTransposed(gX)                                   // [T, d_ff]
         let gag = Tensor(shape: gm.shape, scalars: zip(gm.scalars, coef.gate.scalars).map { $0 * $1 })
         let gau = Tensor(shape: gm.shape, scalars: zip(gm.scalars, coef.up.scalars).map { $0 * $1 })
         if projections.contains(.gate) { out[.gate] = matmul(gag, a.normedMLPInput, transposeA: true) }
@@ -206,15 +257,18 @@ extension DecoderBlock {
         guard needAttention else { return out }
         let gu = w.gate.multiplyTransposed(gag) + w.up.multiplyTransposed(gau)
         let gy = g + RMSNorm.backward(a.mlpInput, inverseRMS: a.inverseRMS2, gain: w.mlpNorm, gy: gu)
-        if projections.contains(.o) { out[.o] = matmul(gy, a.attentionContext, transposeA: true) }
+        let gO = beforeNorm(a.attentionProjected, a.inverseRMSAttention, w.attentionOutputNorm, gy)   // ∂L/∂(o_proj output)
+        if projections.contains(.o) { out[.o] = matmul(gO, a.attentionContext, transposeA: true) }
         guard projections.contains(.q) || projections.contains(.k) || projections.contains(.v) else { return out }
         let heads = c.numAttentionHeads, kvHeads = c.numKeyValueHeads
         var (gq, gk, gv) = CausalAttention.backward(queries: a.queries, keys: a.keys, values: a.values,
-                                                    probabilities: a.probabilities, gradient: w.o.multiplyTransposed(gy),
-                                                    heads: heads, kvHeads: kvHeads)
+                                                    probabilities: a.probabilities, gradient: w.o.multiplyTransposed(gO),
+                                                    heads: heads, kvHeads: kvHeads, scale: description.attentionScale)
         let rotation = rotary.tables(positions: a.positions)
         rotation.rotate(&gq, heads: heads, backward: true)
         rotation.rotate(&gk, heads: kvHeads, backward: true)
+        gq = beforeNorm(a.queriesProjected, a.inverseRMSQuery, w.queryNorm, heads: heads, gq)
+        gk = beforeNorm(a.keysProjected, a.inverseRMSKey, w.keyNorm, heads: kvHeads, gk)
         if projections.contains(.q) { out[.q] = matmul(gq, a.normedInput, transposeA: true) }
         if projections.contains(.k) { out[.k] = matmul(gk, a.normedInput, transposeA: true) }
         if projections.contains(.v) { out[.v] = matmul(gv, a.normedInput, transposeA: true) }

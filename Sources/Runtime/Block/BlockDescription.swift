@@ -45,12 +45,6 @@ public struct BlockDescription: Sendable, Equatable {
                   rotary: sliding && config.localRope != nil ? .local : .global)
     }
 
-    /// Whether this is a plain Llama-family layer (SiLU, 1/√head_dim, full attention, one RoPE):
-    /// the layers the backward and the first-order analysis are written for so far.
-    public var isLlamaLayer: Bool {
-        activation == .silu && attentionScale == nil && slidingWindow == nil && rotary == .global
-    }
-
     /// The description of every layer (0-based) of a model with `config`.
     static func layers(config: LlamaConfig) -> [BlockDescription] {
         (0..<config.numHiddenLayers).map { BlockDescription(config: config, layer: $0) }

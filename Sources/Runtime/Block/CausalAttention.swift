@@ -71,12 +71,14 @@ extension CausalAttention {
 
     /// Every head's probabilities `[heads·T, T]` (rows h·T..<(h+1)·T for head h) for a sequence
     /// from position 0: queries `[T, heads·hd]` and keys `[T, kvHeads·hd]` after RoPE.
-    public static func probabilities(queries q: Tensor, keys k: Tensor, heads: Int, kvHeads: Int) -> Tensor {
+    public static func probabilities(queries q: Tensor, keys k: Tensor, heads: Int, kvHeads: Int,
+                                     scale: Float? = nil, window: Int? = nil) -> Tensor {
         let T = q.rows, hd = q.columns / heads
         var out = [Tensor(shape: [heads * T, T])]
         Tensor.withPointers([q, k], writing: &out) { p, o in
             for h in 0..<heads {
-                probabilities(q: p[0], keys: p[1], rows: T, head: h, heads: heads, kvHeads: kvHeads, headDim: hd, into: o[0] + h * T * T)
+                probabilities(q: p[0], keys: p[1], rows: T, head: h, heads: heads, kvHeads: kvHeads, headDim: hd,
+                              scale: scale, window: window, into: o[0] + h * T * T)
             }
         }
         return out[0]
@@ -86,9 +88,9 @@ extension CausalAttention {
     /// optional), at the forward's q, k, v and probabilities (`probabilities(queries:keys:heads:kvHeads:)`):
     /// δS = scale·(δQ_h·K_gᵀ + Q_h·δK_gᵀ), δP = P ⊙ (δS − rowsum(P ⊙ δS)), δO_h = δP·V_g + P·δV_g.
     public static func tangent(queries q: Tensor, keys k: Tensor, values v: Tensor, probabilities: Tensor,
-                               dq: Tensor?, dk: Tensor?, dv: Tensor?, heads: Int, kvHeads: Int) -> Tensor {
+                               dq: Tensor?, dk: Tensor?, dv: Tensor?, heads: Int, kvHeads: Int, scale: Float? = nil) -> Tensor {
         let T = q.rows, hd = q.columns / heads, qw = heads * hd, kvw = kvHeads * hd, group = heads / kvHeads
-        let scale = 1 / Float(hd).squareRoot()
+        let scale = scale ?? 1 / Float(hd).squareRoot()
         var out = [Tensor(shape: [T, qw]), Tensor(shape: [T, T])]   // the heads' tangent; δS scratch
         guard dq != nil || dk != nil || dv != nil else { return out[0] }
         // An absent δq or δk is zero; an absent δv skips its product.
@@ -157,12 +159,12 @@ extension CausalAttention {
     /// `backward` on tensors with the forward's probabilities (`probabilities(queries:keys:heads:kvHeads:)`):
     /// (∂L/∂q, ∂L/∂k, ∂L/∂v) from ∂L/∂output.
     public static func backward(queries q: Tensor, keys k: Tensor, values v: Tensor, probabilities: Tensor,
-                                gradient g: Tensor, heads: Int, kvHeads: Int) -> (q: Tensor, k: Tensor, v: Tensor) {
+                                gradient g: Tensor, heads: Int, kvHeads: Int, scale: Float? = nil) -> (q: Tensor, k: Tensor, v: Tensor) {
         let T = q.rows, hd = q.columns / heads
         var out = [Tensor(shape: q.shape), Tensor(shape: k.shape), Tensor(shape: v.shape), Tensor(shape: [2 * T, T])]
         Tensor.withPointers([q, k, v, probabilities, g], writing: &out) { p, o in
             backward(q: p[0], keys: p[1], values: p[2], probabilities: p[3], gradient: p[4], rows: T, heads: heads,
-                     kvHeads: kvHeads, headDim: hd, gq: o[0], gk: o[1], gv: o[2], scratch: o[3])
+                     kvHeads: kvHeads, headDim: hd, scale: scale, gq: o[0], gk: o[1], gv: o[2], scratch: o[3])
         }
         return (out[0], out[1], out[2])
     }

@@ -33,11 +33,7 @@ public struct LlamaModel: Sendable {
     public let localRotary: RotaryEmbedding?
     /// Token embeddings are multiplied by this after the lookup (Gemma: √d in f32); nil: not scaled.
     public var embeddingScale: Float? { architecture.scalesEmbeddings ? Float(Double(config.hiddenSize).squareRoot()) : nil }
-    /// Whether every layer is one the training pass and the first-order analysis are written for
-    /// (Llama-family: `BlockDescription.isLlamaLayer`, no extra norms, unscaled embeddings).
-    public var isLlamaFamily: Bool {
-        !architecture.scalesEmbeddings && blocks.allSatisfy(\.isLlamaLayer) && weights.layers.allSatisfy { $0.extraNorms.isEmpty }
-    }
+
     /// LoRA adapters applied inside the projections; several sum.
     public private(set) var loraAdapters: [LoRAWeights] = []
     /// Steering adapters applied as hooks (before any hooks passed to `forward`); several sum.
