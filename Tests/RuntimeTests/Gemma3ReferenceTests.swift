@@ -53,6 +53,24 @@ struct Gemma3ReferenceTests {
         }
     }
 
+    /// A PEFT LoRA (random, non-zero, all seven projections) applied unmerged: logits and block
+    /// outputs equal PEFT's within 1e-4 relative, and the LoRA changes them (the check is not vacuous).
+    @Test func loraUnmergedMatchesPEFT() throws {
+        let base = try LlamaModel.load(path: Fixtures.path(Self.folder))
+        let model = try base.adding(LoRAWeights.load(directory: Fixtures.path("gemma3/lora")))
+        let runs = try ReferenceRun.load("gemma3/reference-lora.safetensors", layers: model.config.numHiddenLayers)
+        let plain = try ReferenceRun.load(Self.reference, layers: model.config.numHiddenLayers)
+        for (i, run) in runs.enumerated() {
+            let r = try model.forward(tokens: run.tokens, options: ForwardOptions(blockOutputs: true))
+            let e = maxAbsoluteDifferenceScaled(r.logits.scalars, run.logits.scalars)
+            #expect(e <= 1e-4, "sequence \(i): logits error \(e)")
+            for (l, ref) in run.hidden.enumerated() {
+                #expect(maxAbsoluteDifferenceScaled(r.blockOutputs[l].scalars, ref.scalars) <= 1e-4, "sequence \(i) hidden \(l)")
+            }
+            #expect(maxAbsoluteDifferenceScaled(plain[i].logits.scalars, run.logits.scalars) > 1e-2)
+        }
+    }
+
     /// Token by token through the KV cache (the window slides over cached keys) and in uneven
     /// chunks: every position's logits as the reference's.
     @Test func decodeMatchesTransformers() throws {
