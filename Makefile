@@ -70,7 +70,7 @@ test: deps smollm2 gemma3
 	OPENBLAS_NUM_THREADS=$(TEST_THREADS) $(SWIFT) test -c release
 
 ## demo: the main job on the bundled fixtures and the real model.
-demo: build smollm2
+demo: build smollm2 gemma3
 	bash scripts/demo.sh
 
 ## readme-check: runs README.md's ```sh check blocks on the fixtures against the release binary

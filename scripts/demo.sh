@@ -3,7 +3,8 @@
 #   1. distil a full fine-tune into a post-block steering adapter (with its Theorem 3.1 report),
 #   2. show the steered model next to the base and the fine-tune on held-out text of the
 #      fine-tune's domain,
-#   3. the same for the real SmolLM2-135M-Instruct and its PEFT LoRA, and a chat reply from it.
+#   3. the same for the real SmolLM2-135M-Instruct and its PEFT LoRA, and a chat reply from it,
+#   4. a continuation from the second real model, Gemma-3 270M.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ST=.build/release/steertool
@@ -43,3 +44,6 @@ if [ -f fixtures/smollm2/lora/adapter_config.json ]; then
 fi
 say "generate: SmolLM2 answers through its chat template (greedy)"
 $ST generate --model "$SMOL" --prompt "What is the capital of France?" --chat --max-tokens 24
+GEMMA=.cache/gemma3/gemma-3-270m-q4_k_m.gguf
+say "Second real model: Gemma-3 270M (Q4_K_M GGUF, matrices read in place, sliding-window attention)"
+$ST generate --model "$GEMMA" --prompt "The capital of France is" --max-tokens 24
