@@ -16,7 +16,9 @@ struct ConvertCommand: ParsableCommand {
         abstract: "Convert Llama models, LoRA adapters, control vectors and plain tensor files between GGUF and safetensors / Hugging Face folders.",
         discussion: """
         The input's contents decide the conversion (a GGUF by its metadata):
-          HF model folder (or its .safetensors / index.json) -> .gguf   Llama model (Q/K rows permuted as convert_hf_to_gguf.py)
+          HF model folder (or its .safetensors / index.json) -> .gguf   Llama model (Q/K rows permuted as convert_hf_to_gguf.py),
+                                                                       or Gemma-3 text model (norm weights stored as 1 + w;
+                                                                       its vocabulary is not written yet)
           Llama model .gguf -> folder                                  HF folder: model.safetensors, config.json, tokenizer.json
           LoRA adapter .gguf (general.type=adapter) -> folder          PEFT folder: adapter_config.json + adapter_model.safetensors
           PEFT folder (adapter_config.json) -> .gguf                   llama.cpp LoRA GGUF (convert_lora_to_gguf.py layout)

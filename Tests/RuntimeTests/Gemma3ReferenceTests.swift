@@ -53,6 +53,22 @@ struct Gemma3ReferenceTests {
         }
     }
 
+    /// The folder converted to a gemma3 GGUF by `LlamaConverter` (norms stored as 1 + w, the
+    /// layer pattern and score scale in `gemma3.attention.*`) loads to the same model: every
+    /// sequence's logits bit for bit as the folder's, so within 1e-4 of transformers.
+    @Test func ourGGUFMatchesTheFolder() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("steertool-gemma3-\(UUID().uuidString).gguf").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try LlamaConverter.hfToGGUF(input: Fixtures.path(Self.folder), output: path, type: .f32)
+        let gguf = try LlamaModel.load(path: path), folder = try LlamaModel.load(path: Fixtures.path(Self.folder))
+        #expect(gguf.blocks == folder.blocks && gguf.config.localRope == folder.config.localRope)
+        for run in try ReferenceRun.load(Self.reference, layers: folder.config.numHiddenLayers) {
+            let a = try gguf.forward(tokens: run.tokens).logits
+            #expect(a == (try folder.forward(tokens: run.tokens).logits))
+            #expect(maxAbsoluteDifferenceScaled(a.scalars, run.logits.scalars) <= 1e-4)
+        }
+    }
+
     /// A PEFT LoRA (random, non-zero, all seven projections) applied unmerged: logits and block
     /// outputs equal PEFT's within 1e-4 relative, and the LoRA changes them (the check is not vacuous).
     @Test func loraUnmergedMatchesPEFT() throws {

@@ -11,6 +11,14 @@ public enum Gemma3Metadata {
     /// The architecture string of Gemma-3 GGUF files.
     public static let architecture = "gemma3"
 
+    /// Whether a config.json describes the Gemma-3 text model (`Gemma3ForCausalLM` or model_type
+    /// `gemma3_text`).
+    public static func isGemma3(configJSON data: Data) -> Bool {
+        guard let json = try? JSONParser.parse([UInt8](data)) else { return false }
+        return json["architectures"]?.arrayValue?.first?.stringValue == "Gemma3ForCausalLM"
+            || json["model_type"]?.stringValue == "gemma3_text"
+    }
+
     /// HF config.json bytes for a Gemma-3 GGUF; decodes with `Runtime.LlamaConfig`.
     /// - Parameter tensorNames: the GGUF's tensor names (tied embeddings when `output.weight` is absent).
     /// - Throws: `FormatsError.invalidModel` if the architecture is not gemma3, a required key is
@@ -32,12 +40,26 @@ public enum Gemma3Metadata {
         guard let vocab else { throw FormatsError.invalidModel(file: source, reason: "no gemma3.vocab_size and no tokenizer.ggml.tokens") }
         let headDim = metadata["gemma3.attention.key_length"]?.intValue ?? hidden / max(heads, 1)
         let window = try int("attention.sliding_window")
-        let pattern = metadata["gemma3.attention.sliding_window_pattern"]?.intValue ?? 6
-        let types: [JSONValue] = (0..<layers).map { .string(pattern > 0 && ($0 + 1) % pattern == 0 ? "full_attention" : "sliding_attention") }
+        // The pattern: a period (every n-th layer full; llama.cpp's default 6) or one flag per layer (true: sliding).
+        let sliding: [Bool]
+        if let flags = metadata["gemma3.attention.sliding_window_pattern"]?.arrayValue {
+            guard flags.count == layers else {
+                throw FormatsError.invalidModel(file: source, reason: "gemma3.attention.sliding_window_pattern has \(flags.count) entries for \(layers) layers")
+            }
+            sliding = flags.map { $0.boolValue ?? true }
+        } else {
+            let period = metadata["gemma3.attention.sliding_window_pattern"]?.intValue ?? 6
+            sliding = (0..<layers).map { !(period > 0 && ($0 + 1) % period == 0) }
+        }
+        let types: [JSONValue] = sliding.map { .string($0 ? "sliding_attention" : "full_attention") }
         let global: [(String, JSONValue)] = [
             ("rope_theta", .float(Float(metadata["gemma3.rope.freq_base"]?.doubleValue ?? 1_000_000))), ("rope_type", .string("default")),
         ]
-        let local: [(String, JSONValue)] = [("rope_theta", .float(10_000)), ("rope_type", .string("default"))]
+        let local: [(String, JSONValue)] = [
+            ("rope_theta", .float(Float(metadata["gemma3.rope.freq_base_swa"]?.doubleValue ?? 10_000))), ("rope_type", .string("default")),
+        ]
+        // llama.cpp scales scores by head_dim^(-1/2) unless the file states `attention.scale`.
+        let scalar: JSONValue = metadata["gemma3.attention.scale"]?.doubleValue.map { .double(1 / ($0 * $0)) } ?? .int(headDim)
         var pairs: [(String, JSONValue)] = [
             ("architectures", .array([.string("Gemma3ForCausalLM")])),
             ("model_type", .string("gemma3_text")),
@@ -48,7 +70,7 @@ public enum Gemma3Metadata {
             ("num_attention_heads", .int(heads)),
             ("num_key_value_heads", .int(metadata["gemma3.attention.head_count_kv"]?.intValue ?? heads)),
             ("head_dim", .int(headDim)),
-            ("query_pre_attn_scalar", .int(headDim)),
+            ("query_pre_attn_scalar", scalar),
             ("rms_norm_eps", .float(Float(metadata["gemma3.attention.layer_norm_rms_epsilon"]?.doubleValue ?? 1e-6))),
             ("max_position_embeddings", .int(metadata["gemma3.context_length"]?.intValue ?? 32768)),
             ("sliding_window", .int(window)),
@@ -61,5 +83,49 @@ public enum Gemma3Metadata {
         if let eos = metadata["tokenizer.ggml.eos_token_id"]?.intValue { pairs.append(("eos_token_id", .int(eos))) }
         if let pad = metadata["tokenizer.ggml.padding_token_id"]?.intValue { pairs.append(("pad_token_id", .int(pad))) }
         return Data((JSONValue.object(pairs).serialized(indent: 2) + "\n").utf8)
+    }
+
+    /// The `gemma3.*` keys llama.cpp's converter writes for a Gemma-3 text config.json, plus
+    /// `attention.scale` when `query_pre_attn_scalar` is not head_dim, `rope.freq_base_swa` when
+    /// the local base is not 10,000, and `attention.sliding_window_pattern` (a period, or one flag
+    /// per layer) when `layer_types` is not llama.cpp's every-sixth-layer default.
+    /// - Throws: `FormatsError.invalidJSON` for malformed JSON or missing required keys.
+    public static func ggufMetadata(fromConfigJSON data: Data, source: String = "config.json") throws -> OrderedDictionary<String, GGUFValue> {
+        let json: JSONValue
+        do { json = try JSONParser.parse([UInt8](data)) } catch { throw FormatsError.invalidJSON(file: source, reason: "\(error)") }
+        func int(_ k: String) throws -> Int {
+            guard let v = json[k]?.intValue else { throw FormatsError.invalidJSON(file: source, reason: "missing or non-integer \"\(k)\"") }
+            return v
+        }
+        let heads = try int("num_attention_heads"), hidden = try int("hidden_size"), layers = try int("num_hidden_layers")
+        let headDim = json["head_dim"]?.intValue ?? hidden / max(heads, 1)
+        let rope = json["rope_parameters"]
+        let globalBase = rope?["full_attention"]?["rope_theta"]?.doubleValue ?? json["rope_theta"]?.doubleValue ?? 1_000_000
+        let localBase = rope?["sliding_attention"]?["rope_theta"]?.doubleValue ?? json["rope_local_base_freq"]?.doubleValue ?? 10_000
+        var m = OrderedDictionary<String, GGUFValue>()
+        m["gemma3.context_length"] = .uint32(UInt32(clamping: json["max_position_embeddings"]?.intValue ?? 32768))
+        m["gemma3.embedding_length"] = .uint32(UInt32(clamping: hidden))
+        m["gemma3.block_count"] = .uint32(UInt32(clamping: layers))
+        m["gemma3.feed_forward_length"] = .uint32(UInt32(clamping: try int("intermediate_size")))
+        m["gemma3.attention.head_count"] = .uint32(UInt32(clamping: heads))
+        m["gemma3.attention.layer_norm_rms_epsilon"] = .float32(Float(json["rms_norm_eps"]?.doubleValue ?? 1e-6))
+        m["gemma3.attention.key_length"] = .uint32(UInt32(clamping: headDim))
+        m["gemma3.attention.value_length"] = .uint32(UInt32(clamping: headDim))
+        m["gemma3.rope.freq_base"] = .float32(Float(globalBase))
+        if localBase != 10_000 { m["gemma3.rope.freq_base_swa"] = .float32(Float(localBase)) }
+        m["gemma3.attention.sliding_window"] = .uint32(UInt32(clamping: json["sliding_window"]?.intValue ?? 4096))
+        m["gemma3.attention.head_count_kv"] = .uint32(UInt32(clamping: json["num_key_value_heads"]?.intValue ?? heads))
+        m["gemma3.vocab_size"] = .uint32(UInt32(clamping: try int("vocab_size")))
+        if let scalar = json["query_pre_attn_scalar"]?.doubleValue, scalar != Double(headDim) {
+            m["gemma3.attention.scale"] = .float32(Float(1 / scalar.squareRoot()))
+        }
+        if let types = json["layer_types"]?.arrayValue?.compactMap(\.stringValue), types.count == layers {
+            let sliding = types.map { $0 == "sliding_attention" }
+            let everySixth = (0..<layers).map { ($0 + 1) % 6 != 0 }
+            if sliding != everySixth {
+                m["gemma3.attention.sliding_window_pattern"] = .array(elementType: .bool, sliding.map { .bool($0) })
+            }
+        }
+        return m
     }
 }

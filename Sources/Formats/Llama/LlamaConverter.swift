@@ -53,16 +53,22 @@ public enum LlamaConverter {
         let ck = try Checkpoint(path: input)
         guard let config = ck.configJSON else { throw FormatsError.missingFile(path: ck.directory + "/config.json", reason: "an HF model folder needs config.json") }
         let h = try LlamaMetadata.hyperparameters(fromConfigJSON: config, source: ck.directory + "/config.json")
+        let arch = Gemma3Metadata.isGemma3(configJSON: config) ? Gemma3Metadata.architecture : LlamaMetadata.architecture
 
         var md = OrderedDictionary<String, GGUFValue>()
-        md["general.architecture"] = .string(LlamaMetadata.architecture)
+        md["general.architecture"] = .string(arch)
         md["general.type"] = .string("model")
         md["general.name"] = .string(name ?? URL(fileURLWithPath: ck.directory).lastPathComponent)
-        for (k, v) in LlamaMetadata.ggufMetadata(h) {
-            if k == "llama.vocab_size" { md["general.file_type"] = .uint32(type.fileType) }
+        let keys = arch == Gemma3Metadata.architecture
+            ? try Gemma3Metadata.ggufMetadata(fromConfigJSON: config, source: ck.directory + "/config.json") : LlamaMetadata.ggufMetadata(h)
+        for (k, v) in keys {
+            if k == "\(arch).vocab_size" { md["general.file_type"] = .uint32(type.fileType) }
             md[k] = v
         }
         let tokenizerPath = ck.directory + "/tokenizer.json"
+        if arch == Gemma3Metadata.architecture, FileManager.default.fileExists(atPath: tokenizerPath) {
+            throw FormatsError.invalidModel(file: tokenizerPath, reason: "writing Gemma's SentencePiece vocabulary to GGUF is not supported yet")
+        }
         if let tok = FileManager.default.contents(atPath: tokenizerPath) {
             let tc = FileManager.default.contents(atPath: ck.directory + "/tokenizer_config.json")
             for (k, v) in try LlamaTokenizerMetadata.ggufMetadata(tokenizerJSON: tok, vocabSize: h.vocabSize, configJSON: config,
@@ -78,14 +84,17 @@ public enum LlamaConverter {
         // llama.cpp walks shards in sorted order and each shard's keys sorted (safe_open.keys()).
         for shard in ck.shards {
             for hfName in shard.tensorNames.sorted() where ck.shard(holding: hfName) === shard {
-                guard let mapping = LlamaTensorName.gguf(fromHF: hfName), let info = ck.info(hfName) else {
-                    throw FormatsError.invalidModel(file: shard.path, reason: "tensor '\(hfName)' is not part of a Llama model")
+                guard let mapping = LlamaTensorName.gguf(fromHF: hfName, architecture: arch), let info = ck.info(hfName) else {
+                    throw FormatsError.invalidModel(file: shard.path, reason: "tensor '\(hfName)' is not part of a \(arch) model")
                 }
                 let ggml = tensorType(ggufName: mapping.name, shape: info.shape, type: type)
                 let heads = mapping.permutation == .key ? h.kvHeads : h.heads
+                // Gemma's norm weights are w in x·r·(1 + w); llama.cpp's GGUF stores 1 + w.
+                let addOne = arch == Gemma3Metadata.architecture && mapping.name.hasSuffix("norm.weight")
                 records.append(TensorRecord(name: mapping.name, shape: info.shape, storage: .ggml(ggml)) {
                     defer { ck.releasePages(named: hfName) }   // streaming: one input tensor's pages at a time
                     var t = try ck.tensor(named: hfName)
+                    if addOne { t = t.map { 1 + $0 } }
                     if mapping.permutation != nil { t = try RopePermutation.permute(t, heads: heads, name: hfName) }
                     return t.withUnsafeBufferPointer { GGMLQuantizer.quantize($0, as: ggml) }
                 })
