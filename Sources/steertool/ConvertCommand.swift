@@ -19,7 +19,8 @@ struct ConvertCommand: ParsableCommand {
           HF model folder (or its .safetensors / index.json) -> .gguf   Llama model (Q/K rows permuted as convert_hf_to_gguf.py),
                                                                        or Gemma-3 text model (norm weights stored as 1 + w;
                                                                        its vocabulary is not written yet)
-          Llama model .gguf -> folder                                  HF folder: model.safetensors, config.json, tokenizer.json
+          Llama or Gemma-3 model .gguf -> folder                       HF folder: model.safetensors, config.json, tokenizer.json
+                                                                       (gpt2-style vocabularies; Gemma norms back to w)
           LoRA adapter .gguf (general.type=adapter) -> folder          PEFT folder: adapter_config.json + adapter_model.safetensors
           PEFT folder (adapter_config.json) -> .gguf                   llama.cpp LoRA GGUF (convert_lora_to_gguf.py layout)
           steering adapter .safetensors <-> control vector .gguf       vector-kind steering adapters only
@@ -89,7 +90,7 @@ struct ConvertCommand: ParsableCommand {
                 let adapter = try LlamaCppLoRAFile.peftAdapter(from: g, heads: heads, baseModelNameOrPath: base)
                 try adapter.write(to: output, force: force)
                 print("wrote PEFT adapter \(output) (\(adapter.modules.count) modules, r \(adapter.config.r), alpha \(adapter.config.loraAlpha))")
-            case .llamaModel where !outLower.hasSuffix(".safetensors"):
+            case .llamaModel where !outLower.hasSuffix(".safetensors"), .gemma3Model where !outLower.hasSuffix(".safetensors"):
                 try LlamaConverter.ggufToHF(input: input, output: output, dtype: try floatType(), force: force, progress: progress)
                 print("wrote \(output)")
             default:

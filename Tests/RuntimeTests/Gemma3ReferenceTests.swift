@@ -55,16 +55,31 @@ struct Gemma3ReferenceTests {
 
     /// The folder converted to a gemma3 GGUF by `LlamaConverter` (norms stored as 1 + w, the
     /// layer pattern and score scale in `gemma3.attention.*`) loads to the same model: every
-    /// sequence's logits bit for bit as the folder's, so within 1e-4 of transformers.
+    /// sequence's logits bit for bit as the folder's, so within 1e-4 of transformers; converted
+    /// back to a folder it holds the original tensors (norms to rounding) and the same model.
     @Test func ourGGUFMatchesTheFolder() throws {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("steertool-gemma3-\(UUID().uuidString).gguf").path
         defer { try? FileManager.default.removeItem(atPath: path) }
         try LlamaConverter.hfToGGUF(input: Fixtures.path(Self.folder), output: path, type: .f32)
         let gguf = try LlamaModel.load(path: path), folder = try LlamaModel.load(path: Fixtures.path(Self.folder))
         #expect(gguf.blocks == folder.blocks && gguf.config.localRope == folder.config.localRope)
+        // And back: GGUF → HF folder (norm weights w again: (1 + w) − 1 is exact in f32 for
+        // |w| < 1, so the model loads to the same gains).
+        let back = FileManager.default.temporaryDirectory.appendingPathComponent("steertool-gemma3-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: back) }
+        try LlamaConverter.ggufToHF(input: path, output: back)
+        let roundTrip = try LlamaModel.load(path: back)
+        #expect(roundTrip.architecture.name == "Gemma3ForCausalLM" && roundTrip.blocks == folder.blocks)
+        let original = try SafetensorsFile(path: Fixtures.path(Self.folder + "/model.safetensors"))
+        let copied = try SafetensorsFile(path: back + "/model.safetensors")
+        for name in original.tensorNames {
+            let a = try original.tensor(named: name), b = try copied.tensor(named: name)
+            #expect(maxAbsoluteDifferenceScaled(b.scalars, a.scalars) <= (name.hasSuffix("norm.weight") ? 1e-6 : 0), "\(name)")
+        }
         for run in try ReferenceRun.load(Self.reference, layers: folder.config.numHiddenLayers) {
             let a = try gguf.forward(tokens: run.tokens).logits
             #expect(a == (try folder.forward(tokens: run.tokens).logits))
+            #expect(a == (try roundTrip.forward(tokens: run.tokens).logits))
             #expect(maxAbsoluteDifferenceScaled(a.scalars, run.logits.scalars) <= 1e-4)
         }
     }

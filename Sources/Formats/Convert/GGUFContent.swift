@@ -7,6 +7,9 @@ public enum GGUFContent: String, Sendable, Equatable, CustomStringConvertible {
     /// hyperparameters a model needs (`llama.embedding_length`, `llama.block_count`,
     /// `llama.attention.head_count`).
     case llamaModel
+    /// A Gemma-3 text model: `general.architecture = "gemma3"`, not an adapter, with
+    /// `gemma3.embedding_length`, `gemma3.block_count` and `gemma3.attention.head_count`.
+    case gemma3Model
     /// A llama.cpp LoRA adapter (`general.type = "adapter"`, `adapter.type = "lora"`).
     case loraAdapter
     /// A llama.cpp control vector (`general.architecture = "controlvector"`).
@@ -27,6 +30,9 @@ public enum GGUFContent: String, Sendable, Equatable, CustomStringConvertible {
         } else if arch == LlamaMetadata.architecture, metadata["general.type"]?.stringValue ?? "model" == "model",
                   Self.llamaModelKeys.allSatisfy({ metadata[$0]?.intValue != nil }) {
             self = .llamaModel
+        } else if arch == Gemma3Metadata.architecture, metadata["general.type"]?.stringValue ?? "model" == "model",
+                  ["gemma3.embedding_length", "gemma3.block_count", "gemma3.attention.head_count"].allSatisfy({ metadata[$0]?.intValue != nil }) {
+            self = .gemma3Model
         } else {
             self = .tensors
         }
@@ -35,6 +41,7 @@ public enum GGUFContent: String, Sendable, Equatable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .llamaModel: "Llama model"
+        case .gemma3Model: "Gemma-3 model"
         case .loraAdapter: "llama.cpp LoRA adapter"
         case .controlVector: "llama.cpp control vector"
         case .tensors: "tensor file"

@@ -117,18 +117,25 @@ public enum LlamaConverter {
                 throw FormatsError.outputExists(path: output + "/" + f)
             }
         }
-        let config = try LlamaMetadata.configJSON(fromGGUF: g.metadata, tensorNames: g.tensorNames, source: input)
+        let arch = g.metadata["general.architecture"]?.stringValue ?? "missing"
+        let gemma = arch == Gemma3Metadata.architecture
+        let config = gemma ? try Gemma3Metadata.configJSON(fromGGUF: g.metadata, tensorNames: g.tensorNames, source: input)
+            : try LlamaMetadata.configJSON(fromGGUF: g.metadata, tensorNames: g.tensorNames, source: input)
         let h = try LlamaMetadata.hyperparameters(fromConfigJSON: config, source: input)
         var records: [TensorRecord] = []
         for name in g.tensorNames where name != LlamaTensorName.ropeFreqs {
-            guard let mapping = LlamaTensorName.hf(fromGGUF: name), let info = g.info(name), case .ggml(let type) = info.storage else {
-                throw FormatsError.invalidModel(file: input, reason: "tensor '\(name)' is not part of a Llama model")
+            guard let mapping = LlamaTensorName.hf(fromGGUF: name, architecture: arch), let info = g.info(name),
+                  case .ggml(let type) = info.storage else {
+                throw FormatsError.invalidModel(file: input, reason: "tensor '\(name)' is not part of a \(arch) model")
             }
+            // Gemma: the GGUF's norm weights are 1 + w, Hugging Face's w (this is a plain f32 subtraction).
+            let subtractOne = gemma && name.hasSuffix("norm.weight")
             let out: DType = dtype ?? (type == .f16 ? .f16 : type == .bf16 ? .bf16 : .f32)
             let heads = mapping.permutation == .key ? h.kvHeads : h.heads
             records.append(TensorRecord(name: mapping.name, shape: info.shape, storage: .safetensors(out)) {
                 defer { g.releasePages(named: name) }
                 var t = try g.tensor(named: name)
+                if subtractOne { t = t.map { $0 - 1 } }
                 if mapping.permutation != nil { t = try RopePermutation.unpermute(t, heads: heads, name: name) }
                 do { return try t.withUnsafeBufferPointer { try ElementCodec.encode($0, as: out) } } catch {
                     throw FormatsError.unsupportedConversion(file: input, tensor: name, type: out.rawValue, reason: "\(error)")

@@ -102,10 +102,10 @@ public enum LlamaTensorName {
 
     /// The HF name for a GGUF name, or nil (also nil for `rope_freqs.weight`, which HF derives
     /// from config.json).
-    public static func hf(fromGGUF name: String) -> Mapping? {
+    public static func hf(fromGGUF name: String, architecture: String = LlamaMetadata.architecture) -> Mapping? {
         if let e = globalEntries.first(where: { $0.gguf == name }) { return Mapping(name: e.hf, layer: nil, permutation: nil) }
         guard let (layer, rest) = split(name, prefix: "blk."),
-              let e = layerEntries.first(where: { $0.gguf == rest }) else { return nil }
+              let e = layerEntries(architecture: architecture)?.first(where: { $0.gguf == rest }) else { return nil }
         return Mapping(name: "model.layers.\(layer).\(e.hf)", layer: layer, permutation: e.permutation)
     }
 
