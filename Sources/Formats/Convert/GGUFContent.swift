@@ -7,8 +7,7 @@ public enum GGUFContent: String, Sendable, Equatable, CustomStringConvertible {
     /// hyperparameters a model needs (`llama.embedding_length`, `llama.block_count`,
     /// `llama.attention.head_count`).
     case llamaModel
-    /// A Gemma-3 text model: `general.architecture = "gemma3"`, not an adapter, with
-    /// `gemma3.embedding_length`, `gemma3.block_count` and `gemma3.attention.head_count`.
+    /// A Gemma-3 text model: the same with `gemma3` (`GGUFModelArchitecture.modelKeys`).
     case gemma3Model
     /// A llama.cpp LoRA adapter (`general.type = "adapter"`, `adapter.type = "lora"`).
     case loraAdapter
@@ -17,9 +16,6 @@ public enum GGUFContent: String, Sendable, Equatable, CustomStringConvertible {
     /// Anything else: a file of named tensors with no layout steertool knows.
     case tensors
 
-    /// The keys whose presence makes a `llama` GGUF a model.
-    public static let llamaModelKeys = ["llama.embedding_length", "llama.block_count", "llama.attention.head_count"]
-
     /// Classifies GGUF metadata.
     public init(metadata: OrderedDictionary<String, GGUFValue>) {
         let arch = metadata["general.architecture"]?.stringValue
@@ -27,12 +23,9 @@ public enum GGUFContent: String, Sendable, Equatable, CustomStringConvertible {
             self = .loraAdapter
         } else if arch == ControlVectorFile.architecture {
             self = .controlVector
-        } else if arch == LlamaMetadata.architecture, metadata["general.type"]?.stringValue ?? "model" == "model",
-                  Self.llamaModelKeys.allSatisfy({ metadata[$0]?.intValue != nil }) {
-            self = .llamaModel
-        } else if arch == Gemma3Metadata.architecture, metadata["general.type"]?.stringValue ?? "model" == "model",
-                  ["gemma3.embedding_length", "gemma3.block_count", "gemma3.attention.head_count"].allSatisfy({ metadata[$0]?.intValue != nil }) {
-            self = .gemma3Model
+        } else if let model = GGUFModelArchitecture(metadata: metadata), metadata["general.type"]?.stringValue ?? "model" == "model",
+                  model.modelKeys.allSatisfy({ metadata[$0]?.intValue != nil }) {
+            self = model == .gemma3 ? .gemma3Model : .llamaModel
         } else {
             self = .tensors
         }

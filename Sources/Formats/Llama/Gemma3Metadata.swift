@@ -11,13 +11,6 @@ public enum Gemma3Metadata {
     /// The architecture string of Gemma-3 GGUF files.
     public static let architecture = "gemma3"
 
-    /// Whether a config.json describes the Gemma-3 text model (`Gemma3ForCausalLM` or model_type
-    /// `gemma3_text`).
-    public static func isGemma3(configJSON data: Data) -> Bool {
-        guard let json = try? JSONParser.parse([UInt8](data)) else { return false }
-        return json["architectures"]?.arrayValue?.first?.stringValue == "Gemma3ForCausalLM"
-            || json["model_type"]?.stringValue == "gemma3_text"
-    }
 
     /// HF config.json bytes for a Gemma-3 GGUF; decodes with `Runtime.LlamaConfig`.
     /// - Parameter tensorNames: the GGUF's tensor names (tied embeddings when `output.weight` is absent).

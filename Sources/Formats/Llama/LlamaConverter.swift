@@ -53,20 +53,20 @@ public enum LlamaConverter {
         let ck = try Checkpoint(path: input)
         guard let config = ck.configJSON else { throw FormatsError.missingFile(path: ck.directory + "/config.json", reason: "an HF model folder needs config.json") }
         let h = try LlamaMetadata.hyperparameters(fromConfigJSON: config, source: ck.directory + "/config.json")
-        let arch = Gemma3Metadata.isGemma3(configJSON: config) ? Gemma3Metadata.architecture : LlamaMetadata.architecture
+        let arch = GGUFModelArchitecture(configJSON: config)
 
         var md = OrderedDictionary<String, GGUFValue>()
-        md["general.architecture"] = .string(arch)
+        md["general.architecture"] = .string(arch.rawValue)
         md["general.type"] = .string("model")
         md["general.name"] = .string(name ?? URL(fileURLWithPath: ck.directory).lastPathComponent)
-        let keys = arch == Gemma3Metadata.architecture
+        let keys = arch == .gemma3
             ? try Gemma3Metadata.ggufMetadata(fromConfigJSON: config, source: ck.directory + "/config.json") : LlamaMetadata.ggufMetadata(h)
         for (k, v) in keys {
-            if k == "\(arch).vocab_size" { md["general.file_type"] = .uint32(type.fileType) }
+            if k == "\(arch.rawValue).vocab_size" { md["general.file_type"] = .uint32(type.fileType) }
             md[k] = v
         }
         let tokenizerPath = ck.directory + "/tokenizer.json"
-        if arch == Gemma3Metadata.architecture, FileManager.default.fileExists(atPath: tokenizerPath) {
+        if arch == .gemma3, FileManager.default.fileExists(atPath: tokenizerPath) {
             throw FormatsError.invalidModel(file: tokenizerPath, reason: "writing Gemma's SentencePiece vocabulary to GGUF is not supported yet")
         }
         if let tok = FileManager.default.contents(atPath: tokenizerPath) {
@@ -84,13 +84,13 @@ public enum LlamaConverter {
         // llama.cpp walks shards in sorted order and each shard's keys sorted (safe_open.keys()).
         for shard in ck.shards {
             for hfName in shard.tensorNames.sorted() where ck.shard(holding: hfName) === shard {
-                guard let mapping = LlamaTensorName.gguf(fromHF: hfName, architecture: arch), let info = ck.info(hfName) else {
-                    throw FormatsError.invalidModel(file: shard.path, reason: "tensor '\(hfName)' is not part of a \(arch) model")
+                guard let mapping = LlamaTensorName.gguf(fromHF: hfName, architecture: arch.rawValue), let info = ck.info(hfName) else {
+                    throw FormatsError.invalidModel(file: shard.path, reason: "tensor '\(hfName)' is not part of a \(arch.rawValue) model")
                 }
                 let ggml = tensorType(ggufName: mapping.name, shape: info.shape, type: type)
                 let heads = mapping.permutation == .key ? h.kvHeads : h.heads
                 // Gemma's norm weights are w in x·r·(1 + w); llama.cpp's GGUF stores 1 + w.
-                let addOne = arch == Gemma3Metadata.architecture && mapping.name.hasSuffix("norm.weight")
+                let addOne = arch.normWeightsHoldOne && mapping.name.hasSuffix("norm.weight")
                 records.append(TensorRecord(name: mapping.name, shape: info.shape, storage: .ggml(ggml)) {
                     defer { ck.releasePages(named: hfName) }   // streaming: one input tensor's pages at a time
                     var t = try ck.tensor(named: hfName)
@@ -117,19 +117,17 @@ public enum LlamaConverter {
                 throw FormatsError.outputExists(path: output + "/" + f)
             }
         }
-        let arch = g.metadata["general.architecture"]?.stringValue ?? "missing"
-        let gemma = arch == Gemma3Metadata.architecture
-        let config = gemma ? try Gemma3Metadata.configJSON(fromGGUF: g.metadata, tensorNames: g.tensorNames, source: input)
-            : try LlamaMetadata.configJSON(fromGGUF: g.metadata, tensorNames: g.tensorNames, source: input)
+        let arch = GGUFModelArchitecture(metadata: g.metadata) ?? .llama   // .llama's reader names a wrong architecture
+        let config = try arch.configJSON(fromGGUF: g.metadata, tensorNames: g.tensorNames, source: input)
         let h = try LlamaMetadata.hyperparameters(fromConfigJSON: config, source: input)
         var records: [TensorRecord] = []
         for name in g.tensorNames where name != LlamaTensorName.ropeFreqs {
-            guard let mapping = LlamaTensorName.hf(fromGGUF: name, architecture: arch), let info = g.info(name),
+            guard let mapping = LlamaTensorName.hf(fromGGUF: name, architecture: arch.rawValue), let info = g.info(name),
                   case .ggml(let type) = info.storage else {
-                throw FormatsError.invalidModel(file: input, reason: "tensor '\(name)' is not part of a \(arch) model")
+                throw FormatsError.invalidModel(file: input, reason: "tensor '\(name)' is not part of a \(arch.rawValue) model")
             }
             // Gemma: the GGUF's norm weights are 1 + w, Hugging Face's w (this is a plain f32 subtraction).
-            let subtractOne = gemma && name.hasSuffix("norm.weight")
+            let subtractOne = arch.normWeightsHoldOne && name.hasSuffix("norm.weight")
             let out: DType = dtype ?? (type == .f16 ? .f16 : type == .bf16 ? .bf16 : .f32)
             let heads = mapping.permutation == .key ? h.kvHeads : h.heads
             records.append(TensorRecord(name: mapping.name, shape: info.shape, storage: .safetensors(out)) {

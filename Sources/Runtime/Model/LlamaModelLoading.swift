@@ -72,20 +72,14 @@ extension LlamaModel {
     /// TQ*, …) by name.
     static func loadGGUF(path: String, storage: WeightStorage) throws -> LlamaModel {
         let gguf = try GGUFFile(path: path)
-        let arch = gguf.architecture ?? "missing"
-        let json: Data
-        switch arch {
-        case LlamaMetadata.architecture:
-            json = try LlamaMetadata.configJSON(fromGGUF: gguf.metadata, tensorNames: gguf.tensorNames, source: path)
-        case Gemma3Metadata.architecture:
-            json = try Gemma3Metadata.configJSON(fromGGUF: gguf.metadata, tensorNames: gguf.tensorNames, source: path)
-        default:
-            throw RuntimeError.unsupportedArchitecture("GGUF general.architecture '\(arch)'", source: path)
+        guard let arch = GGUFModelArchitecture(metadata: gguf.metadata) else {
+            throw RuntimeError.unsupportedArchitecture("GGUF general.architecture '\(gguf.architecture ?? "missing")'", source: path)
         }
+        let json = try arch.configJSON(fromGGUF: gguf.metadata, tensorNames: gguf.tensorNames, source: path)
         let config = try LlamaConfig.load(configJSON: json, source: path)
         func locate(_ hfName: String) throws -> LlamaTensorName.Mapping {
-            guard let mapping = LlamaTensorName.gguf(fromHF: hfName, architecture: arch), gguf.info(mapping.name) != nil else {
-                let ggufName = LlamaTensorName.gguf(fromHF: hfName, architecture: arch)?.name ?? "?"
+            guard let mapping = LlamaTensorName.gguf(fromHF: hfName, architecture: arch.rawValue), gguf.info(mapping.name) != nil else {
+                let ggufName = LlamaTensorName.gguf(fromHF: hfName, architecture: arch.rawValue)?.name ?? "?"
                 throw RuntimeError.missingTensor(name: "\(ggufName) (HF \(hfName))", source: path)
             }
             return mapping
@@ -100,7 +94,7 @@ extension LlamaModel {
             guard let p = mapping.permutation else { return t }
             return try RopePermutation.unpermute(t, heads: heads(p), name: mapping.name)
         }
-        let weights = try LlamaWeights.load(config: config, source: path, normGainsIncludeOne: arch == Gemma3Metadata.architecture,
+        let weights = try LlamaWeights.load(config: config, source: path, normGainsIncludeOne: arch.normWeightsHoldOne,
                                             matrix: { hfName in
             guard storage != .f32 else { return .f32(try tensor(hfName)) }
             let mapping = try locate(hfName)
