@@ -21,7 +21,7 @@ GEMMA3_DIR     := .cache/gemma3
 GEMMA3_GGUF    := $(GEMMA3_DIR)/gemma-3-270m-q4_k_m.gguf
 GEMMA3_SHA256  := a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818
 
-.PHONY: demo test build deps smollm2 gemma3 smollm2-finetune fixtures bench bench-scale clean readme-check
+.PHONY: demo test build deps smollm2 gemma3 gemma3-lora smollm2-finetune fixtures bench bench-scale clean readme-check
 
 ## deps: install the Debian -dev packages steertool links against, only those that are missing.
 deps:
@@ -93,6 +93,12 @@ bench: deps
 smollm2-finetune: smollm2
 	@[ -x .venv-fixtures/bin/python ] || bash fixtures/generate/setup.sh "$(CURDIR)"
 	PYTHONHASHSEED=0 .venv-fixtures/bin/python fixtures/generate/smollm2_finetune.py "$(CURDIR)"
+
+## gemma3-lora: a PEFT LoRA (r 8, all projections) trained briefly on Gemma-3 270M on corpus B into
+## .cache/gemma3/lora/ (never committed: Gemma terms); the LoRA of the Gemma distillation figure.
+gemma3-lora: gemma3
+	@[ -x .venv-fixtures/bin/python ] || bash fixtures/generate/setup.sh "$(CURDIR)"
+	PYTHONHASHSEED=0 .venv-fixtures/bin/python fixtures/generate/gemma3_lora.py "$(CURDIR)"
 
 ## fixtures: re-record the reference fixtures with the real Python libraries (needs PyPI).
 fixtures:

@@ -29,7 +29,7 @@ struct EvalCommand: ParsableCommand {
     @Option(name: .long, help: "Adapter applied to the reference model; repeatable.")
     var referenceAdapter: [String] = []
 
-    @Option(name: .long, help: "Text file to score (tokenized with the first model's tokenizer); repeatable.")
+    @Option(name: .long, help: "Text file to score (tokenized with the first model's tokenizer, BOS included when it adds one; later windows are fed behind the same BOS); repeatable.")
     var text: [String] = []
 
     @Option(name: .long, help: "JSON file with a list of token-id lists to score.")
@@ -164,10 +164,12 @@ struct EvalCommand: ParsableCommand {
             progress.finish()
         } else {
             let sequences: [[Int]]
+            var windowPrefix: [Int] = []
             if let tokens {
                 sequences = try TokenListFile.load(path: tokens)
             } else {
                 let tokenizer = try Tokenizer.load(modelPath: model[0])
+                windowPrefix = tokenizer.prefixTokenIDs
                 sequences = try text.map { path in
                     guard let data = FileManager.default.contents(atPath: path), let s = String(data: data, encoding: .utf8) else {
                         throw ValidationError("\(path): cannot read UTF-8 text")
@@ -178,7 +180,7 @@ struct EvalCommand: ParsableCommand {
             let ctx = context ?? min(first.config.maxPositionEmbeddings, 1024)
             let str = stride ?? max(ctx / 2, 1)
             guard str <= ctx else { throw ValidationError("--stride must not exceed --context (\(ctx))") }
-            let evaluator = TextEvaluator(context: ctx, stride: str)
+            let evaluator = TextEvaluator(context: ctx, stride: str, windowPrefix: windowPrefix)
             let progress = TerminalProgress(total: evaluator.scoredTokenCount(sequences), unit: "tokens")
             let (metrics, referenceMetrics) = try evaluator.evaluate(
                 variants: rows.map(\.model), reference: referenceModel, sequences: sequences,
@@ -201,6 +203,7 @@ struct EvalCommand: ParsableCommand {
             }
             summary["context"] = .int(ctx)
             summary["stride"] = .int(str)
+            if !windowPrefix.isEmpty { summary["window_prefix"] = .array(windowPrefix.map { .int($0) }) }
         }
         summary["variants"] = .array(results.map(sortedObject))
         let document = sortedObject(summary).serialized(indent: 2)
@@ -244,7 +247,8 @@ struct EvalCommand: ParsableCommand {
             print("generation-scored: greedy until EOS, newline or \(plain(t["default_max_tokens"], integer: true)) tokens\(t["chat"] == .bool(true) ? ", chat template" : ""); match: \(plain(t["normalization"]))")
         }
         if let c = summary["context"], let s = summary["stride"] {
-            print("windows: context \(plain(c, integer: true)), stride \(plain(s, integer: true))")
+            let prefixNote = summary["window_prefix"].map { ", each window after the first fed behind the tokenizer's prefix \($0.serialized())" } ?? ""
+            print("windows: context \(plain(c, integer: true)), stride \(plain(s, integer: true))\(prefixNote)")
         }
     }
 }

@@ -113,18 +113,15 @@ struct FoldCommand: ParsableCommand {
     }
 }
 
-/// Calibration token sequences from a JSON list of token-id lists or a text file cut into
-/// sequences of `sequenceLength` tokens (the model's tokenizer, no special tokens).
+/// Calibration token sequences from a JSON list of token-id lists or a text file cut by
+/// `CalibrationSequences` (the model's tokenizer; each sequence starts as the model is run).
 enum CalibrationInput {
     static func sequences(_ path: String, modelPath: String, sequenceLength: Int) throws -> [[Int]] {
         if path.lowercased().hasSuffix(".json") { return try TokenListFile.load(path: path) }
-        guard sequenceLength >= 2 else { throw ValidationError("--sequence-length must be ≥ 2") }
         guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
             throw ValidationError("\(path): cannot read the calibration text")
         }
-        let ids = try TextInput.encode(text, modelPath: modelPath, addSpecialTokens: false)
-        let seqs = stride(from: 0, to: ids.count, by: sequenceLength).map { Array(ids[$0..<min($0 + sequenceLength, ids.count)]) }.filter { $0.count >= 2 }
-        guard !seqs.isEmpty else { throw ValidationError("\(path): fewer than 2 tokens of calibration text") }
-        return seqs
+        return try CalibrationSequences.cut(text, source: path, tokenizer: try Tokenizer.load(modelPath: modelPath),
+                                            sequenceLength: sequenceLength)
     }
 }

@@ -15,9 +15,11 @@ struct EvaluationTests {
             let kl_to_reference: Double?, top1_agreement: Double?
         }
         struct Tasks: Decodable { let loglikelihoods: [[Double]], accuracy: Double, accuracy_norm: Double }
+        struct Prefixed: Decodable { let prefix: [Int], base: [Figures] }
         let context: Int, stride: Int
         let models: [String: [Figures]]
         let tasks: [String: Tasks]
+        let prefixed: Prefixed
     }
 
     static func reference() throws -> Reference {
@@ -76,6 +78,27 @@ struct EvaluationTests {
             // Recovered fraction: the fine-tune recovers all of its own gain, the base none.
             #expect(recoveredFraction(plainNLL: m[0].nll, modelNLL: m[1].nll, referenceNLL: reference.nll) == 1)
             #expect(recoveredFraction(plainNLL: m[0].nll, modelNLL: m[0].nll, referenceNLL: reference.nll) == 0)
+        }
+    }
+
+    /// Windows behind a start token (what `eval --text` does for a tokenizer that adds BOS, as
+    /// llama.cpp's perplexity tool does): perplexity within 1e-4 and KL within 1e-3 relative of
+    /// transformers fed the same prefixed windows, the same tokens scored; and a measurably
+    /// different figure from the plain windows, so the prefix is really fed.
+    @Test func windowsBehindAPrefixMatchTransformers() throws {
+        BLAS.setThreadCount(1)
+        let ref = try Self.reference()
+        let base = try LlamaModel.load(path: Fixtures.path("tiny/base"))
+        let finetuned = try LlamaModel.load(path: Fixtures.path("tiny/finetuned"))
+        let evaluator = TextEvaluator(context: ref.context, stride: ref.stride, windowPrefix: ref.prefixed.prefix)
+        for (i, seq) in try Self.sequences().enumerated() {
+            let (m, _) = try evaluator.evaluate(variants: [base], reference: finetuned, sequences: [seq])
+            let expected = ref.prefixed.base[i], plain = try #require(ref.models["base"])[i]
+            #expect(m[0].tokens == expected.tokens)
+            #expect(abs(m[0].perplexity - expected.perplexity) / expected.perplexity <= 1e-4, "\(m[0].perplexity) vs \(expected.perplexity)")
+            let kl = try #require(m[0].klToReference), expectedKL = try #require(expected.kl_to_reference)
+            #expect(abs(kl - expectedKL) / expectedKL <= 1e-3, "KL \(kl) vs \(expectedKL)")
+            #expect(abs(expected.perplexity - plain.perplexity) / plain.perplexity > 1e-4, "the prefix changes the reference figure")
         }
     }
 

@@ -41,6 +41,21 @@ struct Gemma3RealModelTests {
         #expect(tokenizer.encode(text) == want)
     }
 
+    /// Calibration text is cut as Gemma is run: every sequence starts with BOS, then the text's
+    /// tokens in order, each exactly once, `sequenceLength` tokens in all (the last shorter).
+    @Test func calibrationSequencesStartWithBOS() throws {
+        _ = try Self.load()
+        let tokenizer = try Tokenizer.load(modelPath: Fixtures.gemma3GGUF)
+        let text = try String(contentsOfFile: Fixtures.path("gemma3/real-text.txt"), encoding: .utf8)
+        let sequences = try CalibrationSequences.cut(text, source: "real-text.txt", tokenizer: tokenizer, sequenceLength: 128)
+        let bos = try #require(tokenizer.bosTokenID)
+        #expect(tokenizer.prefixTokenIDs == [bos])
+        #expect(sequences.allSatisfy { $0.first == bos && $0.count <= 128 })
+        #expect(sequences.dropLast().allSatisfy { $0.count == 128 })
+        #expect(Array(sequences.map { $0.dropFirst() }.joined()) == tokenizer.encode(text, addSpecialTokens: false))
+        #expect(throws: RuntimeError.self) { try CalibrationSequences.cut(text, source: "t", tokenizer: tokenizer, sequenceLength: 2) }
+    }
+
     /// 560 tokens (longer than the 512-token window): the argmax at every position agrees at ≥
     /// 99.5% of positions (the acceptance; any flip is a near tie between the dequantized-f32
     /// reference and the in-place blocks summed in another order), and the last two positions'

@@ -54,4 +54,15 @@ struct TokenizerSmolLM2Tests {
         #expect(tok.specialTokenIDs.isSuperset(of: [0, 1, 2]))
         #expect(tok.decode([1, 4093, 2], skipSpecialTokens: true) == "user")
     }
+
+    @Test("calibration text is cut into plain consecutive windows (no BOS to put first)")
+    func calibrationSequences() throws {
+        let tok = try Self.tokenizer()
+        let text = String(repeating: "def reverse(xs):\n    return xs[::-1]\n", count: 20)
+        let sequences = try CalibrationSequences.cut(text, source: "t", tokenizer: tok, sequenceLength: 16)
+        let ids = tok.encode(text, addSpecialTokens: false)
+        let kept = Array(sequences.joined())
+        #expect(kept == Array(ids.prefix(kept.count)) && ids.count - kept.count <= 1, "every token once, in order (a 1-token tail dropped)")
+        #expect(sequences.dropLast().allSatisfy { $0.count == 16 })
+    }
 }

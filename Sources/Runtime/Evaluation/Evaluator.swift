@@ -4,17 +4,23 @@ import Tensors
 /// Text evaluation of several model variants on the same token sequences and windows:
 /// per-token NLL, and against an optional reference model KL(reference ‖ variant) and top-1
 /// agreement. Each window's reference log-probabilities are computed once and shared by all
-/// variants. Windows follow `SlidingWindowPlan` (transformers' perplexity guide).
+/// variants. Windows follow `SlidingWindowPlan` (transformers' perplexity guide); with a
+/// `windowPrefix` (the tokenizer's BOS for models run behind one, such as Gemma), every window
+/// that does not start the sequence is fed behind the prefix, as llama.cpp's perplexity tool does,
+/// so it is one prefix longer than `context`; the scored tokens and their left context within the
+/// sequence are the same.
 public struct TextEvaluator: Sendable {
-    /// Largest window in tokens.
+    /// Largest window in tokens, not counting the prefix.
     public var context: Int
     /// Window advance in tokens (1…context).
     public var stride: Int
+    /// Tokens fed before every window with `begin > 0` (never scored); empty for plain windows.
+    public var windowPrefix: [Int]
 
     /// - Precondition: `context ≥ 2`, `1 ≤ stride ≤ context` (validated by callers).
-    public init(context: Int, stride: Int) {
+    public init(context: Int, stride: Int, windowPrefix: [Int] = []) {
         precondition(context >= 2 && stride >= 1 && stride <= context, "need context ≥ 2 and 1 ≤ stride ≤ context")
-        self.context = context; self.stride = stride
+        self.context = context; self.stride = stride; self.windowPrefix = windowPrefix
     }
 
     /// Tokens that will be scored for `sequences` (for progress reporting).
@@ -43,8 +49,10 @@ public struct TextEvaluator: Sendable {
         for sequence in sequences {
             let plan = SlidingWindowPlan(count: sequence.count, context: context, stride: stride)
             for w in plan.windows {
-                let window = Array(sequence[w.begin..<w.end])
-                let positions = Array((w.scoredFrom - 1 - w.begin)..<(w.end - 1 - w.begin))
+                let prefix = w.begin > 0 ? windowPrefix : []
+                let window = prefix + sequence[w.begin..<w.end]
+                let first = prefix.count + w.scoredFrom - 1 - w.begin
+                let positions = Array(first..<(first + w.end - w.scoredFrom))
                 let targets = Array(sequence[w.scoredFrom..<w.end])
                 var referenceLogProbs: Tensor? = nil
                 if let reference {
