@@ -196,7 +196,11 @@ public struct JSONParser {
             guard depth < Self.maxDepth else { throw error("nesting deeper than \(Self.maxDepth)") }
             i += 1
             var pairs: [(String, JSONValue)] = []
-            var seen = Set<String>()
+            // Keys compared by their UTF-8 bytes, as JSON (and Python, and serde) compare them: Swift
+            // String equality is canonical equivalence, under which distinct keys such as a
+            // precomposed and a decomposed spelling of one syllable (both in Gemma's vocabulary)
+            // would be taken for duplicates.
+            var seen = Set<[UInt8]>()
             skipWhitespace()
             if peek == UInt8(ascii: "}") { i += 1; return .object(pairs) }
             while true {
@@ -204,7 +208,7 @@ public struct JSONParser {
                 guard peek == UInt8(ascii: "\"") else { throw error("expected a string key") }
                 let keyOffset = i
                 let key = try string()
-                guard seen.insert(key).inserted else {
+                guard seen.insert(Array(key.utf8)).inserted else {
                     throw JSONParseError(offset: keyOffset, reason: "duplicate key \"\(key)\"")
                 }
                 skipWhitespace()

@@ -15,6 +15,21 @@ public struct PreTokenizer: Sendable, Equatable {
         case llama3(maxDigits: Int)
         /// HF `Digits`: runs of `\p{N}` apart from the rest, or (`individual`) every digit alone.
         case digits(individual: Bool)
+        /// HF `Split` on a literal string (its `pattern.String`), the delimiter kept as its own
+        /// piece or joined to the piece before or after it. Gemma's tokenizer.json splits on " "
+        /// merged with the previous piece, after a normalizer that has turned every space into
+        /// "▁", so the text stays one piece there, as in SentencePiece.
+        case literal([Unicode.Scalar], LiteralDelimiter)
+    }
+
+    /// Where a `Step.literal` split puts each delimiter (HF `SplitDelimiterBehavior`).
+    public enum LiteralDelimiter: String, Sendable, Equatable {
+        /// The delimiter is a piece of its own (`Isolated`).
+        case isolated = "Isolated"
+        /// The delimiter ends the piece before it (`MergedWithPrevious`).
+        case mergedWithPrevious = "MergedWithPrevious"
+        /// The delimiter starts the piece after it (`MergedWithNext`).
+        case mergedWithNext = "MergedWithNext"
     }
 
     /// The passes, applied in order.
@@ -55,6 +70,8 @@ public struct PreTokenizer: Sendable, Equatable {
                     PreTokenizerScan.llama3(scalars, classes, piece, maxDigits: maxDigits, into: &next)
                 case .digits(let individual):
                     PreTokenizerScan.digits(classes, piece, individual: individual, into: &next)
+                case let .literal(delimiter, behavior):
+                    PreTokenizerScan.literal(scalars, piece, delimiter: delimiter, behavior: behavior, into: &next)
                 }
             }
             pieces = next
@@ -160,6 +177,26 @@ enum PreTokenizerScan {
             }
             out.append(start..<pos)
         }
+    }
+
+    /// Split on every non-overlapping occurrence of `delimiter` (leftmost first), as HF `Split`
+    /// with a `String` pattern does; empty pieces are not emitted.
+    static func literal(_ s: [Unicode.Scalar], _ range: Range<Int>, delimiter: [Unicode.Scalar],
+                        behavior: PreTokenizer.LiteralDelimiter, into out: inout [Range<Int>]) {
+        guard !delimiter.isEmpty else { out.append(range); return }
+        var start = range.lowerBound, pos = range.lowerBound
+        func emit(_ r: Range<Int>) { if !r.isEmpty { out.append(r) } }
+        while pos + delimiter.count <= range.upperBound {
+            guard s[pos..<(pos + delimiter.count)].elementsEqual(delimiter) else { pos += 1; continue }
+            let end = pos + delimiter.count
+            switch behavior {
+            case .isolated: emit(start..<pos); emit(pos..<end); start = end
+            case .mergedWithPrevious: emit(start..<end); start = end
+            case .mergedWithNext: emit(start..<pos); start = pos
+            }
+            pos = end
+        }
+        emit(start..<range.upperBound)
     }
 
     static func digits(_ c: [ScalarClass], _ range: Range<Int>, individual: Bool, into out: inout [Range<Int>]) {

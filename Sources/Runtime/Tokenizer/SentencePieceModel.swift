@@ -46,7 +46,7 @@ public struct SentencePieceModel: Sendable {
 
     /// Encodes `bytes` (UTF-8, spaces already escaped) and appends ids to `out`; `lookup` maps a
     /// token's text to its id.
-    func encode(_ bytes: [UInt8], lookup: [String: Int32], into out: inout [Int]) {
+    func encode(_ bytes: [UInt8], lookup: VocabularyIndex, into out: inout [Int]) {
         guard !bytes.isEmpty else { return }
         var symbols: [Symbol] = []
         var offset = 0
@@ -57,13 +57,11 @@ public struct SentencePieceModel: Sendable {
             if offset < bytes.count { symbols[symbols.count - 1].next = symbols.count }
         }
         var heap = PriorityHeap<Bigram>()
-        func text(_ start: Int, _ length: Int) -> String {
-            String(decoding: bytes[start..<(start + length)], as: UTF8.self)
-        }
+        func text(_ start: Int, _ length: Int) -> ArraySlice<UInt8> { bytes[start..<(start + length)] }
         func tryAdd(_ left: Int, _ right: Int) {
             guard left >= 0, right >= 0 else { return }
             let size = symbols[left].length + symbols[right].length
-            guard let id = lookup[text(symbols[left].start, size)], Int(id) < scores.count else { return }
+            guard let id = lookup[bytes: text(symbols[left].start, size)], Int(id) < scores.count else { return }
             heap.push(Bigram(score: scores[Int(id)], left: left, right: right, size: size))
         }
         for i in 1..<symbols.count { tryAdd(i - 1, i) }
@@ -80,7 +78,7 @@ public struct SentencePieceModel: Sendable {
         var i = 0
         while i >= 0 {
             let s = symbols[i]
-            if let id = lookup[text(s.start, s.length)] {
+            if let id = lookup[bytes: text(s.start, s.length)] {
                 out.append(Int(id))
             } else {
                 for k in s.start..<(s.start + s.length) {

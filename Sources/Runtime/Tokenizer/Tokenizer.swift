@@ -66,7 +66,7 @@ public struct Tokenizer: Sendable {
     /// The unknown token, if any.
     public let unknownTokenID: Int?
 
-    let tokenIDs: [String: Int32]
+    let tokenIDs: VocabularyIndex
     let addedMatcher: AddedTokenMatcher
     /// Initial symbol id of each byte (byte-level BPE), -1 when the vocabulary lacks it.
     let byteSymbols: [Int32]
@@ -88,9 +88,7 @@ public struct Tokenizer: Sendable {
                 throw TokenizerError.invalidFormat(source: source, reason: "token id \(id) outside the vocabulary of \(n)")
             }
         }
-        var ids: [String: Int32] = [:]
-        ids.reserveCapacity(n)
-        for (i, t) in vocabulary.enumerated() where ids[t] == nil { ids[t] = Int32(i) }
+        let ids = VocabularyIndex(vocabulary)
         self.vocabulary = vocabulary
         self.tokenIDs = ids
         switch kind {
@@ -129,7 +127,7 @@ public struct Tokenizer: Sendable {
         case .sentencePiece:
             self.tokenBytes = vocabulary.map { t in
                 if let b = ByteFallback.byte(ofToken: t) { return [b] }
-                return Array(t.replacingOccurrences(of: "\u{2581}", with: " ").utf8)
+                return Array(LiteralReplacement.replacing("\u{2581}", with: " ", in: t).utf8)
             }
         }
     }
@@ -181,7 +179,7 @@ public struct Tokenizer: Sendable {
             switch step {
             case .nfc: s = s.precomposedStringWithCanonicalMapping
             case .prepend(let p): if !s.isEmpty { s = p + s }
-            case .replace(let a, let b): s = s.replacingOccurrences(of: a, with: b)
+            case .replace(let a, let b): s = LiteralReplacement.replacing(a, with: b, in: s)
             }
         }
         return s
@@ -193,7 +191,7 @@ public struct Tokenizer: Sendable {
             var s = String(decoding: raw, as: UTF8.self)
             s = normalize(s)
             if spm.addDummyPrefix && atStart { s = " " + s }
-            s = s.replacingOccurrences(of: " ", with: "\u{2581}")
+            s = LiteralReplacement.replacing(" ", with: "\u{2581}", in: s)
             spm.encode(Array(s.utf8), lookup: tokenIDs, into: &out)
         case let .bytePair(bpe, byteLevel, byteFallback, ignoreMerges):
             var bytes: [UInt8]

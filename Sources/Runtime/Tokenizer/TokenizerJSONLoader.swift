@@ -179,6 +179,13 @@ public enum TokenizerJSONLoader {
                 throw TokenizerError.unsupportedPreTokenizer("Split without a pattern", source: source)
             }
             let behavior = v["behavior"]?.stringValue ?? "?"
+            if let literal = v["pattern"]?["String"]?.stringValue, ![gpt2Pattern, llama3Pattern, qwen2Pattern].contains(literal) {
+                guard let delimiter = PreTokenizer.LiteralDelimiter(rawValue: behavior), v["invert"]?.boolValue != true else {
+                    throw TokenizerError.unsupportedPreTokenizer("Split(\(behavior)\(v["invert"]?.boolValue == true ? ", invert" : "")) on \(literal.debugDescription)", source: source)
+                }
+                result.steps.append(.literal(Array(literal.unicodeScalars), delimiter))
+                return
+            }
             guard behavior == "Isolated", v["invert"]?.boolValue != true else {
                 throw TokenizerError.unsupportedPreTokenizer("Split(\(behavior), invert) \(regex)", source: source)
             }
