@@ -40,11 +40,11 @@ struct DistillCommand: ParsableCommand {
     @Option(name: .long, help: "Tokens per calibration sequence when --calib is text.")
     var sequenceLength = 128
 
-    @Option(name: .long, help: "first-order, oracle, sequential, or kl (sequential init, then end-to-end KL training).")
-    var method = "sequential"
+    @Option(name: .long, help: "The target and fit: first-order, oracle, sequential, or kl (sequential init, then end-to-end KL training).")
+    var method: DistillMethodArgument = .sequential
 
     @Option(name: .long, help: "vector, linear or silu (with --method kl also joint: linear adapters + a down_proj LoRA; lora: the LoRA alone).")
-    var kind = "linear"
+    var kind: DistillKindArgument = .linear
 
     @Option(name: .long, help: "Fixed rank per layer.")
     var rank: Int?
@@ -84,14 +84,13 @@ struct DistillCommand: ParsableCommand {
     func validate() throws {
         guard (finetuned == nil) != (lora == nil) else { throw ValidationError("give exactly one of --finetuned and --lora") }
         guard !(rank != nil && targetError != nil) else { throw ValidationError("give at most one of --rank and --target-error") }
-        guard DistillMethod(rawValue: method) != nil || method == "kl" else { throw ValidationError("--method must be first-order, oracle, sequential or kl") }
-        guard AdapterKind(rawValue: kind) != nil || ((kind == "joint" || kind == "lora") && method == "kl") else {
-            throw ValidationError("--kind must be vector, linear or silu (or joint / lora with --method kl)")
+        guard !kind.trainsLoRA || method == .kl else {
+            throw ValidationError("--kind \(kind.rawValue) needs --method kl (the closed forms fit vector, linear or silu adapters)")
         }
-        if (kind == "joint" || kind == "lora") && joint.loraOutput == nil && joint.bundle == nil {
-            throw ValidationError("--kind \(kind) needs --lora-output <dir> (or --bundle <dir> with --kind joint)")
+        if kind.trainsLoRA && joint.loraOutput == nil && joint.bundle == nil {
+            throw ValidationError("--kind \(kind.rawValue) needs --lora-output <dir> (or --bundle <dir> with --kind joint)")
         }
-        if joint.bundle != nil && kind != "joint" { throw ValidationError("--bundle applies to --method kl --kind joint") }
+        if joint.bundle != nil && kind != .joint { throw ValidationError("--bundle applies to --method kl --kind joint") }
         guard sequenceLength >= 2 else { throw ValidationError("--sequence-length must be ≥ 2") }
         guard heldOut >= 0 && heldOut < 1 else { throw ValidationError("--held-out must be in [0, 1)") }
         if let rank, rank < 0 { throw ValidationError("--rank must be ≥ 0") }
@@ -103,11 +102,11 @@ struct DistillCommand: ParsableCommand {
         let ft: LlamaModel
         if let finetuned { ft = try LlamaModel.load(path: finetuned, storage: weights) } else { ft = try baseModel.adding(LoRAWeights.load(directory: lora!)) }
         let sequences = try calibration()
-        let fit = AdapterFitOptions(kind: AdapterKind(rawValue: kind) ?? .linear,
+        let fit = AdapterFitOptions(kind: kind.adapterKind ?? .linear,
                                     rank: targetError.map { .targetError($0) } ?? .fixed(rank ?? 8), ridge: ridge,
                                     silu: SiLUTrainingOptions(seed: seed))
-        if method == "kl" { return try runKL(base: baseModel, finetuned: ft, calibration: sequences, fit: fit) }
-        let options = DistillOptions(method: DistillMethod(rawValue: method)!, fit: fit, layers: try layerList(baseModel.config.numHiddenLayers),
+        guard let closedForm = method.closedForm else { return try runKL(base: baseModel, finetuned: ft, calibration: sequences, fit: fit) }
+        let options = DistillOptions(method: closedForm, fit: fit, layers: try layerList(baseModel.config.numHiddenLayers),
                                      heldOutFraction: heldOut, seed: seed)
         let status = TerminalStatus()
         let result = try Distiller.distill(base: baseModel, finetuned: ft, sequences: sequences, options: options) { p in
@@ -125,7 +124,7 @@ struct DistillCommand: ParsableCommand {
         }
         let t = result.timings
         print(String(format: "time %.1f s: forward passes %.1f s, fits %.1f s, diagnostics %.1f s", t.total, t.forward, t.fit, t.diagnostics))
-        print("parameters \(result.parameterCount) (\(String(format: "%.4f", 100 * result.parameterFraction))% of the model), method \(method), kind \(kind), \(sequences.reduce(0) { $0 + $1.count }) calibration tokens")
+        print("parameters \(result.parameterCount) (\(String(format: "%.4f", 100 * result.parameterFraction))% of the model), method \(method.rawValue), kind \(kind.rawValue), \(sequences.reduce(0) { $0 + $1.count }) calibration tokens")
 
         for (name, change) in result.nonBlockChanges.sorted(by: { $0.key < $1.key }) {
             print("warning: \(name) changed by \(String(format: "%.4f", change)) (relative); post-block steering cannot reproduce changes outside the blocks")
@@ -155,7 +154,7 @@ struct DistillCommand: ParsableCommand {
             ])
         }
         return .object([("parameters", .int(r.parameterCount)), ("parameter_fraction", .double(r.parameterFraction)),
-                        ("method", .string(method)), ("kind", .string(kind)), ("layers", .array(layers)),
+                        ("method", .string(method.rawValue)), ("kind", .string(kind.rawValue)), ("layers", .array(layers)),
                         ("seconds", .object([("total", .double(r.timings.total)), ("forward", .double(r.timings.forward)),
                                              ("fit", .double(r.timings.fit)), ("diagnostics", .double(r.timings.diagnostics))])),
                         ("nonblock_relative_change", .object(r.nonBlockChanges.sorted { $0.key < $1.key }.map { ($0.key, .float($0.value)) }))])

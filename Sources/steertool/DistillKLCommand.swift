@@ -28,10 +28,10 @@ extension DistillCommand {
                                        adam: AdamOptions(learningRate: kl.lr, clipNorm: 1, schedule: .cosine(totalSteps: max(kl.steps, 1), floor: 0.1)),
                                        seed: seed, evaluationInterval: kl.evalEvery)
         options.keepBest = kl.keepBest
-        if kind == "joint" || kind == "lora" {
-            guard joint.loraRank >= 1, joint.projectEvery >= 0, joint.penalty >= 0 else { throw ValidationError("\(kind) needs --lora-rank ≥ 1, --project-every ≥ 0, --penalty ≥ 0") }
+        if kind.trainsLoRA {
+            guard joint.loraRank >= 1, joint.projectEvery >= 0, joint.penalty >= 0 else { throw ValidationError("--kind \(kind.rawValue) needs --lora-rank ≥ 1, --project-every ≥ 0, --penalty ≥ 0") }
             options.joint = JointAdaptationOptions(loraRank: joint.loraRank, projectionInterval: joint.projectEvery, penalty: joint.penalty, seed: seed)
-            options.joint?.weightOnly = kind == "lora"
+            options.joint?.weightOnly = kind == .lora
         }
         let tty = isatty(STDERR_FILENO) == 1
         print("step  train_kl  heldout_kl  heldout_loss  recovered  tokens/s")

@@ -42,7 +42,7 @@ struct FoldCommand: ParsableCommand {
     var output: String
 
     @Option(name: .customLong("as"), help: "lora (a PEFT adapter of the delta) or dense (the base with the delta merged in).")
-    var outputKind = "lora"
+    var outputKind: FoldOutputArgument = .lora
 
     @Flag(name: .long, help: "Write even when refused, and overwrite an existing output.")
     var force = false
@@ -50,7 +50,6 @@ struct FoldCommand: ParsableCommand {
     @OptionGroup var threadArguments: ThreadArguments
 
     func validate() throws {
-        guard ["lora", "dense"].contains(outputKind) else { throw ValidationError("--as must be lora or dense, not '\(outputKind)'") }
     }
 
     func run() throws {
@@ -97,7 +96,7 @@ struct FoldCommand: ParsableCommand {
         if refused && !force {
             throw ValidationError("fold refused (see the table); --force writes the closest LoRA anyway")
         }
-        if outputKind == "dense" {
+        if outputKind == .dense {
             // The same delta merged into the base weights: written as a LoRA next to the output,
             // merged tensor by tensor (Merge's streaming LoRA merge), then removed.
             let parent = (output as NSString).deletingLastPathComponent

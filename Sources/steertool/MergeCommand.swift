@@ -34,11 +34,11 @@ struct MergeLoRACommand: ParsableCommand {
     @Option(name: [.customLong("adapter"), .customLong("lora")], help: "PEFT adapter folder (adapter_config.json + adapter_model.safetensors), or a joint bundle (its LoRA is merged, its steering file kept).")
     var adapter: String
     @Option(help: "Output: HF folder, or a .gguf file (Q/K permuted as convert_hf_to_gguf.py).") var output: String
-    @Option(help: "GGUF output type: f32, f16, bf16, q8_0, q4_0.") var type = "f32"
+    @Option(help: "GGUF output type: f32, f16, bf16, q8_0, q4_0.") var type: LlamaConverter.OutputType = .f32
     @Flag(help: "Overwrite an existing output.") var force = false
 
     func run() throws {
-        guard let t = LlamaConverter.OutputType(rawValue: type) else { throw ValidationError("--type must be f32, f16, bf16, q8_0 or q4_0") }
+        let t = type
         let start = Date()
         if JointAdapterBundle.isBundle(adapter) {
             // A joint bundle: fold its LoRA part, keep its steering part next to the output.
@@ -68,7 +68,7 @@ struct MergeAdaptersCommand: ParsableCommand {
     @Option(help: "Fraction kept by ties/dare/magnitude_prune, in (0, 1].") var density: Double?
     @Option(help: "Target rank of the svd types (default: the largest input rank).") var rank: Int?
     @Option(help: "Quantile for clamping the svd factors (PEFT svd_clamp).") var clamp: Double?
-    @Option(help: "TIES sign election: total or frequency.") var majoritySign = "total"
+    @Option(help: "TIES sign election: total or frequency.") var majoritySign: MajoritySignMethod = .total
     @Option(help: "Seed of DARE's random masks.") var seed: UInt64 = 0
     @Flag(help: "Write scaling 1 even when the first adapter uses rsLoRA (PEFT then scales the result by √r).")
     var unitScaling = false
@@ -79,7 +79,7 @@ struct MergeAdaptersCommand: ParsableCommand {
         guard adapters.count == weights.count else {
             throw ValidationError("give one --weight per --adapter (\(adapters.count) adapters, \(weights.count) weights)")
         }
-        guard let sign = MajoritySignMethod(rawValue: majoritySign) else { throw ValidationError("--majority-sign must be total or frequency") }
+        let sign = majoritySign
         let ranks = try runMerge { () throws -> [String: Int] in
             let c = LoRACombination(type: try LoRACombinationType(parsing: method), density: density, majoritySignMethod: sign,
                                     svdRank: rank, svdClamp: clamp, seed: seed)

@@ -84,12 +84,12 @@ struct MergeImportAuthorsCommand: ParsableCommand {
 
     @Argument(help: "pytorch_model.bin (torch.save zip; read without executing anything).") var input: String
     @Option(help: "The adapters' α (Δh = α·up·act(down·h)); a training hyper-parameter the file lacks.") var alpha: Float
-    @Option(help: "identity or silu (the authors' default).") var activation = "silu"
+    @Option(help: "identity or silu (the authors' default).") var activation: SteeringActivation = .silu
     @Option(help: "Output steering adapter file.") var output: String
     @Flag(help: "Overwrite an existing output.") var force = false
 
     func run() throws {
-        guard let act = SteeringActivation(rawValue: activation) else { throw ValidationError("--activation must be identity or silu") }
+        let act = activation
         let n = try runMerge { () throws -> Int in
             let a = try AuthorsAdapterImport.load(path: input, alpha: alpha, activation: act)
             try SteeringFiles.file(from: a, source: input).write(to: output, force: force)
