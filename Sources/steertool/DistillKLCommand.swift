@@ -59,7 +59,8 @@ extension DistillCommand {
         let curve: [JSONValue] = result.curve.map { p in
             func num(_ x: Double?) -> JSONValue { x.map { .double($0) } ?? .null }
             return .object([("step", .int(p.step)), ("train_kl", num(p.trainKL)), ("heldout_kl", num(p.heldOutKL)),
-                            ("heldout_loss", num(p.heldOutLoss)), ("recovered_fraction", num(p.recoveredFraction))])
+                            ("heldout_loss", num(p.heldOutLoss)), ("recovered_fraction", num(p.recoveredFraction)),
+                            ("tokens_per_second", num(p.tokensPerSecond))])
         }
         var json = reportJSON(result.initial)
         if case var .object(fields) = json {
