@@ -154,6 +154,7 @@ public struct SteeringBackprop: Sendable {
                 shift.withUnsafeBufferPointer { sp in for i in 0..<(T * d) { x[i] += sc * sp[i] } }
             }
             tapes.append(tape)
+            if model.streamsLayerPages { model.releasePages(layer: l) }
         }
 
         // Final norm, logits, loss and its gradient.
@@ -223,6 +224,7 @@ public struct SteeringBackprop: Sendable {
             blocks[l].backward(tape: tapes[l], keys: cache.keyBase(l), values: cache.valueBase(l), rotation: tables(l),
                                config: c, gradient: g, into: gNext, buffers: gradientBuffers, loraGradients: &layerLoRA)
             if loraGradients[l] != nil { loraGradients[l] = layerLoRA }
+            if model.streamsLayerPages { model.releasePages(layer: l) }
             swap(&g, &gNext)
         }
         return total

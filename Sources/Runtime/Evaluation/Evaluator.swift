@@ -43,6 +43,14 @@ public struct TextEvaluator: Sendable {
                     "reference vocabulary (\(reference.config.vocabSize) tokens) differs from the model's (\(v.config.vocabSize)): KL and agreement need the same tokens")
             }
         }
+        // Big models are streamed a layer at a time (each window is a batch job; see
+        // `LlamaModel.streamsLayerPages`), so evaluating two of them costs about two layers.
+        func streamedIfLarge(_ m: LlamaModel) -> LlamaModel {
+            var m = m
+            if m.isLargeForThisMachine { m.streamsLayerPages = true }
+            return m
+        }
+        let variants = variants.map(streamedIfLarge), reference = reference.map(streamedIfLarge)
         var metrics = [TokenMetrics](repeating: TokenMetrics(), count: variants.count)
         var referenceMetrics: TokenMetrics? = reference == nil ? nil : TokenMetrics()
         let logitsOnly = ForwardOptions(logits: .all)

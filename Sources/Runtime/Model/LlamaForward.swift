@@ -90,6 +90,7 @@ extension LlamaModel {
             try block.forward(buffers: buf, rows: T, start: start, keys: cache.keyBase(l), values: cache.valueBase(l),
                               rotation: tables, config: c) { kind, p in try visit(HookSite(kind, layer: l), p) }
             if options.blockOutputs { result.blockOutputs.append(copy(buf.x, d)) }
+            if streamsLayerPages { releasePages(layer: l) }
         }
         cache.advance(by: T)
 

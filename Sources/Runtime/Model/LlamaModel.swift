@@ -1,3 +1,4 @@
+import Foundation
 import Tensors
 
 /// A Llama-family causal LM ready to run: config, weights (matrices f32, or bf16/f16 and GGML blocks in place; see
@@ -19,6 +20,20 @@ public struct LlamaModel: Sendable {
     /// layer again reads the pages back from the file; results never change.
     public func releasePages(layer: Int) {
         for p in LlamaProjection.allCases { weights.layers[layer][p].releasePages() }
+    }
+
+    /// When true, every forward pass (and `SteeringBackprop`'s backward) releases each layer's
+    /// pages (`releasePages(layer:)`) as soon as it is done with the layer, so a model mapped from
+    /// a file larger than memory stays about one layer resident. Each pass then reads the layers
+    /// back from the page cache or the file: right for batch jobs on big models (distillation, KL
+    /// training, evaluation), wrong for token-by-token generation. Off by default; results never
+    /// change.
+    public var streamsLayerPages = false
+
+    /// Whether the weights are large for this machine (more than a quarter of its physical
+    /// memory): the batch jobs turn `streamsLayerPages` on for such a model.
+    public var isLargeForThisMachine: Bool {
+        UInt64(weights.byteCount) > ProcessInfo.processInfo.physicalMemory / 4
     }
 
     /// How the weight matrices are held.
