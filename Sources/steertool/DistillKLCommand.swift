@@ -40,6 +40,7 @@ extension DistillCommand {
             if p.heldOutKL != nil {
                 if tty { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
                 print("\(p.step)  \(f(p.trainKL))  \(f(p.heldOutKL))  \(f(p.heldOutLoss))  \(f(p.recoveredFraction))  \(p.tokensPerSecond.map { String(format: "%.0f", $0) } ?? "-")")
+                fflush(nil)   // each curve row reaches a log file or pipe as it is measured
             } else if tty {
                 FileHandle.standardError.write(Data(String(format: "\rstep %d/%d  kl %.4f  %.0f tokens/s", p.step, kl.steps, p.trainKL ?? .nan, p.tokensPerSecond ?? 0).utf8))
             }
