@@ -204,32 +204,53 @@ def best_of_rounds(rounds: list[list[dict]]) -> list[dict]:
     return out
 
 
-def run_command(cmd: list[str], env: dict[str, str], timeout: float | None = None) -> dict | str:
+def run_command(cmd: list[str], env: dict[str, str], timeout: float | None = None,
+                memory_limit: int | None = None) -> dict | str:
     """Runs a command benchmark child; returns wall seconds and peak RSS in MB (wait4's
     ru_maxrss), or why it did not finish (killed after `timeout` seconds when given). Linux
     carries this process's high-water RSS at the fork into the child's ru_maxrss, so the caller
-    must not hold large buffers when it calls this."""
+    must not hold large buffers when it calls this.
+
+    With `memory_limit` (bytes) the child runs in its own memory cgroup (bench/memlimit.py): past
+    the limit it alone is killed and the answer says so; the result adds the group's peak
+    (resident + page cache it touched) and the limit. Without a writable cgroup it runs unlimited
+    and the result's `memory_limit_mb` is None."""
+    from memlimit import MemoryGroup
+
+    group = MemoryGroup.create(memory_limit) if memory_limit else None
     start = time.perf_counter()
     try:
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=ROOT)
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=ROOT,
+                                preexec_fn=group.join_self if group else None)
     except OSError as e:
+        if group:
+            group.remove()
         return f"could not run: {e}"
-    while True:
-        pid, status, usage = os.wait4(proc.pid, 0 if timeout is None else os.WNOHANG)
-        if pid:
-            break
-        if time.perf_counter() - start > timeout:
-            proc.kill()
-            os.wait4(proc.pid, 0)
-            return f"stopped after {timeout:.0f} s"
-        time.sleep(0.2)
-    wall = time.perf_counter() - start
-    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-    code = os.waitstatus_to_exitcode(status)
-    if code != 0:
-        tail = err.strip().splitlines()[-1:] or ["(no output)"]
-        return f"exit {code}: {tail[0]}"
-    return {"seconds": wall, "peak_rss_mb": usage.ru_maxrss / 1024.0}
+    try:
+        while True:
+            pid, status, usage = os.wait4(proc.pid, 0 if timeout is None else os.WNOHANG)
+            if pid:
+                break
+            if time.perf_counter() - start > timeout:
+                proc.kill()
+                os.wait4(proc.pid, 0)
+                return f"stopped after {timeout:.0f} s"
+            time.sleep(0.2)
+        wall = time.perf_counter() - start
+        err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+        code = os.waitstatus_to_exitcode(status)
+        group_peak = group.peak_bytes() / 2**20 if group else None
+        if group and group.oom_killed():
+            return (f"killed: over the memory limit of {memory_limit / 2**20:.0f} MiB "
+                    f"(group peak {group_peak:.0f} MiB, peak RSS {usage.ru_maxrss / 1024:.0f} MiB)")
+        if code != 0:
+            tail = err.strip().splitlines()[-1:] or ["(no output)"]
+            return f"exit {code}: {tail[0]}"
+        return {"seconds": wall, "peak_rss_mb": usage.ru_maxrss / 1024.0, "group_peak_mb": group_peak,
+                "memory_limit_mb": memory_limit / 2**20 if group else None}
+    finally:
+        if group:
+            group.remove()
 
 
 def better_ratio(unit: str, ours: float, peer: float) -> float | None:

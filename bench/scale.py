@@ -8,13 +8,18 @@ with its wall time and peak RSS (wait4's ru_maxrss):
 
   distill --lora   sequential, linear, rank 8, 2,048 calibration tokens (16 × 128), full
                    diagnostics; the report's own timings split forward passes from fits
+  kl               distill --method kl, 5 Adam steps of batch 4 after the sequential start:
+                   seconds per step (from the report's tokens/s) and peak RSS
   eval --tokens    the same 2,048 tokens, base + the distilled adapter, reference base + LoRA
                    (both bf16 in place, `--weights native`)
   generate         32 tokens after an 8-token prompt
 
-A shape whose job would not fit in this machine's available memory is not started (the OOM killer
-would take the machine with it); its rows say why. Rows go to the table printed at the end and
-into bench/results.json (names `scale.<shape>.<job>`, replacing rows of the same name).
+Every job runs in its own memory cgroup (bench/memlimit.py) limited to --memory-limit GB (default
+the smaller of 16 and 80% of the machine's memory): a job that outgrows it is killed alone and its
+row says so, instead of the OOM killer taking the machine. Rows go to the table printed at the end
+and into bench/results.json (names `scale.<shape>.<job>`, replacing rows of the same name); each
+row records its job's inputs (checkpoint version, command, threads), and a job whose rows are
+there for the same inputs is skipped unless --force, so an interrupted run resumes.
 
 Not yet here (issue on scale): the PyTorch/transformers reference of the 1B job and the decode
 comparison with llama.cpp on Q4_K_M / Q8_0 files of the 1B shape.
@@ -25,6 +30,7 @@ usage: python3 bench/scale.py [--shapes 1b 3b 8b] [--threads N] [--skip-build]
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import struct
@@ -157,11 +163,17 @@ def parameter_count(key: str) -> int:
     return sum(int(np.prod(s)) for _, s, _ in tensor_list(c))
 
 
-def available_mb() -> float:
+def meminfo_mb(key: str) -> float:
     for line in Path("/proc/meminfo").read_text().splitlines():
-        if line.startswith("MemAvailable:"):
+        if line.startswith(key + ":"):
             return int(line.split()[1]) / 1024
     return float("inf")
+
+
+def job_inputs(key: str, cmd: list[str], threads: int) -> str:
+    """What a job's result depends on besides the code: the checkpoint, the command, threads."""
+    args = [c.replace(str(ROOT) + "/", "") for c in cmd]
+    return hashlib.sha1(json.dumps([VERSION, key, args, threads]).encode()).hexdigest()[:16]
 
 
 def main() -> int:
@@ -170,8 +182,12 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--timeout", type=float, default=3600, help="seconds per job")
     ap.add_argument("--skip-build", action="store_true")
-    ap.add_argument("--jobs", nargs="*", default=["distill", "eval", "generate"], choices=["distill", "eval", "generate"],
+    ap.add_argument("--jobs", nargs="*", default=["distill", "kl", "eval", "generate"],
+                    choices=["distill", "kl", "eval", "generate"],
                     help="eval uses the adapter the distill job wrote (run distill once first)")
+    ap.add_argument("--memory-limit", type=float, default=min(16.0, 0.8 * meminfo_mb("MemTotal") / 1024),
+                    help="GB per job (a memory cgroup; the job alone is killed past it)")
+    ap.add_argument("--force", action="store_true", help="rerun jobs whose results are already recorded")
     ap.add_argument("--prepare-only", choices=list(SHAPES), help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.prepare_only:
@@ -181,23 +197,23 @@ def main() -> int:
         subprocess.run(["swift", "build", "-c", "release", "--product", "steertool"], check=True, cwd=ROOT)
     env = dict(os.environ, OPENBLAS_NUM_THREADS=str(a.threads))
     rows, problems = [], []
-    machine = f"{os.cpu_count()} cores, {available_mb() / 1024:.0f} GB available"
+    machine = f"{os.cpu_count()} cores, {meminfo_mb('MemTotal') / 1024:.0f} GB"
+    limit = int(a.memory_limit * 2**30)
+    results_path = ROOT / "bench" / "results.json"
+    recorded = json.loads(results_path.read_text()) if results_path.exists() else []
 
-    def row(name, unit, value):
+    def save():
+        """Writes the rows so far (an interrupted run keeps its finished jobs)."""
+        fresh = {(r["name"], r["unit"]) for r in rows}
+        kept = [r for r in recorded if (r["name"], r["unit"]) not in fresh]
+        results_path.write_text(json.dumps(kept + rows, indent=2) + "\n")
+
+    def row(name, unit, value, inputs):
         rows.append({"name": name, "unit": unit, "steertool": value, "peer": "", "peer_value": None, "ratio": None,
-                     "threads": a.threads, "machine": machine})
+                     "threads": a.threads, "machine": machine, "inputs": inputs})
 
     for key in a.shapes:
         name = SHAPES[key][0]
-        params = parameter_count(key)
-        # Every job keeps the bf16 matrices in the file's bytes (2 bytes per parameter); distill
-        # widens one layer at a time at most. Plus activations and the fits' statistics.
-        need_mb = {"distill": params * 2 / 2**20 + 2048, "eval": params * 2 / 2**20 + 4096, "generate": params * 2 / 2**20 + 1024}
-        refused = [j for j in a.jobs if need_mb[j] > 0.9 * available_mb()]
-        for j in refused:
-            problems.append(f"{name} {j}: not run: needs ~{need_mb[j] / 1024:.1f} GB, {available_mb() / 1024:.1f} GB available")
-        if len(refused) == len(a.jobs):
-            continue
         # The checkpoint is written by a child process: Linux keeps a process's pre-exec
         # high-water RSS in ru_maxrss, so a job forked from this process after it had held
         # gigabytes of numpy buffers would report them as its own peak.
@@ -205,41 +221,60 @@ def main() -> int:
         d = CACHE / name
         out = CACHE / "out"
         out.mkdir(parents=True, exist_ok=True)
-        model, lora = str(d), str(d / "lora")
+        model, lora, calib = str(d), str(d / "lora"), str(d / "calib.json")
         adapter, report = out / f"{name}-steer.safetensors", out / f"{name}-report.json"
+        kl_report = out / f"{name}-kl-report.json"
         jobs = [
-            ("distill", [str(STEERTOOL), "distill", "--base", model, "--lora", lora, "--calib", str(d / "calib.json"),
+            ("distill", [str(STEERTOOL), "distill", "--base", model, "--lora", lora, "--calib", calib,
                          "--method", "sequential", "--kind", "linear", "--rank", "8", "--output", str(adapter),
                          "--report", str(report), "--force", "--threads", str(a.threads)]),
+            ("kl", [str(STEERTOOL), "distill", "--base", model, "--lora", lora, "--calib", calib,
+                    "--method", "kl", "--kind", "linear", "--rank", "8", "--steps", "5", "--batch", "4",
+                    "--eval-every", "5", "--output", str(out / f"{name}-kl.safetensors"),
+                    "--report", str(kl_report), "--force", "--threads", str(a.threads)]),
             ("eval", [str(STEERTOOL), "eval", "--model", model, "--adapter", str(adapter), "--reference", model,
-                      "--reference-adapter", lora, "--reference-weights", "native", "--tokens", str(d / "calib.json"),
+                      "--reference-adapter", lora, "--reference-weights", "native", "--tokens", calib,
                       "--threads", str(a.threads)]),
             ("generate", [str(STEERTOOL), "generate", "--model", model, "--tokens", "128000,9906,11,1268,527,499,30,220",
                           "--max-tokens", "32", "--ids", "--threads", str(a.threads)]),
         ]
-        row(f"scale.{name}.file", "MB", (d / "model.safetensors").stat().st_size / 2**20)
+        row(f"scale.{name}.file", "MB", (d / "model.safetensors").stat().st_size / 2**20, VERSION)
         for job, cmd in jobs:
-            if job not in a.jobs or job in refused:
+            if job not in a.jobs:
                 continue
-            log(f"{name}: {job}")
-            r = run_command(cmd, env, a.timeout)
+            inputs = job_inputs(key, cmd, a.threads)
+            done = [r for r in recorded if r["name"].startswith(f"scale.{name}.{job}") and r.get("inputs") == inputs]
+            if done and not a.force:
+                log(f"{name}: {job}: recorded for the same inputs, skipped (--force reruns)")
+                rows.extend(done)
+                continue
+            log(f"{name}: {job} (memory limit {a.memory_limit:.1f} GB)")
+            r = run_command(cmd, env, a.timeout, memory_limit=limit)
             if isinstance(r, str):
                 problems.append(f"{name} {job}: {r}")
                 if job == "distill":
                     break
                 continue
-            row(f"scale.{name}.{job}", "s", round(r["seconds"], 2))
-            row(f"scale.{name}.{job}", "MB peak RSS", round(r["peak_rss_mb"], 1))
+            if r["memory_limit_mb"] is None:
+                problems.append(f"{name} {job}: no writable memory cgroup here; ran without a limit")
+            row(f"scale.{name}.{job}", "s", round(r["seconds"], 2), inputs)
+            row(f"scale.{name}.{job}", "MB peak RSS", round(r["peak_rss_mb"], 1), inputs)
+            if r["group_peak_mb"] is not None:
+                row(f"scale.{name}.{job}", "MB cgroup peak (RSS + page cache)", round(r["group_peak_mb"], 1), inputs)
             if job == "distill":
                 sec = json.loads(report.read_text())["seconds"]
-                row(f"scale.{name}.distill", "s in forward passes", round(sec["forward"], 2))
-                row(f"scale.{name}.distill", "s in fits", round(sec["fit"] + sec["diagnostics"], 2))
+                row(f"scale.{name}.distill", "s in forward passes", round(sec["forward"], 2), inputs)
+                row(f"scale.{name}.distill", "s in fits", round(sec["fit"] + sec["diagnostics"], 2), inputs)
+            if job == "kl":
+                curve = json.loads(kl_report.read_text())["curve"]
+                rates = [p["tokens_per_second"] for p in curve if p.get("step", 0) > 0 and p.get("tokens_per_second")]
+                if rates:
+                    tokens_per_step = 4 * CALIB_LENGTH
+                    row(f"scale.{name}.kl", "s per step", round(sum(tokens_per_step / t for t in rates) / len(rates), 2), inputs)
+            save()
 
     problems.append("PyTorch reference of the 1B job and decode against llama.cpp: not implemented yet")
-    results_path = ROOT / "bench" / "results.json"
-    old = json.loads(results_path.read_text()) if results_path.exists() else []
-    fresh = {(r["name"], r["unit"]) for r in rows}
-    results_path.write_text(json.dumps([r for r in old if (r["name"], r["unit"]) not in fresh] + rows, indent=2) + "\n")
+    save()
     print(f"threads: {a.threads}   machine: {machine}")
     print(f"{'figure':40} {'unit':22} {'steertool':>12}")
     for r in rows:
