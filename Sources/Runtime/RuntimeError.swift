@@ -23,6 +23,9 @@ public enum RuntimeError: Error, Equatable, CustomStringConvertible {
     /// A weight matrix stored in a type the chosen weight storage cannot hold in place (a GGUF
     /// Q2_K, Q3_K, IQ* or TQ* tensor under `.native`); `held` lists what it can.
     case unsupportedTensorType(tensor: String, type: String, source: String, held: String)
+    /// Loading `source` with this weight storage would own `needed` bytes and only `available`
+    /// are free (`LoadMemoryCheck`); `largestTensor` names the biggest tensor and its shape.
+    case notEnoughMemory(source: String, storage: String, needed: Int, available: Int, largestTensor: String)
 
     public var description: String {
         switch self {
@@ -48,6 +51,10 @@ public enum RuntimeError: Error, Equatable, CustomStringConvertible {
         case let .unsupportedTensorType(tensor, type, source, held):
             return "\(source): tensor '\(tensor)' is \(type), which is not computed in place (\(held)); "
                 + "load it with --weights f32 (dequantized at load) or --weights q8_0"
+        case let .notEnoughMemory(source, storage, needed, available, largest):
+            func gb(_ b: Int) -> String { String(format: "%.1f GB", Double(b) / 1e9) }
+            return "\(source): loading with --weights \(storage) needs \(gb(needed)) of memory (largest tensor \(largest)) "
+                + "and \(gb(available)) is available; use --weights native to compute with the file's matrices in place"
         }
     }
 }

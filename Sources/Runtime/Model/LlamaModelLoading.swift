@@ -23,6 +23,7 @@ extension LlamaModel {
         }
         var config = try LlamaConfig.load(configJSON: json, source: configPath)
         try rejectSlidingWindow(configJSON: json, config: config, source: configPath)
+        try LoadMemoryCheck.check(checkpoint.tensorNames.compactMap(checkpoint.info), storage: storage, source: path)
         // transformers 5 unties when a checkpoint of a tied config still holds an lm_head.weight
         // that differs from the embedding (it warns and keeps both); do the same.
         if config.tieWordEmbeddings, checkpoint.info("lm_head.weight") != nil,
@@ -77,6 +78,7 @@ extension LlamaModel {
         }
         let json = try arch.configJSON(fromGGUF: gguf.metadata, tensorNames: gguf.tensorNames, source: path)
         let config = try LlamaConfig.load(configJSON: json, source: path)
+        try LoadMemoryCheck.check(gguf.tensorNames.compactMap(gguf.info), storage: storage, source: path)
         func locate(_ hfName: String) throws -> LlamaTensorName.Mapping {
             guard let mapping = LlamaTensorName.gguf(fromHF: hfName, architecture: arch.rawValue), gguf.info(mapping.name) != nil else {
                 let ggufName = LlamaTensorName.gguf(fromHF: hfName, architecture: arch.rawValue)?.name ?? "?"
