@@ -27,6 +27,23 @@ struct TokenizerGemmaTests {
         #expect(tok.prefixTokenIDs == [try #require(tok.id(of: "<bos>"))])
     }
 
+    /// tokenizer.json's `Split` on a literal string, each delimiter behaviour, cuts text where
+    /// `tokenizers` does (offsets in Unicode scalars; a delimiter before a combining mark too).
+    @Test func literalSplitMatchesTokenizers() throws {
+        let rows = try #require(try TokenizerFixtures.json("gemma3/tokenizer-json/splits.json").arrayValue)
+        #expect(rows.count == 12)
+        for row in rows {
+            let behavior = try #require(row["behavior"]?.stringValue)
+            let name = behavior.split(separator: "_").map { $0.prefix(1).uppercased() + $0.dropFirst() }.joined()
+            let delimiter = try #require(PreTokenizer.LiteralDelimiter(rawValue: name))
+            let text = try #require(row["text"]?.stringValue), pattern = try #require(row["delimiter"]?.stringValue)
+            let want = try #require(row["pieces"]?.arrayValue).map { ($0.arrayValue ?? []).compactMap(\.intValue) }
+            let split = PreTokenizer(steps: [.literal(Array(pattern.unicodeScalars), delimiter)])
+            let got = split.split(Array(text.unicodeScalars)).map { [$0.lowerBound, $0.upperBound] }
+            #expect(got == want, "\(behavior) on \(pattern.debugDescription): \(text.debugDescription)")
+        }
+    }
+
     /// Two vocabulary entries that Swift's `String` equality takes for one (a precomposed and a
     /// decomposed spelling of Bengali "ায়") keep their own ids: the JSON reader does not call them
     /// duplicate keys, and lookups go by bytes.
