@@ -1,6 +1,7 @@
 """Memory limits for benchmark children: each job runs in its own memory cgroup (v2 or v1), so a
 job that outgrows the limit is killed alone (the machine has no swap; without a limit the OOM
-killer may take anything) and the group's peak (resident + page cache it touched) is read back.
+killer may take anything) and the group's peak charge (its own memory and the file pages it read
+first; pages already cached stay charged to whoever read them) is read back.
 
     group = MemoryGroup.create(limit_bytes)       # None when no writable cgroup exists
     subprocess.Popen(cmd, preexec_fn=group.join_self if group else None)

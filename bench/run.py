@@ -213,7 +213,8 @@ def run_command(cmd: list[str], env: dict[str, str], timeout: float | None = Non
 
     With `memory_limit` (bytes) the child runs in its own memory cgroup (bench/memlimit.py): past
     the limit it alone is killed and the answer says so; the result adds the group's peak
-    (resident + page cache it touched) and the limit. Without a writable cgroup it runs unlimited
+    (what the kernel charged to the group: its own memory and the file pages it read first) and
+    the limit. Without a writable cgroup it runs unlimited
     and the result's `memory_limit_mb` is None."""
     from memlimit import MemoryGroup
 

@@ -260,7 +260,9 @@ def main() -> int:
             row(f"scale.{name}.{job}", "s", round(r["seconds"], 2), inputs)
             row(f"scale.{name}.{job}", "MB peak RSS", round(r["peak_rss_mb"], 1), inputs)
             if r["group_peak_mb"] is not None:
-                row(f"scale.{name}.{job}", "MB cgroup peak (RSS + page cache)", round(r["group_peak_mb"], 1), inputs)
+                # What the kernel charged to the job's group: its own memory and the file pages it
+                # read first; pages an earlier job left in the page cache stay charged to that job.
+                row(f"scale.{name}.{job}", "MB charged to its cgroup", round(r["group_peak_mb"], 1), inputs)
             if job == "distill":
                 sec = json.loads(report.read_text())["seconds"]
                 row(f"scale.{name}.distill", "s in forward passes", round(sec["forward"], 2), inputs)
