@@ -104,7 +104,10 @@ struct EvalCommand: ParsableCommand {
         }
         var referenceModel: LlamaModel? = nil
         if let reference {
-            var r = try LlamaModel.load(path: reference, storage: referenceWeights)
+            // The reference is often the evaluated model plus an adapter: the same file in the same
+            // storage is shared (one mapping, one copy of any widened weights), not loaded twice.
+            var r = reference == model[0] && referenceWeights == weights
+                ? first : try LlamaModel.load(path: reference, storage: referenceWeights)
             for path in referenceAdapter { try AdapterLoading.apply(path: path, to: &r) }
             referenceModel = r
         }
