@@ -86,16 +86,12 @@ public enum KLDistiller {
     /// - Throws: `EquivalenceError.invalidArgument` for empty inputs or non-positive settings,
     ///   `.modelMismatch`, or the runtime's errors.
     ///
-    /// A model larger than a quarter of the machine's memory is run with `streamsLayerPages`, so
-    /// each pass keeps about one layer resident (both models when they share one mapped file).
+    /// A model larger than a quarter of the machine's memory is run with `streamsLayerPages`
+    /// (`LlamaModel.streamingLayerPagesIfLarge`), so each pass keeps about one layer resident.
     public static func distill(base: LlamaModel, finetuned: LlamaModel, calibration: [[Int]], heldOut: [[Int]],
                                options: KLDistillOptions = .init(),
                                progress: ((KLTrainingPoint) -> Void)? = nil) throws -> KLDistillationResult {
-        var base = base, finetuned = finetuned
-        if base.isLargeForThisMachine || finetuned.isLargeForThisMachine {
-            base.streamsLayerPages = true
-            finetuned.streamsLayerPages = true
-        }
+        let base = base.streamingLayerPagesIfLarge, finetuned = finetuned.streamingLayerPagesIfLarge
         guard options.steps >= 0, options.batchSize >= 1, options.windowLength >= 2 else {
             throw EquivalenceError.invalidArgument("KL distillation needs steps ≥ 0, batch ≥ 1, window ≥ 2")
         }

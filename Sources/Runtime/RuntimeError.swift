@@ -53,8 +53,10 @@ public enum RuntimeError: Error, Equatable, CustomStringConvertible {
                 + "load it with --weights f32 (dequantized at load) or --weights q8_0"
         case let .notEnoughMemory(source, storage, needed, available, largest):
             func gb(_ b: Int) -> String { String(format: "%.1f GB", Double(b) / 1e9) }
+            let hint = storage == WeightStorage.native.rawValue
+                ? "" : "; use --weights native to compute with the file's matrices in place"
             return "\(source): loading with --weights \(storage) needs \(gb(needed)) of memory (largest tensor \(largest)) "
-                + "and \(gb(available)) is available; use --weights native to compute with the file's matrices in place"
+                + "and \(gb(available)) is available" + hint
         }
     }
 }

@@ -49,9 +49,6 @@ struct FoldCommand: ParsableCommand {
 
     @OptionGroup var threadArguments: ThreadArguments
 
-    func validate() throws {
-    }
-
     func run() throws {
         try threadArguments.apply()
         var projs = Set<LlamaProjection>()

@@ -45,12 +45,7 @@ public struct TextEvaluator: Sendable {
         }
         // Big models are streamed a layer at a time (each window is a batch job; see
         // `LlamaModel.streamsLayerPages`), so evaluating two of them costs about two layers.
-        func streamedIfLarge(_ m: LlamaModel) -> LlamaModel {
-            var m = m
-            if m.isLargeForThisMachine { m.streamsLayerPages = true }
-            return m
-        }
-        let variants = variants.map(streamedIfLarge), reference = reference.map(streamedIfLarge)
+        let variants = variants.map(\.streamingLayerPagesIfLarge), reference = reference?.streamingLayerPagesIfLarge
         var metrics = [TokenMetrics](repeating: TokenMetrics(), count: variants.count)
         var referenceMetrics: TokenMetrics? = reference == nil ? nil : TokenMetrics()
         let logitsOnly = ForwardOptions(logits: .all)

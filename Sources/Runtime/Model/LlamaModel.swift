@@ -36,6 +36,14 @@ public struct LlamaModel: Sendable {
         UInt64(weights.byteCount) > ProcessInfo.processInfo.physicalMemory / 4
     }
 
+    /// This model as the batch jobs (KL training, evaluation) run it: `streamsLayerPages` on
+    /// when it `isLargeForThisMachine`, else unchanged.
+    public var streamingLayerPagesIfLarge: LlamaModel {
+        var m = self
+        if m.isLargeForThisMachine { m.streamsLayerPages = true }
+        return m
+    }
+
     /// How the weight matrices are held.
     public var weightStorage: WeightStorage { weights.storage }
     /// Bias layout resolved from the architecture name.
