@@ -45,7 +45,10 @@ from run import run_command  # noqa: E402  (bench/run.py: the same child-process
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / ".cache" / "bench-scale"
-STEERTOOL = ROOT / ".build" / "release" / "steertool"
+DEFAULT_STEERTOOL = ROOT / ".build" / "release" / "steertool"
+# STEERTOOL_BINARY runs another build of the same code (e.g. a copy, so that a long background
+# run survives rebuilding .build meanwhile); it does not change a job's recorded inputs.
+STEERTOOL = Path(os.environ.get("STEERTOOL_BINARY", DEFAULT_STEERTOOL)).resolve()
 VERSION = "1"
 
 SHAPES = {
@@ -172,7 +175,8 @@ def meminfo_mb(key: str) -> float:
 
 def job_inputs(key: str, cmd: list[str], threads: int) -> str:
     """What a job's result depends on besides the code: the checkpoint, the command, threads."""
-    args = [c.replace(str(ROOT) + "/", "") for c in cmd]
+    args = [str(DEFAULT_STEERTOOL)] + cmd[1:] if cmd and cmd[0] == str(STEERTOOL) else cmd
+    args = [c.replace(str(ROOT) + "/", "") for c in args]
     return hashlib.sha1(json.dumps([VERSION, key, args, threads]).encode()).hexdigest()[:16]
 
 
@@ -193,7 +197,7 @@ def main() -> int:
     if a.prepare_only:
         prepare(a.prepare_only)
         return 0
-    if not a.skip_build:
+    if not a.skip_build and "STEERTOOL_BINARY" not in os.environ:
         subprocess.run(["swift", "build", "-c", "release", "--product", "steertool"], check=True, cwd=ROOT)
     env = dict(os.environ, OPENBLAS_NUM_THREADS=str(a.threads))
     rows, problems = [], []
