@@ -97,9 +97,9 @@ public enum AdapterFit {
         guard hi.rank == 2, di.rank == 2, hi.rows == di.rows, ho.rank == 2, dout.rank == 2, ho.rows == dout.rows else {
             throw EquivalenceError.shapeMismatch(what: "shifts", expected: [hi.rank == 2 ? hi.rows : -1, hi.rank == 2 ? hi.columns : -1], found: di.shape.dims)
         }
-        if let g = grams, g.count != hi.rows || g.inputGram.rows != hi.columns || g.crossGram.columns != di.columns {
+        if let g = grams, g.count != hi.rows || g.inputColumns != hi.columns || g.targetColumns != di.columns {
             throw EquivalenceError.shapeMismatch(what: "regression statistics", expected: [hi.rows, hi.columns, di.columns],
-                                                 found: [g.count, g.inputGram.rows, g.crossGram.columns])
+                                                 found: [g.count, g.inputColumns, g.targetColumns])
         }
         let layer: SteeringLayer, act: SteeringActivation
         switch options.kind {

@@ -305,18 +305,24 @@ public enum Distiller {
                 }
                 // Theorem 3.1 for T = X·W_r (the best rank-r post-MLP linear steer without bias) against
                 // Z on the held-in tokens. T = P·Uᵀ with P = X·down and U = V_r orthonormal, so the
-                // report is computed from P's Grams ([r, r], [r, d]) and Z's uncentred Gram
-                // ZᵀZ = ZcᵀZc + N·m mᵀ (already in the fit's statistics).
+                // report is computed from P ([N, r]) and Z: through Z's uncentred Gram
+                // ZᵀZ = ZcᵀZc + N·m mᵀ (already in the fit's statistics) with P's Grams ([r, r],
+                // [r, d]), or, with fewer held-in tokens than features (the fit's statistics keep
+                // the rows then), through Z's [N, N] token kernel.
                 let post = try ReducedRankRegression(grams: xGrams.uncentred, ridge: options.fit.ridge, directionLimit: r)
                 let f = post.factors(rank: min(r, post.maximumRank))
                 let pw = DoubleMatrix(matmul(xi, f.down))
-                var pz = pw.multiplied(by: zRows.centred, transposeSelf: true)          // Pᵀ Z_c
-                var pSum = [Double](repeating: 0, count: pw.columns)
-                for i in 0..<pw.rows { for j in 0..<pw.columns { pSum[j] += pw[i, j] } }
-                pz.addOuterProduct(pSum, zRows.mean)                                     // Pᵀ Z
-                var zz = zGrams.inputGram
-                zz.addOuterProduct(zRows.mean, zRows.mean, alpha: Double(zRows.count))
-                report.theorem31 = try Theorem31.analyze(Theorem31Grams(targetGram: pw.gram(), crossGram: pz, blockOutputGram: zz))
+                if zGrams.rows != nil {
+                    report.theorem31 = try Theorem31.analyze(target: pw, blockOutput: DoubleMatrix(zi))
+                } else {
+                    var pz = pw.multiplied(by: zRows.centred, transposeSelf: true)          // Pᵀ Z_c
+                    var pSum = [Double](repeating: 0, count: pw.columns)
+                    for i in 0..<pw.rows { for j in 0..<pw.columns { pSum[j] += pw[i, j] } }
+                    pz.addOuterProduct(pSum, zRows.mean)                                     // Pᵀ Z
+                    var zz = zGrams.inputGram
+                    zz.addOuterProduct(zRows.mean, zRows.mean, alpha: Double(zRows.count))
+                    report.theorem31 = try Theorem31.analyze(Theorem31Grams(targetGram: pw.gram(), crossGram: pz, blockOutputGram: zz))
+                }
             }
             reports.append(report)
             // Both models have run every block up to l for the last time (the streams only move

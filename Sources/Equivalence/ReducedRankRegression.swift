@@ -16,10 +16,11 @@ import Tensors
 /// Grams' resolution). Then FᵀF = Wᵀ(XcᵀXc)W `[q, q]`, whose eigenvectors are V and eigenvalues
 /// σ². Only `[p, p]` and `[q, q]` matrices are decomposed. With fewer tokens than input features
 /// (N < p, rows kept in the Grams) the same fit is solved in the N × N dual instead
-/// (`dualSolution`): only `[N, N]` matrices are decomposed.
+/// (`dualSolution`): only `[N, N]` matrices are decomposed, and W is never formed, only W V.
 public struct ReducedRankRegression: Sendable {
-    /// Full-rank coefficients W `[p, q]`.
-    public let coefficients: Tensor
+    /// W V `[p, k]`: the full-rank coefficients along the computed directions (column i for vᵢ),
+    /// from which every rank-r fit is read (W V_r is its first r columns).
+    public let projectedCoefficients: Tensor
     /// Right singular vectors of the fitted values, `[q, k]`, column i for σᵢ (descending).
     public let directions: Tensor
     /// Singular values of the fitted values F = X_c W, descending.
@@ -53,7 +54,7 @@ public struct ReducedRankRegression: Sendable {
         let q = g.crossGram.columns, limit = min(g.count, q, max(directionLimit ?? q, 0))
         let s = try g.rows.map { try Self.dualSolution($0, ridge: Double(ridge), limit: limit) }
             ?? Self.primalSolution(g, ridge: Double(ridge), limit: limit)
-        coefficients = s.coefficients.tensor
+        projectedCoefficients = s.projectedCoefficients.tensor
         directions = s.directions.tensor
         singularValues = s.squaredSingularValues.map { Float(max($0, 0).squareRoot()) }
         inputMean = g.inputMean.map(Float.init); targetMean = g.targetMean.map(Float.init)
@@ -62,9 +63,14 @@ public struct ReducedRankRegression: Sendable {
         gains = s.gains
     }
 
-    /// W, the leading directions V `[q, k]` of the fitted values F = Xc W, σᵢ² and the gains.
+    /// The full-rank coefficients W `[p, q]` as far as the computed directions reach: W V Vᵀ,
+    /// which is W itself when every direction with σ > 0 was computed (no `directionLimit`
+    /// below their number), since W's rows lie in the span of the fitted values' rows.
+    public var coefficients: Tensor { matmul(projectedCoefficients, directions, transposeB: true) }
+
+    /// W V `[p, k]`, the leading directions V `[q, k]` of the fitted values F = Xc W, σᵢ² and the gains.
     struct Solution {
-        let coefficients: DoubleMatrix, directions: DoubleMatrix, squaredSingularValues: [Double], gains: [Double]
+        let projectedCoefficients: DoubleMatrix, directions: DoubleMatrix, squaredSingularValues: [Double], gains: [Double]
     }
 
     /// From the Grams alone: W by the normal equations, V and σ² from FᵀF = Wᵀ(XcᵀXc)W `[q, q]`,
@@ -80,28 +86,41 @@ public struct ReducedRankRegression: Sendable {
         let nv = eig.vectors.columns
         var vmv = [Double](repeating: 0, count: nv)
         for j in 0..<q { for i in 0..<nv { vmv[i] += eig.vectors[j, i] * mv[j, i] } }
-        return Solution(coefficients: w, directions: eig.vectors.leadingColumns(k),
+        let v = eig.vectors.leadingColumns(k)
+        return Solution(projectedCoefficients: w.multiplied(by: v), directions: v,
                         squaredSingularValues: Array(eig.values.prefix(k)),
                         gains: (0..<k).map { 2 * vmv[$0] - max(eig.values[$0], 0) })
     }
 
-    /// From the rows, with N < p: W = Xcᵀ(XcXcᵀ + λI)⁺Yc, the same coefficients as the normal
-    /// equations (push-through identity; for λ = 0 both are the minimum-norm solution, since
-    /// XcXcᵀ has the nonzero eigenvalues of XcᵀXc), with only `[N, N]` matrices decomposed: K =
-    /// XcXcᵀ is solved by Cholesky (Jacobi-equilibrated; for centred rows the all-ones direction,
-    /// K's null vector, which Yc is orthogonal to, gets the mean diagonal as its eigenvalue), or by
-    /// the pseudo-inverse from K's eigen-decomposition when that is numerically singular (the
-    /// primal's cutoff). The directions come from FFᵀ `[N, N]` = U Σ² Uᵀ: vᵢ = Fᵀuᵢ/σᵢ, for the σᵢ
-    /// above 1e-7·σ₁ (smaller ones carry no resolvable direction), gains 2σᵢ·uᵢᵀYc vᵢ − σᵢ².
+    /// From the rows, with N < p: W = Xcᵀ(K + λI)⁺Yc with K = XcXcᵀ, the same coefficients as
+    /// the normal equations (push-through identity; for λ = 0 both are the minimum-norm
+    /// solution, since K has the nonzero eigenvalues of XcᵀXc), with only `[N, N]` matrices
+    /// decomposed and W itself never formed. K + λI is factored by Cholesky (`DualSolver`), or
+    /// pseudo-inverted when numerically singular. The fitted values F = K(K + λI)⁺Yc are Yc itself
+    /// when it is factored and λ = 0 (the fit interpolates the held-in rows), Yc − λ(K + λI)⁻¹Yc
+    /// with a ridge, K(K + λI)⁺Yc from the pseudo-inverse. FFᵀ `[N, N]` = U Σ² Uᵀ gives
+    /// vᵢ = Fᵀuᵢ/σᵢ for the σᵢ above 1e-7·σ₁ (smaller ones carry no resolvable direction),
+    /// W V = Xcᵀ(K + λI)⁺(Yc V) (k right-hand sides, not q), and the gains 2σᵢ·uᵢᵀYc vᵢ − σᵢ².
     static func dualSolution(_ rows: RegressionGrams.Rows, ridge: Double, limit: Int) throws -> Solution {
         let x = rows.inputs, y = rows.targets
         let n = x.rows, q = y.columns
-        let kernel = x.rowGram()                                     // K = XcXcᵀ        [N, N]
-        var a = kernel
+        var a = x.rowGram()                                          // K + λI           [N, N]
         for i in 0..<n { a[i, i] += ridge }
-        let alpha = try solveDual(a, y, centred: rows.centred)       // (K + λI)⁺ Yc     [N, q]
-        let w = x.multiplied(by: alpha, transposeSelf: true)         // W = Xcᵀα         [p, q]
-        let f = kernel.multiplied(by: alpha)                         // F = Xc W = Kα    [N, q]
+        let solver = try DualSolver(a, centred: rows.centred)
+        let f: DoubleMatrix                                          // F                [N, q]
+        switch solver {
+        case .cholesky where ridge == 0:
+            f = y
+        case .cholesky:
+            var fitted = y
+            let alpha = solver.solve(y)
+            for i in 0..<fitted.scalars.count { fitted.scalars[i] -= ridge * alpha.scalars[i] }
+            f = fitted
+        case .pseudoInverse:
+            var kernel = a
+            for i in 0..<n { kernel[i, i] -= ridge }
+            f = kernel.multiplied(by: solver.solve(y))
+        }
         let ffT = f.rowGram()                                        // FFᵀ              [N, N]
         let eig = limit < n ? try ffT.symmetricEigen(largest: limit) : try ffT.symmetricEigen()
         let top = max(eig.values.first ?? 0, 0)
@@ -113,20 +132,56 @@ public struct ReducedRankRegression: Sendable {
         let yv = y.multiplied(by: v)                                 // Yc V             [N, k]
         var uyv = [Double](repeating: 0, count: k)
         for t in 0..<n { for i in 0..<k { uyv[i] += u[t, i] * yv[t, i] } }
-        return Solution(coefficients: w, directions: v, squaredSingularValues: Array(eig.values.prefix(k)),
+        let wv = x.multiplied(by: solver.solve(yv), transposeSelf: true)   // W V = Xcᵀ(K + λI)⁺Yc V  [p, k]
+        return Solution(projectedCoefficients: wv, directions: v, squaredSingularValues: Array(eig.values.prefix(k)),
                         gains: (0..<k).map { 2 * sigma[$0] * uyv[$0] - eig.values[$0] })
     }
 
-    /// (K + λI)⁺ B for the `[N, N]` token kernel `a` = K + λI (see `dualSolution`).
-    static func solveDual(_ a: DoubleMatrix, _ b: DoubleMatrix, centred: Bool) throws -> DoubleMatrix {
-        let n = a.rows
-        guard centred, n > 0 else { return try symmetricSolve(a, b) }
-        // K·1 = 0 and 1ᵀB = 0: lifting that eigenvalue from 0 to the mean diagonal leaves the
-        // solution on 1's complement, where it lives, unchanged.
-        var lifted = a
-        let c = a.trace / Double(n * n)
-        for i in 0..<n { for j in 0..<n { lifted[i, j] += c } }
-        return try symmetricSolve(a, b, choleskyOn: lifted)
+    /// (K + λI)⁺ applied to right-hand sides `[N, m]` (orthogonal to the all-ones vector when the
+    /// rows are centred, as Yc and Yc V are): a Cholesky factor of the matrix Jacobi-equilibrated
+    /// and, for centred rows, lifted (K·1 = 0, so giving the all-ones direction the mean diagonal
+    /// as its eigenvalue leaves solutions on 1's complement unchanged); or, when that is
+    /// numerically singular (reciprocal condition < 1e-10), the pseudo-inverse from K + λI's
+    /// eigen-decomposition with eigenvalues ≤ 1e-12·λ_max counted as zero (the primal's cutoff).
+    enum DualSolver {
+        /// R of the equilibrated (lifted) matrix S·M·S = RᵀR, with S = diag(`scale`).
+        case cholesky(CholeskyFactor, scale: [Double])
+        /// The eigenvectors `[N, r]` and eigenvalues of the r eigenvalues above the cutoff.
+        case pseudoInverse(vectors: DoubleMatrix, values: [Double])
+
+        /// Factors `a` = K + λI `[N, N]`.
+        init(_ a: DoubleMatrix, centred: Bool) throws {
+            let n = a.rows
+            var m = a
+            if centred && n > 0 {
+                let c = a.trace / Double(n * n)
+                for i in 0..<n { for j in 0..<n { m[i, j] += c } }
+            }
+            let s = (0..<n).map { m[$0, $0] > 0 ? 1 / m[$0, $0].squareRoot() : 0 }
+            var scaled = m.scaled(rows: s, columns: s)
+            for i in 0..<n where s[i] == 0 { scaled[i, i] = 1 }   // a zero row and column: the solution's row stays 0
+            if let r = try scaled.cholesky(minimumReciprocalCondition: 1e-10) {
+                self = .cholesky(r, scale: s)
+                return
+            }
+            let eig = try a.symmetricEigen()
+            let cutoff = 1e-12 * max(eig.values.first ?? 0, 0)
+            let rank = eig.values.filter { $0 > cutoff }.count
+            self = .pseudoInverse(vectors: eig.vectors.leadingColumns(rank), values: Array(eig.values.prefix(rank)))
+        }
+
+        /// (K + λI)⁺ B for B `[N, m]`.
+        func solve(_ b: DoubleMatrix) -> DoubleMatrix {
+            switch self {
+            case let .cholesky(r, s):
+                let ones = [Double](repeating: 1, count: b.columns)
+                return r.solve(r.solveTransposed(b.scaled(rows: s, columns: ones))).scaled(rows: s, columns: ones)
+            case let .pseudoInverse(v, values):
+                var vtb = v.multiplied(by: b, transposeSelf: true)   // [r, m]
+                for i in 0..<values.count { for j in 0..<b.columns { vtb[i, j] /= values[i] } }
+                return v.multiplied(by: vtb)
+            }
+        }
     }
 
     /// W = (XcᵀXc + λI)⁺ XcᵀYc (see the type's doc).
@@ -167,11 +222,15 @@ public struct ReducedRankRegression: Sendable {
     /// mean(Y) − mean(X)·W_r `[q]`; so X W_r + b = (X·down)·upᵀ + bias.
     public func factors(rank r: Int) -> (down: Tensor, up: Tensor, bias: [Float]) {
         precondition(r >= 0 && r <= maximumRank, "rank \(r) outside 0...\(maximumRank)")
-        let q = directions.rows
-        let vr = Tensor(shape: [q, r]) { o in
-            for i in 0..<q { for j in 0..<r { o[i * r + j] = directions[i, j] } }
+        func leading(_ m: Tensor) -> Tensor {
+            let n = m.rows, k = m.columns
+            return Tensor(shape: [n, r]) { o in
+                m.withUnsafeBufferPointer { src in
+                    for i in 0..<n { for j in 0..<r { o[i * r + j] = src[i * k + j] } }
+                }
+            }
         }
-        let down = matmul(coefficients, vr)
+        let vr = leading(directions), down = leading(projectedCoefficients)
         let wr = matmul(down, vr, transposeB: true)
         let mw = matmul(Tensor(shape: [1, inputMean.count], scalars: inputMean), wr).scalars
         return (down, vr, zip(targetMean, mw).map { $0 - $1 })

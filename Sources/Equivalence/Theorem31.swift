@@ -28,12 +28,45 @@ public struct Theorem31Report: Sendable {
 /// Σσᵢ²sin²θᵢ ≤ e*²‖T‖² ≤ Σσᵢ²sin²θ_{k+1−i}.
 public enum Theorem31 {
     /// Computes e*, the principal angles and both bounds for target T `[N, k]` and block outputs
-    /// Z `[N, d]` (tokens as rows), through their Grams (`Theorem31Grams`).
+    /// Z `[N, d]` (tokens as rows), through their Grams (`Theorem31Grams`), or through the
+    /// `[N, N]` token kernel of Z when there are fewer tokens than features (N < d).
     public static func analyze(target t: Tensor, blockOutput z: Tensor, rankTolerance: Float = 1e-5) throws -> Theorem31Report {
         guard t.rank == 2, z.rank == 2, t.rows == z.rows else {
             throw EquivalenceError.shapeMismatch(what: "block outputs Z", expected: [t.rank == 2 ? t.rows : -1, -1], found: z.shape.dims)
         }
-        return try analyze(Theorem31Grams(target: t, blockOutput: z), rankTolerance: rankTolerance)
+        return try analyze(target: DoubleMatrix(t), blockOutput: DoubleMatrix(z), rankTolerance: rankTolerance)
+    }
+
+    /// `analyze(target:blockOutput:)` on Float64 rows: T `[N, k]`, Z `[N, d]` (uncentred). With
+    /// N ≥ d through the Grams (`analyze(_:)`); with N < d, where ZᵀZ `[d, d]` is singular and its
+    /// decomposition would cost d³, through Z's token kernel instead: Z's columns are
+    /// equilibrated as there, K = Z_s Z_sᵀ `[N, N]`; when K passes Cholesky with reciprocal
+    /// condition ≥ 1e-6, Z's columns span all of R^N (rank Z = N, every equilibrated singular
+    /// value far above the tolerance), which holds T: e* = 0 and every angle 0; otherwise Q_Z holds K's eigenvectors over the
+    /// eigenvalues whose square roots (Z_s's singular values) pass the tolerance: the same Q_Z
+    /// (up to rotation) as the Gram path's, so the same report.
+    public static func analyze(target t: DoubleMatrix, blockOutput z: DoubleMatrix, rankTolerance: Float = 1e-5) throws -> Theorem31Report {
+        precondition(t.rows == z.rows, "Theorem31: \(t.rows) target rows, \(z.rows) block-output rows")
+        let n = z.rows, d = z.columns
+        guard n < d else {
+            return try analyze(Theorem31Grams(targetGram: t.gram(), crossGram: t.multiplied(by: z, transposeSelf: true),
+                                              blockOutputGram: z.gram()), rankTolerance: rankTolerance)
+        }
+        var norms = [Double](repeating: 0, count: d)
+        for i in 0..<n { for j in 0..<d { norms[j] += z[i, j] * z[i, j] } }
+        let sz = norms.map { $0 > 0 ? 1 / $0.squareRoot() : 0 }
+        let kernel = z.scaled(rows: [Double](repeating: 1, count: n), columns: sz).rowGram()   // Z_s Z_sᵀ  [N, N]
+        if try kernel.cholesky(minimumReciprocalCondition: 1e-6) != nil {
+            // col(Z) = R^N holds T: e* = 0 and every angle is 0, exactly (not to rounding).
+            let sigmaT = try t.gram().symmetricEigen().values.map { Float(max($0, 0).squareRoot()) }
+            let kT = numericalRank(sigmaT, rankTolerance)
+            return Theorem31Report(exact: 0, lower: 0, upper: 0, angles: [Float](repeating: 0, count: kT),
+                                   singularValues: Array(sigmaT.prefix(kT)), rankT: kT, rankZ: n)
+        }
+        let ek = try kernel.symmetricEigen()
+        let kZ = numericalRank(ek.values.map { Float(max($0, 0).squareRoot()) }, rankTolerance)
+        let tzv = t.multiplied(by: ek.vectors.leadingColumns(kZ), transposeSelf: true)       // Tᵀ Q_Z  [k, kZ]
+        return try report(targetGram: t.gram(), projection: tzv, rankZ: kZ, rankTolerance: rankTolerance)
     }
 
     /// The report from the Grams alone; only `[k, k]` and `[d, d]` matrices are decomposed.
@@ -70,8 +103,16 @@ public enum Theorem31 {
             for i in 0..<k { for j in 0..<kZ { m[i, j] /= ez.values[j].squareRoot() } }
             tzv = m
         }
-        let normT2 = g.targetGram.trace
-        let et = try g.targetGram.symmetricEigen()
+        return try report(targetGram: g.targetGram, projection: tzv, rankZ: kZ, rankTolerance: rankTolerance)
+    }
+
+    /// The report from TᵀT `[k, k]` and TᵀQ_Z `[k, kZ]` for an orthonormal basis Q_Z of col(Z)
+    /// (see `analyze(_:)`).
+    static func report(targetGram: DoubleMatrix, projection tzv: DoubleMatrix, rankZ kZ: Int,
+                       rankTolerance: Float) throws -> Theorem31Report {
+        let k = targetGram.rows
+        let normT2 = targetGram.trace
+        let et = try targetGram.symmetricEigen()
         let sigmaT = et.values.map { Float(max($0, 0).squareRoot()) }
         let kT = numericalRank(sigmaT, rankTolerance)
         guard normT2 > 0, kT > 0 else {

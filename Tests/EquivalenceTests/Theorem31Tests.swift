@@ -8,12 +8,15 @@ import TestSupport
 @Suite struct Theorem31Tests {
     // scipy's subspace_angles / orth in float64 vs ours (LAPACK in float64 on float32 data,
     // results rounded to float32): 1e-4 absolute on angles, 1e-4 relative on e* and bounds.
-    @Test(arguments: ["random", "block"]) func matchesScipy(name: String) throws {
+    // `wide` and `wide_low_rank` have fewer tokens than features (N 40 < d 64): the token-kernel
+    // path, with Z of full row rank (Cholesky: e* = 0) and of rank 12 (eigen-decomposition).
+    @Test(arguments: ["random", "block", "wide", "wide_low_rank"]) func matchesScipy(name: String) throws {
         let fx = try FixtureFile("equivalence/theorem31.safetensors")
         let t = try fx["\(name).t"], z = try fx["\(name).z"]
         let rep = try Theorem31.analyze(target: t, blockOutput: z)
         let ref = try fx["\(name).angles"].scalars
         #expect(rep.rankT == Int(try fx["\(name).rank_t"].scalars[0]))
+        if name.hasPrefix("wide") { #expect(rep.rankZ == (name == "wide" ? 40 : 12)) }
         try #require(rep.angles.count == ref.count)
         #expect(maxAbsoluteDifference(rep.angles, ref) < 1e-4)
         #expect(abs(rep.exact - (try fx["\(name).estar"].scalars[0])) < 1e-4 * max(rep.exact, 1e-3))
@@ -23,7 +26,7 @@ import TestSupport
     }
 
     // e* equals the residual of an explicit least-squares solve T ≈ Z·B*ᵀ.
-    @Test(arguments: ["random", "block"]) func exactErrorIsLeastSquaresResidual(name: String) throws {
+    @Test(arguments: ["random", "block", "wide_low_rank"]) func exactErrorIsLeastSquaresResidual(name: String) throws {
         let fx = try FixtureFile("equivalence/theorem31.safetensors")
         let t = try fx["\(name).t"], z = try fx["\(name).z"]
         let b = try Theorem31.optimalReplacement(target: t, blockOutput: z)
