@@ -163,7 +163,13 @@ public enum Distiller {
         for a in base.loraAdapters { try plainBase.add(a) }
         let n = sequences.reduce(0) { $0 + $1.count }
         let split = TokenSplit(count: n, heldOutFraction: options.heldOutFraction, seed: options.seed)
-        let noLogits = ForwardOptions(logits: .none)
+        // All calibration sequences go through each block in one pass (packed: each from
+        // position 0, attending to itself), so every weight is read once per block, not once per
+        // sequence, and each projection is one product over all N tokens.
+        let tokens = sequences.flatMap { $0 }
+        var segments: [Range<Int>] = []
+        for sq in sequences { segments.append((segments.last?.upperBound ?? 0)..<((segments.last?.upperBound ?? 0) + sq.count)) }
+        let noLogits = ForwardOptions(logits: .none, sequenceLengths: sequences.map(\.count))
         var timings = DistillTimings()
         var phaseStart = Date()
         var phase = DistillProgress.Phase.finetunedForward
@@ -175,44 +181,37 @@ public enum Distiller {
         }
         enter(.baseForward, 0, layers.first)
 
-        // Both models are streamed a block at a time: per sequence, the residual entering the next
-        // block is all that is kept between layers (tokens × d per model), never every layer's
-        // activations. A block run from the previous block's output computes exactly what the full
-        // pass computes.
-        func rows(_ recs: [[HookSite: Tensor]], _ site: HookSite) -> Tensor {
-            Tensor.concatenatingRows(recs.map { $0[site]! })
-        }
-
+        // Both models are streamed a block at a time: the residual entering the next block is
+        // all that is kept between layers (tokens × d per model), never every layer's
+        // activations. A block run from the previous block's output computes exactly what the
+        // full pass computes.
         var fitted: [Int: SteeringLayer] = [:]
         var reports: [LayerDistillation] = []
         var released = 0   // layers below this one have had their pages released
         // The fine-tune's residual stream (oracle and sequential), entering layer `ftLayer`.
-        var ftResidual: [Tensor]? = nil
+        var ftResidual: Tensor? = nil
         var ftLayer = 0
-        func finetunedBlockOutput(_ l: Int) throws -> [Tensor] {
+        func finetunedBlockOutput(_ l: Int) throws -> Tensor {
             var o = noLogits
             o.layers = ftLayer..<(l + 1)
             o.record = [.blockOutput(l)]
-            ftResidual = try sequences.enumerated().map { i, s in
-                o.startResidual = ftResidual?[i]
-                return try finetuned.forward(tokens: s, options: o).activations[.blockOutput(l)]!
-            }
+            o.startResidual = ftResidual
+            let z = try finetuned.forward(tokens: tokens, options: o).activations[.blockOutput(l)]!
+            ftResidual = z
             ftLayer = l + 1
-            return ftResidual ?? []
+            return z
         }
         // The base's residual stream (steered at the layers fitted so far for sequential, plain
-        // otherwise), entering layer `residualLayer`; each block runs once per sequence.
-        var residual: [Tensor]? = nil     // per sequence, entering layer `residualLayer`
+        // otherwise), entering layer `residualLayer`; each block runs once.
+        var residual: Tensor? = nil
         var residualLayer = 0
         func advance(to target: Int) throws {
             guard target > residualLayer else { return }
             var o = noLogits
             o.layers = residualLayer..<target
             o.record = [.blockOutput(target - 1)]
-            residual = try sequences.enumerated().map { i, s in
-                o.startResidual = residual?[i]
-                return try plainBase.forward(tokens: s, options: o).activations[.blockOutput(target - 1)]!
-            }
+            o.startResidual = residual
+            residual = try plainBase.forward(tokens: tokens, options: o).activations[.blockOutput(target - 1)]!
             residualLayer = target
         }
         for (index, l) in layers.enumerated() {
@@ -221,21 +220,18 @@ public enum Distiller {
             var o = noLogits
             o.layers = l..<(l + 1)
             o.record = [.blockInput(l), .attentionOutput(l), .mlpOutput(l), .blockOutput(l)]
-            let recs = try sequences.enumerated().map { i, s in
-                o.startResidual = residual?[i]
-                return try plainBase.forward(tokens: s, options: o).activations
-            }
+            o.startResidual = residual
+            let recs = try plainBase.forward(tokens: tokens, options: o).activations
+            let z = recs[.blockOutput(l)]!
             if options.method != .sequential {
-                residual = recs.map { $0[.blockOutput(l)]! }
+                residual = z
                 residualLayer = l + 1
             }
-            let z = rows(recs, .blockOutput(l))
             let delta: Tensor
             switch options.method {
             case .oracle, .sequential:
                 enter(.finetunedForward, index, l)
-                let ftZ = try finetunedBlockOutput(l)
-                delta = Tensor.concatenatingRows(zip(recs, ftZ).map { $1 - $0[.blockOutput(l)]! })
+                delta = try finetunedBlockOutput(l) - z
             case .firstOrder:
                 // The base layer as it runs: its own LoRAs (if any) merged into the weights.
                 var baseLoRA = LayerWeightDelta()
@@ -247,8 +243,10 @@ public enum Distiller {
                 }
                 let ev = try FirstOrderMap(config: c, weights: base.layerWeights(l).adding(baseLoRA), layer: l)
                 let wd = weightDelta(base: base, finetuned: finetuned, layer: l)
-                delta = Tensor.concatenatingRows(try recs.map { r in
-                    try ev.jvp(try ev.forward(r[.blockInput(l)]!), delta: wd).output
+                // Per sequence: the block's first-order map runs from position 0 of each.
+                let inputs = recs[.blockInput(l)]!
+                delta = Tensor.concatenatingRows(try segments.map { rows in
+                    try ev.jvp(try ev.forward(inputs.gatherRows(Array(rows))), delta: wd).output
                 })
             }
             enter(.fit, index, l)
@@ -267,16 +265,13 @@ public enum Distiller {
             if options.method == .sequential {
                 // The steered block output becomes the residual entering layer l + 1.
                 let act = activation(options.fit.kind)
-                residual = recs.map { r in
-                    let zl = r[.blockOutput(l)]!
-                    return zl + fit.layer.shift(zl, activation: act)
-                }
+                residual = z + fit.layer.shift(z, activation: act)
                 residualLayer = l + 1
             }
             var report = LayerDistillation(layer: l, fit: fit, theorem31: nil, siteErrors: [:])
             if options.diagnostics, let deltaRows, let zRows, let zGrams {
                 enter(.diagnostics, index, l)
-                let x = rows(recs, .mlpOutput(l)), attn = rows(recs, .attentionOutput(l))
+                let x = recs[.mlpOutput(l)]!, attn = recs[.attentionOutput(l)]!
                 let xi = x.gatherRows(split.heldIn)
                 let xGrams = RegressionGrams(inputs: CentredRows(xi), targets: deltaRows)
                 let r = max(fit.rank, 1)

@@ -1,4 +1,5 @@
 import Formats
+import Runtime
 import Tensors
 import TestSupport
 
@@ -22,5 +23,27 @@ struct ReferenceRun {
             i += 1
         }
         return runs
+    }
+}
+
+extension ReferenceRun {
+    /// Runs every sequence of `runs` through `model` in one packed pass
+    /// (`ForwardOptions.sequenceLengths`) and returns the largest relative error
+    /// (max|a − b| / max|b|) of each sequence's rows of the logits and block outputs against its
+    /// own reference.
+    static func packedError(model: LlamaModel, runs: [ReferenceRun]) throws -> Double {
+        let lengths = runs.map(\.tokens.count)
+        let r = try model.forward(tokens: runs.flatMap(\.tokens),
+                                  options: ForwardOptions(blockOutputs: true, sequenceLengths: lengths))
+        var worst = 0.0, offset = 0
+        for run in runs {
+            let rows = Array(offset..<(offset + run.tokens.count))
+            offset += run.tokens.count
+            worst = max(worst, maxAbsoluteDifferenceScaled(r.logits.gatherRows(rows).scalars, run.logits.scalars))
+            for (l, ref) in run.hidden.enumerated() {
+                worst = max(worst, maxAbsoluteDifferenceScaled(r.blockOutputs[l].gatherRows(rows).scalars, ref.scalars))
+            }
+        }
+        return worst
     }
 }

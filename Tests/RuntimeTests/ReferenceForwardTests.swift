@@ -31,6 +31,31 @@ struct ReferenceForwardTests {
         }
     }
 
+    /// The reference sequences packed into one pass (each from position 0, attending to itself)
+    /// give each sequence's reference logits and block outputs; bad packings are refused.
+    @Test func packedSequencesMatchTransformers() throws {
+        BLAS.setThreadCount(1)
+        let model = try LlamaModel.load(path: Fixtures.path("tiny/base"))
+        let runs = try ReferenceRun.load("reference/base.safetensors", layers: model.config.numHiddenLayers)
+        try #require(runs.count >= 2 && Set(runs.map(\.tokens.count)).count >= 2, "needs sequences of different lengths")
+        let e = try ReferenceRun.packedError(model: model, runs: runs)
+        print("packed \(runs.map(\.tokens.count)) vs transformers: largest relative error \(e)")
+        #expect(e <= Self.tolerance)
+        let tokens = runs.flatMap(\.tokens)
+        #expect(throws: RuntimeError.self) {
+            try model.forward(tokens: tokens, options: ForwardOptions(sequenceLengths: [tokens.count - 1]))
+        }
+        #expect(throws: RuntimeError.self) {
+            try model.forward(tokens: tokens, options: ForwardOptions(sequenceLengths: [tokens.count, 0]))
+        }
+        #expect(throws: RuntimeError.self) {
+            try model.forward(tokens: tokens, options: ForwardOptions(logits: .lastPosition, sequenceLengths: [tokens.count]))
+        }
+        #expect(throws: RuntimeError.self) {
+            try model.forward(tokens: tokens, cache: KVCache(config: model.config), options: ForwardOptions(sequenceLengths: [tokens.count]))
+        }
+    }
+
     @Test func base() throws {
         try Self.check(model: LlamaModel.load(path: Fixtures.path("tiny/base")), reference: "reference/base.safetensors")
     }

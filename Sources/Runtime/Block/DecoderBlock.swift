@@ -61,10 +61,15 @@ public struct DecoderBlock: Sendable {
     /// `post_attention_layernorm` / `post_feedforward_layernorm`); the block output is the stream
     /// after the last residual add (the paper's post-block site). `rotation` holds RoPE's tables for those positions. With
     /// a `tape` (rows equal, `start` 0), what `backward` needs is saved into it.
+    ///
+    /// `sequences`, when given (with `start` 0, no tape), packs several sequences into the rows:
+    /// their row ranges, in order and covering `0..<rows`; each starts at position 0 (`rotation`
+    /// then holds the tables of positions 0..<longest) and attends only to its own rows, so
+    /// every projection is one product over all of them.
     /// - Throws: what `visit` throws.
     func forward(buffers buf: BlockBuffers, rows T: Int, start: Int,
                  keys: UnsafeMutablePointer<Float>, values: UnsafeMutablePointer<Float>,
-                 rotation: RotaryTables, config c: LlamaConfig, tape: BlockTape? = nil,
+                 rotation: RotaryTables, config c: LlamaConfig, tape: BlockTape? = nil, sequences: [Range<Int>]? = nil,
                  visit: (HookSiteKind, UnsafeMutablePointer<Float>) throws -> Void) throws {
         let d = c.hiddenSize, hd = c.headDim, H = c.numAttentionHeads, KV = c.numKeyValueHeads
         let qWidth = H * hd, kvWidth = KV * hd, ff = c.intermediateSize
@@ -76,6 +81,10 @@ public struct DecoderBlock: Sendable {
                            scratch: buf.lora, packed: packed, useBLAS: buf.useBLAS)
         }
         precondition(tape.map { $0.rows == T && start == 0 } ?? true, "DecoderBlock: a tape records a pass from position 0")
+        let segments = sequences ?? [0..<T]
+        precondition(sequences == nil || (start == 0 && tape == nil && segments.first?.lowerBound == 0 && segments.last?.upperBound == T
+                                          && zip(segments, segments.dropFirst()).allSatisfy { $0.upperBound == $1.lowerBound }),
+                     "DecoderBlock: packed sequences \(segments) must tile 0..<\(T), from position 0, without a tape")
         try visit(.blockInput, buf.x)
         tape?.blockInput.update(from: buf.x, count: T * d)
 
@@ -99,12 +108,18 @@ public struct DecoderBlock: Sendable {
                                 out: keys + start * kvWidth, inverseRMS: tape?.inverseRMSKey)
             }
         }
-        rotation.rotate(buf.q, rows: T, heads: H, rowStride: qWidth)
-        rotation.rotate(keys + start * kvWidth, rows: T, heads: KV, rowStride: kvWidth)
+        for seg in segments {
+            rotation.rotate(buf.q + seg.lowerBound * qWidth, rows: seg.count, heads: H, rowStride: qWidth)
+            rotation.rotate(keys + (start + seg.lowerBound) * kvWidth, rows: seg.count, heads: KV, rowStride: kvWidth)
+        }
         tape?.queries.update(from: buf.q, count: T * qWidth)
-        CausalAttention.apply(q: buf.q, rows: T, start: start, keys: keys, values: values,
-                              heads: H, kvHeads: KV, headDim: hd, scale: description.attentionScale,
-                              window: description.slidingWindow, out: buf.attn, threads: buf.useBLAS ? 1 : BLAS.threadCount)
+        for seg in segments {
+            CausalAttention.apply(q: buf.q + seg.lowerBound * qWidth, rows: seg.count, start: start,
+                                  keys: keys + seg.lowerBound * kvWidth, values: values + seg.lowerBound * kvWidth,
+                                  heads: H, kvHeads: KV, headDim: hd, scale: description.attentionScale,
+                                  window: description.slidingWindow, out: buf.attn + seg.lowerBound * qWidth,
+                                  threads: buf.useBLAS ? 1 : BLAS.threadCount)
+        }
         tape?.attentionHeads.update(from: buf.attn, count: T * qWidth)
         project(.o, buf.attn, packed: buf.packed(buf.attn, columns: qWidth), into: buf.o, ldo: d)
         if let an = w.attentionOutputNorm {

@@ -5,12 +5,18 @@ import Tensors
 public struct HookContext: Sendable, Equatable {
     /// The site the hook runs at.
     public let site: HookSite
-    /// Absolute positions of rows `0..<positions.count` of the activation.
+    /// Absolute positions of rows `0..<positions.count` of the activation (one sequence); for
+    /// several sequences packed into one pass, the rows `0..<T` (each sequence's positions start
+    /// at 0: see `sequences`).
     public let positions: Range<Int>
+    /// Row ranges of the sequences in the activation: `[0..<T]` for one sequence, one range per
+    /// sequence when a pass packs several (`ForwardOptions.sequenceLengths`).
+    public let sequences: [Range<Int>]
 
-    /// A context (built by the forward pass).
-    public init(site: HookSite, positions: Range<Int>) {
+    /// A context (built by the forward pass); `sequences` nil means one sequence.
+    public init(site: HookSite, positions: Range<Int>, sequences: [Range<Int>]? = nil) {
         self.site = site; self.positions = positions
+        self.sequences = sequences ?? [0..<positions.count]
     }
 }
 

@@ -28,12 +28,19 @@ public struct ForwardOptions: Sendable, Equatable {
     /// `[T, d]` residual entering the first layer of `layers`, used instead of the token
     /// embeddings (the tokens still fix T and the positions).
     public var startResidual: Tensor?
+    /// The tokens are these sequences packed one after another (positive lengths summing to the
+    /// token count): each starts at position 0 and attends only to its own tokens, so one call
+    /// computes what one call per sequence computes, with one product per projection over all
+    /// of them (the weights read once, not once per sequence). No KV cache, and logits `.all`
+    /// or `.none`; activations, block outputs and logits keep the packed row order. nil: one
+    /// sequence.
+    public var sequenceLengths: [Int]?
 
     /// Options; the defaults compute all logits and nothing else.
     public init(logits: Logits = .all, blockOutputs: Bool = false, record: Set<HookSite> = [],
-                layers: Range<Int>? = nil, startResidual: Tensor? = nil) {
+                layers: Range<Int>? = nil, startResidual: Tensor? = nil, sequenceLengths: [Int]? = nil) {
         self.logits = logits; self.blockOutputs = blockOutputs; self.record = record
-        self.layers = layers; self.startResidual = startResidual
+        self.layers = layers; self.startResidual = startResidual; self.sequenceLengths = sequenceLengths
     }
 }
 

@@ -5,7 +5,8 @@ extension LlamaModel {
     ///
     /// With a `cache`, the tokens sit at positions `cache.count..<cache.count+T` and attend to
     /// everything cached; their keys/values are appended. Without one, positions start at 0.
-    /// Per layer ℓ the hooks (this model's steering adapters first, then `hooks`) run at
+    /// With `options.sequenceLengths` the tokens are several sequences packed into one pass (see
+    /// there). Per layer ℓ the hooks (this model's steering adapters first, then `hooks`) run at
     /// `blockInput(ℓ)`, `attentionOutput(ℓ)`, `mlpInput(ℓ)`, `mlpOutput(ℓ)`, `blockOutput(ℓ)`
     /// on the `[T, d]` activation of this call's tokens, and what they leave flows on.
     ///
@@ -40,6 +41,17 @@ extension LlamaModel {
         if let r = options.startResidual, r.shape.dims != [T, c.hiddenSize] {
             throw RuntimeError.invalidArgument("forward: startResidual has shape \(r.shape), expected [\(T), \(c.hiddenSize)]")
         }
+        var segments: [Range<Int>]? = nil
+        if let lengths = options.sequenceLengths {
+            guard lengths.allSatisfy({ $0 > 0 }), lengths.reduce(0, +) == T else {
+                throw RuntimeError.invalidArgument("forward: sequence lengths \(lengths) do not split \(T) tokens")
+            }
+            guard cache == nil, options.logits != .lastPosition else {
+                throw RuntimeError.invalidArgument("forward: packed sequences take no KV cache and no last-position logits")
+            }
+            var offset = 0
+            segments = lengths.map { n in defer { offset += n }; return offset..<(offset + n) }
+        }
         let cache = cache ?? KVCache(config: c, capacity: T)
         guard cache.fits(c) else {
             throw RuntimeError.invalidArgument(
@@ -66,7 +78,7 @@ extension LlamaModel {
             guard hook != nil || recorded else { return }
             var x = copy(p, d)
             if let hook {
-                try hook(&x, HookContext(site: site, positions: positions))
+                try hook(&x, HookContext(site: site, positions: segments == nil ? positions : 0..<T, sequences: segments))
                 x.withUnsafeBufferPointer { p.update(from: $0.baseAddress!, count: T * d) }
             }
             if recorded { result.activations[site] = x }
@@ -81,14 +93,16 @@ extension LlamaModel {
                 for i in 0..<(T * d) { buf.x[i] *= scale }
             }
         }
-        let rotation = rotary.tables(positions: positions)
-        let localRotation = localRotary?.tables(positions: positions)
+        // Packed sequences each start at position 0: the tables of the longest one serve all.
+        let tablePositions = segments.map { 0..<($0.map(\.count).max() ?? 0) } ?? positions
+        let rotation = rotary.tables(positions: tablePositions)
+        let localRotation = localRotary?.tables(positions: tablePositions)
 
         for (l, w) in weights.layers.enumerated() where layerRange.contains(l) {
             let block = DecoderBlock(description: blocks[l], weights: w, loras: loraFactors(layer: l))
             let tables = blocks[l].rotary == .local ? localRotation ?? rotation : rotation
             try block.forward(buffers: buf, rows: T, start: start, keys: cache.keyBase(l), values: cache.valueBase(l),
-                              rotation: tables, config: c) { kind, p in try visit(HookSite(kind, layer: l), p) }
+                              rotation: tables, config: c, sequences: segments) { kind, p in try visit(HookSite(kind, layer: l), p) }
             if options.blockOutputs { result.blockOutputs.append(copy(buf.x, d)) }
             if streamsLayerPages { releasePages(layer: l) }
         }
