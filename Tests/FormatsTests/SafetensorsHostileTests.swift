@@ -76,7 +76,7 @@ import Formats
 
     @Test func offsetsPastTheEndOrShortOfIt() {
         let h = #"{"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}"#
-        #expect(safetensorsError(TestFiles.safetensors(header: h, data: [UInt8](repeating: 0, count: 8))) == .dataNotCovered(file: "buf", tensorsEnd: 16, dataLength: 8))
+        #expect(safetensorsError(TestFiles.safetensors(header: h, data: [UInt8](repeating: 0, count: 8))) == .truncatedTensor(file: "buf", tensor: "a", end: 16, dataLength: 8))
         #expect(safetensorsError(TestFiles.safetensors(header: ok, data: [UInt8](repeating: 0, count: 12))) == .dataNotCovered(file: "buf", tensorsEnd: 8, dataLength: 12))
         let huge = #"{"a":{"dtype":"U8","shape":[1],"data_offsets":[9223372036854775806,9223372036854775807]}}"#
         #expect(safetensorsError(TestFiles.safetensors(header: huge, data: [0])) == .nonContiguousOffsets(file: "buf", tensor: "a", expectedStart: 0, found: 9223372036854775806))

@@ -22,8 +22,11 @@ public enum SafetensorsError: Error, Equatable, CustomStringConvertible {
     /// Offsets are not contiguous: a tensor starts where the previous one did not end
     /// (a gap or an overlap); both offsets are relative to the data section.
     case nonContiguousOffsets(file: String, tensor: String, expectedStart: Int, found: Int)
-    /// The tensors do not cover the data section exactly (relative offsets).
+    /// The tensors end before the data section does: bytes after the last tensor (relative offsets).
     case dataNotCovered(file: String, tensorsEnd: Int, dataLength: Int)
+    /// A tensor's data runs past the end of the file (a truncated file or shard): where it ends
+    /// and how many data bytes the file holds.
+    case truncatedTensor(file: String, tensor: String, end: Int, dataLength: Int)
     /// `__metadata__` is not an object of strings.
     case invalidMetadata(file: String, reason: String)
     /// No tensor of that name.
@@ -55,6 +58,8 @@ public enum SafetensorsError: Error, Equatable, CustomStringConvertible {
             return "\(f): tensor '\(t)': shape and dtype need \(e) bytes but data_offsets span \(found)"
         case let .nonContiguousOffsets(f, t, e, found):
             return "\(f): tensor '\(t)': data starts at \(found), expected \(e) (gap or overlap in data_offsets)"
+        case let .truncatedTensor(f, t, end, len):
+            return "\(f): tensor '\(t)' ends at data offset \(end) but the file holds \(len) bytes of data (truncated?)"
         case let .dataNotCovered(f, end, len):
             return "\(f): tensors end at data offset \(end) but the data section has \(len) bytes"
         case let .invalidMetadata(f, reason):

@@ -124,7 +124,7 @@ public final class SafetensorsFile: TensorStore, Sendable {
                 throw .nonContiguousOffsets(file: file, tensor: e.name, expectedStart: expected, found: e.begin)
             }
             expected = e.end
-            guard e.end <= dataLength else { throw .dataNotCovered(file: file, tensorsEnd: e.end, dataLength: dataLength) }
+            guard e.end <= dataLength else { throw .truncatedTensor(file: file, tensor: e.name, end: e.end, dataLength: dataLength) }
             tensors.append(TensorInfo(
                 name: e.name, storage: .safetensors(e.dtype), shape: e.shape,
                 byteRange: (dataOffset + e.begin)..<(dataOffset + e.end)))
