@@ -13,6 +13,9 @@ with its wall time and peak RSS (wait4's ru_maxrss):
   eval --tokens    the same 2,048 tokens, base + the distilled adapter, reference base + LoRA
                    (both bf16 in place, `--weights native`)
   generate         32 tokens after an 8-token prompt
+  reference        (1B only) the distill job by PyTorch + transformers + PEFT in bf16 with numpy/
+                   scipy fits (bench/peers/distill_scale.py, in .venv-bench), compared with the
+                   distill row: seconds and their ratio, and the per-layer held-out errors' gap
 
 Every job runs in its own memory cgroup (bench/memlimit.py) limited to --memory-limit GB (default
 the smaller of 16 and 80% of the machine's memory): a job that outgrows it is killed alone and its
@@ -21,10 +24,10 @@ and into bench/results.json (names `scale.<shape>.<job>`, replacing rows of the 
 row records its job's inputs (checkpoint version, command, threads), and a job whose rows are
 there for the same inputs is skipped unless --force, so an interrupted run resumes.
 
-Not yet here (issue on scale): the PyTorch/transformers reference of the 1B job and the decode
-comparison with llama.cpp on Q4_K_M / Q8_0 files of the 1B shape.
+Not yet here: the decode comparison with llama.cpp on Q4_K_M / Q8_0 files of the 1B shape.
 
-Uses numpy only (the bench venv or the system python3 with numpy).
+Uses numpy only (the bench venv or the system python3 with numpy); the reference job runs in
+.venv-bench, which bench/run.py's ensure_venv creates when it is missing.
 usage: python3 bench/scale.py [--shapes 1b 3b 8b] [--threads N] [--skip-build]
 """
 from __future__ import annotations
@@ -41,7 +44,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import run_command  # noqa: E402  (bench/run.py: the same child-process measurement)
+from run import ensure_venv, run_command, venv_python  # noqa: E402  (bench/run.py: the same child-process measurement)
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / ".cache" / "bench-scale"
@@ -186,9 +189,11 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--timeout", type=float, default=3600, help="seconds per job")
     ap.add_argument("--skip-build", action="store_true")
-    ap.add_argument("--jobs", nargs="*", default=["distill", "kl", "eval", "generate"],
-                    choices=["distill", "kl", "eval", "generate"],
-                    help="eval uses the adapter the distill job wrote (run distill once first)")
+    ap.add_argument("--jobs", nargs="*", default=["distill", "reference", "kl", "eval", "generate"],
+                    choices=["distill", "reference", "kl", "eval", "generate"],
+                    help="eval uses the adapter the distill job wrote (run distill once first); reference (1B "
+                         "only) is the distill job by PyTorch + transformers + PEFT + numpy, compared with "
+                         "the distill row")
     ap.add_argument("--memory-limit", type=float, default=min(16.0, 0.8 * meminfo_mb("MemTotal") / 1024),
                     help="GB per job (a memory cgroup; the job alone is killed past it)")
     ap.add_argument("--force", action="store_true", help="rerun jobs whose results are already recorded")
@@ -207,14 +212,34 @@ def main() -> int:
     recorded = json.loads(results_path.read_text()) if results_path.exists() else []
 
     def save():
-        """Writes the rows so far (an interrupted run keeps its finished jobs)."""
+        """Writes the rows so far into the file as it is now (an interrupted run keeps its
+        finished jobs; rows another run wrote meanwhile stay), through a renamed temporary file."""
         fresh = {(r["name"], r["unit"]) for r in rows}
-        kept = [r for r in recorded if (r["name"], r["unit"]) not in fresh]
-        results_path.write_text(json.dumps(kept + rows, indent=2) + "\n")
+        current = json.loads(results_path.read_text()) if results_path.exists() else []
+        kept = [r for r in current if (r["name"], r["unit"]) not in fresh]
+        tmp = results_path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(kept + rows, indent=2) + "\n")
+        tmp.rename(results_path)
 
     def row(name, unit, value, inputs):
         rows.append({"name": name, "unit": unit, "steertool": value, "peer": "", "peer_value": None, "ratio": None,
                      "threads": a.threads, "machine": machine, "inputs": inputs})
+
+    def compare_reference(name, ours, peer, inputs):
+        """Rows of the distill job against its PyTorch reference (ratio = reference / steertool
+        seconds), and how far apart their per-layer held-out errors are."""
+        peer_name = "PyTorch + transformers + PEFT (bf16) + numpy/scipy, bench/peers/distill_scale.py"
+        for unit, ours_s, peer_s in [
+            ("s", ours["seconds"]["total"], peer["seconds"]["total"]),
+            ("s in forward passes", ours["seconds"]["forward"], peer["seconds"]["forward"]),
+            ("s in fits", ours["seconds"]["fit"] + ours["seconds"]["diagnostics"],
+             peer["seconds"]["fit"] + peer["seconds"]["diagnostics"]),
+        ]:
+            rows.append({"name": f"scale.{name}.distill vs reference", "unit": unit, "steertool": round(ours_s, 2),
+                         "peer": peer_name, "peer_value": round(peer_s, 2), "ratio": round(peer_s / ours_s, 3),
+                         "threads": a.threads, "machine": machine, "inputs": inputs})
+        gap = max(abs(x["heldout_relative_error"] - y["heldout_relative_error"]) for x, y in zip(ours["layers"], peer["layers"]))
+        row(f"scale.{name}.distill vs reference", "largest held-out error difference", round(gap, 5), inputs)
 
     for key in a.shapes:
         name = SHAPES[key][0]
@@ -228,10 +253,14 @@ def main() -> int:
         model, lora, calib = str(d), str(d / "lora"), str(d / "calib.json")
         adapter, report = out / f"{name}-steer.safetensors", out / f"{name}-report.json"
         kl_report = out / f"{name}-kl-report.json"
+        reference_report = out / f"{name}-reference-report.json"
         jobs = [
             ("distill", [str(STEERTOOL), "distill", "--base", model, "--lora", lora, "--calib", calib,
                          "--method", "sequential", "--kind", "linear", "--rank", "8", "--output", str(adapter),
                          "--report", str(report), "--force", "--threads", str(a.threads)]),
+            ("reference", [str(venv_python()), str(ROOT / "bench" / "peers" / "distill_scale.py"), "--model", model,
+                           "--lora", lora, "--calib", calib, "--report", str(reference_report),
+                           "--threads", str(a.threads)]),
             ("kl", [str(STEERTOOL), "distill", "--base", model, "--lora", lora, "--calib", calib,
                     "--method", "kl", "--kind", "linear", "--rank", "8", "--steps", "5", "--batch", "4",
                     "--eval-every", "5", "--output", str(out / f"{name}-kl.safetensors"),
@@ -244,7 +273,7 @@ def main() -> int:
         ]
         row(f"scale.{name}.file", "MB", (d / "model.safetensors").stat().st_size / 2**20, VERSION)
         for job, cmd in jobs:
-            if job not in a.jobs:
+            if job not in a.jobs or (job == "reference" and key != "1b"):
                 continue
             inputs = job_inputs(key, cmd, a.threads)
             done = [r for r in recorded if r["name"].startswith(f"scale.{name}.{job}") and r.get("inputs") == inputs]
@@ -252,6 +281,8 @@ def main() -> int:
                 log(f"{name}: {job}: recorded for the same inputs, skipped (--force reruns)")
                 rows.extend(done)
                 continue
+            if job == "reference":
+                ensure_venv()
             log(f"{name}: {job} (memory limit {a.memory_limit:.1f} GB)")
             r = run_command(cmd, env, a.timeout, memory_limit=limit)
             if isinstance(r, str):
@@ -271,6 +302,8 @@ def main() -> int:
                 sec = json.loads(report.read_text())["seconds"]
                 row(f"scale.{name}.distill", "s in forward passes", round(sec["forward"], 2), inputs)
                 row(f"scale.{name}.distill", "s in fits", round(sec["fit"] + sec["diagnostics"], 2), inputs)
+            if job == "reference":
+                compare_reference(name, json.loads(report.read_text()), json.loads(reference_report.read_text()), inputs)
             if job == "kl":
                 curve = json.loads(kl_report.read_text())["curve"]
                 rates = [p["tokens_per_second"] for p in curve if p.get("step", 0) > 0 and p.get("tokens_per_second")]
@@ -279,7 +312,7 @@ def main() -> int:
                     row(f"scale.{name}.kl", "s per step", round(sum(tokens_per_step / t for t in rates) / len(rates), 2), inputs)
             save()
 
-    problems.append("PyTorch reference of the 1B job and decode against llama.cpp: not implemented yet")
+    problems.append("decode against llama.cpp on Q4_K_M / Q8_0 files of the 1B shape: not implemented yet")
     save()
     print(f"threads: {a.threads}   machine: {machine}")
     print(f"{'figure':40} {'unit':22} {'steertool':>12}")
