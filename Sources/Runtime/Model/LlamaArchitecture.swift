@@ -1,6 +1,6 @@
 /// What the runtime makes of a config's architecture name: which projections carry biases and
-/// which of the block's optional parts the layers have. Llama, Mistral, Qwen2 and Gemma-3 (text)
-/// share one computation (`DecoderBlock`) and differ only here and in `BlockDescription`.
+/// which of the block's optional parts the layers have. Llama, Mistral, Qwen2, Qwen3 and Gemma-3
+/// (text) share one computation (`DecoderBlock`) and differ only here and in `BlockDescription`.
 public struct LlamaArchitecture: Sendable, Equatable {
     /// `architectures[0]` as read from the config.
     public var name: String
@@ -8,7 +8,7 @@ public struct LlamaArchitecture: Sendable, Equatable {
     public var qkvBias: Bool
     /// o_proj carries a `[d]` bias (Llama with `attention_bias`; never Qwen2).
     public var outputBias: Bool
-    /// Per-head RMSNorm of queries and keys before RoPE (Gemma-3).
+    /// Per-head RMSNorm of queries and keys before RoPE (Qwen3, Gemma-3).
     public var queryKeyNorms = false
     /// RMSNorm on the attention and MLP outputs before their residual adds, the pre-MLP norm
     /// named `pre_feedforward_layernorm` (Gemma).
@@ -19,7 +19,8 @@ public struct LlamaArchitecture: Sendable, Equatable {
     public var scalesEmbeddings = false
 
     /// Architecture names the runtime accepts.
-    public static let supportedNames: [String] = ["LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "Gemma3ForCausalLM"]
+    public static let supportedNames: [String] = ["LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM",
+                                                  "Gemma3ForCausalLM"]
 
     /// Names refused with a reason rather than as unknown.
     static let refusedNames: [String: String] = [
@@ -37,7 +38,7 @@ public struct LlamaArchitecture: Sendable, Equatable {
     public init(config: LlamaConfig, source: String) throws {
         // `architectures[0]` names the class; LlamaConfig defaults it to Llama when absent, and
         // then `model_type` (what transformers' Auto classes go by) decides.
-        let byModelType = ["llama": "LlamaForCausalLM", "mistral": "MistralForCausalLM", "qwen2": "Qwen2ForCausalLM",
+        let byModelType = ["llama": "LlamaForCausalLM", "mistral": "MistralForCausalLM", "qwen2": "Qwen2ForCausalLM", "qwen3": "Qwen3ForCausalLM",
                            "gemma3_text": "Gemma3ForCausalLM", "gemma3": "Gemma3ForConditionalGeneration",
                            "gemma2": "Gemma2ForCausalLM", "gemma": "GemmaForCausalLM"]
         if config.architecture == "LlamaForCausalLM" && config.modelType != "llama" && !config.modelType.isEmpty {
@@ -59,6 +60,12 @@ public struct LlamaArchitecture: Sendable, Equatable {
         case "Qwen2ForCausalLM":
             qkvBias = true
             outputBias = false
+        case "Qwen3ForCausalLM":
+            // q/k/v and o biases together with `attention_bias` (default false), per-head q/k
+            // norms with plain gains; head_dim is its own key (not hidden_size / heads).
+            qkvBias = config.attentionBias
+            outputBias = config.attentionBias
+            queryKeyNorms = true
         case "Gemma3ForCausalLM":
             qkvBias = config.attentionBias
             outputBias = config.attentionBias
