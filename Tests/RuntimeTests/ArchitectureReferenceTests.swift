@@ -25,21 +25,21 @@ struct ArchitectureReferenceTests {
         try ReferenceForwardTests.check(model: model, reference: "runtime/reference-mistral.safetensors")
     }
 
-    /// A real sliding window (smaller than the context) is refused by name: it is not implemented.
-    @Test func mistralWithSlidingWindowIsRefused() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("steertool-rt-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: dir) }
-        try FileManager.default.createSymbolicLink(
-            atPath: dir.appendingPathComponent("model.safetensors").path,
-            withDestinationPath: Fixtures.path("runtime/mistral/model.safetensors"))
-        let config = try String(contentsOfFile: Fixtures.path("runtime/mistral/config.json"), encoding: .utf8)
-            .replacingOccurrences(of: "\"sliding_window\": null", with: "\"sliding_window\": 16")
-        #expect(config.contains("\"sliding_window\": 16"))
-        let path = dir.appendingPathComponent("config.json").path
-        try config.write(toFile: path, atomically: true, encoding: .utf8)
-        #expect(throws: RuntimeError.unsupportedFeature("sliding_window 16 < max_position_embeddings 128", source: path)) {
-            try LlamaModel.load(path: dir.path)
-        }
+    /// Windows of configs written before `layer_types`, as transformers reads them: Mistral
+    /// v0.1's `sliding_window` on every layer; Qwen2's `use_sliding_window` from
+    /// `max_window_layers` on (layer 0 full, layer 1 windowed). The window (6) is shorter than
+    /// two of the three sequences; one pass each and all three packed.
+    @Test(arguments: [("mistral", [6, 6]), ("qwen2", [nil, 6])]) func slidingWindowWithoutLayerTypes(kind: String, windows: [Int?]) throws {
+        let model = try LlamaModel.load(path: Fixtures.path("runtime/\(kind)-window"))
+        #expect(model.blocks.map(\.slidingWindow) == windows)
+        let reference = "runtime/reference-\(kind)-window.safetensors"
+        try ReferenceForwardTests.check(model: model, reference: reference)
+        let runs = try ReferenceRun.load(reference, layers: model.config.numHiddenLayers)
+        #expect(try ReferenceRun.packedError(model: model, runs: runs) <= 1e-4)
+        // The window matters: the same weights without it give other logits.
+        let plain = try LlamaModel.load(path: Fixtures.path("runtime/\(kind)"))
+        let last = try #require(runs.last)
+        let windowed = try model.forward(tokens: last.tokens).logits, full = try plain.forward(tokens: last.tokens).logits
+        #expect(maxAbsoluteDifferenceScaled(windowed.scalars, full.scalars) > 1e-3)
     }
 }

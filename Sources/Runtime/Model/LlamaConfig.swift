@@ -40,7 +40,10 @@ public struct LlamaConfig: Sendable, Equatable, Codable {
     /// Keys a sliding-window layer sees: the last `sliding_window` positions (nil: no window).
     public var slidingWindow: Int?
     /// Per layer (0-based) "sliding_attention" or "full_attention" (`layer_types`, or Gemma-3's
-    /// `sliding_window_pattern`: every sixth layer full by default); nil: every layer full.
+    /// `sliding_window_pattern`: every sixth layer full by default, or, for configs written
+    /// before `layer_types`, as transformers derives them: Mistral's `sliding_window` on every
+    /// layer, Qwen2/Qwen3's from `max_window_layers` on with `use_sliding_window`); nil: every
+    /// layer full.
     public var layerTypes: [String]?
     /// RoPE of the sliding-window layers when they have their own (Gemma-3: base 10,000; `rope`
     /// is then the full-attention layers'); nil: every layer uses `rope`.
@@ -111,6 +114,7 @@ public struct LlamaConfig: Sendable, Equatable, Codable {
         case eosTokenId = "eos_token_id", hiddenAct = "hidden_act", hiddenActivation = "hidden_activation"
         case queryPreAttnScalar = "query_pre_attn_scalar", slidingWindow = "sliding_window"
         case layerTypes = "layer_types", slidingWindowPattern = "sliding_window_pattern"
+        case useSlidingWindow = "use_sliding_window", maxWindowLayers = "max_window_layers"
         case ropeLocalBaseFreq = "rope_local_base_freq"
         case finalLogitSoftcapping = "final_logit_softcapping", attnLogitSoftcapping = "attn_logit_softcapping"
     }
@@ -182,6 +186,22 @@ public struct LlamaConfig: Sendable, Equatable, Codable {
         } else if gemma3 {
             let pattern = try c.decodeIfPresent(Int.self, forKey: .slidingWindowPattern) ?? 6
             layerTypes = (0..<numHiddenLayers).map { pattern > 0 && ($0 + 1) % pattern == 0 ? Self.fullAttention : Self.slidingAttention }
+        } else if slidingWindow != nil {
+            // Configs written before `layer_types`, as transformers reads them: Mistral windows
+            // every layer; Qwen2/Qwen3 the layers from `max_window_layers` on, and only with
+            // `use_sliding_window`; other families have no window.
+            let n = numHiddenLayers
+            switch modelType {
+            case "mistral":
+                layerTypes = Array(repeating: Self.slidingAttention, count: n)
+            case "qwen2", "qwen3":
+                if try c.decodeIfPresent(Bool.self, forKey: .useSlidingWindow) ?? false {
+                    let first = try c.decodeIfPresent(Int.self, forKey: .maxWindowLayers) ?? 28
+                    layerTypes = (0..<n).map { $0 >= first ? Self.slidingAttention : Self.fullAttention }
+                }
+            default:
+                break
+            }
         }
         finalLogitSoftcapping = try c.decodeIfPresent(Float.self, forKey: .finalLogitSoftcapping)
         attentionLogitSoftcapping = try c.decodeIfPresent(Float.self, forKey: .attnLogitSoftcapping)

@@ -22,7 +22,6 @@ extension LlamaModel {
             throw RuntimeError.invalidConfig(source: configPath, reason: "config.json not found next to the weights")
         }
         var config = try LlamaConfig.load(configJSON: json, source: configPath)
-        try rejectSlidingWindow(configJSON: json, config: config, source: configPath)
         try LoadMemoryCheck.check(checkpoint.tensorNames.compactMap(checkpoint.info), storage: storage, source: path)
         // transformers 5 unties when a checkpoint of a tied config still holds an lm_head.weight
         // that differs from the embedding (it warns and keeps both); do the same.
@@ -46,21 +45,6 @@ extension LlamaModel {
             return storage == .q8_0 ? .quantized(try GGMLMatrix(quantizing: t, as: .q8_0, name: name, source: path)) : .f32(t)
         }, vector: tensor)
         return try LlamaModel(config: config, weights: weights, source: path)
-    }
-
-    /// A sliding window is computed per layer as `layer_types` says (Gemma-3, transformers-5
-    /// configs); a config without `layer_types` (older Mistral and Qwen2 files) is accepted only
-    /// when its window is absent, null, disabled (`use_sliding_window: false`) or at least the
-    /// context length (then it never masks anything).
-    static func rejectSlidingWindow(configJSON: Data, config: LlamaConfig, source: String) throws {
-        if config.layerTypes != nil { return }  // per-layer windows are computed (BlockDescription)
-        guard let object = try? JSONSerialization.jsonObject(with: configJSON) as? [String: Any] else { return }
-        if let use = object["use_sliding_window"] as? Bool, !use { return }
-        guard let window = object["sliding_window"] as? Int else { return }
-        if window < config.maxPositionEmbeddings {
-            throw RuntimeError.unsupportedFeature(
-                "sliding_window \(window) < max_position_embeddings \(config.maxPositionEmbeddings)", source: source)
-        }
     }
 
     /// A llama.cpp GGUF (`general.architecture` "llama" or "gemma3"): hyperparameters through
