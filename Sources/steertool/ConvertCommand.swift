@@ -16,10 +16,11 @@ struct ConvertCommand: ParsableCommand {
         abstract: "Convert Llama models, LoRA adapters, control vectors and plain tensor files between GGUF and safetensors / Hugging Face folders.",
         discussion: """
         The input's contents decide the conversion (a GGUF by its metadata):
-          HF model folder (or its .safetensors / index.json) -> .gguf   Llama model (Q/K rows permuted as convert_hf_to_gguf.py),
-                                                                       or Gemma-3 text model (norm weights stored as 1 + w;
-                                                                       its vocabulary is not written yet)
-          Llama or Gemma-3 model .gguf -> folder                       HF folder: model.safetensors, config.json, tokenizer.json
+          HF model folder (or its .safetensors / index.json) -> .gguf   Llama / Mistral model (Q/K rows permuted as
+                                                                       convert_hf_to_gguf.py), Qwen2 / Qwen3 (qwen2 / qwen3
+                                                                       files, rows in HF order), or Gemma-3 text model (norm
+                                                                       weights stored as 1 + w; its vocabulary is not written yet)
+          Llama, Qwen or Gemma-3 model .gguf -> folder                 HF folder: model.safetensors, config.json, tokenizer.json
                                                                        (gpt2-style vocabularies; Gemma norms back to w)
           LoRA adapter .gguf (general.type=adapter) -> folder          PEFT folder: adapter_config.json + adapter_model.safetensors
           PEFT folder (adapter_config.json) -> .gguf                   llama.cpp LoRA GGUF (convert_lora_to_gguf.py layout)

@@ -3,9 +3,9 @@ import OrderedCollections
 /// What a GGUF file holds, as far as `steertool convert` is concerned, decided from its metadata
 /// (never from the file name).
 public enum GGUFContent: String, Sendable, Equatable, CustomStringConvertible {
-    /// A Llama model: `general.architecture = "llama"`, not an adapter, and the `llama.*`
-    /// hyperparameters a model needs (`llama.embedding_length`, `llama.block_count`,
-    /// `llama.attention.head_count`).
+    /// A Llama-family model: `general.architecture` "llama" (Llama, Mistral), "qwen2" or
+    /// "qwen3", not an adapter, and the `<arch>.*` hyperparameters a model needs
+    /// (`<arch>.embedding_length`, `<arch>.block_count`, `<arch>.attention.head_count`).
     case llamaModel
     /// A Gemma-3 text model: the same with `gemma3` (`GGUFModelArchitecture.modelKeys`).
     case gemma3Model

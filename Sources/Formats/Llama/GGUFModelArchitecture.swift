@@ -2,10 +2,11 @@ import Foundation
 
 /// The model architectures steertool reads from and writes to GGUF (`general.architecture`), and
 /// what differs between them in a file: the metadata ⇄ config.json mapping, the per-layer tensor
-/// table (`LlamaTensorName`), and whether norm weights are stored as 1 + w (Gemma's converter adds
-/// the 1 that Hugging Face's Gemma checkpoints leave to the norm).
+/// table (`LlamaTensorName`: Llama's Q/K rows permuted, the others' not), and whether norm weights
+/// are stored as 1 + w (Gemma's converter adds the 1 that Hugging Face's Gemma checkpoints leave
+/// to the norm). Mistral is written as `llama`, as llama.cpp's converter does.
 public enum GGUFModelArchitecture: String, Sendable, CaseIterable {
-    case llama = "llama", gemma3 = "gemma3"
+    case llama = "llama", gemma3 = "gemma3", qwen2 = "qwen2", qwen3 = "qwen3"
 
     /// The architecture of a GGUF's metadata; nil for one steertool does not read as a model.
     public init?(metadata: OrderedDictionary<String, GGUFValue>) {
@@ -13,13 +14,37 @@ public enum GGUFModelArchitecture: String, Sendable, CaseIterable {
         self.init(rawValue: name)
     }
 
-    /// The architecture a Hugging Face config.json converts to: gemma3 for the Gemma-3 text model
-    /// (`Gemma3ForCausalLM` or model_type `gemma3_text`), llama otherwise.
+    /// The architecture a Hugging Face config.json converts to, by `architectures[0]` or else
+    /// `model_type`: gemma3 for the Gemma-3 text model, qwen2 / qwen3 for Qwen2 / Qwen3, llama
+    /// otherwise (Llama, Mistral).
     public init(configJSON data: Data) {
         let json = try? JSONParser.parse([UInt8](data))
-        let gemma3 = json?["architectures"]?.arrayValue?.first?.stringValue == "Gemma3ForCausalLM"
-            || json?["model_type"]?.stringValue == "gemma3_text"
-        self = gemma3 ? .gemma3 : .llama
+        let byClass = ["Gemma3ForCausalLM": Self.gemma3, "Qwen2ForCausalLM": .qwen2, "Qwen3ForCausalLM": .qwen3]
+        let byType = ["gemma3_text": Self.gemma3, "qwen2": .qwen2, "qwen3": .qwen3]
+        if let name = json?["architectures"]?.arrayValue?.first?.stringValue {
+            self = byClass[name] ?? .llama
+        } else {
+            self = json?["model_type"]?.stringValue.flatMap { byType[$0] } ?? .llama
+        }
+    }
+
+    /// The Hugging Face class and `model_type` a GGUF of this architecture becomes.
+    public var huggingFaceNames: (architecture: String, modelType: String) {
+        switch self {
+        case .llama: ("LlamaForCausalLM", "llama")
+        case .gemma3: ("Gemma3ForCausalLM", "gemma3_text")
+        case .qwen2: ("Qwen2ForCausalLM", "qwen2")
+        case .qwen3: ("Qwen3ForCausalLM", "qwen3")
+        }
+    }
+
+    /// The `tokenizer.ggml.pre` convert_hf_to_gguf.py writes for this family's byte-level BPE
+    /// tokenizers ("qwen2" for Qwen2, Qwen2.5 and Qwen3).
+    public var bpePreTokenizer: String {
+        switch self {
+        case .qwen2, .qwen3: "qwen2"
+        default: "gpt-2"
+        }
     }
 
     /// Norm weights are stored as 1 + w where Hugging Face stores w.
@@ -29,11 +54,16 @@ public enum GGUFModelArchitecture: String, Sendable, CaseIterable {
     public var modelKeys: [String] { ["embedding_length", "block_count", "attention.head_count"].map { rawValue + "." + $0 } }
 
     /// HF config.json bytes for a GGUF of this architecture (`LlamaMetadata` / `Gemma3Metadata`).
+    /// `embeddingRows` (the rows of `token_embd.weight`) gives the vocabulary size of a file
+    /// without `<arch>.vocab_size` or a token list (a Qwen GGUF written from a folder without a
+    /// tokenizer).
     /// - Throws: `FormatsError.invalidModel` for a missing key or another architecture.
     public func configJSON(fromGGUF metadata: OrderedDictionary<String, GGUFValue>, tensorNames: [String],
-                           source: String = "GGUF") throws -> Data {
+                           embeddingRows: Int? = nil, source: String = "GGUF") throws -> Data {
         switch self {
-        case .llama: try LlamaMetadata.configJSON(fromGGUF: metadata, tensorNames: tensorNames, source: source)
+        case .llama, .qwen2, .qwen3:
+            try LlamaMetadata.configJSON(fromGGUF: metadata, tensorNames: tensorNames, embeddingRows: embeddingRows, source: source,
+                                         architecture: self)
         case .gemma3: try Gemma3Metadata.configJSON(fromGGUF: metadata, tensorNames: tensorNames, source: source)
         }
     }

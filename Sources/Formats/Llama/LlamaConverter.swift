@@ -60,11 +60,13 @@ public enum LlamaConverter {
         md["general.type"] = .string("model")
         md["general.name"] = .string(name ?? URL(fileURLWithPath: ck.directory).lastPathComponent)
         let keys = arch == .gemma3
-            ? try Gemma3Metadata.ggufMetadata(fromConfigJSON: config, source: ck.directory + "/config.json") : LlamaMetadata.ggufMetadata(h)
+            ? try Gemma3Metadata.ggufMetadata(fromConfigJSON: config, source: ck.directory + "/config.json")
+            : LlamaMetadata.ggufMetadata(h, architecture: arch)
         for (k, v) in keys {
             if k == "\(arch.rawValue).vocab_size" { md["general.file_type"] = .uint32(type.fileType) }
             md[k] = v
         }
+        if md["general.file_type"] == nil { md["general.file_type"] = .uint32(type.fileType) }   // after the last key (Qwen)
         let tokenizerPath = ck.directory + "/tokenizer.json"
         if arch == .gemma3, FileManager.default.fileExists(atPath: tokenizerPath) {
             throw FormatsError.invalidModel(file: tokenizerPath, reason: "writing Gemma's SentencePiece vocabulary to GGUF is not supported yet")
@@ -72,7 +74,8 @@ public enum LlamaConverter {
         if let tok = FileManager.default.contents(atPath: tokenizerPath) {
             let tc = FileManager.default.contents(atPath: ck.directory + "/tokenizer_config.json")
             for (k, v) in try LlamaTokenizerMetadata.ggufMetadata(tokenizerJSON: tok, vocabSize: h.vocabSize, configJSON: config,
-                                                                  tokenizerConfigJSON: tc, source: tokenizerPath) {
+                                                                  tokenizerConfigJSON: tc, preTokenizer: arch.bpePreTokenizer,
+                                                                  source: tokenizerPath) {
                 md[k] = v
             }
         }
@@ -118,7 +121,8 @@ public enum LlamaConverter {
             }
         }
         let arch = GGUFModelArchitecture(metadata: g.metadata) ?? .llama   // .llama's reader names a wrong architecture
-        let config = try arch.configJSON(fromGGUF: g.metadata, tensorNames: g.tensorNames, source: input)
+        let config = try arch.configJSON(fromGGUF: g.metadata, tensorNames: g.tensorNames,
+                                         embeddingRows: g.info("token_embd.weight")?.shape.dims.first, source: input)
         let h = try LlamaMetadata.hyperparameters(fromConfigJSON: config, source: input)
         var records: [TensorRecord] = []
         for name in g.tensorNames where name != LlamaTensorName.ropeFreqs {

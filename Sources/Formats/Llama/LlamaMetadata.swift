@@ -76,21 +76,25 @@ public enum LlamaMetadata {
         return ggufMetadata(h)
     }
 
-    /// The `llama.*` keys for parsed hyperparameters.
-    public static func ggufMetadata(_ h: Hyperparameters) -> OrderedDictionary<String, GGUFValue> {
+    /// The `<architecture>.*` keys for parsed hyperparameters, as convert_hf_to_gguf.py writes
+    /// them: `TextModel`'s for every family; Llama's `vocab_size`, `rope.dimension_count` and
+    /// linear RoPE scaling after them (`LlamaModel`; its Qwen classes add none).
+    public static func ggufMetadata(_ h: Hyperparameters, architecture: GGUFModelArchitecture = .llama) -> OrderedDictionary<String, GGUFValue> {
+        let p = architecture.rawValue
         var m = OrderedDictionary<String, GGUFValue>()
-        m["llama.block_count"] = .uint32(UInt32(clamping: h.layers))
-        m["llama.context_length"] = .uint32(UInt32(clamping: h.maxPositionEmbeddings))
-        m["llama.embedding_length"] = .uint32(UInt32(clamping: h.hiddenSize))
-        m["llama.feed_forward_length"] = .uint32(UInt32(clamping: h.intermediateSize))
-        m["llama.attention.head_count"] = .uint32(UInt32(clamping: h.heads))
-        m["llama.attention.head_count_kv"] = .uint32(UInt32(clamping: h.kvHeads))
-        m["llama.rope.freq_base"] = .float32(Float(h.ropeTheta))
-        m["llama.attention.layer_norm_rms_epsilon"] = .float32(Float(h.rmsNormEps))
+        m["\(p).block_count"] = .uint32(UInt32(clamping: h.layers))
+        m["\(p).context_length"] = .uint32(UInt32(clamping: h.maxPositionEmbeddings))
+        m["\(p).embedding_length"] = .uint32(UInt32(clamping: h.hiddenSize))
+        m["\(p).feed_forward_length"] = .uint32(UInt32(clamping: h.intermediateSize))
+        m["\(p).attention.head_count"] = .uint32(UInt32(clamping: h.heads))
+        m["\(p).attention.head_count_kv"] = .uint32(UInt32(clamping: h.kvHeads))
+        m["\(p).rope.freq_base"] = .float32(Float(h.ropeTheta))
+        m["\(p).attention.layer_norm_rms_epsilon"] = .float32(Float(h.rmsNormEps))
         if let hd = h.explicitHeadDim {
-            m["llama.attention.key_length"] = .uint32(UInt32(clamping: hd))
-            m["llama.attention.value_length"] = .uint32(UInt32(clamping: hd))
+            m["\(p).attention.key_length"] = .uint32(UInt32(clamping: hd))
+            m["\(p).attention.value_length"] = .uint32(UInt32(clamping: hd))
         }
+        guard architecture == .llama else { return m }
         m["llama.vocab_size"] = .uint32(UInt32(clamping: h.vocabSize))
         m["llama.rope.dimension_count"] = .uint32(UInt32(clamping: h.headDim))
         if h.ropeType == "linear", let f = h.ropeFactor {
@@ -100,46 +104,55 @@ public enum LlamaMetadata {
         return m
     }
 
-    /// HF config.json bytes for a Llama GGUF: the `llama.*` keys, special token ids from
-    /// `tokenizer.ggml.*`, `tie_word_embeddings` when the file has no `output.weight`, biases when
-    /// `attn_q.bias` / `ffn_up.bias` exist. The result decodes with `Runtime.LlamaConfig`.
-    /// A `rope_freqs.weight` tensor (llama3 scaling) cannot be turned back into scaling parameters;
-    /// callers that need it read the tensor itself.
-    /// - Parameter tensorNames: the GGUF's tensor names (nil: assume untied, no biases).
-    /// - Throws: `FormatsError.invalidModel` if the architecture is not llama or a key is missing.
+    /// HF config.json bytes for a Llama, Qwen2 or Qwen3 GGUF (`architecture`): the
+    /// `<architecture>.*` keys, special token ids from `tokenizer.ggml.*`, `tie_word_embeddings`
+    /// when the file has no `output.weight`, biases when `attn_q.bias` / `ffn_up.bias` exist. The
+    /// result decodes with `Runtime.LlamaConfig`. A `rope_freqs.weight` tensor (llama3 scaling)
+    /// cannot be turned back into scaling parameters; callers that need it read the tensor itself.
+    /// - Parameters:
+    ///   - tensorNames: the GGUF's tensor names (nil: assume untied, no biases).
+    ///   - embeddingRows: rows of `token_embd.weight`, the vocabulary size when the file states
+    ///     neither `<architecture>.vocab_size` nor a token list.
+    /// - Throws: `FormatsError.invalidModel` if the file is of another architecture or a key is
+    ///   missing.
     public static func configJSON(fromGGUF metadata: OrderedDictionary<String, GGUFValue>, tensorNames: [String]? = nil,
-                                  source: String = "GGUF") throws -> Data {
-        guard metadata["general.architecture"]?.stringValue == architecture else {
-            throw FormatsError.invalidModel(file: source, reason: "general.architecture is \(metadata["general.architecture"]?.description ?? "missing"), expected \"llama\"")
+                                  embeddingRows: Int? = nil, source: String = "GGUF",
+                                  architecture arch: GGUFModelArchitecture = .llama) throws -> Data {
+        precondition(arch != .gemma3, "LlamaMetadata.configJSON: Gemma-3 has Gemma3Metadata")
+        let p = arch.rawValue
+        guard metadata["general.architecture"]?.stringValue == p else {
+            throw FormatsError.invalidModel(file: source, reason: "general.architecture is \(metadata["general.architecture"]?.description ?? "missing"), expected \"\(p)\"")
         }
         func int(_ k: String) throws -> Int {
             guard let v = metadata[k]?.intValue else { throw FormatsError.invalidModel(file: source, reason: "missing integer key \(k)") }
             return v
         }
-        let hidden = try int("llama.embedding_length")
-        let heads = try int("llama.attention.head_count")
-        let vocab = metadata["llama.vocab_size"]?.intValue ?? metadata["tokenizer.ggml.tokens"]?.arrayValue?.count
-        guard let vocab else { throw FormatsError.invalidModel(file: source, reason: "no llama.vocab_size and no tokenizer.ggml.tokens") }
-        let headDim = metadata["llama.attention.key_length"]?.intValue ?? metadata["llama.rope.dimension_count"]?.intValue ?? hidden / max(heads, 1)
+        let hidden = try int("\(p).embedding_length")
+        let heads = try int("\(p).attention.head_count")
+        let vocab = metadata["\(p).vocab_size"]?.intValue ?? metadata["tokenizer.ggml.tokens"]?.arrayValue?.count ?? embeddingRows
+        guard let vocab else {
+            throw FormatsError.invalidModel(file: source, reason: "no \(p).vocab_size, tokenizer.ggml.tokens or token_embd.weight")
+        }
+        let headDim = metadata["\(p).attention.key_length"]?.intValue ?? metadata["\(p).rope.dimension_count"]?.intValue ?? hidden / max(heads, 1)
         let names = Set(tensorNames ?? [])
-        var rope: [(String, JSONValue)] = [("rope_theta", .float(Float(metadata["llama.rope.freq_base"]?.doubleValue ?? 10000)))]
-        if metadata["llama.rope.scaling.type"]?.stringValue == "linear", let f = metadata["llama.rope.scaling.factor"]?.doubleValue {
+        var rope: [(String, JSONValue)] = [("rope_theta", .float(Float(metadata["\(p).rope.freq_base"]?.doubleValue ?? 10000)))]
+        if metadata["\(p).rope.scaling.type"]?.stringValue == "linear", let f = metadata["\(p).rope.scaling.factor"]?.doubleValue {
             rope += [("rope_type", .string("linear")), ("factor", .float(Float(f)))]
         } else {
             rope.append(("rope_type", .string("default")))
         }
         var pairs: [(String, JSONValue)] = [
-            ("architectures", .array([.string("LlamaForCausalLM")])),
-            ("model_type", .string("llama")),
+            ("architectures", .array([.string(arch.huggingFaceNames.architecture)])),
+            ("model_type", .string(arch.huggingFaceNames.modelType)),
             ("vocab_size", .int(vocab)),
             ("hidden_size", .int(hidden)),
-            ("intermediate_size", .int(try int("llama.feed_forward_length"))),
-            ("num_hidden_layers", .int(try int("llama.block_count"))),
+            ("intermediate_size", .int(try int("\(p).feed_forward_length"))),
+            ("num_hidden_layers", .int(try int("\(p).block_count"))),
             ("num_attention_heads", .int(heads)),
-            ("num_key_value_heads", .int(metadata["llama.attention.head_count_kv"]?.intValue ?? heads)),
+            ("num_key_value_heads", .int(metadata["\(p).attention.head_count_kv"]?.intValue ?? heads)),
             ("head_dim", .int(headDim)),
-            ("rms_norm_eps", .float(Float(metadata["llama.attention.layer_norm_rms_epsilon"]?.doubleValue ?? 1e-5))),
-            ("max_position_embeddings", .int(metadata["llama.context_length"]?.intValue ?? 2048)),
+            ("rms_norm_eps", .float(Float(metadata["\(p).attention.layer_norm_rms_epsilon"]?.doubleValue ?? 1e-5))),
+            ("max_position_embeddings", .int(metadata["\(p).context_length"]?.intValue ?? 2048)),
             ("rope_parameters", .object(rope)),
             ("tie_word_embeddings", .bool(tensorNames != nil && !names.contains("output.weight"))),
             ("attention_bias", .bool(names.contains("blk.0.attn_q.bias"))),

@@ -1,7 +1,7 @@
 /// The one table mapping Hugging Face Llama tensor names to llama.cpp GGUF names
 /// (`convert_hf_to_gguf.py`, `MODEL_ARCH.LLAMA` in gguf-py's `tensor_mapping.py`), and which
-/// tensors llama.cpp stores with the RoPE row permutation (`LlamaModel.permute`); Gemma-3's
-/// per-layer names beside it (`gemma3LayerEntries`).
+/// tensors llama.cpp stores with the RoPE row permutation (`LlamaModel.permute`); Gemma-3's,
+/// Qwen2's and Qwen3's per-layer names beside it.
 public enum LlamaTensorName {
     /// Which head count a RoPE-permuted tensor is permuted with.
     public enum RopePermutation: Sendable, Equatable {
@@ -65,12 +65,25 @@ public enum LlamaTensorName {
         Entry(hf: "mlp.down_proj.weight", gguf: "ffn_down.weight", permutation: nil),
     ]
 
-    /// The per-layer table of a GGUF `general.architecture` ("llama" or "gemma3"); nil for others.
+    /// Qwen2's per-layer tensors (`MODEL_ARCH.QWEN2`): Llama's names (q/k/v biases among them)
+    /// without the RoPE permutation, which llama.cpp's converter applies to Llama-named files only.
+    public static let qwen2LayerEntries: [Entry] = layerEntries.map { Entry(hf: $0.hf, gguf: $0.gguf, permutation: nil) }
+
+    /// Qwen3's per-layer tensors (`MODEL_ARCH.QWEN3`): Qwen2's and the per-head q/k norms.
+    public static let qwen3LayerEntries: [Entry] = qwen2LayerEntries + [
+        Entry(hf: "self_attn.q_norm.weight", gguf: "attn_q_norm.weight", permutation: nil),
+        Entry(hf: "self_attn.k_norm.weight", gguf: "attn_k_norm.weight", permutation: nil),
+    ]
+
+    /// The per-layer table of a GGUF `general.architecture` ("llama", "gemma3", "qwen2",
+    /// "qwen3"); nil for others.
     public static func layerEntries(architecture: String) -> [Entry]? {
-        switch architecture {
-        case LlamaMetadata.architecture: layerEntries
-        case Gemma3Metadata.architecture: gemma3LayerEntries
-        default: nil
+        switch GGUFModelArchitecture(rawValue: architecture) {
+        case .llama: layerEntries
+        case .gemma3: gemma3LayerEntries
+        case .qwen2: qwen2LayerEntries
+        case .qwen3: qwen3LayerEntries
+        case nil: nil
         }
     }
 

@@ -17,8 +17,10 @@ public enum LlamaTokenizerMetadata {
     ///   - vocabSize: config.json `vocab_size` (the token list is padded to it).
     ///   - configJSON: config.json bytes (special token ids).
     ///   - tokenizerConfigJSON: tokenizer_config.json bytes, if the folder has one.
+    ///   - preTokenizer: `tokenizer.ggml.pre` (the family's, `GGUFModelArchitecture.bpePreTokenizer`).
     /// - Throws: `FormatsError.invalidJSON` if the tokenizer is not a BPE tokenizer.json.
     public static func ggufMetadata(tokenizerJSON: Data, vocabSize: Int, configJSON: Data?, tokenizerConfigJSON: Data? = nil,
+                                    preTokenizer: String = "gpt-2",
                                     source: String = "tokenizer.json") throws -> OrderedDictionary<String, GGUFValue> {
         func parse(_ d: Data, _ name: String) throws -> JSONValue {
             do { return try JSONParser.parse([UInt8](d)) } catch { throw FormatsError.invalidJSON(file: name, reason: "\(error)") }
@@ -52,7 +54,7 @@ public enum LlamaTokenizerMetadata {
         }
         var m = OrderedDictionary<String, GGUFValue>()
         m["tokenizer.ggml.model"] = .string("gpt2")
-        m["tokenizer.ggml.pre"] = .string("gpt-2")
+        m["tokenizer.ggml.pre"] = .string(preTokenizer)
         m["tokenizer.ggml.tokens"] = .strings(tokens)
         m["tokenizer.ggml.token_type"] = .int32s(types)
 

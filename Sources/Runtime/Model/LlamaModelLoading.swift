@@ -47,8 +47,8 @@ extension LlamaModel {
         return try LlamaModel(config: config, weights: weights, source: path)
     }
 
-    /// A llama.cpp GGUF (`general.architecture` "llama" or "gemma3"): hyperparameters through
-    /// Formats' `llama.*` / `gemma3.*` → config.json mapping (decoded by `LlamaConfig`, so there is
+    /// A llama.cpp GGUF (`general.architecture` "llama", "qwen2", "qwen3" or "gemma3"):
+    /// hyperparameters through Formats' `<arch>.*` → config.json mapping (decoded by `LlamaConfig`, so there is
     /// one decoding path; Gemma-3's norm weights already hold 1 + w),
     /// tensors by the HF⇄GGUF name table with the Q/K RoPE row permutation undone, and llama3
     /// scaling from `rope_freqs.weight` when present. Matrices per `storage`: `.f32` dequantizes
@@ -60,7 +60,8 @@ extension LlamaModel {
         guard let arch = GGUFModelArchitecture(metadata: gguf.metadata) else {
             throw RuntimeError.unsupportedArchitecture("GGUF general.architecture '\(gguf.architecture ?? "missing")'", source: path)
         }
-        let json = try arch.configJSON(fromGGUF: gguf.metadata, tensorNames: gguf.tensorNames, source: path)
+        let json = try arch.configJSON(fromGGUF: gguf.metadata, tensorNames: gguf.tensorNames,
+                                       embeddingRows: gguf.info("token_embd.weight")?.shape.dims.first, source: path)
         let config = try LlamaConfig.load(configJSON: json, source: path)
         try LoadMemoryCheck.check(gguf.tensorNames.compactMap(gguf.info), storage: storage, source: path)
         func locate(_ hfName: String) throws -> LlamaTensorName.Mapping {
