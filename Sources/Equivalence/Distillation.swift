@@ -330,7 +330,8 @@ public enum Distiller {
             released = l + 1
         }
         enter(.done, layers.count, nil)
-        let adapter = SteeringAdapter(site: .blockOutput, activation: activation(options.fit.kind), layers: fitted)
+        let adapter = SteeringAdapter(site: .blockOutput, activation: activation(options.fit.kind), layers: fitted,
+                                      madeFor: base.signature)
         let params = adapter.parameterCount
         return DistillationResult(adapter: adapter, layers: reports, timings: timings, parameterCount: params,
                                   parameterFraction: Double(params) / Double(max(base.weights.parameterCount, 1)),

@@ -5,8 +5,10 @@ import Tensors
 /// `layers.N.down` D `[d, r]`, `layers.N.up` U `[d, r]` and `layers.N.bias` b `[d]`
 /// (Δh = U·φ(Dᵀh) + b; the fixed-vector kind has the bias only), and `__metadata__` keys
 /// `format` ("steertool-steering"), `format_version`, `site`, `kind`, `activation`, `rank`,
-/// `layers` (JSON array), `base_model` (fingerprint), `source`, `report` (JSON). Plain tensors
-/// and strings here; Runtime turns them into its `SteeringAdapter`.
+/// `layers` (JSON array), `base_model` (fingerprint), `source`, `report` (JSON), and the model it
+/// was made for (`ModelSignature`: `model_architecture`, `model_hidden_size`, `model_layers`;
+/// absent in files written before them). Plain tensors and strings here; Runtime turns them into
+/// its `SteeringAdapter`.
 public struct SteeringAdapterFile: Sendable {
     /// One layer's tensors.
     public struct Layer: Sendable, Equatable {
@@ -45,11 +47,14 @@ public struct SteeringAdapterFile: Sendable {
     public var layers: [Layer]
     /// Format version read from the file (written as `FormatsModule.steertoolFormatVersion`).
     public var formatVersion: Int
+    /// The model the adapter was made for (nil: not recorded).
+    public var modelSignature: ModelSignature?
 
     public init(site: String = "blockOutput", kind: String, activation: String = "identity", rank: Int, baseModel: String,
-                source: String, report: JSONValue = .object([]), layers: [Layer]) {
+                source: String, report: JSONValue = .object([]), layers: [Layer], modelSignature: ModelSignature? = nil) {
         self.site = site; self.kind = kind; self.activation = activation; self.rank = rank
         self.baseModel = baseModel; self.source = source; self.report = report
+        self.modelSignature = modelSignature
         self.layers = layers.sorted { $0.index < $1.index }
         formatVersion = FormatsModule.steertoolFormatVersion
     }
@@ -100,7 +105,10 @@ public struct SteeringAdapterFile: Sendable {
         var out = SteeringAdapterFile(site: m["site"] ?? "blockOutput", kind: m["kind"] ?? "linear", activation: m["activation"] ?? "identity",
                                       rank: m["rank"].flatMap(Int.init) ?? (byLayer.values.first?.down?.shape[1] ?? 0),
                                       baseModel: m["base_model"] ?? "", source: m["source"] ?? "", report: report,
-                                      layers: Array(byLayer.values))
+                                      layers: Array(byLayer.values), modelSignature: try ModelSignature.read(m, file: path))
+        if let sig = out.modelSignature, let d, d != sig.hiddenSize {
+            throw FormatsError.invalidModel(file: path, reason: "its tensors are \(d) wide but it records \(sig)")
+        }
         out.formatVersion = version
         return out
     }
@@ -113,12 +121,13 @@ public struct SteeringAdapterFile: Sendable {
             if let t = l.up { records.append(SafetensorsWriter.record("layers.\(l.index).up", t)) }
             if let t = l.bias { records.append(SafetensorsWriter.record("layers.\(l.index).bias", t)) }
         }
-        let metadata: OrderedDictionary<String, String> = [
+        var metadata: OrderedDictionary<String, String> = [
             "format": Self.formatName, "format_version": String(FormatsModule.steertoolFormatVersion),
             "site": site, "kind": kind, "activation": activation, "rank": String(rank),
             "layers": JSONValue.array(layers.map { .int($0.index) }).description,
             "base_model": baseModel, "source": source, "report": report.description,
         ]
+        for (k, v) in modelSignature?.metadata ?? [] { metadata[k] = v }
         try SafetensorsWriter.write(records, metadata: metadata, to: path, force: force)
     }
 }

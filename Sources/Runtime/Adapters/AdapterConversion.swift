@@ -55,7 +55,7 @@ extension SteeringAdapter {
             }
             layers[l.index] = SteeringLayer(down: l.down, up: l.up, bias: l.bias)
         }
-        self.init(site: siteKind, activation: activation, layers: layers, scale: scale)
+        self.init(site: siteKind, activation: activation, layers: layers, scale: scale, madeFor: file.modelSignature)
     }
 
     /// Reads a steering adapter file.

@@ -1,4 +1,5 @@
 import Foundation
+import Formats
 import Tensors
 
 /// Nonlinearity φ of a steering adapter Δh = U·φ(Dᵀh) + b.
@@ -82,10 +83,14 @@ public struct SteeringAdapter: Sendable, Equatable {
     public var layers: [Int: SteeringLayer]
     /// Multiplier applied to every shift (1 = as fitted).
     public var scale: Float
+    /// The model the adapter was made for (nil: unknown, e.g. a llama.cpp control vector);
+    /// `LlamaModel.add` refuses it on a model with another signature.
+    public var madeFor: ModelSignature?
 
     public init(site: HookSiteKind = .blockOutput, activation: SteeringActivation = .identity,
-                layers: [Int: SteeringLayer], scale: Float = 1) {
+                layers: [Int: SteeringLayer], scale: Float = 1, madeFor: ModelSignature? = nil) {
         self.site = site; self.activation = activation; self.layers = layers; self.scale = scale
+        self.madeFor = madeFor
     }
 
     /// Number of parameters the adapter adds.

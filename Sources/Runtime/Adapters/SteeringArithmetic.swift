@@ -1,3 +1,4 @@
+import Formats
 import Tensors
 
 /// Arithmetic on post-block steering adapters (Δh = scale·(U·φ(Dᵀh) + b) per layer).
@@ -8,7 +9,8 @@ import Tensors
 /// M = U·Dᵀ `[d, d]` by its SVD (M ≈ U_r Σ_r V_rᵀ → U = U_r·Σ_r, D = V_r): optimal in Frobenius
 /// norm and exact when rank M ≤ r. It is refused for SiLU adapters, whose map is not linear.
 public enum SteeringArithmetic {
-    /// Σᵢ weights[i]·adapters[i]. Throws when sites or activations differ, or a layer's widths differ.
+    /// Σᵢ weights[i]·adapters[i], made for the model its inputs were made for. Throws when sites,
+    /// activations or recorded models (`madeFor`) differ, or a layer's widths differ.
     public static func weightedSum(_ adapters: [SteeringAdapter], weights: [Float]) throws -> SteeringAdapter {
         guard let first = adapters.first, adapters.count == weights.count else {
             throw SteeringAdapterError.incompatibleInputs("\(adapters.count) adapters and \(weights.count) weights")
@@ -21,6 +23,10 @@ public enum SteeringArithmetic {
             throw SteeringAdapterError.incompatibleInputs("cannot add a \(linearKinds[0].activation.rawValue) adapter to a \(other.activation.rawValue) one")
         }
         let activation = linearKinds.first?.activation ?? first.activation
+        let signatures = adapters.compactMap(\.madeFor)
+        if let other = signatures.first(where: { $0 != signatures[0] }) {
+            throw SteeringAdapterError.incompatibleInputs("adapters made for different models (\(signatures[0]) and \(other))")
+        }
         var layers: [Int: SteeringLayer] = [:]
         for l in Set(adapters.flatMap { $0.layers.keys }).sorted() {
             var downs: [Tensor] = [], ups: [Tensor] = []
@@ -49,7 +55,7 @@ public enum SteeringArithmetic {
                 layers[l] = SteeringLayer(down: down, up: up, bias: bias)
             }
         }
-        return SteeringAdapter(site: first.site, activation: activation, layers: layers, scale: 1)
+        return SteeringAdapter(site: first.site, activation: activation, layers: layers, scale: 1, madeFor: signatures.first)
     }
 
     /// The adapter with every shift multiplied by `factor` (folded into U and b; scale 1).

@@ -5,8 +5,9 @@ import Tensors
 /// Conversions between `SteeringAdapter` and its files: steertool's steering file and
 /// llama.cpp's control vector.
 public enum SteeringFiles {
-    /// The file form of an adapter (scale folded into U and b). `kind` is "vector" when no layer
-    /// has D/U, else "linear" (identity) or "nonlinear" (SiLU).
+    /// The file form of an adapter (scale folded into U and b), recording the model it was made
+    /// for (`madeFor`). `kind` is "vector" when no layer has D/U, else "linear" (identity) or
+    /// "nonlinear" (SiLU).
     public static func file(from adapter: SteeringAdapter, baseModel: String = "", source: String = "",
                             report: JSONValue = .object([])) -> SteeringAdapterFile {
         let a = SteeringArithmetic.scaled(adapter, by: 1)
@@ -17,7 +18,7 @@ public enum SteeringFiles {
         }
         return SteeringAdapterFile(site: "\(a.site)", kind: kind, activation: a.activation.rawValue,
                                    rank: a.layers.values.map(\.rank).max() ?? 0, baseModel: baseModel, source: source,
-                                   report: report, layers: layers)
+                                   report: report, layers: layers, modelSignature: a.madeFor)
     }
 
     /// A vector-kind post-block adapter as a llama.cpp control vector: `direction.ℓ` = scale·bᵢ of

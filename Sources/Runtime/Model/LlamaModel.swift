@@ -1,4 +1,5 @@
 import Foundation
+import Formats
 import Tensors
 
 /// A Llama-family causal LM ready to run: config, weights (matrices f32, or bf16/f16 and GGML blocks in place; see
@@ -121,10 +122,20 @@ public struct LlamaModel: Sendable {
         loraAdapters.append(lora)
     }
 
+    /// What adapters made for this model record (`SteeringAdapter.madeFor`): the resolved
+    /// architecture name, d and the layer count.
+    public var signature: ModelSignature {
+        ModelSignature(architecture: architecture.name, hiddenSize: config.hiddenSize, layers: config.numHiddenLayers)
+    }
+
     /// Adds a steering adapter (its hooks run before hooks passed to `forward`); `name`
     /// identifies it in errors.
-    /// - Throws: `RuntimeError.adapterMismatch` if it does not fit this model.
+    /// - Throws: `RuntimeError.adapterMismatch` if it does not fit this model: made for a model
+    ///   of another architecture or shape, or of shapes that do not fit.
     public mutating func add(_ steering: SteeringAdapter, name: String) throws {
+        if let made = steering.madeFor, made != signature {
+            throw RuntimeError.adapterMismatch(adapter: name, reason: "made for \(made); this model is \(signature)")
+        }
         try steering.validate(for: config, name: name)
         steeringAdapters.append(steering)
     }
