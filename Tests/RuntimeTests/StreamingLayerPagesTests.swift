@@ -6,8 +6,8 @@ import TestSupport
 
 /// `LlamaModel.streamsLayerPages` (each layer's mapped pages released once a pass is done with
 /// it, for models larger than memory) changes no result: on the real SmolLM2 GGUF (Q4_1 matrices
-/// read in place from the mapped file) the logits and the steering gradients are bit for bit
-/// those of the unstreamed model.
+/// read in place from the mapped file) the logits are bit for bit those of the unstreamed model,
+/// and the steering gradients equal them (see the test for why not bit for bit under parallel suites).
 @Suite("Streaming layer pages")
 struct StreamingLayerPagesTests {
     static func smolLM2() throws -> LlamaModel {
@@ -38,8 +38,15 @@ struct StreamingLayerPagesTests {
             try SteeringBackprop(model: m).lossAndGradients(sequences: [Self.tokens], objectives: [.crossEntropy], adapter: adapter)
         }
         let g0 = try gradients(plain), g1 = try gradients(streamed)
-        #expect(g0.loss == g1.loss)
+        // The backward's sgemm calls follow the process-wide BLAS thread count, which suites
+        // running in parallel set (1 to 3): between the two runs it can change the summation
+        // order, so the gradients are compared to 1e-6 relative (max|a − b| / max|b|), not bit
+        // for bit; the streaming itself changes no value (alone, the two are identical).
+        #expect(abs(g0.loss - g1.loss) <= 1e-6 * abs(g0.loss))
         let a = try #require(g0.layers[3]), b = try #require(g1.layers[3])
-        #expect(a.down?.scalars == b.down?.scalars && a.up?.scalars == b.up?.scalars && a.bias?.scalars == b.bias?.scalars)
+        for (x, y) in [(a.down, b.down), (a.up, b.up), (a.bias, b.bias)] {
+            let x = try #require(x), y = try #require(y)
+            #expect(maxAbsoluteDifferenceScaled(x.scalars, y.scalars) <= 1e-6)
+        }
     }
 }

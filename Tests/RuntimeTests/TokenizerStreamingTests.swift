@@ -6,7 +6,7 @@ import Testing
 @Suite("Tokenizer: incremental decoding")
 struct TokenizerStreamingTests {
     @Test("token-by-token output concatenates to the reference string; no partial character is emitted",
-          arguments: ["llama-spm", "gpt-2", "llama-bpe"])
+          arguments: ["llama-spm", "gpt-2", "llama-bpe", "qwen2"])
     func streaming(name: String) throws {
         let tok = try TokenizerFixtures.vocab(name)
         var sawSplitCharacter = false

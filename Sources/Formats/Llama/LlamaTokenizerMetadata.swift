@@ -139,8 +139,9 @@ public enum LlamaTokenizerMetadata {
 
     /// A byte-level BPE tokenizer.json rebuilt from `tokenizer.ggml.*` (model "gpt2"): the
     /// vocabulary without UNUSED padding entries, CONTROL / USER_DEFINED tokens as added tokens,
-    /// merges split at their space, and a TemplateProcessing post-processor that prepends BOS
-    /// when `tokenizer.ggml.add_bos_token` is true.
+    /// merges split at their space, the pre-tokenizer of `tokenizer.ggml.pre`
+    /// (`ByteLevelPattern.preTokenizerJSON`) and its `ignore_merges`, and a TemplateProcessing post-processor that
+    /// prepends BOS when `tokenizer.ggml.add_bos_token` is true.
     /// - Throws: `FormatsError.invalidModel` when the metadata holds no gpt2-style vocabulary.
     public static func tokenizerJSON(fromGGUF metadata: OrderedDictionary<String, GGUFValue>, source: String = "GGUF") throws -> Data {
         guard metadata["tokenizer.ggml.model"]?.stringValue == "gpt2",
@@ -183,11 +184,13 @@ public enum LlamaTokenizerMetadata {
         let doc = JSONValue.object([
             ("version", .string("1.0")), ("truncation", .null), ("padding", .null),
             ("added_tokens", .array(addedTokens)), ("normalizer", .null),
-            ("pre_tokenizer", .object(byteLevel)), ("post_processor", post), ("decoder", .object(byteLevel)),
+            ("pre_tokenizer", ByteLevelPattern.preTokenizerJSON(pre: metadata["tokenizer.ggml.pre"]?.stringValue)),
+            ("post_processor", post), ("decoder", .object(byteLevel)),
             ("model", .object([
                 ("type", .string("BPE")), ("dropout", .null), ("unk_token", .null), ("continuing_subword_prefix", .null),
                 ("end_of_word_suffix", .null), ("fuse_unk", .bool(false)), ("byte_fallback", .bool(false)),
-                ("ignore_merges", .bool(false)), ("vocab", .object(vocab)), ("merges", .array(merges)),
+                ("ignore_merges", .bool(ByteLevelPattern.ignoresMerges(pre: metadata["tokenizer.ggml.pre"]?.stringValue))),
+                ("vocab", .object(vocab)), ("merges", .array(merges)),
             ])),
         ])
         return Data((doc.serialized(indent: 2) + "\n").utf8)

@@ -106,16 +106,17 @@ public struct GGUFTokenizerMetadata: Sendable, Equatable {
 
 extension Tokenizer {
     /// GGUF `tokenizer.ggml.pre` names → pre-tokenizer (and whether llama.cpp ignores merges for
-    /// words that are whole tokens), as llama.cpp's llama-vocab.cpp groups them.
+    /// words that are whole tokens), as llama.cpp's llama-vocab.cpp groups them
+    /// (`ByteLevelPattern.family(pre:)`).
     static func ggufPreTokenizer(_ name: String) -> (PreTokenizer, ignoreMerges: Bool)? {
-        switch name {
-        case "gpt-2", "phi-2", "mpt", "olmo", "jais": return (.gpt2, false)
-        case "llama3", "llama-v3", "llama-bpe": return (.llama3, true)
-        case "dbrx", "smaug-bpe": return (.llama3, false)
-        case "qwen2", "stablelm2", "deepseek-r1-qwen": return (.qwen2, false)
-        case "smollm", "starcoder", "refact", "codeshell", "exaone", "minerva": return (.smolLM, false)
-        default: return nil
+        guard let (family, ignores) = ByteLevelPattern.family(pre: name) else { return nil }
+        let pre: PreTokenizer = switch family {
+        case .gpt2: .gpt2
+        case .llama3: .llama3
+        case .qwen2: .qwen2
+        case .digitsThenGPT2: .smolLM
         }
+        return (pre, ignores)
     }
 
     /// A tokenizer from GGUF `tokenizer.ggml.*` metadata: "gpt2" byte-level BPE (pre-tokenizer

@@ -6,12 +6,8 @@ import Formats
 /// `post_processor`, `decoder`) plus, when given, `tokenizer_config.json` (`bos_token`,
 /// `eos_token`, `add_bos_token`, `add_eos_token`, `chat_template`).
 public enum TokenizerJSONLoader {
-    /// The GPT-2 pattern as tokenizer.json spells it (ByteLevel's built-in regex, or a Split).
-    static let gpt2Pattern = #"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"#
-    /// Llama-3's Split pattern.
-    static let llama3Pattern = #"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
-    /// Qwen2's Split pattern (Llama-3 with single digits).
-    static let qwen2Pattern = #"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
+    /// The Split patterns tokenizer.json spells (`ByteLevelPattern`, in Formats).
+    static let gpt2Pattern = ByteLevelPattern.gpt2, llama3Pattern = ByteLevelPattern.llama3, qwen2Pattern = ByteLevelPattern.qwen2
 
     /// Loads `tokenizerJSON` (a path), with `configJSON` (a path) when present.
     public static func load(tokenizerJSON path: String, configJSON configPath: String?) throws -> Tokenizer {
