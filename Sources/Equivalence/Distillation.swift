@@ -62,6 +62,19 @@ public struct DistillationResult: Sendable {
     /// ("embedding", "final_norm", "lm_head"; only those that changed). Post-block steering cannot
     /// express these; a caller should warn with the figures.
     public var nonBlockChanges: [String: Float]
+    /// Calibration tokens the fits and Theorem 3.1 used (the held-in ones).
+    public var heldInTokens: Int
+
+    /// Why the Theorem 3.1 columns say nothing, when they do not: with no more held-in tokens
+    /// than the residual width, the block outputs of the held-in tokens span every token
+    /// direction (rank Z = N), so any target lies in their span and e* = 0 trivially. nil when
+    /// some layer's report is informative.
+    public var uninformativeTheorem31: String? {
+        let reports = layers.compactMap(\.theorem31)
+        guard !reports.isEmpty, reports.allSatisfy({ $0.rankZ >= heldInTokens }) else { return nil }
+        return "Theorem 3.1: the \(heldInTokens) held-in tokens are no more than the width, so the block outputs span "
+            + "every token direction and e* = 0 says nothing; give more calibration tokens than the width for a bound that does"
+    }
 }
 
 /// Where a running distillation is, reported as each phase starts.
@@ -335,7 +348,8 @@ public enum Distiller {
         let params = adapter.parameterCount
         return DistillationResult(adapter: adapter, layers: reports, timings: timings, parameterCount: params,
                                   parameterFraction: Double(params) / Double(max(base.weights.parameterCount, 1)),
-                                  nonBlockChanges: nonBlockChanges(base: base.weights, finetuned: finetuned.weights))
+                                  nonBlockChanges: nonBlockChanges(base: base.weights, finetuned: finetuned.weights),
+                                  heldInTokens: split.heldIn.count)
     }
 
     /// Relative Frobenius changes of the non-block weights that differ (see `DistillationResult`).

@@ -122,6 +122,7 @@ struct DistillCommand: ParsableCommand {
             print(String(format: "%5d  %4d  %6d  %11.4f  ", l.layer, l.fit.rank, l.fit.parameterCount, l.fit.heldOutRelativeError)
                   + "\(f(t?.exact))  \(f(t?.lower))  \(f(t?.upper))  \(f(l.siteErrors[.attentionOutput]))   \(f(l.siteErrors[.mlpOutput]))    \(f(l.siteErrors[.blockOutput]))")
         }
+        if let note = result.uninformativeTheorem31 { print("note: " + note) }
         let t = result.timings
         print(String(format: "time %.1f s: forward passes %.1f s, fits %.1f s, diagnostics %.1f s", t.total, t.forward, t.fit, t.diagnostics))
         print("parameters \(result.parameterCount) (\(String(format: "%.4f", 100 * result.parameterFraction))% of the model), method \(method.rawValue), kind \(kind.rawValue), \(sequences.reduce(0) { $0 + $1.count }) calibration tokens")
