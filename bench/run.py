@@ -250,6 +250,11 @@ def run_command(cmd: list[str], env: dict[str, str], timeout: float | None = Non
         return {"seconds": wall, "peak_rss_mb": usage.ru_maxrss / 1024.0, "group_peak_mb": group_peak,
                 "memory_limit_mb": memory_limit / 2**20 if group else None}
     finally:
+        # Interrupted (SIGTERM becomes SystemExit in bench/scale.py): the child goes too, and its
+        # group with it, instead of running on unmeasured in a group nobody removes.
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
         if group:
             group.remove()
 

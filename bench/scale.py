@@ -36,6 +36,7 @@ import argparse
 import hashlib
 import json
 import os
+import signal
 import struct
 import subprocess
 import sys
@@ -199,6 +200,9 @@ def main() -> int:
     ap.add_argument("--force", action="store_true", help="rerun jobs whose results are already recorded")
     ap.add_argument("--prepare-only", choices=list(SHAPES), help=argparse.SUPPRESS)
     a = ap.parse_args()
+    # A SIGTERM (kill, a timeout) unwinds like Ctrl-C: run_command's cleanup stops the job and
+    # removes its memory cgroup.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if a.prepare_only:
         prepare(a.prepare_only)
         return 0
