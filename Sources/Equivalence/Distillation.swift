@@ -180,8 +180,6 @@ public enum Distiller {
         // position 0, attending to itself), so every weight is read once per block, not once per
         // sequence, and each projection is one product over all N tokens.
         let tokens = sequences.flatMap { $0 }
-        var segments: [Range<Int>] = []
-        for sq in sequences { segments.append((segments.last?.upperBound ?? 0)..<((segments.last?.upperBound ?? 0) + sq.count)) }
         let noLogits = ForwardOptions(logits: .none, sequenceLengths: sequences.map(\.count))
         var timings = DistillTimings()
         var phaseStart = Date()
@@ -258,7 +256,7 @@ public enum Distiller {
                 let wd = weightDelta(base: base, finetuned: finetuned, layer: l)
                 // Per sequence: the block's first-order map runs from position 0 of each.
                 let inputs = recs[.blockInput(l)]!
-                delta = Tensor.concatenatingRows(try segments.map { rows in
+                delta = Tensor.concatenatingRows(try (noLogits.sequenceRows ?? []).map { rows in
                     try ev.jvp(try ev.forward(inputs.gatherRows(Array(rows))), delta: wd).output
                 })
             }

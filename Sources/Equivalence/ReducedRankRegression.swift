@@ -95,7 +95,7 @@ public struct ReducedRankRegression: Sendable {
     /// From the rows, with N < p: W = Xcᵀ(K + λI)⁺Yc with K = XcXcᵀ, the same coefficients as
     /// the normal equations (push-through identity; for λ = 0 both are the minimum-norm
     /// solution, since K has the nonzero eigenvalues of XcᵀXc), with only `[N, N]` matrices
-    /// decomposed and W itself never formed. K + λI is factored by Cholesky (`DualSolver`), or
+    /// decomposed and W itself never formed. K + λI is factored by Cholesky (`SymmetricSolver`), or
     /// pseudo-inverted when numerically singular. The fitted values F = K(K + λI)⁺Yc are Yc itself
     /// when it is factored and λ = 0 (the fit interpolates the held-in rows), Yc − λ(K + λI)⁻¹Yc
     /// with a ridge, K(K + λI)⁺Yc from the pseudo-inverse. FFᵀ `[N, N]` = U Σ² Uᵀ gives
@@ -106,7 +106,7 @@ public struct ReducedRankRegression: Sendable {
         let n = x.rows, q = y.columns
         var a = x.rowGram()                                          // K + λI           [N, N]
         for i in 0..<n { a[i, i] += ridge }
-        let solver = try DualSolver(a, centred: rows.centred)
+        let solver = try SymmetricSolver(a, liftingOnes: rows.centred)
         let f: DoubleMatrix                                          // F                [N, q]
         switch solver {
         case .cholesky where ridge == 0:
@@ -137,23 +137,24 @@ public struct ReducedRankRegression: Sendable {
                         gains: (0..<k).map { 2 * sigma[$0] * uyv[$0] - eig.values[$0] })
     }
 
-    /// (K + λI)⁺ applied to right-hand sides `[N, m]` (orthogonal to the all-ones vector when the
-    /// rows are centred, as Yc and Yc V are): a Cholesky factor of the matrix Jacobi-equilibrated
-    /// and, for centred rows, lifted (K·1 = 0, so giving the all-ones direction the mean diagonal
-    /// as its eigenvalue leaves solutions on 1's complement unchanged); or, when that is
-    /// numerically singular (reciprocal condition < 1e-10), the pseudo-inverse from K + λI's
-    /// eigen-decomposition with eigenvalues ≤ 1e-12·λ_max counted as zero (the primal's cutoff).
-    enum DualSolver {
+    /// A⁺ for a symmetric positive semi-definite A `[n, n]` (XcᵀXc + λI in the primal, K + λI in
+    /// the dual), factored once and applied to right-hand sides `[n, m]`: a Cholesky factor of A
+    /// Jacobi-equilibrated and, with `liftingOnes`, lifted (for centred rows K·1 = 0 and the
+    /// right-hand sides Yc, Yc V are orthogonal to 1, so giving the all-ones direction the mean
+    /// diagonal as its eigenvalue leaves their solutions unchanged); or, when that is numerically
+    /// singular (reciprocal condition < 1e-10), the minimum-norm pseudo-inverse from A's
+    /// eigen-decomposition with eigenvalues ≤ 1e-12·λ_max counted as zero.
+    enum SymmetricSolver {
         /// R of the equilibrated (lifted) matrix S·M·S = RᵀR, with S = diag(`scale`).
         case cholesky(CholeskyFactor, scale: [Double])
-        /// The eigenvectors `[N, r]` and eigenvalues of the r eigenvalues above the cutoff.
+        /// The eigenvectors `[n, r]` and eigenvalues of the r eigenvalues above the cutoff.
         case pseudoInverse(vectors: DoubleMatrix, values: [Double])
 
-        /// Factors `a` = K + λI `[N, N]`.
-        init(_ a: DoubleMatrix, centred: Bool) throws {
+        /// Factors `a` `[n, n]`.
+        init(_ a: DoubleMatrix, liftingOnes: Bool) throws {
             let n = a.rows
             var m = a
-            if centred && n > 0 {
+            if liftingOnes && n > 0 {
                 let c = a.trace / Double(n * n)
                 for i in 0..<n { for j in 0..<n { m[i, j] += c } }
             }
@@ -170,7 +171,7 @@ public struct ReducedRankRegression: Sendable {
             self = .pseudoInverse(vectors: eig.vectors.leadingColumns(rank), values: Array(eig.values.prefix(rank)))
         }
 
-        /// (K + λI)⁺ B for B `[N, m]`.
+        /// A⁺ B for B `[n, m]`.
         func solve(_ b: DoubleMatrix) -> DoubleMatrix {
             switch self {
             case let .cholesky(r, s):
@@ -188,31 +189,7 @@ public struct ReducedRankRegression: Sendable {
     static func solveNormalEquations(_ g: RegressionGrams, ridge: Double) throws -> DoubleMatrix {
         var a = g.inputGram
         for i in 0..<a.rows { a[i, i] += ridge }
-        return try symmetricSolve(a, g.crossGram)
-    }
-
-    /// A⁺B for a symmetric positive semi-definite A `[n, n]`, B `[n, q]`: Cholesky on the
-    /// Jacobi-equilibrated `choleskyOn` (A itself unless a caller lifted a null direction B is
-    /// orthogonal to), or, when that is numerically singular (reciprocal condition < 1e-10), the
-    /// minimum-norm pseudo-inverse from A's eigen-decomposition with eigenvalues ≤ 1e-12·λ_max
-    /// counted as zero.
-    static func symmetricSolve(_ a: DoubleMatrix, _ b: DoubleMatrix, choleskyOn c: DoubleMatrix? = nil) throws -> DoubleMatrix {
-        let n = a.rows, q = b.columns
-        let m = c ?? a
-        let s = (0..<n).map { m[$0, $0] > 0 ? 1 / m[$0, $0].squareRoot() : 0 }
-        var scaled = m.scaled(rows: s, columns: s)
-        for i in 0..<n where s[i] == 0 { scaled[i, i] = 1 }       // a zero row and column: the solution's row stays 0
-        let ones = [Double](repeating: 1, count: q)
-        if let x = try scaled.choleskySolve(b.scaled(rows: s, columns: ones), minimumReciprocalCondition: 1e-10) {
-            return x.scaled(rows: s, columns: ones)
-        }
-        let eig = try a.symmetricEigen()
-        let cutoff = 1e-12 * max(eig.values.first ?? 0, 0)
-        let r = eig.values.filter { $0 > cutoff }.count
-        let v = eig.vectors.leadingColumns(r)
-        var vtb = v.multiplied(by: b, transposeSelf: true)           // [r, q]
-        for i in 0..<r { for j in 0..<q { vtb[i, j] /= eig.values[i] } }
-        return v.multiplied(by: vtb)
+        return try SymmetricSolver(a, liftingOnes: false).solve(g.crossGram)
     }
 
     /// Largest usable rank (number of singular directions).

@@ -49,8 +49,7 @@ public enum Theorem31 {
         precondition(t.rows == z.rows, "Theorem31: \(t.rows) target rows, \(z.rows) block-output rows")
         let n = z.rows, d = z.columns
         guard n < d else {
-            return try analyze(Theorem31Grams(targetGram: t.gram(), crossGram: t.multiplied(by: z, transposeSelf: true),
-                                              blockOutputGram: z.gram()), rankTolerance: rankTolerance)
+            return try analyze(Theorem31Grams(target: t, blockOutput: z), rankTolerance: rankTolerance)
         }
         var norms = [Double](repeating: 0, count: d)
         for i in 0..<n { for j in 0..<d { norms[j] += z[i, j] * z[i, j] } }
@@ -207,8 +206,7 @@ public struct Theorem31Grams: Sendable {
     }
 
     /// The Grams of T `[N, k]` and Z `[N, d]` (`dsyrk`/`dgemm` over the N rows in Float64).
-    public init(target t: Tensor, blockOutput z: Tensor) {
-        let tw = DoubleMatrix(t), zw = DoubleMatrix(z)
-        self.init(targetGram: tw.gram(), crossGram: tw.multiplied(by: zw, transposeSelf: true), blockOutputGram: zw.gram())
+    public init(target t: DoubleMatrix, blockOutput z: DoubleMatrix) {
+        self.init(targetGram: t.gram(), crossGram: t.multiplied(by: z, transposeSelf: true), blockOutputGram: z.gram())
     }
 }

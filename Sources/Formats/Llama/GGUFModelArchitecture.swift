@@ -53,6 +53,14 @@ public enum GGUFModelArchitecture: String, Sendable, CaseIterable {
     /// The metadata keys whose presence makes a GGUF of this architecture a model.
     public var modelKeys: [String] { ["embedding_length", "block_count", "attention.head_count"].map { rawValue + "." + $0 } }
 
+    /// HF config.json bytes for `file`, a GGUF of this architecture: its metadata, its tensor
+    /// names and the rows of its `token_embd.weight` (`configJSON(fromGGUF:tensorNames:embeddingRows:source:)`).
+    /// - Throws: `FormatsError.invalidModel` for a missing key or another architecture.
+    public func configJSON(of file: GGUFFile, source: String) throws -> Data {
+        try configJSON(fromGGUF: file.metadata, tensorNames: file.tensorNames,
+                       embeddingRows: file.info("token_embd.weight")?.shape.dims.first, source: source)
+    }
+
     /// HF config.json bytes for a GGUF of this architecture (`LlamaMetadata` / `Gemma3Metadata`).
     /// `embeddingRows` (the rows of `token_embd.weight`) gives the vocabulary size of a file
     /// without `<arch>.vocab_size` or a token list (a Qwen GGUF written from a folder without a

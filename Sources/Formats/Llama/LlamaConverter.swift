@@ -121,8 +121,7 @@ public enum LlamaConverter {
             }
         }
         let arch = GGUFModelArchitecture(metadata: g.metadata) ?? .llama   // .llama's reader names a wrong architecture
-        let config = try arch.configJSON(fromGGUF: g.metadata, tensorNames: g.tensorNames,
-                                         embeddingRows: g.info("token_embd.weight")?.shape.dims.first, source: input)
+        let config = try arch.configJSON(of: g, source: input)
         let h = try LlamaMetadata.hyperparameters(fromConfigJSON: config, source: input)
         var records: [TensorRecord] = []
         for name in g.tensorNames where name != LlamaTensorName.ropeFreqs {

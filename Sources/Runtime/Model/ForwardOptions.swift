@@ -36,6 +36,15 @@ public struct ForwardOptions: Sendable, Equatable {
     /// sequence.
     public var sequenceLengths: [Int]?
 
+    /// The row ranges of the packed sequences (`sequenceLengths` laid end to end); nil for one
+    /// sequence.
+    public var sequenceRows: [Range<Int>]? {
+        sequenceLengths.map { lengths in
+            var start = 0
+            return lengths.map { n in defer { start += n }; return start..<(start + n) }
+        }
+    }
+
     /// Options; the defaults compute all logits and nothing else.
     public init(logits: Logits = .all, blockOutputs: Bool = false, record: Set<HookSite> = [],
                 layers: Range<Int>? = nil, startResidual: Tensor? = nil, sequenceLengths: [Int]? = nil) {

@@ -41,7 +41,6 @@ extension LlamaModel {
         if let r = options.startResidual, r.shape.dims != [T, c.hiddenSize] {
             throw RuntimeError.invalidArgument("forward: startResidual has shape \(r.shape), expected [\(T), \(c.hiddenSize)]")
         }
-        var segments: [Range<Int>]? = nil
         if let lengths = options.sequenceLengths {
             guard lengths.allSatisfy({ $0 > 0 }), lengths.reduce(0, +) == T else {
                 throw RuntimeError.invalidArgument("forward: sequence lengths \(lengths) do not split \(T) tokens")
@@ -49,9 +48,8 @@ extension LlamaModel {
             guard cache == nil, options.logits != .lastPosition else {
                 throw RuntimeError.invalidArgument("forward: packed sequences take no KV cache and no last-position logits")
             }
-            var offset = 0
-            segments = lengths.map { n in defer { offset += n }; return offset..<(offset + n) }
         }
+        let segments = options.sequenceRows
         let cache = cache ?? KVCache(config: c, capacity: T)
         guard cache.fits(c) else {
             throw RuntimeError.invalidArgument(

@@ -60,8 +60,7 @@ extension LlamaModel {
         guard let arch = GGUFModelArchitecture(metadata: gguf.metadata) else {
             throw RuntimeError.unsupportedArchitecture("GGUF general.architecture '\(gguf.architecture ?? "missing")'", source: path)
         }
-        let json = try arch.configJSON(fromGGUF: gguf.metadata, tensorNames: gguf.tensorNames,
-                                       embeddingRows: gguf.info("token_embd.weight")?.shape.dims.first, source: path)
+        let json = try arch.configJSON(of: gguf, source: path)
         let config = try LlamaConfig.load(configJSON: json, source: path)
         try LoadMemoryCheck.check(gguf.tensorNames.compactMap(gguf.info), storage: storage, source: path)
         func locate(_ hfName: String) throws -> LlamaTensorName.Mapping {

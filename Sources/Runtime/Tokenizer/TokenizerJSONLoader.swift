@@ -6,9 +6,6 @@ import Formats
 /// `post_processor`, `decoder`) plus, when given, `tokenizer_config.json` (`bos_token`,
 /// `eos_token`, `add_bos_token`, `add_eos_token`, `chat_template`).
 public enum TokenizerJSONLoader {
-    /// The Split patterns tokenizer.json spells (`ByteLevelPattern`, in Formats).
-    static let gpt2Pattern = ByteLevelPattern.gpt2, llama3Pattern = ByteLevelPattern.llama3, qwen2Pattern = ByteLevelPattern.qwen2
-
     /// Loads `tokenizerJSON` (a path), with `configJSON` (a path) when present.
     public static func load(tokenizerJSON path: String, configJSON configPath: String?) throws -> Tokenizer {
         let doc = try readJSON(path)
@@ -175,7 +172,7 @@ public enum TokenizerJSONLoader {
                 throw TokenizerError.unsupportedPreTokenizer("Split without a pattern", source: source)
             }
             let behavior = v["behavior"]?.stringValue ?? "?"
-            if let literal = v["pattern"]?["String"]?.stringValue, ![gpt2Pattern, llama3Pattern, qwen2Pattern].contains(literal) {
+            if let literal = v["pattern"]?["String"]?.stringValue, ![ByteLevelPattern.gpt2, ByteLevelPattern.llama3, ByteLevelPattern.qwen2].contains(literal) {
                 guard let delimiter = PreTokenizer.LiteralDelimiter(rawValue: behavior), v["invert"]?.boolValue != true else {
                     throw TokenizerError.unsupportedPreTokenizer("Split(\(behavior)\(v["invert"]?.boolValue == true ? ", invert" : "")) on \(literal.debugDescription)", source: source)
                 }
@@ -186,9 +183,9 @@ public enum TokenizerJSONLoader {
                 throw TokenizerError.unsupportedPreTokenizer("Split(\(behavior), invert) \(regex)", source: source)
             }
             switch regex {
-            case gpt2Pattern: result.steps.append(.gpt2)
-            case llama3Pattern: result.steps.append(.llama3(maxDigits: 3))
-            case qwen2Pattern: result.steps.append(.llama3(maxDigits: 1))
+            case ByteLevelPattern.gpt2: result.steps.append(.gpt2)
+            case ByteLevelPattern.llama3: result.steps.append(.llama3(maxDigits: 3))
+            case ByteLevelPattern.qwen2: result.steps.append(.llama3(maxDigits: 1))
             default: throw TokenizerError.unsupportedPreTokenizer("Split \(regex)", source: source)
             }
         default:
