@@ -43,6 +43,9 @@ struct EvalCommand: ParsableCommand {
     @Flag(name: .long, help: "Generation-scored tasks: wrap each prompt in the model's chat template as one user turn.")
     var chat = false
 
+    @Flag(name: .long, help: "With --chat on Qwen3 models: render enable_thinking=False (each reply opens with an empty <think> block).")
+    var noThinking = false
+
     @Option(name: .long, help: "Generation-scored tasks: most new tokens for items without \"max_tokens\" (default 16).")
     var maxTokens: Int?
 
@@ -75,6 +78,7 @@ struct EvalCommand: ParsableCommand {
         guard inputs == 1 else { throw ValidationError("give exactly one of --text, --tokens and --tasks") }
         if let context, context < 2 { throw ValidationError("--context must be ≥ 2") }
         if let stride, stride < 1 { throw ValidationError("--stride must be ≥ 1") }
+        if noThinking && !chat { throw ValidationError("--no-thinking applies to --chat prompts") }
         if !referenceAdapter.isEmpty && reference == nil { throw ValidationError("--reference-adapter needs --reference") }
         if tasks != nil && reference != nil { throw ValidationError("--reference applies to --text/--tokens, not --tasks") }
         if tasks == nil && (chat || maxTokens != nil) { throw ValidationError("--chat and --max-tokens apply to generation-scored --tasks") }
@@ -143,12 +147,14 @@ struct EvalCommand: ParsableCommand {
                 for (i, row) in rows.enumerated() {
                     let tokenizer = try Tokenizer.load(modelPath: row.tokenizerPath)
                     let template = chat ? try tokenizer.chatTemplate(architecture: row.model.architecture.name).template : nil
+                    if let template { try TextInput.checkThinking(!noThinking, template: template) }
                     let turnStop = template.flatMap { tokenizer.endOfTurnID($0) }.map { [$0] } ?? []
                     let (score, outcomes) = try evaluator.evaluate(
                         model: row.model, items: items, tokenizer: tokenizer,
                         stopTokens: Set(row.model.config.eosTokenIds).union(turnStop),
                         encodePrompt: { prompt in
-                            template.map { tokenizer.encodeChat([ChatMessage(role: "user", content: prompt)], addGenerationPrompt: true, template: $0) }
+                            template.map { tokenizer.encodeChat([ChatMessage(role: "user", content: prompt)], addGenerationPrompt: true,
+                                                                  template: $0, enableThinking: !noThinking) }
                                 ?? tokenizer.encode(prompt, addSpecialTokens: true)
                         },
                         progress: { progress.advance(by: 1) })

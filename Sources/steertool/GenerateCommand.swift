@@ -19,6 +19,9 @@ struct GenerateCommand: ParsableCommand {
     @Flag(name: .long, help: "Wrap the prompt in the model's chat template as one user turn.")
     var chat = false
 
+    @Flag(name: .long, help: "With --chat on a Qwen3 model: render enable_thinking=False (the reply opens with an empty <think> block).")
+    var noThinking = false
+
     @Option(name: .long, help: "Most new tokens.")
     var maxTokens = 64
 
@@ -40,6 +43,7 @@ struct GenerateCommand: ParsableCommand {
     func validate() throws {
         guard (prompt == nil) != (tokens == nil) else { throw ValidationError("give exactly one of --prompt and --tokens") }
         guard maxTokens >= 0 else { throw ValidationError("--max-tokens must be ≥ 0") }
+        guard chat || !noThinking else { throw ValidationError("--no-thinking applies to --chat prompts") }
     }
 
     func run() throws {
@@ -49,7 +53,7 @@ struct GenerateCommand: ParsableCommand {
         if let tokens {
             promptIDs = try parseTokenList(tokens)
         } else {
-            let p = try TextInput.encodePrompt(prompt ?? "", chat: chat, modelPath: modelArguments.model,
+            let p = try TextInput.encodePrompt(prompt ?? "", chat: chat, enableThinking: !noThinking, modelPath: modelArguments.model,
                                                architecture: model.architecture.name)
             promptIDs = p.ids; turnStops = p.stopTokens
         }

@@ -1,4 +1,5 @@
 import Foundation
+import ArgumentParser
 import Runtime
 
 /// Text ⇄ token ids for the CLI through the model's tokenizer (tokenizer.json of an HF folder,
@@ -17,15 +18,19 @@ enum TextInput {
 
     /// The prompt's ids: as one user turn of the model's chat template when `chat` (the template
     /// known for `architecture` when the model ships none, with a note on stderr), else the plain
-    /// text with special tokens.
-    static func encodePrompt(_ text: String, chat: Bool, modelPath: String, architecture: String) throws -> Prompt {
+    /// text with special tokens. `enableThinking` false renders Qwen3's `enable_thinking=False`
+    /// (refused for a template without that switch).
+    static func encodePrompt(_ text: String, chat: Bool, enableThinking: Bool = true, modelPath: String,
+                             architecture: String) throws -> Prompt {
         let tokenizer = try Tokenizer.load(modelPath: modelPath)
         guard chat else { return Prompt(ids: tokenizer.encode(text, addSpecialTokens: true), stopTokens: []) }
         let (template, fallback) = try tokenizer.chatTemplate(architecture: architecture)
         if fallback {
             FileHandle.standardError.write(Data("steertool: the model ships no chat template; using \(architecture)'s (\(template.style.rawValue))\n".utf8))
         }
-        return Prompt(ids: tokenizer.encodeChat([ChatMessage(role: "user", content: text)], addGenerationPrompt: true, template: template),
+        try checkThinking(enableThinking, template: template)
+        return Prompt(ids: tokenizer.encodeChat([ChatMessage(role: "user", content: text)], addGenerationPrompt: true,
+                                                template: template, enableThinking: enableThinking),
                       stopTokens: Set(tokenizer.endOfTurnID(template).map { [$0] } ?? []))
     }
 
@@ -35,5 +40,12 @@ enum TextInput {
         guard let tokenizer = try? Tokenizer.load(modelPath: modelPath) else { return nil }
         var decoder = tokenizer.incrementalDecoder(skipSpecialTokens: true)
         return { decoder.push($0) }
+    }
+
+    /// Refuses `--no-thinking` for a template without Qwen3's switch.
+    static func checkThinking(_ enableThinking: Bool, template: ChatTemplate) throws {
+        guard enableThinking || template.hasThinkingSwitch else {
+            throw ValidationError("--no-thinking: the model's chat template (\(template.style.rawValue)) has no thinking switch")
+        }
     }
 }

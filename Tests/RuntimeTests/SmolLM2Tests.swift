@@ -89,6 +89,16 @@ struct SmolLM2Tests {
         #expect(r.err.contains("stop_token"))
     }
 
+    /// `--no-thinking` is Qwen3's switch: refused for SmolLM2's ChatML template and without --chat.
+    @Test func noThinkingNeedsQwen3Template() throws {
+        try #require(FileManager.default.fileExists(atPath: Fixtures.smolLM2GGUF), Comment(rawValue: Fixtures.smolLM2Missing))
+        let base = ["generate", "--model", Fixtures.smolLM2GGUF, "--prompt", "Hi", "--max-tokens", "1", "--no-thinking"]
+        let chatML = try SteerToolBinary.run(base + ["--chat"])
+        #expect(chatML.status != 0 && chatML.err.contains("(ChatML) has no thinking switch"), "\(chatML.err)")
+        let plain = try SteerToolBinary.run(base)
+        #expect(plain.status != 0 && plain.err.contains("--no-thinking applies to --chat prompts"), "\(plain.err)")
+    }
+
     private struct Greedy: Decodable {
         var prompt_ids: [Int]
         var generated_ids: [Int]
