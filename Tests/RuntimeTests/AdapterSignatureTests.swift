@@ -37,6 +37,21 @@ struct AdapterSignatureTests {
         #expect(try SteeringArithmetic.weightedSum([adapter, anonymous], weights: [1, -1]).madeFor == qwen2.signature)
     }
 
+    /// llama.cpp writes Mistral as `llama`: an adapter made on the Mistral folder applies to its
+    /// GGUF and one made on the GGUF to the folder; neither applies to Qwen2 of the same shape.
+    @Test func mistralAndItsLlamaGGUFShareAdapters() throws {
+        let folder = try LlamaModel.load(path: Fixtures.path("runtime/mistral"))
+        let gguf = try LlamaModel.load(path: Fixtures.path("runtime/mistral.gguf"))
+        let qwen2 = try LlamaModel.load(path: Fixtures.path("runtime/qwen2"))
+        #expect(gguf.signature.architecture == "LlamaForCausalLM" && folder.signature.architecture == "MistralForCausalLM")
+        for (made, target) in [(folder, gguf), (gguf, folder)] {
+            let adapter = SteeringAdapter(layers: [0: SteeringLayer(bias: Tensor.randomNormal([32], seed: 4))], madeFor: made.signature)
+            #expect(throws: Never.self) { try target.adding(adapter, name: "a") }
+            #expect(throws: RuntimeError.self) { try qwen2.adding(adapter, name: "a") }
+        }
+        #expect(!folder.signature.matches(ModelSignature(architecture: "MistralForCausalLM", hiddenSize: 32, layers: 3)))
+    }
+
     /// Partial or malformed signatures in a file are refused by name.
     @Test func malformedSignatureIsRefused() throws {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("steertool-signature-\(UUID().uuidString).safetensors").path

@@ -25,6 +25,19 @@ struct ArchitectureReferenceTests {
         try ReferenceForwardTests.check(model: model, reference: "runtime/reference-mistral.safetensors")
     }
 
+    /// A PEFT LoRA on all seven projections, applied unmerged to the HF folder and to llama.cpp's
+    /// GGUF of it (its Q/K rows permuted back for Mistral, which llama.cpp writes as `llama`),
+    /// gives PEFT's outputs, and not the base's.
+    @Test(arguments: ["qwen2", "mistral"], ["", ".gguf"]) func loraUnmergedMatchesPEFT(kind: String, suffix: String) throws {
+        let base = try LlamaModel.load(path: Fixtures.path("runtime/\(kind)\(suffix)"))
+        let model = try base.adding(LoRAWeights.load(directory: Fixtures.path("runtime/\(kind)-lora")))
+        let reference = "runtime/reference-\(kind)-lora.safetensors"
+        try ReferenceForwardTests.check(model: model, reference: reference)
+        let runs = try ReferenceRun.load(reference, layers: model.config.numHiddenLayers)
+        let plain = try ReferenceRun.load("runtime/reference-\(kind).safetensors", layers: model.config.numHiddenLayers)
+        for (a, b) in zip(runs, plain) { #expect(maxAbsoluteDifferenceScaled(a.logits.scalars, b.logits.scalars) > 1e-2) }
+    }
+
     /// Windows of configs written before `layer_types`, as transformers reads them: Mistral
     /// v0.1's `sliding_window` on every layer; Qwen2's `use_sliding_window` from
     /// `max_window_layers` on (layer 0 full, layer 1 windowed). The window (6) is shorter than

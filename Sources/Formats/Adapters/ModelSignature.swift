@@ -16,6 +16,20 @@ public struct ModelSignature: Sendable, Equatable, CustomStringConvertible {
         self.architecture = architecture; self.hiddenSize = hiddenSize; self.layers = layers
     }
 
+    /// Whether an adapter made for `self` fits a model of signature `other`: the same width and
+    /// layer count and the same computation. Mistral's class is Llama's computation (with a
+    /// sliding window the model config carries, not the adapter), and llama.cpp writes Mistral
+    /// GGUFs as `llama`, so an adapter distilled on a Mistral folder applies to its GGUF and back.
+    public func matches(_ other: ModelSignature) -> Bool {
+        hiddenSize == other.hiddenSize && layers == other.layers
+            && Self.computation(architecture) == Self.computation(other.architecture)
+    }
+
+    /// The architecture whose computation `name` shares ("MistralForCausalLM" → "LlamaForCausalLM").
+    private static func computation(_ name: String) -> String {
+        name == "MistralForCausalLM" ? "LlamaForCausalLM" : name
+    }
+
     /// "Qwen3ForCausalLM (d 64, 3 layers)".
     public var description: String { "\(architecture) (d \(hiddenSize), \(layers) layers)" }
 

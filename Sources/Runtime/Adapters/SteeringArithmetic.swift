@@ -24,7 +24,7 @@ public enum SteeringArithmetic {
         }
         let activation = linearKinds.first?.activation ?? first.activation
         let signatures = adapters.compactMap(\.madeFor)
-        if let other = signatures.first(where: { $0 != signatures[0] }) {
+        if let other = signatures.first(where: { !$0.matches(signatures[0]) }) {
             throw SteeringAdapterError.incompatibleInputs("adapters made for different models (\(signatures[0]) and \(other))")
         }
         var layers: [Int: SteeringLayer] = [:]

@@ -131,9 +131,9 @@ public struct LlamaModel: Sendable {
     /// Adds a steering adapter (its hooks run before hooks passed to `forward`); `name`
     /// identifies it in errors.
     /// - Throws: `RuntimeError.adapterMismatch` if it does not fit this model: made for a model
-    ///   of another architecture or shape, or of shapes that do not fit.
+    ///   of another architecture or shape (`ModelSignature.matches`), or of shapes that do not fit.
     public mutating func add(_ steering: SteeringAdapter, name: String) throws {
-        if let made = steering.madeFor, made != signature {
+        if let made = steering.madeFor, !made.matches(signature) {
             throw RuntimeError.adapterMismatch(adapter: name, reason: "made for \(made); this model is \(signature)")
         }
         try steering.validate(for: config, name: name)
