@@ -40,6 +40,46 @@ public enum ByteLevelPattern {
     /// `family(pre:)`'s merge rule (false for unknown names).
     public static func ignoresMerges(pre: String?) -> Bool { pre.flatMap { family(pre: $0)?.ignoresMerges } ?? false }
 
+    /// The `tokenizer.ggml.pre` naming a tokenizer.json `pre_tokenizer` (with its
+    /// `model.ignore_merges`), the inverse of `preTokenizerJSON(pre:)`: ByteLevel with GPT-2's
+    /// regex (or a Split on it) "gpt-2"; a Split on Llama-3's pattern then plain ByteLevel
+    /// "llama-bpe" (with ignore_merges, as Llama-3's file has; "smaug-bpe" without); on Qwen2's
+    /// "qwen2"; single Digits then ByteLevel "smollm". nil for anything else (llama.cpp's
+    /// converter refuses a pre-tokenizer it does not recognise too).
+    public static func pre(ofPreTokenizer v: JSONValue?, ignoresMerges: Bool) -> String? {
+        enum Step: Equatable { case byteLevel(regex: Bool), split(String), digits }
+        func steps(_ v: JSONValue) -> [Step]? {
+            switch v["type"]?.stringValue {
+            case "Sequence":
+                var out: [Step] = []
+                for p in v["pretokenizers"]?.arrayValue ?? [] {
+                    guard let s = steps(p) else { return nil }
+                    out += s
+                }
+                return out
+            case "ByteLevel":
+                guard v["add_prefix_space"]?.boolValue != true else { return nil }
+                return [.byteLevel(regex: v["use_regex"]?.boolValue ?? true)]
+            case "Split":
+                guard let regex = v["pattern"]?["Regex"]?.stringValue, v["behavior"]?.stringValue == "Isolated",
+                      v["invert"]?.boolValue != true else { return nil }
+                return [.split(regex)]
+            case "Digits":
+                return v["individual_digits"]?.boolValue == true ? [.digits] : nil
+            default:
+                return nil
+            }
+        }
+        guard let v, let found = steps(v) else { return nil }
+        switch found {
+        case [.byteLevel(regex: true)], [.split(gpt2), .byteLevel(regex: false)]: return "gpt-2"
+        case [.split(llama3), .byteLevel(regex: false)]: return ignoresMerges ? "llama-bpe" : "smaug-bpe"
+        case [.split(qwen2), .byteLevel(regex: false)]: return "qwen2"
+        case [.digits, .byteLevel(regex: true)]: return "smollm"
+        default: return nil
+        }
+    }
+
     /// The tokenizer.json `pre_tokenizer` that splits as llama.cpp does for `pre` (a GGUF's
     /// `tokenizer.ggml.pre`): a Split on the family's pattern then ByteLevel without its own
     /// regex (Llama-3 "llama-bpe", Qwen "qwen2"), Digits then ByteLevel (SmolLM / StarCoder), or

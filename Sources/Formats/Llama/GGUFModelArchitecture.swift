@@ -38,15 +38,6 @@ public enum GGUFModelArchitecture: String, Sendable, CaseIterable {
         }
     }
 
-    /// The `tokenizer.ggml.pre` convert_hf_to_gguf.py writes for this family's byte-level BPE
-    /// tokenizers ("qwen2" for Qwen2, Qwen2.5 and Qwen3).
-    public var bpePreTokenizer: String {
-        switch self {
-        case .qwen2, .qwen3: "qwen2"
-        default: "gpt-2"
-        }
-    }
-
     /// Norm weights are stored as 1 + w where Hugging Face stores w.
     public var normWeightsHoldOne: Bool { self == .gemma3 }
 

@@ -74,7 +74,7 @@ public enum LlamaConverter {
         if let tok = FileManager.default.contents(atPath: tokenizerPath) {
             let tc = FileManager.default.contents(atPath: ck.directory + "/tokenizer_config.json")
             for (k, v) in try LlamaTokenizerMetadata.ggufMetadata(tokenizerJSON: tok, vocabSize: h.vocabSize, configJSON: config,
-                                                                  tokenizerConfigJSON: tc, preTokenizer: arch.bpePreTokenizer,
+                                                                  tokenizerConfigJSON: tc,
                                                                   source: tokenizerPath) {
                 md[k] = v
             }

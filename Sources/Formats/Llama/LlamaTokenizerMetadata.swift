@@ -17,10 +17,10 @@ public enum LlamaTokenizerMetadata {
     ///   - vocabSize: config.json `vocab_size` (the token list is padded to it).
     ///   - configJSON: config.json bytes (special token ids).
     ///   - tokenizerConfigJSON: tokenizer_config.json bytes, if the folder has one.
-    ///   - preTokenizer: `tokenizer.ggml.pre` (the family's, `GGUFModelArchitecture.bpePreTokenizer`).
-    /// - Throws: `FormatsError.invalidJSON` if the tokenizer is not a BPE tokenizer.json.
+    /// `tokenizer.ggml.pre` names the file's own pre-tokenizer (`ByteLevelPattern.pre(ofPreTokenizer:ignoresMerges:)`).
+    /// - Throws: `FormatsError.invalidJSON` if the tokenizer is not a BPE tokenizer.json, or its
+    ///   pre-tokenizer is not one of the byte-level families llama.cpp names.
     public static func ggufMetadata(tokenizerJSON: Data, vocabSize: Int, configJSON: Data?, tokenizerConfigJSON: Data? = nil,
-                                    preTokenizer: String = "gpt-2",
                                     source: String = "tokenizer.json") throws -> OrderedDictionary<String, GGUFValue> {
         func parse(_ d: Data, _ name: String) throws -> JSONValue {
             do { return try JSONParser.parse([UInt8](d)) } catch { throw FormatsError.invalidJSON(file: name, reason: "\(error)") }
@@ -28,6 +28,10 @@ public enum LlamaTokenizerMetadata {
         let tok = try parse(tokenizerJSON, source)
         guard let model = tok["model"], model["type"]?.stringValue == "BPE", let vocab = model["vocab"]?.objectValue else {
             throw FormatsError.invalidJSON(file: source, reason: "not a BPE tokenizer.json (model.type must be \"BPE\" with a vocab)")
+        }
+        guard let preTokenizer = ByteLevelPattern.pre(ofPreTokenizer: tok["pre_tokenizer"], ignoresMerges: model["ignore_merges"]?.boolValue ?? false) else {
+            throw FormatsError.invalidJSON(file: source, reason: "its pre_tokenizer (\(tok["pre_tokenizer"]?.description ?? "none")) is not a byte-level "
+                                           + "family llama.cpp names (GPT-2, Llama-3, Qwen2, SmolLM), so no tokenizer.ggml.pre can be written for it")
         }
         var reverse: [Int: String] = [:]
         for (t, v) in vocab { if let i = v.intValue { reverse[i] = t } }
