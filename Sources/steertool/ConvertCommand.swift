@@ -31,8 +31,11 @@ struct ConvertCommand: ParsableCommand {
                                                                        JSON, types in "gguf.value_types")
           any other .safetensors -> .gguf                              tensors, dtypes and metadata kept
         A Llama model .gguf written to a .safetensors file converts as a plain tensor file (GGUF names).
-        LoRA conversions need the base model's head counts for the q/k permutation: --base, or the
-        adapter's base_model_name_or_path when it is a local folder.
+        A LoRA GGUF records its base model's architecture (llama for Llama and Mistral, qwen2, qwen3,
+        gemma3). PEFT -> GGUF needs the base model (--base, or the adapter's base_model_name_or_path
+        when it is a local folder) for that architecture and, for llama, the head counts of the q/k
+        permutation; GGUF -> PEFT needs --base for a llama file adapting q/k, and refuses a base of
+        another architecture.
         """)
 
     @Argument(help: "A .gguf file, a .safetensors file, an HF model folder (or its index.json), or a PEFT adapter folder.")
@@ -44,7 +47,7 @@ struct ConvertCommand: ParsableCommand {
     @Option(name: .customLong("type"), help: "To GGUF: tensor type for 2-D weights, f32, f16, bf16, q8_0, q4_0 (default f16 for models, f32 for LoRA). From GGUF: f32, f16 or bf16 (default f32 for tensor files; models keep F16/BF16).")
     var type: String?
 
-    @Option(name: .customLong("base"), help: "The base model (HF folder, config.json or .gguf) of a LoRA adapter, for its head counts; written as base_model_name_or_path.")
+    @Option(name: .customLong("base"), help: "The base model (HF folder, config.json or .gguf) of a LoRA adapter, for its architecture and head counts; written as base_model_name_or_path.")
     var base: String?
 
     @Flag(help: "Replace existing output files.")
@@ -87,8 +90,8 @@ struct ConvertCommand: ParsableCommand {
             switch content {
             case .loraAdapter:
                 let g = try GGUFFile(path: input)
-                let heads = try base.map { try LlamaCppLoRAFile.Heads(baseModel: $0) }
-                let adapter = try LlamaCppLoRAFile.peftAdapter(from: g, heads: heads, baseModelNameOrPath: base)
+                let baseModel = try base.map { try LlamaCppLoRAFile.BaseModel(path: $0) }
+                let adapter = try LlamaCppLoRAFile.peftAdapter(from: g, base: baseModel, baseModelNameOrPath: base)
                 try adapter.write(to: output, force: force)
                 print("wrote PEFT adapter \(output) (\(adapter.modules.count) modules, r \(adapter.config.r), alpha \(adapter.config.loraAlpha))")
             case .llamaModel where !outLower.hasSuffix(".safetensors"), .gemma3Model where !outLower.hasSuffix(".safetensors"):
@@ -111,8 +114,8 @@ struct ConvertCommand: ParsableCommand {
         let t = try LlamaConverter.OutputType(rawValue: type ?? "f16").orThrow("--type")
         if inputIsFolder, FileManager.default.fileExists(atPath: input + "/adapter_config.json") {
             let adapter = try PEFTAdapter.load(directory: input)
-            let heads = try loraHeads(adapter: adapter)
-            try LlamaCppLoRAFile.write(adapter, heads: heads, to: output, type: type == nil ? .f32 : t,
+            let baseModel = try loraBase(adapter: adapter)
+            try LlamaCppLoRAFile.write(adapter, base: baseModel, to: output, type: type == nil ? .f32 : t,
                                        name: URL(fileURLWithPath: input).lastPathComponent, force: force)
             print("wrote LoRA GGUF \(output) (\(adapter.modules.count) modules)")
             return
@@ -134,15 +137,17 @@ struct ConvertCommand: ParsableCommand {
         return try SafetensorsFile(path: path).tensorNames.allSatisfy { LlamaTensorName.gguf(fromHF: $0) != nil }
     }
 
-    /// Head counts for a PEFT → GGUF conversion: --base, else the adapter's
-    /// base_model_name_or_path (relative to the adapter folder) when it is on disk; nil otherwise
-    /// (the writer then refuses q/k modules, naming --base).
-    private func loraHeads(adapter: PEFTAdapter) throws -> LlamaCppLoRAFile.Heads? {
-        if let base { return try LlamaCppLoRAFile.Heads(baseModel: base) }
-        guard let b = adapter.config.baseModelNameOrPath else { return nil }
-        let path = b.hasPrefix("/") ? b : input + "/" + b
-        guard FileManager.default.fileExists(atPath: path) else { return nil }
-        return try LlamaCppLoRAFile.Heads(baseModel: path)
+    /// The base model of a PEFT → GGUF conversion (its architecture names the GGUF's tensors,
+    /// its heads permute llama's q/k rows): --base, else the adapter's base_model_name_or_path
+    /// (relative to the adapter folder) when it is on disk.
+    /// - Throws: `ValidationError` when neither is given.
+    private func loraBase(adapter: PEFTAdapter) throws -> LlamaCppLoRAFile.BaseModel {
+        if let base { return try LlamaCppLoRAFile.BaseModel(path: base) }
+        if let b = adapter.config.baseModelNameOrPath {
+            let path = b.hasPrefix("/") ? b : input + "/" + b
+            if FileManager.default.fileExists(atPath: path) { return try LlamaCppLoRAFile.BaseModel(path: path) }
+        }
+        throw ValidationError("\(input): the base model is needed for its architecture and heads: give --base (the adapter's base_model_name_or_path \(adapter.config.baseModelNameOrPath.map { "'\($0)'" } ?? "is unset") is not on disk)")
     }
 
     /// Steering adapter (.safetensors, steertool format) → control vector (.gguf), or a GGUF with

@@ -11,7 +11,7 @@ import TestSupport
 @Suite("LoRA GGUF conversion vs llama.cpp and PEFT")
 struct LlamaCppLoRAConversionTests {
     static let lora = Fixtures.path("convert/tiny-lora.f32.gguf")
-    static let heads = LlamaCppLoRAFile.Heads(heads: 4, kvHeads: 2)   // tiny/base/config.json
+    static let base = LlamaCppLoRAFile.BaseModel(heads: 4, kvHeads: 2)   // tiny/base/config.json
 
     static func temporaryFolder() throws -> String {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("steertool-lora-gguf-\(UUID().uuidString)").path
@@ -26,9 +26,9 @@ struct LlamaCppLoRAConversionTests {
     @Test func llamaCppGGUFToPEFTGivesPEFTLogits() throws {
         let dir = try Self.temporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let heads = try LlamaCppLoRAFile.Heads(baseModel: Fixtures.path("tiny/base"))
-        #expect(heads == Self.heads)
-        let adapter = try LlamaCppLoRAFile.peftAdapter(from: try GGUFFile(path: Self.lora), heads: heads, baseModelNameOrPath: "../base")
+        let heads = try LlamaCppLoRAFile.BaseModel(path: Fixtures.path("tiny/base"))
+        #expect(heads == Self.base)
+        let adapter = try LlamaCppLoRAFile.peftAdapter(from: try GGUFFile(path: Self.lora), base: heads, baseModelNameOrPath: "../base")
         try adapter.write(to: dir + "/peft")
         #expect(adapter.config.r == 8 && adapter.config.loraAlpha == 16)
         #expect(adapter.config.targetModules == ["down_proj", "gate_proj", "k_proj", "o_proj", "q_proj", "up_proj", "v_proj"])
@@ -47,7 +47,7 @@ struct LlamaCppLoRAConversionTests {
         let dir = try Self.temporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let peft = try PEFTAdapter.load(directory: Fixtures.path("tiny/lora"))
-        try LlamaCppLoRAFile.write(peft, heads: Self.heads, to: dir + "/lora.gguf")
+        try LlamaCppLoRAFile.write(peft, base: Self.base, to: dir + "/lora.gguf")
         let ours = try GGUFFile(path: dir + "/lora.gguf"), ref = try GGUFFile(path: Self.lora)
         #expect(ours.tensorNames == ref.tensorNames)
         for name in ref.tensorNames {
@@ -58,7 +58,7 @@ struct LlamaCppLoRAConversionTests {
         for key in ["general.architecture", "general.type", "adapter.type", LlamaCppLoRAFile.alphaKey] {
             #expect(ours.metadata[key] == ref.metadata[key], "\(key)")
         }
-        let again = try LlamaCppLoRAFile.peftAdapter(from: ours, heads: Self.heads)
+        let again = try LlamaCppLoRAFile.peftAdapter(from: ours, base: Self.base)
         try again.write(to: dir + "/peft")
         let back = try PEFTAdapter.load(directory: dir + "/peft")
         #expect(back.modules == peft.modules)
@@ -73,8 +73,8 @@ struct LlamaCppLoRAConversionTests {
         let dir = try Self.temporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let peft = try PEFTAdapter.load(directory: Fixtures.path("tiny/lora-patterns"))
-        try LlamaCppLoRAFile.write(peft, heads: Self.heads, to: dir + "/lora.gguf")
-        let back = try LlamaCppLoRAFile.peftAdapter(from: try GGUFFile(path: dir + "/lora.gguf"), heads: Self.heads)
+        try LlamaCppLoRAFile.write(peft, base: Self.base, to: dir + "/lora.gguf")
+        let back = try LlamaCppLoRAFile.peftAdapter(from: try GGUFFile(path: dir + "/lora.gguf"), base: Self.base)
         #expect(back.modules.map(\.name) == peft.modules.map(\.name))
         for (a, b) in zip(peft.modules, back.modules) {
             #expect(relativeError(a.delta.scalars, b.delta.scalars) <= 1e-6, "\(a.name)")
@@ -84,7 +84,7 @@ struct LlamaCppLoRAConversionTests {
     /// Without the base model's heads the q/k tensors cannot be un-permuted: refused, naming --base.
     @Test func missingHeadsAreRefused() throws {
         do {
-            _ = try LlamaCppLoRAFile.peftAdapter(from: try GGUFFile(path: Self.lora), heads: nil)
+            _ = try LlamaCppLoRAFile.peftAdapter(from: try GGUFFile(path: Self.lora), base: nil)
             Issue.record("accepted without heads")
         } catch {
             #expect("\(error)".contains("--base") && "\(error)".contains(Self.lora))

@@ -6,13 +6,14 @@ import Tensors
 /// and from a PEFT adapter (`PEFTAdapter`).
 ///
 /// Layout (from the converter's `LoraModel` and `LoraTorchTensor`):
-/// - metadata `general.architecture = "llama"`, `general.type = "adapter"`,
+/// - metadata `general.architecture` the base model's (`llama` for Llama and Mistral, `qwen2`,
+///   `qwen3`, `gemma3`), `general.type = "adapter"`,
 ///   `adapter.type = "lora"`, `general.name`, `adapter.lora.alpha` (FLOAT32, PEFT's `lora_alpha`),
 ///   `general.quantization_version = 2`; no `llama.*` hyperparameters.
 /// - per adapted weight `blk.N.<tensor>.weight` two tensors: `….weight.lora_a` = PEFT's A
 ///   `[r, in]` (GGUF `ne = [in, r]`) and `….weight.lora_b` = PEFT's B `[out, r]`
 ///   (`ne = [r, out]`), in the order of the PEFT file's tensor names, a before b.
-/// - q_proj and k_proj carry the RoPE row permutation of `convert_hf_to_gguf.py`
+/// - in `llama` files, q_proj and k_proj carry the RoPE row permutation of `convert_hf_to_gguf.py`
 ///   (`LlamaModel.permute`); `LoraTorchTensor.reshape/swapaxes` apply it to the rows of B only
 ///   (num_attention_heads for q, num_key_value_heads for k), A is unchanged. So the heads of the
 ///   base model are needed in both directions.
@@ -28,38 +29,49 @@ public enum LlamaCppLoRAFile {
     /// The key holding alpha.
     public static let alphaKey = "adapter.lora.alpha"
 
-    /// The head counts the q/k RoPE permutation needs (from the base model).
-    public struct Heads: Sendable, Equatable {
+    /// What a conversion needs from the base model: its GGUF architecture (the adapter's
+    /// `general.architecture`, its tensor names, and whether B's q/k rows are RoPE-permuted:
+    /// for `llama` only, as `convert_hf_to_gguf.py` permutes llama-named files only) and its head
+    /// counts (for that permutation).
+    public struct BaseModel: Sendable, Equatable {
+        /// The GGUF architecture (Mistral is `llama`, as llama.cpp writes it).
+        public var architecture: GGUFModelArchitecture
         /// num_attention_heads.
         public var heads: Int
         /// num_key_value_heads.
         public var kvHeads: Int
 
-        /// Creates head counts.
-        public init(heads: Int, kvHeads: Int) {
+        /// A base model's description.
+        public init(architecture: GGUFModelArchitecture = .llama, heads: Int, kvHeads: Int) {
+            self.architecture = architecture
             self.heads = heads
             self.kvHeads = kvHeads
         }
 
-        /// The head counts of a base model: an HF folder (its config.json), a config.json, or a
-        /// Llama GGUF (`llama.attention.head_count`, `…head_count_kv`).
-        /// - Throws: `FormatsError` when none of these is found or a key is missing.
-        public init(baseModel path: String) throws {
+        /// The base model at `path`: an HF folder (its config.json), a config.json, or a model
+        /// GGUF (`general.architecture`, `<arch>.attention.head_count`, `…head_count_kv`).
+        /// - Throws: `FormatsError` when none of these is found, a key is missing, or the GGUF's
+        ///   architecture is not one steertool maps.
+        public init(path: String) throws {
             var isDir: ObjCBool = false
             if path.lowercased().hasSuffix(".gguf") {
                 let g = try GGUFFile(path: path)
-                guard let h = g.metadata["llama.attention.head_count"]?.intValue, h > 0 else {
-                    throw FormatsError.invalidModel(file: path, reason: "missing integer key llama.attention.head_count (the base model's heads)")
+                let name = g.metadata["general.architecture"]?.stringValue ?? "(none)"
+                guard let arch = GGUFModelArchitecture(rawValue: name) else {
+                    throw FormatsError.invalidModel(file: path, reason: "general.architecture '\(name)' is not a model architecture steertool maps (llama, qwen2, qwen3, gemma3)")
                 }
-                self.init(heads: h, kvHeads: g.metadata["llama.attention.head_count_kv"]?.intValue ?? h)
+                guard let h = g.metadata["\(name).attention.head_count"]?.intValue, h > 0 else {
+                    throw FormatsError.invalidModel(file: path, reason: "missing integer key \(name).attention.head_count (the base model's heads)")
+                }
+                self.init(architecture: arch, heads: h, kvHeads: g.metadata["\(name).attention.head_count_kv"]?.intValue ?? h)
                 return
             }
             let config = FileManager.default.fileExists(atPath: path, isDirectory: &isDir) && isDir.boolValue ? path + "/config.json" : path
             guard let data = FileManager.default.contents(atPath: config) else {
-                throw FormatsError.missingFile(path: config, reason: "the base model's config.json (for the q/k RoPE permutation) is missing")
+                throw FormatsError.missingFile(path: config, reason: "the base model's config.json (its architecture and heads) is missing")
             }
             let hp = try LlamaMetadata.hyperparameters(fromConfigJSON: data, source: config)
-            self.init(heads: hp.heads, kvHeads: hp.kvHeads)
+            self.init(architecture: GGUFModelArchitecture(configJSON: data), heads: hp.heads, kvHeads: hp.kvHeads)
         }
     }
 
@@ -68,21 +80,30 @@ public enum LlamaCppLoRAFile {
         metadata["general.type"]?.stringValue == generalType && metadata["adapter.type"]?.stringValue == adapterType
     }
 
-    /// Reads a LoRA GGUF as a PEFT adapter: A and B dequantized to Float32, B's q/k rows
-    /// un-permuted with `heads`, `lora_alpha` from `adapter.lora.alpha` (llama.cpp's alpha 0 means
+    /// Reads a LoRA GGUF as a PEFT adapter: the file's `general.architecture` (llama, qwen2,
+    /// qwen3, gemma3) names its tensors; A and B dequantized to Float32, B's q/k rows un-permuted
+    /// with the base's heads in `llama` files, `lora_alpha` from `adapter.lora.alpha` (llama.cpp's alpha 0 means
     /// scale 1: alpha = rank), `r` the most common rank with `rank_pattern` (and, for alpha 0,
     /// `alpha_pattern`) for the others; `target_modules` the projection names (e.g. "q_proj") when
     /// every layer that has adapters adapts the same set, else the full module names.
     /// - Parameters:
-    ///   - heads: needed when the file adapts q_proj or k_proj (nil: refuse those).
+    ///   - base: the base model; its architecture must be the file's, and a `llama` file that
+    ///     adapts q_proj or k_proj needs its heads (nil: refuse those).
     ///   - baseModelNameOrPath: written as `base_model_name_or_path`.
-    /// - Throws: `FormatsError` naming the file and tensor for a non-LoRA file, an unpaired or
-    ///   unmapped tensor, shapes that do not form B·A, missing heads; `GGUFError` for types
-    ///   without a dequantizer.
-    public static func peftAdapter(from g: GGUFFile, heads: Heads?, baseModelNameOrPath: String? = nil) throws -> PEFTAdapter {
+    /// - Throws: `FormatsError` naming the file and tensor for a non-LoRA file, an architecture
+    ///   steertool does not map or other than the base's, an unpaired or unmapped tensor, shapes
+    ///   that do not form B·A, missing heads; `GGUFError` for types without a dequantizer.
+    public static func peftAdapter(from g: GGUFFile, base: BaseModel?, baseModelNameOrPath: String? = nil) throws -> PEFTAdapter {
         let file = g.path
         guard isLoRA(g.metadata) else {
             throw FormatsError.invalidModel(file: file, reason: "not a LoRA adapter GGUF (general.type = adapter, adapter.type = lora)")
+        }
+        let archName = g.metadata["general.architecture"]?.stringValue ?? "(none)"
+        guard let architecture = GGUFModelArchitecture(rawValue: archName) else {
+            throw FormatsError.invalidModel(file: file, reason: "LoRA for architecture '\(archName)', which steertool does not map (llama, qwen2, qwen3, gemma3)")
+        }
+        if let base, base.architecture != architecture {
+            throw FormatsError.invalidModel(file: file, reason: "LoRA made for a \(architecture.rawValue) model; the base model is \(base.architecture.rawValue)")
         }
         let alpha = g.metadata[alphaKey]?.doubleValue ?? 0
         var pairs: [String: (a: String?, b: String?)] = [:]
@@ -97,11 +118,12 @@ public enum LlamaCppLoRAFile {
             if isA { pairs[base]?.a = name } else { pairs[base]?.b = name }
         }
         var modules: [LoRAModule] = []
-        for base in order {
-            guard let p = pairs[base], let aName = p.a else { throw FormatsError.missingTensor(file: file, tensor: base + ".lora_a") }
-            guard let bName = p.b else { throw FormatsError.missingTensor(file: file, tensor: base + ".lora_b") }
-            guard let mapping = LlamaTensorName.hf(fromGGUF: base), mapping.layer != nil, base.hasSuffix(".weight") else {
-                throw FormatsError.invalidModel(file: file, reason: "tensor '\(aName)': '\(base)' is not an adaptable Llama projection")
+        for tensor in order {
+            guard let p = pairs[tensor], let aName = p.a else { throw FormatsError.missingTensor(file: file, tensor: tensor + ".lora_a") }
+            guard let bName = p.b else { throw FormatsError.missingTensor(file: file, tensor: tensor + ".lora_b") }
+            guard let mapping = LlamaTensorName.hf(fromGGUF: tensor, architecture: architecture.rawValue), mapping.layer != nil,
+                  tensor.hasSuffix(".weight") else {
+                throw FormatsError.invalidModel(file: file, reason: "tensor '\(aName)': '\(tensor)' is not an adaptable \(architecture.rawValue) projection")
             }
             let a = try g.tensor(named: aName)
             var b = try g.tensor(named: bName)
@@ -109,10 +131,10 @@ public enum LlamaCppLoRAFile {
                 throw FormatsError.invalidShape(file: file, tensor: aName, shape: a.shape.dims, reason: "A \(a.shape) and B \(b.shape) do not form B·A")
             }
             if let perm = mapping.permutation {
-                guard let heads else {
+                guard let base else {
                     throw FormatsError.invalidModel(file: file, reason: "tensor '\(bName)' is RoPE-permuted: the base model's head counts are needed (--base)")
                 }
-                do { b = try RopePermutation.unpermute(b, heads: perm == .key ? heads.kvHeads : heads.heads, name: bName) } catch {
+                do { b = try RopePermutation.unpermute(b, heads: perm == .key ? base.kvHeads : base.heads, name: bName) } catch {
                     throw FormatsError.invalidShape(file: file, tensor: bName, shape: b.shape.dims, reason: "\(error)")
                 }
             }
@@ -140,20 +162,21 @@ public enum LlamaCppLoRAFile {
         return PEFTAdapter(config: config, modules: modules)
     }
 
-    /// Writes `adapter` as llama.cpp's converter would (see the type's documentation): modules
-    /// in the order of their PEFT tensor names, `lora_a` then `lora_b`, B's q/k rows permuted with
-    /// `heads`, each tensor stored as `type` (F32 default; F16, BF16, Q8_0 as
+    /// Writes `adapter` for `base` as llama.cpp's converter would (see the type's documentation):
+    /// `general.architecture` the base's, modules in the order of their PEFT tensor names under
+    /// that architecture's GGUF names, `lora_a` then `lora_b`, B's q/k rows permuted with the
+    /// base's heads for `llama` only, each tensor stored as `type` (F32 default; F16, BF16, Q8_0 as
     /// `LlamaConverter.tensorType` chooses, falling back to F16 for rows the block size does not divide).
-    /// - Throws: `FormatsError` naming the module for a non-Llama module, `fan_in_fan_out`, a
-    ///   missing `heads` for q/k, or an existing output without `force`.
-    public static func write(_ adapter: PEFTAdapter, heads: Heads?, to path: String, type: LlamaConverter.OutputType = .f32,
+    /// - Throws: `FormatsError` naming the module for a module the architecture does not have,
+    ///   `fan_in_fan_out`, or an existing output without `force`.
+    public static func write(_ adapter: PEFTAdapter, base: BaseModel, to path: String, type: LlamaConverter.OutputType = .f32,
                              name: String = "Lora", force: Bool = false) throws {
         guard !adapter.config.fanInFanOut else {
             throw FormatsError.invalidModel(file: path, reason: "fan_in_fan_out adapters (GPT-2 Conv1D layout) have no llama.cpp form")
         }
         let alpha = adapter.config.loraAlpha
         var md = OrderedDictionary<String, GGUFValue>()
-        md["general.architecture"] = .string(LlamaMetadata.architecture)
+        md["general.architecture"] = .string(base.architecture.rawValue)
         md["general.type"] = .string(generalType)
         md["adapter.type"] = .string(adapterType)
         md["general.name"] = .string(name)
@@ -161,8 +184,9 @@ public enum LlamaCppLoRAFile {
         md["general.quantization_version"] = .uint32(2)
         var records: [TensorRecord] = []
         for m in adapter.modules.sorted(by: { $0.name < $1.name }) {
-            guard let mapping = LlamaTensorName.gguf(fromHF: m.name + ".weight"), mapping.layer != nil else {
-                throw FormatsError.invalidModel(file: path, reason: "module '\(m.name)' is not an adaptable Llama projection")
+            guard let mapping = LlamaTensorName.gguf(fromHF: m.name + ".weight", architecture: base.architecture.rawValue),
+                  mapping.layer != nil else {
+                throw FormatsError.invalidModel(file: path, reason: "module '\(m.name)' is not an adaptable \(base.architecture.rawValue) projection")
             }
             var b = m.b
             // llama.cpp applies alpha / r; fold any other PEFT scale (rsLoRA, alpha_pattern) into B.
@@ -172,10 +196,7 @@ public enum LlamaCppLoRAFile {
                 b = Tensor(shape: b.shape, scalars: b.scalars.map { $0 * f })
             }
             if let perm = mapping.permutation {
-                guard let heads else {
-                    throw FormatsError.invalidModel(file: path, reason: "module '\(m.name)' needs the RoPE permutation: the base model's head counts are needed (--base)")
-                }
-                b = try RopePermutation.permute(b, heads: perm == .key ? heads.kvHeads : heads.heads, name: m.name + ".lora_B.weight")
+                b = try RopePermutation.permute(b, heads: perm == .key ? base.kvHeads : base.heads, name: m.name + ".lora_B.weight")
             }
             for (suffix, t) in [(".lora_a", m.a), (".lora_b", b)] {
                 let tensorName = mapping.name + suffix
