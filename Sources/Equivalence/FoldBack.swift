@@ -53,7 +53,7 @@ public enum FoldBackRefusal: Sendable, Equatable, CustomStringConvertible {
 
     public var description: String {
         switch self {
-        case let .biasNotRepresentable(n): return "the adapter has a bias (‖b‖ = \(n)); Llama weights have no bias to hold it"
+        case let .biasNotRepresentable(n): return "the adapter has a bias (‖b‖ = \(n)); the block's down_proj has no bias to hold it"
         case let .residualTooLarge(r, t): return "the closest weight delta leaves a relative residual of \(r) (> \(t)) on the calibration tokens"
         }
     }

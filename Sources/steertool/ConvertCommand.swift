@@ -13,7 +13,7 @@ import Glibc
 struct ConvertCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "convert",
-        abstract: "Convert Llama models, LoRA adapters, control vectors and plain tensor files between GGUF and safetensors / Hugging Face folders.",
+        abstract: "Convert models (Llama, Mistral, Qwen2, Qwen3, Gemma-3), LoRA adapters, control vectors and plain tensor files between GGUF and safetensors / Hugging Face folders.",
         discussion: """
         The input's contents decide the conversion (a GGUF by its metadata):
           HF model folder (or its .safetensors / index.json) -> .gguf   Llama / Mistral model (Q/K rows permuted as
