@@ -20,6 +20,8 @@ public enum RuntimeError: Error, Equatable, CustomStringConvertible {
     case hookChangedShape(site: HookSite, expected: [Int], found: [Int])
     /// An argument outside what the operation accepts.
     case invalidArgument(String)
+    /// A line of a data file that cannot be used (1-based `line`).
+    case invalidData(file: String, line: Int, reason: String)
     /// A weight matrix stored in a type the chosen weight storage cannot hold in place (a GGUF
     /// Q2_K, Q3_K, IQ* or TQ* tensor under `.native`); `held` lists what it can.
     case unsupportedTensorType(tensor: String, type: String, source: String, held: String)
@@ -48,6 +50,8 @@ public enum RuntimeError: Error, Equatable, CustomStringConvertible {
             return "hook at \(site) changed the activation shape from \(expected) to \(found)"
         case let .invalidArgument(what):
             return what
+        case let .invalidData(file, line, reason):
+            return "\(file):\(line): \(reason)"
         case let .unsupportedTensorType(tensor, type, source, held):
             return "\(source): tensor '\(tensor)' is \(type), which is not computed in place (\(held)); "
                 + "load it with --weights f32 (dequantized at load) or --weights q8_0"

@@ -14,6 +14,19 @@ public struct ChatMessage: Sendable, Equatable {
     }
 }
 
+/// A piece of a rendered conversation (`ChatTemplate.segments`).
+public struct ChatSegment: Sendable, Equatable {
+    /// The text.
+    public var text: String
+    /// Whether it is an assistant reply (content and closing marker), what training learns.
+    public var isAssistantReply: Bool
+
+    /// A piece.
+    public init(text: String, isAssistantReply: Bool) {
+        self.text = text; self.isAssistantReply = isAssistantReply
+    }
+}
+
 /// A chat template, recognised from its Jinja source (there is no Jinja engine) or known for an
 /// architecture whose files ship none. Three families, each rendered as transformers'
 /// `apply_chat_template` renders the real templates (checked on Qwen2.5's and Qwen3's):
@@ -157,32 +170,43 @@ public struct ChatTemplate: Sendable, Equatable {
     /// Qwen3's `enable_thinking=False` (the reply opens with an empty think block); other
     /// families have no such switch and ignore it.
     public func render(_ messages: [ChatMessage], addGenerationPrompt: Bool, enableThinking: Bool = true) -> String {
-        var out = ""
+        segments(messages, addGenerationPrompt: addGenerationPrompt, enableThinking: enableThinking).map(\.text).joined()
+    }
+
+    /// `render`'s text cut into consecutive pieces, each marked whether it is an assistant reply:
+    /// the content of an assistant turn as the template writes it (Qwen3's think block included)
+    /// and the end-of-turn marker that closes it (`<|im_end|>`, `<end_of_turn>`), which is what
+    /// a model trained on the conversation learns to produce; everything else (roles, openings,
+    /// the newline after a turn, other turns) is not. Joined, the pieces are `render`'s text.
+    public func segments(_ messages: [ChatMessage], addGenerationPrompt: Bool, enableThinking: Bool = true) -> [ChatSegment] {
+        var out = SegmentWriter()
         switch style {
         case .chatML, .qwen3:
             if let system = defaultSystemPrompt, messages.first?.role != "system" {
-                out += "<|im_start|>system\n\(system)<|im_end|>\n"
+                out.context("<|im_start|>system\n\(system)<|im_end|>\n")
             }
             let lastQuery = messages.lastIndex { $0.role == "user" && !($0.content.hasPrefix("<tool_response>") && $0.content.hasSuffix("</tool_response>")) }
                 ?? messages.count - 1
             for (i, m) in messages.enumerated() {
                 switch m.role {
                 case "tool" where toolTurns:
-                    if i == 0 || messages[i - 1].role != "tool" { out += "<|im_start|>user" }
-                    out += "\n<tool_response>\n\(m.content)\n</tool_response>"
-                    if i == messages.count - 1 || messages[i + 1].role != "tool" { out += "<|im_end|>\n" }
-                case "assistant" where style == .qwen3:
-                    out += "<|im_start|>assistant\n" + Self.qwen3Assistant(m.content, keepsReasoning: i > lastQuery, isLast: i == messages.count - 1)
-                        + "<|im_end|>\n"
-                case "system", "user", "assistant":
-                    out += "<|im_start|>\(m.role)\n\(m.content)<|im_end|>\n"
+                    if i == 0 || messages[i - 1].role != "tool" { out.context("<|im_start|>user") }
+                    out.context("\n<tool_response>\n\(m.content)\n</tool_response>")
+                    if i == messages.count - 1 || messages[i + 1].role != "tool" { out.context("<|im_end|>\n") }
+                case "assistant":
+                    out.context("<|im_start|>assistant\n")
+                    out.reply((style == .qwen3 ? Self.qwen3Assistant(m.content, keepsReasoning: i > lastQuery, isLast: i == messages.count - 1)
+                                              : m.content) + "<|im_end|>")
+                    out.context("\n")
+                case "system", "user":
+                    out.context("<|im_start|>\(m.role)\n\(m.content)<|im_end|>\n")
                 default:
-                    if !toolTurns && style == .chatML { out += "<|im_start|>\(m.role)\n\(m.content)<|im_end|>\n" }
+                    if !toolTurns && style == .chatML { out.context("<|im_start|>\(m.role)\n\(m.content)<|im_end|>\n") }
                 }
             }
             if addGenerationPrompt {
-                out += "<|im_start|>assistant\n"
-                if style == .qwen3, !enableThinking { out += "<think>\n\n</think>\n\n" }
+                out.context("<|im_start|>assistant\n")
+                if style == .qwen3, !enableThinking { out.context("<think>\n\n</think>\n\n") }
             }
         case .gemma:
             var turns = messages[...]
@@ -192,13 +216,30 @@ public struct ChatTemplate: Sendable, Equatable {
                 turns = turns.dropFirst()
             }
             for (i, m) in turns.enumerated() {
-                let role = m.role == "assistant" ? "model" : m.role
-                out += "<start_of_turn>\(role)\n" + (i == 0 ? prefix : "")
-                    + m.content.trimmingCharacters(in: .whitespacesAndNewlines) + "<end_of_turn>\n"
+                let body = (i == 0 ? prefix : "") + m.content.trimmingCharacters(in: .whitespacesAndNewlines)
+                if m.role == "assistant" {
+                    out.context("<start_of_turn>model\n")
+                    out.reply(body + "<end_of_turn>")
+                    out.context("\n")
+                } else {
+                    out.context("<start_of_turn>\(m.role)\n" + body + "<end_of_turn>\n")
+                }
             }
-            if addGenerationPrompt { out += "<start_of_turn>model\n" }
+            if addGenerationPrompt { out.context("<start_of_turn>model\n") }
         }
-        return out
+        return out.pieces
+    }
+
+    /// Collects segments, merging neighbours of the same kind.
+    private struct SegmentWriter {
+        var pieces: [ChatSegment] = []
+        mutating func context(_ text: String) { append(text, reply: false) }
+        mutating func reply(_ text: String) { append(text, reply: true) }
+        private mutating func append(_ text: String, reply: Bool) {
+            guard !text.isEmpty else { return }
+            if let last = pieces.last, last.isAssistantReply == reply { pieces[pieces.count - 1].text += text }
+            else { pieces.append(ChatSegment(text: text, isAssistantReply: reply)) }
+        }
     }
 
     /// A Qwen3 assistant turn's text after `<|im_start|>assistant\n`: the answer after the last
