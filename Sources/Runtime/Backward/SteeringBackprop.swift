@@ -6,7 +6,8 @@ import Darwin
 import Tensors
 
 /// The scalar a training step minimises, per sequence of T tokens: a mean over the predicted
-/// positions (rows 0..<T−1 of the logits, row t predicting token t+1), in nats.
+/// positions (rows 0..<T−1 of the logits, row t predicting token t+1; for
+/// `targetedCrossEntropy` only the rows predicting a target), in nats.
 public enum TrainingObjective: Sendable {
     /// KL(p_ref ‖ p_model) per position; the reference's log-probabilities `[T, vocab]` (or at
     /// least `[T−1, vocab]`) row-major, e.g. from `logSoftmaxRows` of the
@@ -14,6 +15,18 @@ public enum TrainingObjective: Sendable {
     case kl(referenceLogProbs: Tensor)
     /// Next-token cross-entropy −log p_model(token[t+1]).
     case crossEntropy
+    /// Next-token cross-entropy on the tokens marked as targets only (`targets[t]`: token t is
+    /// learnt, e.g. a completion's; `TrainingExample.targets`, as long as the sequence); the
+    /// batch's mean runs over its targets.
+    case targetedCrossEntropy(targets: [Bool])
+
+    /// The positions of a sequence of `length` tokens this objective averages over.
+    func predictedPositions(length: Int) -> Int {
+        switch self {
+        case .kl, .crossEntropy: max(length - 1, 0)
+        case let .targetedCrossEntropy(targets): targets.dropFirst().reduce(0) { $0 + ($1 ? 1 : 0) }
+        }
+    }
 }
 
 /// A loss value and the gradients of every trainable adapter parameter.
@@ -75,9 +88,14 @@ public struct SteeringBackprop: Sendable {
             throw RuntimeError.invalidArgument("lossAndGradients: only post-block (block_output) adapters are trainable, got \(adapter.site)")
         }
         try adapter.validate(for: model.config, name: "trained adapter")
-        let positions = sequences.reduce(0) { $0 + max($1.count - 1, 0) }
+        for (i, (tokens, objective)) in zip(sequences, objectives).enumerated() {
+            if case let .targetedCrossEntropy(targets) = objective, targets.count != tokens.count {
+                throw RuntimeError.invalidArgument("lossAndGradients: sequence \(i) has \(tokens.count) tokens and \(targets.count) target flags")
+            }
+        }
+        let positions = zip(sequences, objectives).reduce(0) { $0 + $1.1.predictedPositions(length: $1.0.count) }
         guard positions > 0, sequences.allSatisfy({ $0.count >= 2 }) else {
-            throw RuntimeError.invalidArgument("lossAndGradients: every sequence needs at least 2 tokens")
+            throw RuntimeError.invalidArgument("lossAndGradients: every sequence needs at least 2 tokens, and the batch a position to predict")
         }
         var grads: [Int: SteeringLayer] = [:]
         for (l, s) in adapter.layers {
@@ -174,6 +192,10 @@ public struct SteeringBackprop: Sendable {
         var e = [Float](repeating: 0, count: V), p = [Float](repeating: 0, count: V)
         for t in 0..<(T - 1) {
             let row = logits + t * V
+            if case let .targetedCrossEntropy(targets) = objective, !targets[t + 1] {
+                for j in 0..<V { row[j] = 0 }
+                continue
+            }
             var mx = -Float.infinity
             for j in 0..<V { mx = max(mx, row[j]) }
             var sum = 0.0
@@ -198,7 +220,7 @@ public struct SteeringBackprop: Sendable {
                     }
                     total += kl
                 }
-            case .crossEntropy:
+            case .crossEntropy, .targetedCrossEntropy:
                 let target = tokens[t + 1]
                 total -= Double(row[target]) - lse
                 for j in 0..<V { row[j] = weight * (e[j] * invSum - (j == target ? 1 : 0)) }
