@@ -20,6 +20,8 @@ public enum RuntimeError: Error, Equatable, CustomStringConvertible {
     case hookChangedShape(site: HookSite, expected: [Int], found: [Int])
     /// An argument outside what the operation accepts.
     case invalidArgument(String)
+    /// A run stopped on request (Ctrl-C) after `after` completed steps; nothing was written.
+    case interrupted(after: Int)
     /// A line of a data file that cannot be used (1-based `line`).
     case invalidData(file: String, line: Int, reason: String)
     /// A weight matrix stored in a type the chosen weight storage cannot hold in place (a GGUF
@@ -50,6 +52,8 @@ public enum RuntimeError: Error, Equatable, CustomStringConvertible {
             return "hook at \(site) changed the activation shape from \(expected) to \(found)"
         case let .invalidArgument(what):
             return what
+        case let .interrupted(after):
+            return "interrupted after \(after) step(s); nothing written"
         case let .invalidData(file, line, reason):
             return "\(file):\(line): \(reason)"
         case let .unsupportedTensorType(tensor, type, source, held):

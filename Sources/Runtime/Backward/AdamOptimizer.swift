@@ -12,6 +12,10 @@ public enum LearningRateSchedule: Sendable, Equatable {
     /// Half-cosine decay from lr (step 1) towards `floor`·lr at `totalSteps`:
     /// lr·(floor + (1 − floor)·½(1 + cos(π·(s − 1)/max(totalSteps − 1, 1)))).
     case cosine(totalSteps: Int, floor: Float = 0)
+    /// Linear warm-up from 0 over `warmupSteps`, then linear decay to 0 at `totalSteps`, as
+    /// transformers' `get_linear_schedule_with_warmup` steps it (the scheduler advanced after each
+    /// update, so 1-based step s uses k = s − 1): k/w while k < w, else (T − k)/(T − w), at least 0.
+    case linearWarmup(warmupSteps: Int, totalSteps: Int)
 
     /// The multiplier of the base learning rate at 1-based step `step`.
     public func factor(step: Int) -> Float {
@@ -20,6 +24,10 @@ public enum LearningRateSchedule: Sendable, Equatable {
         case let .cosine(total, floor):
             let progress = Float(min(max(step - 1, 0), max(total - 1, 1))) / Float(max(total - 1, 1))
             return floor + (1 - floor) * 0.5 * (1 + cosf(Float.pi * progress))
+        case let .linearWarmup(w, total):
+            let k = max(step - 1, 0)
+            if k < w { return Float(k) / Float(max(w, 1)) }
+            return max(0, Float(total - k) / Float(max(total - w, 1)))
         }
     }
 }

@@ -1,0 +1,166 @@
+import Foundation
+import Tensors
+
+/// The post-block adapter families `steertool train` trains (Δh added to a block's output after
+/// its residual add, every position).
+public enum SteeringTrainingKind: String, Sendable, CaseIterable {
+    /// Δh = b, a vector per layer (starts at 0).
+    case vector
+    /// Δh = U·Dᵀh, rank r (D `[d, r]` drawn N(0, 1/(3d)), the variance of PEFT's LoRA A; U = 0).
+    case linear
+    /// Δh = U·SiLU(Dᵀh), rank r, initialised as `linear`.
+    case silu
+}
+
+/// Settings of `SteeringTrainer` (defaults: the paper code's).
+public struct SteeringTrainingOptions: Sendable, Equatable {
+    public var kind: SteeringTrainingKind = .linear
+    /// r of the linear and SiLU kinds.
+    public var rank: Int = 8
+    /// 0-based layers steered; nil = every layer.
+    public var layers: [Int]?
+    public var epochs: Int = 1
+    /// Sequences per micro-batch, and micro-batches per optimizer step: each step's loss is the
+    /// mean over the targets of its `batchSize · gradientAccumulation` sequences.
+    public var batchSize: Int = 8
+    public var gradientAccumulation: Int = 2
+    /// Peak learning rate, reached after `warmupFraction` of the steps (linear warm-up, then
+    /// linear decay to 0; `LearningRateSchedule.linearWarmup`).
+    public var learningRate: Float = 9e-4
+    /// (Double, so that the warm-up length ⌈steps · fraction⌉ is transformers' own.)
+    public var warmupFraction: Double = 0.03
+    /// AdamW's decoupled weight decay.
+    public var weightDecay: Float = 0
+    /// Global gradient-norm clipping (transformers' Trainer default 1).
+    public var clipNorm: Float? = 1
+    /// Seeds the initialisation (`seed + 1 + layer` per layer) and the data order.
+    public var seed: UInt64 = 0
+    /// Stop after this many optimizer steps (nil: every step of every epoch); the schedule still
+    /// spans the full run.
+    public var maxSteps: Int?
+
+    /// Defaults.
+    public init() {}
+
+    /// Sequences per optimizer step.
+    public var sequencesPerStep: Int { batchSize * gradientAccumulation }
+}
+
+/// One optimizer step of a training run.
+public struct SteeringTrainingStep: Sendable, Equatable {
+    /// 1-based step.
+    public var step: Int
+    /// Mean loss over the step's targets before the update, in nats.
+    public var loss: Double
+    /// Targets the mean ran over, and all tokens of the step's sequences.
+    public var targets: Int
+    public var tokens: Int
+    public var learningRate: Float
+    /// Global gradient norm before clipping.
+    public var gradientNorm: Float
+    /// Wall seconds of the step.
+    public var seconds: Double
+}
+
+/// What `SteeringTrainer.train` returns.
+public struct SteeringTrainingResult: Sendable {
+    /// The trained post-block adapter, made for the model it was trained on.
+    public var adapter: SteeringAdapter
+    /// Every step taken.
+    public var steps: [SteeringTrainingStep]
+    /// Steps the schedule spans (epochs × batches per epoch).
+    public var plannedSteps: Int
+    /// Trainable parameters and their share of the model's.
+    public var parameterCount: Int
+    public var parameterFraction: Double
+}
+
+/// Trains post-block steering adapters on a user's data with the model frozen: the
+/// completion-masked cross-entropy (`TrainingObjective.targetedCrossEntropy`) through
+/// `SteeringBackprop`, Adam(W) with global-norm clipping and a linear warm-up/decay schedule.
+///
+/// Data order: each epoch a Fisher–Yates shuffle of the examples drawn from one
+/// `SplitMix64(seed)` that runs on across epochs (step i of the shuffle swaps position i with
+/// `next() % (i + 1)`, i from the end down to 1), cut into consecutive groups of
+/// `sequencesPerStep` (the last one of an epoch may be smaller). Each group is one optimizer step.
+public enum SteeringTrainer {
+    /// The adapter a run starts from (see `SteeringTrainingKind`).
+    public static func initialAdapter(config: LlamaConfig, options: SteeringTrainingOptions) throws -> SteeringAdapter {
+        let d = config.hiddenSize
+        let layers = options.layers ?? Array(0..<config.numHiddenLayers)
+        guard !layers.isEmpty, layers.allSatisfy({ $0 >= 0 && $0 < config.numHiddenLayers }), Set(layers).count == layers.count else {
+            throw RuntimeError.invalidArgument("train: layers \(layers) are not distinct layers of 0..<\(config.numHiddenLayers)")
+        }
+        guard options.kind == .vector || (options.rank >= 1 && options.rank <= d) else {
+            throw RuntimeError.invalidArgument("train: rank \(options.rank) outside 1...\(d)")
+        }
+        var out: [Int: SteeringLayer] = [:]
+        for l in layers {
+            switch options.kind {
+            case .vector:
+                out[l] = SteeringLayer(bias: Tensor(shape: [d]))
+            case .linear, .silu:
+                let down = Tensor.randomNormal([d, options.rank], std: 1 / (3 * Float(d)).squareRoot(), seed: options.seed &+ 1 &+ UInt64(l))
+                out[l] = SteeringLayer(down: down, up: Tensor(shape: [d, options.rank]))
+            }
+        }
+        return SteeringAdapter(site: .blockOutput, activation: options.kind == .silu ? .silu : .identity, layers: out)
+    }
+
+    /// The example indices of every optimizer step of the run, in order (see the type's
+    /// documentation).
+    public static func schedule(examples: Int, options: SteeringTrainingOptions) -> [[Int]] {
+        var rng = SplitMix64(seed: options.seed)
+        var steps: [[Int]] = []
+        for _ in 0..<options.epochs {
+            var order = Array(0..<examples)
+            for i in stride(from: order.count - 1, to: 0, by: -1) { order.swapAt(i, Int(rng.next() % UInt64(i + 1))) }
+            for start in stride(from: 0, to: order.count, by: options.sequencesPerStep) {
+                steps.append(Array(order[start..<min(start + options.sequencesPerStep, order.count)]))
+            }
+        }
+        return steps
+    }
+
+    /// Trains on `data` (read for `model`). `progress` sees every step; `shouldStop` is asked
+    /// before each step (Ctrl-C), and a stopped run throws `RuntimeError.interrupted` rather than
+    /// returning a half-trained adapter.
+    /// - Throws: `RuntimeError.invalidArgument` for settings out of range or a model carrying
+    ///   adapters; the runtime's errors.
+    public static func train(model: LlamaModel, data: TrainingData, options: SteeringTrainingOptions,
+                             progress: ((SteeringTrainingStep) -> Void)? = nil,
+                             shouldStop: () -> Bool = { false }) throws -> SteeringTrainingResult {
+        guard options.epochs >= 1, options.batchSize >= 1, options.gradientAccumulation >= 1, options.learningRate > 0,
+              options.warmupFraction >= 0, options.warmupFraction < 1, options.weightDecay >= 0, (options.maxSteps ?? 1) >= 1 else {
+            throw RuntimeError.invalidArgument("train: epochs, batch and accumulation ≥ 1, lr > 0, warm-up in [0, 1), weight decay ≥ 0")
+        }
+        let backprop = try SteeringBackprop(model: model)
+        var adapter = try initialAdapter(config: model.config, options: options)
+        adapter.madeFor = model.signature
+        let plan = schedule(examples: data.examples.count, options: options)
+        let warmup = Int((Double(plan.count) * options.warmupFraction).rounded(.up))
+        var adam = AdamOptimizer(options: AdamOptions(learningRate: options.learningRate, weightDecay: options.weightDecay,
+                                                      clipNorm: options.clipNorm,
+                                                      schedule: .linearWarmup(warmupSteps: warmup, totalSteps: plan.count)))
+        var params = adapter.parameterTensors
+        var steps: [SteeringTrainingStep] = []
+        for (i, indices) in plan.prefix(options.maxSteps ?? plan.count).enumerated() {
+            if shouldStop() { throw RuntimeError.interrupted(after: i) }
+            let start = Date()
+            let examples = indices.map { data.examples[$0] }
+            let g = try backprop.lossAndGradients(sequences: examples.map(\.tokens),
+                                                  objectives: examples.map { .targetedCrossEntropy(targets: $0.targets) },
+                                                  adapter: adapter)
+            let report = adam.update(parameters: &params, gradients: g.tensors(matching: adapter))
+            adapter = adapter.replacingParameters(params)
+            let step = SteeringTrainingStep(step: i + 1, loss: g.loss, targets: g.positions, tokens: examples.reduce(0) { $0 + $1.tokens.count },
+                                            learningRate: report.learningRate, gradientNorm: report.gradientNorm,
+                                            seconds: Date().timeIntervalSince(start))
+            steps.append(step)
+            progress?(step)
+        }
+        let count = adapter.parameterCount
+        return SteeringTrainingResult(adapter: adapter, steps: steps, plannedSteps: plan.count, parameterCount: count,
+                                      parameterFraction: Double(count) / Double(max(model.weights.parameterCount, 1)))
+    }
+}
