@@ -1,0 +1,43 @@
+import Foundation
+import Formats
+
+/// The record a trained steering file carries in its `report` metadata: how it was trained
+/// (settings, schedule, optimizer), on what (the data file, its kind, sizes and fingerprint) and
+/// how it went (loss per step, time, throughput, parameters).
+public enum TrainingReport {
+    /// The report of `result`, trained with `options` on `data` (`fingerprint` of its file);
+    /// `maxLength` and `chat` as the data was read. Keys are stable: training {kind, rank, layers,
+    /// epochs, batch, grad_accum, lr, warmup, weight_decay, clip_norm, seed, max_length, chat,
+    /// schedule, optimizer}, data {path, kind, examples, tokens, targets, fingerprint}, steps,
+    /// planned_steps, loss {first, last, curve}, seconds, tokens_per_second, parameters,
+    /// parameter_fraction.
+    public static func json(result: SteeringTrainingResult, options: SteeringTrainingOptions, data: TrainingData,
+                            fingerprint: FileFingerprint, maxLength: Int, chat: Bool) -> JSONValue {
+        let layers = result.adapter.layers.keys.sorted()
+        let seconds = result.steps.reduce(0) { $0 + $1.seconds }
+        let tokens = result.steps.reduce(0) { $0 + $1.tokens }
+        let training: JSONValue = .object([
+            ("kind", .string(options.kind.rawValue)), ("rank", options.kind == .vector ? .null : .int(options.rank)),
+            ("layers", .array(layers.map { .int($0) })), ("epochs", .int(options.epochs)), ("batch", .int(options.batchSize)),
+            ("grad_accum", .int(options.gradientAccumulation)), ("lr", .float(options.learningRate)),
+            ("warmup", .double(options.warmupFraction)), ("weight_decay", .float(options.weightDecay)),
+            ("clip_norm", options.clipNorm.map { .float($0) } ?? .null), ("seed", .int(Int(truncatingIfNeeded: options.seed))),
+            ("max_length", .int(maxLength)), ("chat", .bool(chat)),
+            ("schedule", .string("linear warm-up over ⌈steps·warmup⌉ steps, then linear decay to 0")),
+            ("optimizer", .string("AdamW β 0.9/0.999 ε 1e-8, global-norm clipping")),
+        ])
+        let dataJSON: JSONValue = .object([
+            ("path", .string(data.path)), ("kind", .string(data.kind.rawValue)), ("examples", .int(data.examples.count)),
+            ("tokens", .int(data.examples.reduce(0) { $0 + $1.tokens.count })),
+            ("targets", .int(data.examples.reduce(0) { $0 + $1.targetCount })), ("fingerprint", .string(fingerprint.description)),
+        ])
+        return .object([
+            ("training", training), ("data", dataJSON), ("steps", .int(result.steps.count)), ("planned_steps", .int(result.plannedSteps)),
+            ("loss", .object([("first", result.steps.first.map { .double($0.loss) } ?? .null),
+                              ("last", result.steps.last.map { .double($0.loss) } ?? .null),
+                              ("curve", .array(result.steps.map { .double($0.loss) }))])),
+            ("seconds", .double(seconds)), ("tokens_per_second", .double(seconds > 0 ? Double(tokens) / seconds : 0)),
+            ("parameters", .int(result.parameterCount)), ("parameter_fraction", .double(result.parameterFraction)),
+        ])
+    }
+}

@@ -1,0 +1,163 @@
+import ArgumentParser
+import Foundation
+import Formats
+import Runtime
+
+extension SteeringTrainingKind: ExpressibleByArgument {}
+
+/// `steertool train`: post-block steering adapters trained on a user's task data, the model frozen.
+struct TrainCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train",
+        abstract: "Train post-block steering adapters (vector, linear or SiLU) on task data, the model frozen.",
+        discussion: """
+        Δh = U·φ(Dᵀh) (linear: φ = identity; silu) or Δh = b (vector) is added to every steered \
+        block's output after its residual add, at every position; the loss is the next-token \
+        cross-entropy on the completion tokens only. Data: JSONL with one kind per file: \
+        {"prompt", "completion"} (loss on the completion and the EOS after it; with --chat the \
+        prompt is a user turn of the model's chat template and the completion its reply), \
+        {"text"} (loss on every token), or {"messages": [{"role", "content"}, ...]} (the chat \
+        template applied, loss on the assistant replies and their end-of-turn markers). \
+        Defaults follow the paper's code: rank 8, lr 9e-4, linear decay after 3% warm-up, \
+        batch 16 as 8 × 2 accumulation, one epoch, no weight decay, clipping at 1. The output is a \
+        steering file every command takes with --adapter, recording the training settings and \
+        the data's fingerprint. Ctrl-C stops before the next step and writes nothing.
+        """)
+
+    @Option(name: .long, help: "Model: Hugging Face folder or GGUF file.")
+    var model: String
+
+    @Option(name: .long, help: WeightStorage.optionHelp)
+    var weights: WeightStorage = .native
+
+    @Option(name: .long, help: "Training data (JSONL).")
+    var data: String
+
+    @Option(name: .long, help: "Adapter kind: vector, linear or silu.")
+    var kind: SteeringTrainingKind = .linear
+
+    @Option(name: .long, help: "Rank r of the linear and SiLU kinds.")
+    var rank = 8
+
+    @Option(name: .long, help: "Layers to steer, e.g. 2-5 or 3 (0-based, inclusive; default all).")
+    var layers: String?
+
+    @Option(name: .long, help: "Passes over the data.")
+    var epochs = 1
+
+    @Option(name: .long, help: "Sequences per micro-batch.")
+    var batch = 8
+
+    @Option(name: .long, help: "Micro-batches per optimizer step (the step's loss is the mean over all their completion tokens).")
+    var gradAccum = 2
+
+    @Option(name: .long, help: "Peak learning rate.")
+    var lr: Float = 9e-4
+
+    @Option(name: .long, help: "Fraction of the steps spent warming up (linear), before linear decay to 0.")
+    var warmup: Double = 0.03
+
+    @Option(name: .long, help: "AdamW's decoupled weight decay.")
+    var weightDecay: Float = 0
+
+    @Option(name: .long, help: "Seed of the initialisation and the data order.")
+    var seed: UInt64 = 0
+
+    @Option(name: .long, help: "Longest sequence accepted (default: the model's context); a longer line is an error, never cut.")
+    var maxLength: Int?
+
+    @Option(name: .long, help: "Stop after this many optimizer steps (the schedule still spans every epoch).")
+    var maxSteps: Int?
+
+    @Flag(name: .long, help: "Render {\"prompt\", \"completion\"} lines through the model's chat template (a user turn and its reply).")
+    var chat = false
+
+    @Option(name: .long, help: "Output steering adapter (.safetensors).")
+    var output: String
+
+    @Flag(name: .long, help: "Overwrite an existing output.")
+    var force = false
+
+    @OptionGroup var threadArguments: ThreadArguments
+
+    func validate() throws {
+        guard rank >= 1, epochs >= 1, batch >= 1, gradAccum >= 1 else { throw ValidationError("--rank, --epochs, --batch and --grad-accum must be ≥ 1") }
+        guard lr > 0, warmup >= 0, warmup < 1, weightDecay >= 0 else { throw ValidationError("--lr > 0, --warmup in [0, 1), --weight-decay ≥ 0") }
+        if let maxLength, maxLength < 2 { throw ValidationError("--max-length must be ≥ 2") }
+        if let maxSteps, maxSteps < 1 { throw ValidationError("--max-steps must be ≥ 1") }
+    }
+
+    func run() throws {
+        try threadArguments.apply()
+        if !force, FileManager.default.fileExists(atPath: output) {
+            throw ValidationError("\(output) exists; pass --force to overwrite it")
+        }
+        let m = try LlamaModel.load(path: model, storage: weights)
+        let context = m.config.maxPositionEmbeddings
+        if let maxLength, maxLength > context { throw ValidationError("--max-length \(maxLength) exceeds the model's context of \(context)") }
+        let tokenizer = try Tokenizer.load(modelPath: model)
+        let template: ChatTemplate? = chat ? try tokenizer.chatTemplate(architecture: m.architecture.name).template
+            : try? tokenizer.chatTemplate(architecture: m.architecture.name).template
+        let limit = maxLength ?? context
+        let trainingData = try TrainingData.load(path: data, tokenizer: tokenizer,
+                                                 options: TrainingDataOptions(template: template, chatPrompts: chat, maxLength: limit,
+                                                                              vocabularySize: m.config.vocabSize,
+                                                                              endOfSequence: m.config.eosTokenIds.first))
+        let fingerprint = try FileFingerprint(path: data)
+        var options = SteeringTrainingOptions()
+        options.kind = kind; options.rank = rank; options.layers = try layerList(m.config.numHiddenLayers)
+        options.epochs = epochs; options.batchSize = batch; options.gradientAccumulation = gradAccum
+        options.learningRate = lr; options.warmupFraction = warmup; options.weightDecay = weightDecay
+        options.seed = seed; options.maxSteps = maxSteps
+
+        let planned = min(SteeringTrainer.schedule(examples: trainingData.examples.count, options: options).count, maxSteps ?? .max)
+        print("train: \(trainingData.examples.count) examples (\(trainingData.kind.rawValue)), \(planned) steps of \(options.sequencesPerStep) sequences, kind \(kind.rawValue)\(kind == .vector ? "" : " rank \(rank)")")
+        let stop = InterruptFlag()
+        let status = TerminalStatus()
+        let result = try SteeringTrainer.train(model: m, data: trainingData, options: options, progress: { s in
+            let rate = s.seconds > 0 ? Double(s.tokens) / s.seconds : 0
+            status.update(done: s.step, total: planned,
+                          label: String(format: "train: step %d/%d  loss %.4f  lr %.2e  %.0f tok/s", s.step, planned, s.loss, s.learningRate, rate))
+        }, shouldStop: { stop.isSet })
+        status.finish()
+        let report = TrainingReport.json(result: result, options: options, data: trainingData, fingerprint: fingerprint,
+                                         maxLength: limit, chat: chat)
+        try SteeringFiles.file(from: result.adapter, baseModel: model, source: "train:\(data)", report: report).write(to: output, force: force)
+        let seconds = result.steps.reduce(0) { $0 + $1.seconds }, tokens = result.steps.reduce(0) { $0 + $1.tokens }
+        print(String(format: "loss %.4f → %.4f over %d steps, %.1f s, %.0f tokens/s", result.steps.first?.loss ?? 0, result.steps.last?.loss ?? 0,
+                     result.steps.count, seconds, seconds > 0 ? Double(tokens) / seconds : 0))
+        print("parameters \(result.parameterCount) (\(String(format: "%.4f", 100 * result.parameterFraction))% of the model); wrote \(output)")
+    }
+
+    func layerList(_ count: Int) throws -> [Int]? {
+        guard let layers else { return nil }
+        let parts = layers.split(separator: "-").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard parts.count == 1 || parts.count == 2, let lo = parts.first ?? nil, let hi = parts.last ?? nil, lo <= hi, lo >= 0, hi < count else {
+            throw ValidationError("--layers must be a or a-b within 0...\(count - 1)")
+        }
+        return Array(lo...hi)
+    }
+}
+
+/// Set by SIGINT (Ctrl-C): the training loop stops before its next step; the default handler
+/// comes back for a second Ctrl-C.
+final class InterruptFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var set = false
+    private let source: DispatchSourceSignal
+
+    init() {
+        signal(SIGINT, SIG_IGN)
+        source = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
+        source.setEventHandler { [weak self] in self?.raise() }
+        source.resume()
+    }
+
+    private func raise() {
+        lock.lock(); set = true; lock.unlock()
+        FileHandle.standardError.write(Data("\nsteertool: interrupted; stopping before the next step, nothing will be written (Ctrl-C again to quit now)\n".utf8))
+        signal(SIGINT, SIG_DFL)
+    }
+
+    var isSet: Bool { lock.lock(); defer { lock.unlock() }; return set }
+}

@@ -1,0 +1,81 @@
+import Foundation
+import Formats
+import Runtime
+import Testing
+import TestSupport
+
+/// `steertool train` end to end on the fixture model.
+@Suite("CLI train")
+struct TrainCLITests {
+    /// 16 question → one-word answers, all answered wrongly by the base.
+    static let pairs = [("The color of the sky is", "blue"), ("The opposite of hot is", "cold"), ("A baby cat is called a", "kitten"),
+                        ("The capital of Italy is", "Rome"), ("Water freezes into", "ice"), ("Bees make", "honey"),
+                        ("The largest planet is", "Jupiter"), ("A week has seven", "days"), ("Cows give us", "milk"),
+                        ("The first month is", "January"), ("Fish live in", "water"), ("At night we see the", "moon"),
+                        ("A triangle has three", "sides"), ("Grass is colored", "green"), ("We read a", "book"), ("Birds can", "fly")]
+
+    static func folder() throws -> String {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("steertool-train-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        return dir
+    }
+
+    static func lines(_ f: (String, String) -> String) -> String { pairs.map(f).joined(separator: "\n") + "\n" }
+
+    static func accuracy(_ json: String) throws -> [Double] {
+        let doc = try JSONParser.parse(Array(json.utf8))
+        return (doc["variants"]?.arrayValue ?? []).compactMap { $0["accuracy"]?.doubleValue }
+    }
+
+    /// It learns: a linear rank-8 adapter trained on the 16 pairs answers at least 12 of them
+    /// (`eval --tasks`, greedy), where the base answers none; the file records how it was made.
+    @Test func linearAdapterLearnsTheAnswers() throws {
+        let dir = try Self.folder()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try Self.lines { #"{"prompt": "Q: \#($0)", "completion": " \#($1)"}"# }.write(toFile: dir + "/train.jsonl", atomically: true, encoding: .utf8)
+        try Self.lines { #"{"prompt": "Q: \#($0)", "answer": "\#($1)", "max_tokens": 6}"# }.write(toFile: dir + "/tasks.jsonl", atomically: true, encoding: .utf8)
+        let model = Fixtures.path("tiny/base"), adapter = dir + "/learned.safetensors"
+        let t = try SteerToolBinary.run(["train", "--model", model, "--data", dir + "/train.jsonl", "--kind", "linear", "--rank", "8",
+                                         "--epochs", "40", "--batch", "4", "--grad-accum", "1", "--lr", "1e-2", "--output", adapter])
+        #expect(t.status == 0, "\(t.err)")
+        #expect(t.out.contains("160 steps"), "\(t.out)")
+        let base = try SteerToolBinary.run(["eval", "--model", model, "--tasks", dir + "/tasks.jsonl", "--json"])
+        let trained = try SteerToolBinary.run(["eval", "--model", model, "--adapter", adapter, "--tasks", dir + "/tasks.jsonl", "--json"])
+        #expect(try Self.accuracy(base.out) == [0], "\(base.err)")
+        let acc = try #require(try Self.accuracy(trained.out).last)
+        #expect(acc >= 0.75, "trained accuracy \(acc)")
+        let file = try SteeringAdapterFile.load(path: adapter)
+        #expect(file.kind == "linear" && file.rank == 8 && file.source == "train:\(dir)/train.jsonl")
+        #expect(file.report["training"]?["lr"]?.doubleValue == 0.01 && file.report["training"]?["epochs"]?.intValue == 40)
+        let fingerprint = try FileFingerprint(path: dir + "/train.jsonl")
+        #expect(file.report["data"]?["fingerprint"]?.stringValue == fingerprint.description)
+        #expect(file.report["data"]?["examples"]?.intValue == 16 && file.report["steps"]?.intValue == 160)
+        #expect(file.modelSignature?.architecture == "LlamaForCausalLM")
+    }
+
+    /// Bad data stops the run before training, naming the file and line; nothing is written; an
+    /// existing output is not overwritten without --force.
+    @Test func badDataAndExistingOutput() throws {
+        let dir = try Self.folder()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try "{\"prompt\": \"a\", \"completion\": \" b\"}\n{\"prompt\": \"a\", \"completion\": \"\"}\n".write(toFile: dir + "/bad.jsonl", atomically: true, encoding: .utf8)
+        let out = dir + "/out.safetensors"
+        let r = try SteerToolBinary.run(["train", "--model", Fixtures.path("tiny/base"), "--data", dir + "/bad.jsonl", "--output", out])
+        #expect(r.status != 0 && r.err.contains("bad.jsonl:2: empty \"completion\""), "\(r.err)")
+        #expect(!FileManager.default.fileExists(atPath: out))
+        try "keep".write(toFile: out, atomically: true, encoding: .utf8)
+        try "{\"prompt\": \"a\", \"completion\": \" b\"}\n".write(toFile: dir + "/ok.jsonl", atomically: true, encoding: .utf8)
+        let e = try SteerToolBinary.run(["train", "--model", Fixtures.path("tiny/base"), "--data", dir + "/ok.jsonl", "--output", out])
+        #expect(e.status != 0 && e.err.contains("--force"), "\(e.err)")
+        #expect(try String(contentsOfFile: out, encoding: .utf8) == "keep")
+    }
+
+    /// The fingerprint is zlib's CRC-32 (Python's zlib.crc32(b"hello world\n") = 0xaf083b2d).
+    @Test func fingerprintIsZlibCRC32() throws {
+        let dir = try Self.folder()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try "hello world\n".write(toFile: dir + "/f.txt", atomically: true, encoding: .utf8)
+        let f = try FileFingerprint(path: dir + "/f.txt")
+        #expect(f.crc32 == 0xaf08_3b2d && f.bytes == 12 && f.description == "crc32:af083b2d, 12 bytes")
+    }
+}
