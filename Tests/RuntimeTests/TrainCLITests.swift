@@ -70,6 +70,28 @@ struct TrainCLITests {
         #expect(try String(contentsOfFile: out, encoding: .utf8) == "keep")
     }
 
+    /// Ctrl-C (SIGINT) during a long run stops it before the next step: an error naming how far
+    /// it got, and no output file.
+    @Test func interruptWritesNothing() throws {
+        let dir = try Self.folder()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try Self.lines { #"{"prompt": "Q: \#($0)", "completion": " \#($1)"}"# }.write(toFile: dir + "/train.jsonl", atomically: true, encoding: .utf8)
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: try #require(SteerToolBinary.path))
+        p.arguments = ["train", "--model", Fixtures.path("tiny/base"), "--data", dir + "/train.jsonl", "--epochs", "20000",
+                       "--batch", "4", "--grad-accum", "1", "--output", dir + "/out.safetensors"]
+        let err = Pipe()
+        p.standardError = err; p.standardOutput = Pipe()
+        try p.run()
+        Thread.sleep(forTimeInterval: 2)
+        p.interrupt()
+        let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        #expect(p.terminationStatus != 0)
+        #expect(text.contains("interrupted after") && text.contains("nothing written"), "\(text)")
+        #expect(!FileManager.default.fileExists(atPath: dir + "/out.safetensors"))
+    }
+
     /// The fingerprint is zlib's CRC-32 (Python's zlib.crc32(b"hello world\n") = 0xaf083b2d).
     @Test func fingerprintIsZlibCRC32() throws {
         let dir = try Self.folder()
