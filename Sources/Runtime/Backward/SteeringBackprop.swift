@@ -47,14 +47,16 @@ public struct SteeringGradients: Sendable {
 /// steering adapters (site `blockOutput`, Δh = U·φ(Dᵀh) + b, row form φ(h·D)·Uᵀ + b, times the
 /// adapter's `scale`).
 ///
-/// One sequence at a time, all its tokens batched in each gemm: the forward runs every layer
+/// One pass per pack of consecutive sequences (up to `packedRowBudget` rows; each sequence from
+/// position 0, attending to itself only), all their tokens batched in each gemm: the forward runs every layer
 /// through `DecoderBlock` (the forward pass's own block) with a `BlockTape` (block inputs,
 /// normalisations, rotated q, attention heads, MLP pre-activations; keys and values stay in a
 /// KV cache), the adapter at the `blockOutput` hook keeping the pre-steer block output; the
 /// backward runs lm_head (or the tied embedding), the final RMSNorm and `DecoderBlock.backward`
 /// per layer (attention probabilities recomputed head by head), accumulating the adapters'
 /// gradients on the way. The base weights are read in place, never copied. Memory: the tape of
-/// one sequence (≈ T·(6d + 2·heads·hd + 3·d_ff) floats per layer) plus 2·T² floats of scratch.
+/// one pack of R rows (≈ R·(6d + 2·heads·hd + 3·d_ff) floats per layer), its logits (R·vocab
+/// floats) and 2·S² floats of attention scratch for its longest sequence S.
 public struct SteeringBackprop: Sendable {
     /// The frozen model (without adapters).
     public let model: LlamaModel
@@ -78,9 +80,14 @@ public struct SteeringBackprop: Sendable {
     ///
     /// `lora` (optional) is a trainable LoRA applied unmerged inside the projections
     /// (y = x·Wᵀ + scale·(x·Aᵀ)·Bᵀ); its A/B gradients come back in `SteeringGradients.lora`.
+    ///
+    /// Consecutive sequences whose lengths sum to at most `maxPackedRows` (default
+    /// `packedRowBudget`) run as one pass, each
+    /// attending only to itself (`DecoderBlock.forward(…sequences:)`), so every projection is one
+    /// product over all their tokens; the pass's tape and logits grow with its rows.
     public func lossAndGradients(sequences: [[Int]], objectives: [TrainingObjective],
                                  adapter: SteeringAdapter, lora: LoRAWeights? = nil,
-                                 computeGradients: Bool = true) throws -> SteeringGradients {
+                                 computeGradients: Bool = true, maxPackedRows: Int? = nil) throws -> SteeringGradients {
         guard sequences.count == objectives.count else {
             throw RuntimeError.invalidArgument("lossAndGradients: \(sequences.count) sequences, \(objectives.count) objectives")
         }
@@ -112,11 +119,34 @@ public struct SteeringBackprop: Sendable {
             }
         }
         var loss = 0.0
-        for (tokens, objective) in zip(sequences, objectives) {
-            loss += try run(tokens: tokens, objective: objective, adapter: adapter, lora: lora,
+        for pack in Self.packs(lengths: sequences.map(\.count), maxRows: maxPackedRows ?? packedRowBudget) {
+            loss += try run(pack.map { (sequences[$0], objectives[$0]) }, adapter: adapter, lora: lora,
                             weight: 1 / Float(positions), backward: computeGradients, gradients: &grads, loraGradients: &loraGrads)
         }
         return SteeringGradients(loss: loss / Double(positions), positions: positions, layers: grads, lora: loraGrads)
+    }
+
+    /// The default rows of one pass: what keeps its tape and logits within 1 GiB
+    /// (4 bytes · (layers · (6d + 2·heads·head_dim + 3·d_ff) + vocab) per row), between 1 and 4,096.
+    /// Llama-3.1-8B's shape gets about 100 rows (a 128-token window runs alone, as before packing),
+    /// SmolLM2-135M's about 800.
+    public var packedRowBudget: Int {
+        let c = model.config
+        let perLayer = 6 * c.hiddenSize + 2 * c.numAttentionHeads * c.headDim + 3 * c.intermediateSize
+        let bytesPerRow = 4 * (c.numHiddenLayers * perLayer + c.vocabSize)
+        return min(max((1 << 30) / max(bytesPerRow, 1), 1), 4096)
+    }
+
+    /// Consecutive groups of sequence indices whose lengths sum to at most `maxRows` (a longer
+    /// sequence alone), in order: each group is one pass.
+    static func packs(lengths: [Int], maxRows: Int) -> [[Int]] {
+        var out: [[Int]] = [], current: [Int] = [], rows = 0
+        for (i, n) in lengths.enumerated() {
+            if !current.isEmpty, rows + n > maxRows { out.append(current); current = []; rows = 0 }
+            current.append(i); rows += n
+        }
+        if !current.isEmpty { out.append(current) }
+        return out
     }
 
     // MARK: - One sequence
@@ -125,24 +155,31 @@ public struct SteeringBackprop: Sendable {
     /// adapter at the `blockOutput` hook), loss (sum over positions, times `weight`), and with
     /// `backward` the backward pass accumulating `weight ·` ∂(sum)/∂θ into the gradients.
     /// Returns the unweighted sum of per-position losses.
-    private func run(tokens: [Int], objective: TrainingObjective, adapter: SteeringAdapter, lora: LoRAWeights?, weight: Float,
+    private func run(_ pack: [([Int], TrainingObjective)], adapter: SteeringAdapter, lora: LoRAWeights?, weight: Float,
                      backward: Bool, gradients: inout [Int: SteeringLayer],
                      loraGradients: inout [Int: [LlamaProjection: LoRAFactors]]) throws -> Double {
         let c = model.config, w = model.weights
-        let T = tokens.count, d = c.hiddenSize, V = c.vocabSize, L = c.numHiddenLayers
-        for (i, t) in tokens.enumerated() where t < 0 || t >= V {
-            throw RuntimeError.tokenOutOfRange(token: t, position: i, vocabSize: V)
-        }
-        if case let .kl(ref) = objective {
-            guard ref.rank == 2, ref.columns == V, ref.rows >= T - 1 else {
-                throw RuntimeError.invalidArgument("reference log-probs \(ref.shape) do not cover [\(T - 1), \(V)]")
+        let d = c.hiddenSize, V = c.vocabSize, L = c.numHiddenLayers
+        var segments: [Range<Int>] = []
+        for (tokens, objective) in pack {
+            let lo = segments.last?.upperBound ?? 0
+            segments.append(lo..<(lo + tokens.count))
+            for (i, t) in tokens.enumerated() where t < 0 || t >= V {
+                throw RuntimeError.tokenOutOfRange(token: t, position: i, vocabSize: V)
+            }
+            if case let .kl(ref) = objective {
+                guard ref.rank == 2, ref.columns == V, ref.rows >= tokens.count - 1 else {
+                    throw RuntimeError.invalidArgument("reference log-probs \(ref.shape) do not cover [\(tokens.count - 1), \(V)]")
+                }
             }
         }
+        let T = segments.last?.upperBound ?? 0, longest = segments.map(\.count).max() ?? 0
+        let packed: [Range<Int>]? = segments.count > 1 ? segments : nil
         let arena = FloatArena()
         let act: SteeringActivation = adapter.activation
         let sc = adapter.scale
-        let rotation = model.rotary.tables(positions: 0..<T)
-        let localRotation = model.localRotary?.tables(positions: 0..<T)
+        let rotation = model.rotary.tables(positions: 0..<longest)
+        let localRotation = model.localRotary?.tables(positions: 0..<longest)
         func tables(_ l: Int) -> RotaryTables { model.blocks[l].rotary == .local ? localRotation ?? rotation : rotation }
         let maxRank = lora?.maxRank ?? 0
         let buf = BlockBuffers(rows: T, config: c, maxLoRARank: maxRank, useBLAS: true)
@@ -155,7 +192,9 @@ public struct SteeringBackprop: Sendable {
 
         // Forward: the residual stream in buf.x; per steered layer the pre-steer block output Z is kept.
         let x = buf.x
-        for (t, id) in tokens.enumerated() { w.embedding.copyRow(id, into: x + t * d) }
+        for (seg, (tokens, _)) in zip(segments, pack) {
+            for (t, id) in tokens.enumerated() { w.embedding.copyRow(id, into: x + (seg.lowerBound + t) * d) }
+        }
         if let scale = model.embeddingScale { for i in 0..<(T * d) { x[i] *= scale } }
         var tapes: [BlockTape] = []
         tapes.reserveCapacity(L)
@@ -163,7 +202,7 @@ public struct SteeringBackprop: Sendable {
         for l in 0..<L {
             let tape = BlockTape(rows: T, config: c, layer: w.layers[l])
             try blocks[l].forward(buffers: buf, rows: T, start: 0, keys: cache.keyBase(l), values: cache.valueBase(l),
-                                  rotation: tables(l), config: c, tape: tape) { kind, x in
+                                  rotation: tables(l), config: c, tape: tape, sequences: packed) { kind, x in
                 guard kind == .blockOutput, let s = adapter.layers[l] else { return }
                 // Z ← Z + scale·Δ(Z), Δ from the pre-steer Z (kept for the backward).
                 let z = Tensor(shape: [T, d]) { $0.baseAddress!.update(from: x, count: T * d) }
@@ -190,8 +229,9 @@ public struct SteeringBackprop: Sendable {
         // e^x through the vectorised kernel (VectorMath.exp, within 2 ulp of expf): the V-wide
         // exponentials of every row are most of this loop's cost.
         var e = [Float](repeating: 0, count: V), p = [Float](repeating: 0, count: V)
-        for t in 0..<(T - 1) {
-            let row = logits + t * V
+        for (seg, (tokens, objective)) in zip(segments, pack) {
+        for t in 0..<(seg.count - 1) {
+            let row = logits + (seg.lowerBound + t) * V
             if case let .targetedCrossEntropy(targets) = objective, !targets[t + 1] {
                 for j in 0..<V { row[j] = 0 }
                 continue
@@ -226,7 +266,8 @@ public struct SteeringBackprop: Sendable {
                 for j in 0..<V { row[j] = weight * (e[j] * invSum - (j == target ? 1 : 0)) }
             }
         }
-        for j in 0..<V { logits[(T - 1) * V + j] = 0 }
+        for j in 0..<V { logits[(seg.upperBound - 1) * V + j] = 0 }
+        }
         guard backward else { return total }
 
         // Backward: lm_head, final norm.
@@ -236,7 +277,7 @@ public struct SteeringBackprop: Sendable {
         w.finalNorm.withUnsafeBufferPointer {
             RMSNorm.backward(x, gy: gxn, rows: T, d: d, gain: $0.baseAddress!, inverseRMS: rF, gx: g)
         }
-        let gradientBuffers = BlockGradientBuffers(rows: T, config: c, maxLoRARank: maxRank)
+        let gradientBuffers = BlockGradientBuffers(rows: T, config: c, maxLoRARank: maxRank, sequenceRows: longest)
         for l in stride(from: L - 1, through: 0, by: -1) {
             // Post-block adapter: g holds ∂/∂(steered Z).
             if let s = adapter.layers[l], let z = steerInput[l] {
@@ -244,7 +285,8 @@ public struct SteeringBackprop: Sendable {
             }
             var layerLoRA = loraGradients[l] ?? [:]
             blocks[l].backward(tape: tapes[l], keys: cache.keyBase(l), values: cache.valueBase(l), rotation: tables(l),
-                               config: c, gradient: g, into: gNext, buffers: gradientBuffers, loraGradients: &layerLoRA)
+                               config: c, gradient: g, into: gNext, buffers: gradientBuffers, loraGradients: &layerLoRA,
+                               sequences: packed)
             if loraGradients[l] != nil { loraGradients[l] = layerLoRA }
             if model.streamsLayerPages { model.releasePages(layer: l) }
             swap(&g, &gNext)

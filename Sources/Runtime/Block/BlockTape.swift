@@ -50,14 +50,17 @@ final class BlockGradientBuffers {
     /// Gradients before an output norm (`[T, d]`, o then X) and before the q/k norms (`[T, heads·hd]`, `[T, kvHeads·hd]`).
     let gProjected, gqProjected, gkProjected: UnsafeMutablePointer<Float>
 
-    init(rows T: Int, config c: LlamaConfig, maxLoRARank: Int) {
+    /// Buffers for a pass of `T` rows whose longest attended sequence has `sequenceRows` rows
+    /// (default: one sequence of all `T`): the attention scratch is 2·sequenceRows².
+    init(rows T: Int, config c: LlamaConfig, maxLoRARank: Int, sequenceRows: Int? = nil) {
         let d = c.hiddenSize, qw = c.numAttentionHeads * c.headDim, kvw = c.numKeyValueHeads * c.headDim
         let ff = c.intermediateSize
         let alloc = arena.make
         gm = alloc(T * ff); gGate = alloc(T * ff); gUp = alloc(T * ff)
         gNormed2 = alloc(T * d); gMLPInput = alloc(T * d); gHeads = alloc(T * qw)
         gq = alloc(T * qw); gk = alloc(T * kvw); gv = alloc(T * kvw); gNormed1 = alloc(T * d)
-        attention = alloc(2 * T * T); lora = alloc(2 * T * max(maxLoRARank, 1))
+        let S = sequenceRows ?? T
+        attention = alloc(2 * S * S); lora = alloc(2 * T * max(maxLoRARank, 1))
         gProjected = alloc(T * d); gqProjected = alloc(T * qw); gkProjected = alloc(T * kvw)
     }
 }

@@ -62,7 +62,7 @@ public struct DecoderBlock: Sendable {
     /// after the last residual add (the paper's post-block site). `rotation` holds RoPE's tables for those positions. With
     /// a `tape` (rows equal, `start` 0), what `backward` needs is saved into it.
     ///
-    /// `sequences`, when given (with `start` 0, no tape), packs several sequences into the rows:
+    /// `sequences`, when given (with `start` 0), packs several sequences into the rows:
     /// their row ranges, in order and covering `0..<rows`; each starts at position 0 (`rotation`
     /// then holds the tables of positions 0..<longest) and attends only to its own rows, so
     /// every projection is one product over all of them.
@@ -82,9 +82,9 @@ public struct DecoderBlock: Sendable {
         }
         precondition(tape.map { $0.rows == T && start == 0 } ?? true, "DecoderBlock: a tape records a pass from position 0")
         let segments = sequences ?? [0..<T]
-        precondition(sequences == nil || (start == 0 && tape == nil && segments.first?.lowerBound == 0 && segments.last?.upperBound == T
+        precondition(sequences == nil || (start == 0 && segments.first?.lowerBound == 0 && segments.last?.upperBound == T
                                           && zip(segments, segments.dropFirst()).allSatisfy { $0.upperBound == $1.lowerBound }),
-                     "DecoderBlock: packed sequences \(segments) must tile 0..<\(T), from position 0, without a tape")
+                     "DecoderBlock: packed sequences \(segments) must tile 0..<\(T), from position 0")
         try visit(.blockInput, buf.x)
         tape?.blockInput.update(from: buf.x, count: T * d)
 
@@ -163,9 +163,11 @@ public struct DecoderBlock: Sendable {
     /// differentiated), writes ∂L/∂h into `gh` `[rows, d]` (may not alias g) and adds the
     /// gradients of the LoRA factors in `loraGradients` (by projection; the LoRA is this
     /// block's last one on that projection). Hooks inside the block are not differentiated.
+    /// `sequences`: the packed sequences of the forward (`forward(…sequences:)`), nil for one.
     func backward(tape: BlockTape, keys: UnsafePointer<Float>, values: UnsafePointer<Float>,
                   rotation: RotaryTables, config c: LlamaConfig, gradient g: UnsafePointer<Float>, into gh: UnsafeMutablePointer<Float>,
-                  buffers s: BlockGradientBuffers, loraGradients: inout [LlamaProjection: LoRAFactors]) {
+                  buffers s: BlockGradientBuffers, loraGradients: inout [LlamaProjection: LoRAFactors],
+                  sequences: [Range<Int>]? = nil) {
         let T = tape.rows, d = c.hiddenSize, hd = c.headDim, H = c.numAttentionHeads, KV = c.numKeyValueHeads
         let qw = H * hd, kvw = KV * hd, ff = c.intermediateSize
         let w = weights
@@ -205,11 +207,16 @@ public struct DecoderBlock: Sendable {
         let gO = outputNormBackward(w.attentionOutputNorm, x: tape.attentionProjected, inverseRMS: tape.inverseRMSAttention,
                                     gy: s.gMLPInput)
         projectBackward(.o, x: tape.attentionHeads, gy: gO, ldg: d, into: s.gHeads)
-        CausalAttention.backward(q: tape.queries, keys: keys, values: values, gradient: s.gHeads, rows: T,
-                                 heads: H, kvHeads: KV, headDim: hd, scale: description.attentionScale,
-                                 window: description.slidingWindow, gq: s.gq, gk: s.gk, gv: s.gv, scratch: s.attention)
-        rotation.rotate(s.gq, rows: T, heads: H, rowStride: qw, backward: true)
-        rotation.rotate(s.gk, rows: T, heads: KV, rowStride: kvw, backward: true)
+        for seg in sequences ?? [0..<T] {
+            let (lo, n) = (seg.lowerBound, seg.count)
+            CausalAttention.backward(q: tape.queries + lo * qw, keys: keys + lo * kvw, values: values + lo * kvw,
+                                     gradient: s.gHeads + lo * qw, rows: n,
+                                     heads: H, kvHeads: KV, headDim: hd, scale: description.attentionScale,
+                                     window: description.slidingWindow, gq: s.gq + lo * qw, gk: s.gk + lo * kvw, gv: s.gv + lo * kvw,
+                                     scratch: s.attention)
+            rotation.rotate(s.gq + lo * qw, rows: n, heads: H, rowStride: qw, backward: true)
+            rotation.rotate(s.gk + lo * kvw, rows: n, heads: KV, rowStride: kvw, backward: true)
+        }
         // Per-head q/k norms: back to the projections' outputs.
         var gq = UnsafePointer(s.gq), gk = UnsafePointer(s.gk)
         if let qn = w.queryNorm, let kn = w.keyNorm, let q0 = tape.queriesProjected, let k0 = tape.keysProjected,
