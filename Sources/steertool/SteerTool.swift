@@ -8,5 +8,5 @@ struct SteerTool: ParsableCommand {
         commandName: "steertool",
         abstract: "Fine-tuned weights and activation steering for open models (Llama, Mistral, Qwen2, Qwen3, Gemma-3), as two views of one thing.",
         version: "0.1.0",
-        subcommands: [InspectCommand.self, ConvertCommand.self, TokenizeCommand.self, ForwardCommand.self, GenerateCommand.self, DistillCommand.self, TrainCommand.self, FoldCommand.self, MergeCommand.self, ExtractLoRACommand.self, EvalCommand.self, BenchCommand.self])
+        subcommands: [InspectCommand.self, ConvertCommand.self, TokenizeCommand.self, ForwardCommand.self, GenerateCommand.self, DistillCommand.self, TrainCommand.self, VectorsCommand.self, FoldCommand.self, MergeCommand.self, ExtractLoRACommand.self, EvalCommand.self, BenchCommand.self])
 }
