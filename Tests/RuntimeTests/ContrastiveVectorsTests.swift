@@ -26,6 +26,32 @@ struct ContrastiveVectorsTests {
         #expect(adapter.madeFor == model.signature && adapter.layers.values.allSatisfy { $0.down == nil })
     }
 
+    /// llama.cpp (llama-cpp-python, fixtures/vectors/llama-cpp.safetensors) with the mean-diff
+    /// control vector applied changes its logits as steertool's adapter changes steertool's,
+    /// within 1e-3 relative; and the control vector `vectors` exports equals that file's.
+    @Test func controlVectorActsAsInLlamaCpp() throws {
+        let model = try LlamaModel.load(path: Fixtures.path("tiny/gguf/base.f32.gguf"))
+        let cv = try ControlVectorFile.load(path: Fixtures.path("vectors/mean-diff.gguf"))
+        let ref = try SafetensorsFile(path: Fixtures.path("vectors/llama-cpp.safetensors"))
+        let tokens = try ref.tensor(named: "tokens").scalars.map { Int($0) }
+        let base = try model.forward(tokens: tokens).logits.scalars
+        let steered = try model.adding(SteeringAdapter(controlVector: cv), name: "cv").forward(tokens: tokens).logits.scalars
+        let lBase = try ref.tensor(named: "logits.base").scalars, lSteered = try ref.tensor(named: "logits.steered").scalars
+        let ours = zip(steered, base).map { $0 - $1 }, theirs = zip(lSteered, lBase).map { $0 - $1 }
+        #expect(relativeError(ours, theirs) <= 1e-3, "change: \(relativeError(ours, theirs))")
+        #expect(relativeError(steered, lSteered) <= 1e-4 && relativeError(base, lBase) <= 1e-4)
+
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("steertool-cv-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let r = try SteerToolBinary.run(["vectors", "--model", Fixtures.path("tiny/base"), "--pairs", Fixtures.path("vectors/pairs.jsonl"),
+                                         "--output", dir + "/cv.gguf"])
+        #expect(r.status == 0, "\(r.err)")
+        let mine = try ControlVectorFile.load(path: dir + "/cv.gguf")
+        #expect(mine.directions.keys.sorted() == cv.directions.keys.sorted() && mine.modelHint == cv.modelHint)
+        for (l, v) in cv.directions { #expect(relativeError(try #require(mine.directions[l]), v) <= 1e-4, "direction.\(l)") }
+    }
+
     /// The CLI writes a steering file and a llama.cpp control vector (layers 1 and up by default;
     /// layer 0 refused); bad pairs are refused by file and line with nothing written.
     @Test func cliOutputsAndBadPairs() throws {
