@@ -26,6 +26,26 @@ struct ContrastiveVectorsTests {
         #expect(adapter.madeFor == model.signature && adapter.layers.values.allSatisfy { $0.down == nil })
     }
 
+    /// The real SmolLM2-135M-Instruct (Q4_1 GGUF, dequantized to f32 as transformers' gguf_file
+    /// loader does) on eight sentiment pairs: both methods at the last token within 1e-4 of
+    /// transformers + numpy (fixtures/vectors/smollm2.safetensors).
+    @Test(arguments: [ContrastiveMethod.meanDifference, .pca]) func smolLM2VectorsMatchNumpy(method: ContrastiveMethod) throws {
+        try #require(FileManager.default.fileExists(atPath: Fixtures.smolLM2GGUF), Comment(rawValue: Fixtures.smolLM2Missing))
+        let model = try LlamaModel.load(path: Fixtures.smolLM2GGUF, storage: .f32)
+        let tokenizer = try Tokenizer.load(modelPath: Fixtures.smolLM2GGUF)
+        let path = Fixtures.path("vectors/smollm2-pairs.jsonl")
+        let adapter = try ContrastiveVectors.compute(model: model, pairs: try ContrastivePair.load(path: path), source: path,
+                                                     encode: { tokenizer.encode($0, addSpecialTokens: true) }, method: method, token: .last)
+        let reference = try SafetensorsFile(path: Fixtures.path("vectors/smollm2.safetensors")).tensor(named: "\(method.rawValue).last")
+        let d = model.config.hiddenSize
+        var worst = 0.0
+        for l in 0..<model.config.numHiddenLayers {
+            let mine = try #require(adapter.layers[l]?.bias)
+            worst = max(worst, relativeError(mine.scalars, Array(reference.scalars[(l * d)..<((l + 1) * d)])))
+        }
+        #expect(worst <= 1e-4, "\(method): worst layer relative error \(worst)")
+    }
+
     /// llama.cpp (llama-cpp-python, fixtures/vectors/llama-cpp.safetensors) with the mean-diff
     /// control vector applied changes its logits as steertool's adapter changes steertool's,
     /// within 1e-3 relative; and the control vector `vectors` exports equals that file's.
