@@ -53,7 +53,7 @@ struct DistillCommand: ParsableCommand {
     var targetError: Float?
 
     @Option(name: .long, help: "Layers to steer, e.g. 2-5 or 3 (0-based, inclusive; default all).")
-    var layers: String?
+    var layers: LayerSpan?
 
     @Option(name: .long, help: "Ridge λ of the least-squares step.")
     var ridge: Float = 0
@@ -165,14 +165,7 @@ struct DistillCommand: ParsableCommand {
         try CalibrationInput.sequences(calib, modelPath: base, sequenceLength: sequenceLength)
     }
 
-    func layerList(_ count: Int) throws -> [Int]? {
-        guard let layers else { return nil }
-        let parts = layers.split(separator: "-").map { Int($0.trimmingCharacters(in: .whitespaces)) }
-        guard parts.count == 1 || parts.count == 2, let lo = parts.first ?? nil, let hi = parts.last ?? nil, lo <= hi, lo >= 0, hi < count else {
-            throw ValidationError("--layers must be a or a-b within 0...\(count - 1)")
-        }
-        return Array(lo...hi)
-    }
+    func layerList(_ count: Int) throws -> [Int]? { try layers?.layers(within: count) }
 }
 
 /// `distill --method kl`: the closed-form sequential adapters, then every layer trained together

@@ -32,3 +32,22 @@ enum FoldOutputArgument: String, CaseIterable, ExpressibleByArgument {
 extension LlamaConverter.OutputType: ExpressibleByArgument {}
 extension MajoritySignMethod: ExpressibleByArgument {}
 extension SteeringActivation: ExpressibleByArgument {}
+
+/// `--layers a` or `--layers a-b`: 0-based, inclusive layers, checked against the model's count
+/// once it is loaded.
+struct LayerSpan: ExpressibleByArgument, Sendable {
+    let first: Int
+    let last: Int
+
+    init?(argument: String) {
+        let parts = argument.split(separator: "-", omittingEmptySubsequences: false).map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard parts.count == 1 || parts.count == 2, let lo = parts.first ?? nil, let hi = parts.last ?? nil, lo >= 0, lo <= hi else { return nil }
+        first = lo; last = hi
+    }
+
+    /// The layers, refused when they reach past a model of `count` layers.
+    func layers(within count: Int) throws -> [Int] {
+        guard last < count else { throw ValidationError("--layers \(first)-\(last) reaches past the model's layers 0...\(count - 1)") }
+        return Array(first...last)
+    }
+}

@@ -40,7 +40,7 @@ struct TrainCommand: ParsableCommand {
     var rank = 8
 
     @Option(name: .long, help: "Layers to steer, e.g. 2-5 or 3 (0-based, inclusive; default all).")
-    var layers: String?
+    var layers: LayerSpan?
 
     @Option(name: .long, help: "Passes over the data.")
     var epochs = 1
@@ -129,14 +129,7 @@ struct TrainCommand: ParsableCommand {
         print("parameters \(result.parameterCount) (\(String(format: "%.4f", 100 * result.parameterFraction))% of the model); wrote \(output)")
     }
 
-    func layerList(_ count: Int) throws -> [Int]? {
-        guard let layers else { return nil }
-        let parts = layers.split(separator: "-").map { Int($0.trimmingCharacters(in: .whitespaces)) }
-        guard parts.count == 1 || parts.count == 2, let lo = parts.first ?? nil, let hi = parts.last ?? nil, lo <= hi, lo >= 0, hi < count else {
-            throw ValidationError("--layers must be a or a-b within 0...\(count - 1)")
-        }
-        return Array(lo...hi)
-    }
+    func layerList(_ count: Int) throws -> [Int]? { try layers?.layers(within: count) }
 }
 
 /// Set by SIGINT (Ctrl-C): the training loop stops before its next step; the default handler

@@ -38,7 +38,7 @@ struct VectorsCommand: ParsableCommand {
     var method: ContrastiveMethod = .meanDifference
 
     @Option(name: .long, help: "Layers, e.g. 2-5 or 3 (0-based, inclusive; default all, or 1 and up for a .gguf output).")
-    var layers: String?
+    var layers: LayerSpan?
 
     @Option(name: .long, help: "last or mean: the token whose residual stands for a text.")
     var token: ContrastiveToken = .last
@@ -60,16 +60,7 @@ struct VectorsCommand: ParsableCommand {
         if !force, FileManager.default.fileExists(atPath: output) { throw ValidationError("\(output) exists; pass --force to overwrite it") }
         let m = try LlamaModel.load(path: model, storage: weights)
         let L = m.config.numHiddenLayers
-        let chosen: [Int]
-        if let layers {
-            let parts = layers.split(separator: "-").map { Int($0.trimmingCharacters(in: .whitespaces)) }
-            guard parts.count == 1 || parts.count == 2, let lo = parts.first ?? nil, let hi = parts.last ?? nil, lo <= hi, lo >= 0, hi < L else {
-                throw ValidationError("--layers must be a or a-b within 0...\(L - 1)")
-            }
-            chosen = Array(lo...hi)
-        } else {
-            chosen = gguf ? Array(1..<L) : Array(0..<L)
-        }
+        let chosen = try layers?.layers(within: L) ?? (gguf ? Array(1..<L) : Array(0..<L))
         let list = try ContrastivePair.load(path: pairs)
         let tokenizer = try Tokenizer.load(modelPath: model)
         let template = chat ? try tokenizer.chatTemplate(architecture: m.architecture.name).template : nil
