@@ -4,6 +4,7 @@ import Formats
 import Runtime
 
 extension SteeringTrainingKind: ExpressibleByArgument {}
+extension TrainingSchedule: ExpressibleByArgument {}
 
 /// `steertool train`: post-block steering adapters trained on a user's task data, the model frozen.
 struct TrainCommand: ParsableCommand {
@@ -57,6 +58,18 @@ struct TrainCommand: ParsableCommand {
     @Option(name: .long, help: "Fraction of the steps spent warming up (linear), before linear decay to 0.")
     var warmup: Double = 0.03
 
+    @Option(name: .long, help: "The learning rate after the warm-up: linear (decay to 0), cosine (half-cosine to 0) or constant.")
+    var schedule: TrainingSchedule = .linear
+
+    @Option(name: .long, help: "Validation data (JSONL, read as --data is): its mean completion loss every --eval-every steps and after the last.")
+    var eval: String?
+
+    @Option(name: .long, help: "Steps between validation losses.")
+    var evalEvery = 50
+
+    @Flag(name: .long, help: "With --eval: keep the evaluated step of lowest validation loss (the start included), not the last.")
+    var keepBest = false
+
     @Option(name: .long, help: "AdamW's decoupled weight decay.")
     var weightDecay: Float = 0
 
@@ -85,6 +98,8 @@ struct TrainCommand: ParsableCommand {
         guard lr > 0, warmup >= 0, warmup < 1, weightDecay >= 0 else { throw ValidationError("--lr > 0, --warmup in [0, 1), --weight-decay ≥ 0") }
         if let maxLength, maxLength < 2 { throw ValidationError("--max-length must be ≥ 2") }
         if let maxSteps, maxSteps < 1 { throw ValidationError("--max-steps must be ≥ 1") }
+        guard evalEvery >= 1 else { throw ValidationError("--eval-every must be ≥ 1") }
+        guard !keepBest || eval != nil else { throw ValidationError("--keep-best needs --eval") }
     }
 
     func run() throws {
@@ -99,27 +114,35 @@ struct TrainCommand: ParsableCommand {
         let template: ChatTemplate? = chat ? try tokenizer.chatTemplate(architecture: m.architecture.name).template
             : try? tokenizer.chatTemplate(architecture: m.architecture.name).template
         let limit = maxLength ?? context
-        let trainingData = try TrainingData.load(path: data, tokenizer: tokenizer,
-                                                 options: TrainingDataOptions(template: template, chatPrompts: chat, maxLength: limit,
-                                                                              vocabularySize: m.config.vocabSize,
-                                                                              endOfSequence: m.config.eosTokenIds.first))
+        let dataOptions = TrainingDataOptions(template: template, chatPrompts: chat, maxLength: limit,
+                                              vocabularySize: m.config.vocabSize, endOfSequence: m.config.eosTokenIds.first)
+        let trainingData = try TrainingData.load(path: data, tokenizer: tokenizer, options: dataOptions)
+        let validation = try eval.map { try TrainingData.load(path: $0, tokenizer: tokenizer, options: dataOptions) }
         let fingerprint = try FileFingerprint(path: data)
         var options = SteeringTrainingOptions()
         options.kind = kind; options.rank = rank; options.layers = try layerList(m.config.numHiddenLayers)
         options.epochs = epochs; options.batchSize = batch; options.gradientAccumulation = gradAccum
         options.learningRate = lr; options.warmupFraction = warmup; options.weightDecay = weightDecay
         options.seed = seed; options.maxSteps = maxSteps
+        options.schedule = schedule; options.evaluationInterval = evalEvery; options.keepBest = keepBest
 
         let planned = min(SteeringTrainer.schedule(examples: trainingData.examples.count, options: options).count, maxSteps ?? .max)
         print("train: \(trainingData.examples.count) examples (\(trainingData.kind.rawValue)), \(planned) steps of \(options.sequencesPerStep) sequences, kind \(kind.rawValue)\(kind == .vector ? "" : " rank \(rank)")")
         let stop = InterruptFlag()
         let status = TerminalStatus()
-        let result = try SteeringTrainer.train(model: m, data: trainingData, options: options, progress: { s in
+        let result = try SteeringTrainer.train(model: m, data: trainingData, validation: validation, options: options, progress: { s in
             let rate = s.seconds > 0 ? Double(s.tokens) / s.seconds : 0
             status.update(done: s.step, total: planned,
                           label: String(format: "train: step %d/%d  loss %.4f  lr %.2e  %.0f tok/s", s.step, planned, s.loss, s.learningRate, rate))
+            if let v = s.validationLoss {
+                status.finish()
+                print(String(format: "step %d: train loss %.4f, validation loss %.4f", s.step, s.loss, v))
+            }
         }, shouldStop: { stop.isSet })
         status.finish()
+        if let v = result.initialValidationLoss {
+            print(String(format: "validation loss at the start %.4f; kept step %d", v, result.selectedStep))
+        }
         let report = TrainingReport.json(result: result, options: options, data: trainingData, fingerprint: fingerprint,
                                          maxLength: limit, chat: chat)
         try SteeringFiles.file(from: result.adapter, baseModel: model, source: "train:\(data)", report: report).write(to: output, force: force)

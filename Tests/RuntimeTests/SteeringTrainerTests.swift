@@ -16,6 +16,7 @@ import TestSupport
         let steps: Int
         let warmup_steps: Int
         let runs: [String: Curve]
+        let schedules: [String: [Double]]
     }
 
     static func setup() throws -> (LlamaModel, TrainingData, Run) {
@@ -49,6 +50,46 @@ import TestSupport
         #expect(result.adapter.madeFor == model.signature)
         let perLayer = kind == .vector ? model.config.hiddenSize : 2 * model.config.hiddenSize * run.settings.rank
         #expect(result.parameterCount == perLayer * model.config.numHiddenLayers)
+    }
+
+    /// The schedules are transformers' get_{linear,cosine,constant}_schedule_with_warmup, factor
+    /// for factor (10 steps, 2 of warm-up; recorded by extra/train.py).
+    @Test func schedulesAreTransformers() throws {
+        let (_, _, run) = try Self.setup()
+        for schedule in TrainingSchedule.allCases {
+            var o = SteeringTrainingOptions()
+            o.schedule = schedule
+            let reference = try #require(run.schedules[schedule.rawValue])
+            let lr: LearningRateSchedule = switch schedule {
+            case .linear: .linearWarmup(warmupSteps: 2, totalSteps: 10)
+            case .cosine: .cosineWarmup(warmupSteps: 2, totalSteps: 10)
+            case .constant: .constantWarmup(warmupSteps: 2)
+            }
+            for (k, f) in reference.enumerated() {
+                #expect(abs(Double(lr.factor(step: k + 1)) - f) <= 1e-6, "\(schedule) step \(k + 1): \(lr.factor(step: k + 1)) vs \(f)")
+            }
+        }
+    }
+
+    /// Validation every 2 steps and after the last; --keep-best returns the adapter of the lowest
+    /// validation loss, which scores that loss when measured again.
+    @Test func validationAndKeepBest() throws {
+        let (model, data, run) = try Self.setup()
+        let validation = try TrainingData.load(path: Fixtures.path("train/grad.jsonl"), tokenizer: try Tokenizer.load(modelPath: Fixtures.path("tiny/base")),
+                                               options: TrainingDataOptions(maxLength: 512, vocabularySize: model.config.vocabSize,
+                                                                            endOfSequence: model.config.eosTokenIds.first))
+        var o = Self.options(run, kind: .vector)
+        o.evaluationInterval = 2; o.keepBest = true; o.learningRate = 0.2; o.schedule = .constant
+        let r = try SteeringTrainer.train(model: model, data: data, validation: validation, options: o)
+        let evaluated = r.steps.compactMap { s in s.validationLoss.map { (s.step, $0) } }
+        #expect(evaluated.map(\.0) == [2, 4, 6])
+        let all = [(0, try #require(r.initialValidationLoss))] + evaluated
+        let best = all.min { $0.1 < $1.1 }!
+        #expect(r.selectedStep == best.0)
+        let again = try SteeringBackprop(model: model).lossAndGradients(sequences: validation.examples.map(\.tokens),
+                                                                        objectives: validation.examples.map { .targetedCrossEntropy(targets: $0.targets) },
+                                                                        adapter: r.adapter, computeGradients: false).loss
+        #expect(abs(again - best.1) <= 1e-9)
     }
 
     /// The order: every example once per epoch, groups of batch × accumulation, the shuffle

@@ -16,6 +16,10 @@ public enum LearningRateSchedule: Sendable, Equatable {
     /// transformers' `get_linear_schedule_with_warmup` steps it (the scheduler advanced after each
     /// update, so 1-based step s uses k = s − 1): k/w while k < w, else (T − k)/(T − w), at least 0.
     case linearWarmup(warmupSteps: Int, totalSteps: Int)
+    /// `get_cosine_schedule_with_warmup`: k/w while k < w, then ½(1 + cos(π·(k − w)/(T − w))).
+    case cosineWarmup(warmupSteps: Int, totalSteps: Int)
+    /// `get_constant_schedule_with_warmup`: k/w while k < w, then 1.
+    case constantWarmup(warmupSteps: Int)
 
     /// The multiplier of the base learning rate at 1-based step `step`.
     public func factor(step: Int) -> Float {
@@ -28,6 +32,14 @@ public enum LearningRateSchedule: Sendable, Equatable {
             let k = max(step - 1, 0)
             if k < w { return Float(k) / Float(max(w, 1)) }
             return max(0, Float(total - k) / Float(max(total - w, 1)))
+        case let .cosineWarmup(w, total):
+            let k = max(step - 1, 0)
+            if k < w { return Float(k) / Float(max(w, 1)) }
+            let progress = Double(k - w) / Double(max(total - w, 1))
+            return Float(max(0, 0.5 * (1 + cos(Double.pi * progress))))
+        case let .constantWarmup(w):
+            let k = max(step - 1, 0)
+            return k < w ? Float(k) / Float(max(w, 1)) : 1
         }
     }
 }

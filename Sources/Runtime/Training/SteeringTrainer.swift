@@ -12,6 +12,25 @@ public enum SteeringTrainingKind: String, Sendable, CaseIterable {
     case silu
 }
 
+/// The learning-rate curve after the warm-up (transformers' `get_*_schedule_with_warmup`).
+public enum TrainingSchedule: String, Sendable, CaseIterable {
+    /// Linear decay to 0 (the paper's).
+    case linear
+    /// Half-cosine decay to 0.
+    case cosine
+    /// The peak rate to the end.
+    case constant
+
+    /// The schedule of a run of `total` steps with `warmup` of warm-up.
+    func learningRate(warmup: Int, total: Int) -> LearningRateSchedule {
+        switch self {
+        case .linear: .linearWarmup(warmupSteps: warmup, totalSteps: total)
+        case .cosine: .cosineWarmup(warmupSteps: warmup, totalSteps: total)
+        case .constant: .constantWarmup(warmupSteps: warmup)
+        }
+    }
+}
+
 /// Settings of `SteeringTrainer` (defaults: the paper code's).
 public struct SteeringTrainingOptions: Sendable, Equatable {
     public var kind: SteeringTrainingKind = .linear
@@ -29,6 +48,8 @@ public struct SteeringTrainingOptions: Sendable, Equatable {
     public var learningRate: Float = 9e-4
     /// (Double, so that the warm-up length ⌈steps · fraction⌉ is transformers' own.)
     public var warmupFraction: Double = 0.03
+    /// The curve after the warm-up.
+    public var schedule: TrainingSchedule = .linear
     /// AdamW's decoupled weight decay.
     public var weightDecay: Float = 0
     /// Global gradient-norm clipping (transformers' Trainer default 1).
@@ -38,6 +59,11 @@ public struct SteeringTrainingOptions: Sendable, Equatable {
     /// Stop after this many optimizer steps (nil: every step of every epoch); the schedule still
     /// spans the full run.
     public var maxSteps: Int?
+    /// Validation loss every this many steps (and after the last) when validation data is given.
+    public var evaluationInterval: Int = 50
+    /// Return the adapter of the evaluated step with the lowest validation loss (the start
+    /// included) instead of the last.
+    public var keepBest: Bool = false
 
     /// Defaults.
     public init() {}
@@ -60,6 +86,8 @@ public struct SteeringTrainingStep: Sendable, Equatable {
     public var gradientNorm: Float
     /// Wall seconds of the step.
     public var seconds: Double
+    /// Mean loss over the validation data's targets after the update, when evaluated.
+    public var validationLoss: Double? = nil
 }
 
 /// What `SteeringTrainer.train` returns.
@@ -73,6 +101,10 @@ public struct SteeringTrainingResult: Sendable {
     /// Trainable parameters and their share of the model's.
     public var parameterCount: Int
     public var parameterFraction: Double
+    /// Validation loss of the starting adapter (nil without validation data).
+    public var initialValidationLoss: Double?
+    /// The step whose adapter is returned (0: the start; the last step unless `keepBest`).
+    public var selectedStep: Int
 }
 
 /// Trains post-block steering adapters on a user's data with the model frozen: the
@@ -127,11 +159,14 @@ public enum SteeringTrainer {
     /// returning a half-trained adapter.
     /// - Throws: `RuntimeError.invalidArgument` for settings out of range or a model carrying
     ///   adapters; the runtime's errors.
-    public static func train(model: LlamaModel, data: TrainingData, options: SteeringTrainingOptions,
+    /// `validation` (optional) is scored every `options.evaluationInterval` steps and after the
+    /// last: the mean completion-masked loss over all its examples.
+    public static func train(model: LlamaModel, data: TrainingData, validation: TrainingData? = nil, options: SteeringTrainingOptions,
                              progress: ((SteeringTrainingStep) -> Void)? = nil,
                              shouldStop: () -> Bool = { false }) throws -> SteeringTrainingResult {
         guard options.epochs >= 1, options.batchSize >= 1, options.gradientAccumulation >= 1, options.learningRate > 0,
-              options.warmupFraction >= 0, options.warmupFraction < 1, options.weightDecay >= 0, (options.maxSteps ?? 1) >= 1 else {
+              options.warmupFraction >= 0, options.warmupFraction < 1, options.weightDecay >= 0, (options.maxSteps ?? 1) >= 1,
+              options.evaluationInterval >= 1 else {
             throw RuntimeError.invalidArgument("train: epochs, batch and accumulation ≥ 1, lr > 0, warm-up in [0, 1), weight decay ≥ 0")
         }
         let backprop = try SteeringBackprop(model: model)
@@ -141,10 +176,19 @@ public enum SteeringTrainer {
         let warmup = Int((Double(plan.count) * options.warmupFraction).rounded(.up))
         var adam = AdamOptimizer(options: AdamOptions(learningRate: options.learningRate, weightDecay: options.weightDecay,
                                                       clipNorm: options.clipNorm,
-                                                      schedule: .linearWarmup(warmupSteps: warmup, totalSteps: plan.count)))
+                                                      schedule: options.schedule.learningRate(warmup: warmup, total: plan.count)))
         var params = adapter.parameterTensors
         var steps: [SteeringTrainingStep] = []
-        for (i, indices) in plan.prefix(options.maxSteps ?? plan.count).enumerated() {
+        func validationLoss(_ a: SteeringAdapter) throws -> Double? {
+            guard let validation, !validation.examples.isEmpty else { return nil }
+            return try backprop.lossAndGradients(sequences: validation.examples.map(\.tokens),
+                                                 objectives: validation.examples.map { .targetedCrossEntropy(targets: $0.targets) },
+                                                 adapter: a, computeGradients: false).loss
+        }
+        let initialValidation = try validationLoss(adapter)
+        var best = (step: 0, loss: initialValidation ?? .infinity, adapter: adapter)
+        let taken = min(options.maxSteps ?? plan.count, plan.count)
+        for (i, indices) in plan.prefix(taken).enumerated() {
             if shouldStop() { throw RuntimeError.interrupted(after: i) }
             let start = Date()
             let examples = indices.map { data.examples[$0] }
@@ -153,14 +197,21 @@ public enum SteeringTrainer {
                                                   adapter: adapter)
             let report = adam.update(parameters: &params, gradients: g.tensors(matching: adapter))
             adapter = adapter.replacingParameters(params)
-            let step = SteeringTrainingStep(step: i + 1, loss: g.loss, targets: g.positions, tokens: examples.reduce(0) { $0 + $1.tokens.count },
+            var step = SteeringTrainingStep(step: i + 1, loss: g.loss, targets: g.positions, tokens: examples.reduce(0) { $0 + $1.tokens.count },
                                             learningRate: report.learningRate, gradientNorm: report.gradientNorm,
                                             seconds: Date().timeIntervalSince(start))
+            if validation != nil, (i + 1) % options.evaluationInterval == 0 || i + 1 == taken {
+                step.validationLoss = try validationLoss(adapter)
+                if let v = step.validationLoss, v < best.loss { best = (i + 1, v, adapter) }
+            }
             steps.append(step)
             progress?(step)
         }
+        var selected = steps.count
+        if options.keepBest, validation != nil, best.step != steps.count { adapter = best.adapter; selected = best.step }
         let count = adapter.parameterCount
         return SteeringTrainingResult(adapter: adapter, steps: steps, plannedSteps: plan.count, parameterCount: count,
-                                      parameterFraction: Double(count) / Double(max(model.weights.parameterCount, 1)))
+                                      parameterFraction: Double(count) / Double(max(model.weights.parameterCount, 1)),
+                                      initialValidationLoss: initialValidation, selectedStep: selected)
     }
 }

@@ -9,7 +9,8 @@ public enum TrainingReport {
     /// `maxLength` and `chat` as the data was read. Keys are stable: training {kind, rank, layers,
     /// epochs, batch, grad_accum, lr, warmup, weight_decay, clip_norm, seed, max_length, chat,
     /// schedule, optimizer}, data {path, kind, examples, tokens, targets, fingerprint}, steps,
-    /// planned_steps, loss {first, last, curve}, seconds, tokens_per_second, parameters,
+    /// planned_steps, loss {first, last, curve}, validation {initial, curve [[step, loss]],
+    /// selected_step}, seconds, tokens_per_second, parameters,
     /// parameter_fraction.
     public static func json(result: SteeringTrainingResult, options: SteeringTrainingOptions, data: TrainingData,
                             fingerprint: FileFingerprint, maxLength: Int, chat: Bool) -> JSONValue {
@@ -23,7 +24,7 @@ public enum TrainingReport {
             ("warmup", .double(options.warmupFraction)), ("weight_decay", .float(options.weightDecay)),
             ("clip_norm", options.clipNorm.map { .float($0) } ?? .null), ("seed", .int(Int(truncatingIfNeeded: options.seed))),
             ("max_length", .int(maxLength)), ("chat", .bool(chat)),
-            ("schedule", .string("linear warm-up over ⌈steps·warmup⌉ steps, then linear decay to 0")),
+            ("schedule", .string("linear warm-up over ⌈steps·warmup⌉ steps, then \(options.schedule.rawValue)")),
             ("optimizer", .string("AdamW β 0.9/0.999 ε 1e-8, global-norm clipping")),
         ])
         let dataJSON: JSONValue = .object([
@@ -36,6 +37,9 @@ public enum TrainingReport {
             ("loss", .object([("first", result.steps.first.map { .double($0.loss) } ?? .null),
                               ("last", result.steps.last.map { .double($0.loss) } ?? .null),
                               ("curve", .array(result.steps.map { .double($0.loss) }))])),
+            ("validation", .object([("initial", result.initialValidationLoss.map { .double($0) } ?? .null),
+                                    ("curve", .array(result.steps.compactMap { s in s.validationLoss.map { .array([.int(s.step), .double($0)]) } })),
+                                    ("selected_step", .int(result.selectedStep))])),
             ("seconds", .double(seconds)), ("tokens_per_second", .double(seconds > 0 ? Double(tokens) / seconds : 0)),
             ("parameters", .int(result.parameterCount)), ("parameter_fraction", .double(result.parameterFraction)),
         ])
