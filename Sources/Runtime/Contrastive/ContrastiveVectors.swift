@@ -3,7 +3,9 @@ import Tensors
 
 /// One contrastive pair: two texts that differ in the trait to steer.
 public struct ContrastivePair: Sendable, Equatable {
+    /// The text with the trait.
     public var positive: String
+    /// The text without it (or with its opposite).
     public var negative: String
     /// The 1-based line of the pairs file.
     public var line: Int

@@ -33,15 +33,18 @@ public enum TrainingSchedule: String, Sendable, CaseIterable {
 
 /// Settings of `SteeringTrainer` (defaults: the paper code's).
 public struct SteeringTrainingOptions: Sendable, Equatable {
+    /// The adapter family.
     public var kind: SteeringTrainingKind = .linear
     /// r of the linear and SiLU kinds.
     public var rank: Int = 8
     /// 0-based layers steered; nil = every layer.
     public var layers: [Int]?
+    /// Passes over the data.
     public var epochs: Int = 1
-    /// Sequences per micro-batch, and micro-batches per optimizer step: each step's loss is the
-    /// mean over the targets of its `batchSize · gradientAccumulation` sequences.
+    /// Sequences per micro-batch: each step's loss is the mean over the targets of its
+    /// `batchSize · gradientAccumulation` sequences.
     public var batchSize: Int = 8
+    /// Micro-batches per optimizer step.
     public var gradientAccumulation: Int = 2
     /// Peak learning rate, reached after `warmupFraction` of the steps (linear warm-up, then
     /// linear decay to 0; `LearningRateSchedule.linearWarmup`).
@@ -78,9 +81,11 @@ public struct SteeringTrainingStep: Sendable, Equatable {
     public var step: Int
     /// Mean loss over the step's targets before the update, in nats.
     public var loss: Double
-    /// Targets the mean ran over, and all tokens of the step's sequences.
+    /// Targets the mean ran over.
     public var targets: Int
+    /// All tokens of the step's sequences.
     public var tokens: Int
+    /// The learning rate the update used (after the schedule).
     public var learningRate: Float
     /// Global gradient norm before clipping.
     public var gradientNorm: Float
@@ -98,8 +103,9 @@ public struct SteeringTrainingResult: Sendable {
     public var steps: [SteeringTrainingStep]
     /// Steps the schedule spans (epochs × batches per epoch).
     public var plannedSteps: Int
-    /// Trainable parameters and their share of the model's.
+    /// Trainable parameters.
     public var parameterCount: Int
+    /// Their share of the model's parameters.
     public var parameterFraction: Double
     /// Validation loss of the starting adapter (nil without validation data).
     public var initialValidationLoss: Double?
