@@ -111,11 +111,16 @@ struct TrainCommand: ParsableCommand {
         let context = m.config.maxPositionEmbeddings
         if let maxLength, maxLength > context { throw ValidationError("--max-length \(maxLength) exceeds the model's context of \(context)") }
         let tokenizer = try Tokenizer.load(modelPath: model)
-        let template: ChatTemplate? = chat ? try tokenizer.chatTemplate(architecture: m.architecture.name).template
-            : try? tokenizer.chatTemplate(architecture: m.architecture.name).template
+        // --chat needs the template now; {"messages"} lines need it when they are read.
+        var template: ChatTemplate?, unavailable = ""
+        do { template = try tokenizer.chatTemplate(architecture: m.architecture.name).template } catch {
+            if chat { throw error }
+            unavailable = "\(error)"
+        }
         let limit = maxLength ?? context
-        let dataOptions = TrainingDataOptions(template: template, chatPrompts: chat, maxLength: limit,
+        var dataOptions = TrainingDataOptions(template: template, chatPrompts: chat, maxLength: limit,
                                               vocabularySize: m.config.vocabSize, endOfSequence: m.config.eosTokenIds.first)
+        if !unavailable.isEmpty { dataOptions.templateUnavailable = unavailable }
         let trainingData = try TrainingData.load(path: data, tokenizer: tokenizer, options: dataOptions)
         let validation = try eval.map { try TrainingData.load(path: $0, tokenizer: tokenizer, options: dataOptions) }
         let fingerprint = try FileFingerprint(path: data)

@@ -63,6 +63,10 @@ struct TrainCLITests {
         let r = try SteerToolBinary.run(["train", "--model", Fixtures.path("tiny/base"), "--data", dir + "/bad.jsonl", "--output", out])
         #expect(r.status != 0 && r.err.contains("bad.jsonl:2: empty \"completion\""), "\(r.err)")
         #expect(!FileManager.default.fileExists(atPath: out))
+        // Chat lines on a model without a template: the line and the reason.
+        try "{\"messages\": [{\"role\": \"user\", \"content\": \"a\"}, {\"role\": \"assistant\", \"content\": \"b\"}]}\n".write(toFile: dir + "/chat.jsonl", atomically: true, encoding: .utf8)
+        let c = try SteerToolBinary.run(["train", "--model", Fixtures.path("tiny/base"), "--data", dir + "/chat.jsonl", "--output", out])
+        #expect(c.status != 0 && c.err.contains("chat.jsonl:1: chat lines need the model's chat template: unsupported chat template: the model has no chat template"), "\(c.err)")
         try "keep".write(toFile: out, atomically: true, encoding: .utf8)
         try "{\"prompt\": \"a\", \"completion\": \" b\"}\n".write(toFile: dir + "/ok.jsonl", atomically: true, encoding: .utf8)
         let e = try SteerToolBinary.run(["train", "--model", Fixtures.path("tiny/base"), "--data", dir + "/ok.jsonl", "--output", out])

@@ -45,6 +45,9 @@ public struct TrainingDataOptions: Sendable {
     public var vocabularySize: Int
     /// The id that ends a non-chat sequence (the model config's first EOS; nil: the tokenizer's).
     public var endOfSequence: Int?
+    /// Why `template` is nil (the model has none, or one steertool does not render), for the
+    /// error of a chat line.
+    public var templateUnavailable: String = "the model has no chat template"
 
     /// Options.
     public init(template: ChatTemplate? = nil, chatPrompts: Bool = false, maxLength: Int, vocabularySize: Int, endOfSequence: Int? = nil) {
@@ -150,7 +153,7 @@ public struct TrainingData: Sendable {
             return s
         }
         func template() throws -> ChatTemplate {
-            guard let t = options.template else { throw fail("chat lines need the model's chat template, and it has none") }
+            guard let t = options.template else { throw fail("chat lines need the model's chat template: \(options.templateUnavailable)") }
             return t
         }
         switch kind {
