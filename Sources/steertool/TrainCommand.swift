@@ -125,13 +125,13 @@ struct TrainCommand: ParsableCommand {
         let validation = try eval.map { try TrainingData.load(path: $0, tokenizer: tokenizer, options: dataOptions) }
         let fingerprint = try FileFingerprint(path: data)
         var options = SteeringTrainingOptions()
-        options.kind = kind; options.rank = rank; options.layers = try layerList(m.config.numHiddenLayers)
+        options.kind = kind; options.rank = rank; options.layers = try layers?.layers(within: m.config.numHiddenLayers)
         options.epochs = epochs; options.batchSize = batch; options.gradientAccumulation = gradAccum
         options.learningRate = lr; options.warmupFraction = warmup; options.weightDecay = weightDecay
         options.seed = seed; options.maxSteps = maxSteps
         options.schedule = schedule; options.evaluationInterval = evalEvery; options.keepBest = keepBest
 
-        let planned = min(SteeringTrainer.schedule(examples: trainingData.examples.count, options: options).count, maxSteps ?? .max)
+        let planned = min(SteeringTrainer.plannedSteps(examples: trainingData.examples.count, options: options), maxSteps ?? .max)
         print("train: \(trainingData.examples.count) examples (\(trainingData.kind.rawValue)), \(planned) steps of \(options.sequencesPerStep) sequences, kind \(kind.rawValue)\(kind == .vector ? "" : " rank \(rank)")")
         let stop = InterruptFlag()
         let status = TerminalStatus()
@@ -151,13 +151,10 @@ struct TrainCommand: ParsableCommand {
         let report = TrainingReport.json(result: result, options: options, data: trainingData, fingerprint: fingerprint,
                                          maxLength: limit, chat: chat)
         try SteeringFiles.file(from: result.adapter, baseModel: model, source: "train:\(data)", report: report).write(to: output, force: force)
-        let seconds = result.steps.reduce(0) { $0 + $1.seconds }, tokens = result.steps.reduce(0) { $0 + $1.tokens }
         print(String(format: "loss %.4f → %.4f over %d steps, %.1f s, %.0f tokens/s", result.steps.first?.loss ?? 0, result.steps.last?.loss ?? 0,
-                     result.steps.count, seconds, seconds > 0 ? Double(tokens) / seconds : 0))
+                     result.steps.count, result.seconds, result.tokensPerSecond))
         print("parameters \(result.parameterCount) (\(String(format: "%.4f", 100 * result.parameterFraction))% of the model); wrote \(output)")
     }
-
-    func layerList(_ count: Int) throws -> [Int]? { try layers?.layers(within: count) }
 }
 
 /// Set by SIGINT (Ctrl-C): the training loop stops before its next step; the default handler

@@ -70,7 +70,7 @@ struct VectorsCommand: ParsableCommand {
         }, method: method, token: token, layers: chosen)
         if gguf {
             // llama.cpp's model hint is the GGUF architecture (Mistral is llama).
-            let hint = GGUFModelArchitecture(configJSON: Data(#"{"architectures": ["\#(m.architecture.name)"]}"#.utf8)).rawValue
+            let hint = GGUFModelArchitecture(huggingFaceClass: m.architecture.name).rawValue
             let cv = try SteeringFiles.controlVector(from: adapter, modelHint: hint)
             try cv.write(to: output, force: force)
         } else {

@@ -57,14 +57,8 @@ import TestSupport
     @Test func schedulesAreTransformers() throws {
         let (_, _, run) = try Self.setup()
         for schedule in TrainingSchedule.allCases {
-            var o = SteeringTrainingOptions()
-            o.schedule = schedule
             let reference = try #require(run.schedules[schedule.rawValue])
-            let lr: LearningRateSchedule = switch schedule {
-            case .linear: .linearWarmup(warmupSteps: 2, totalSteps: 10)
-            case .cosine: .cosineWarmup(warmupSteps: 2, totalSteps: 10)
-            case .constant: .constantWarmup(warmupSteps: 2)
-            }
+            let lr = schedule.learningRate(warmup: 2, total: 10)
             for (k, f) in reference.enumerated() {
                 #expect(abs(Double(lr.factor(step: k + 1)) - f) <= 1e-6, "\(schedule) step \(k + 1): \(lr.factor(step: k + 1)) vs \(f)")
             }

@@ -19,13 +19,18 @@ public enum GGUFModelArchitecture: String, Sendable, CaseIterable {
     /// otherwise (Llama, Mistral).
     public init(configJSON data: Data) {
         let json = try? JSONParser.parse([UInt8](data))
-        let byClass = ["Gemma3ForCausalLM": Self.gemma3, "Qwen2ForCausalLM": .qwen2, "Qwen3ForCausalLM": .qwen3]
-        let byType = ["gemma3_text": Self.gemma3, "qwen2": .qwen2, "qwen3": .qwen3]
         if let name = json?["architectures"]?.arrayValue?.first?.stringValue {
-            self = byClass[name] ?? .llama
+            self.init(huggingFaceClass: name)
         } else {
-            self = json?["model_type"]?.stringValue.flatMap { byType[$0] } ?? .llama
+            let type = json?["model_type"]?.stringValue
+            self = Self.allCases.first { $0.huggingFaceNames.modelType == type } ?? .llama
         }
+    }
+
+    /// The architecture a Hugging Face class converts to (`huggingFaceNames` read backwards):
+    /// llama for Llama, Mistral and any class not listed.
+    public init(huggingFaceClass name: String) {
+        self = Self.allCases.first { $0.huggingFaceNames.architecture == name } ?? .llama
     }
 
     /// The Hugging Face class and `model_type` a GGUF of this architecture becomes.

@@ -21,25 +21,31 @@ public enum LearningRateSchedule: Sendable, Equatable {
     /// `get_constant_schedule_with_warmup`: k/w while k < w, then 1.
     case constantWarmup(warmupSteps: Int)
 
+    /// The warm-up length of the `…Warmup` schedules (nil for the others).
+    private var warmupSteps: Int? {
+        switch self {
+        case .constant, .cosine: nil
+        case let .linearWarmup(w, _), let .cosineWarmup(w, _), let .constantWarmup(w): w
+        }
+    }
+
     /// The multiplier of the base learning rate at 1-based step `step`.
     public func factor(step: Int) -> Float {
+        // The warm-up schedules step as transformers' schedulers do: k = s − 1, k/w while k < w.
+        let k = max(step - 1, 0)
+        if let w = warmupSteps, k < w { return Float(k) / Float(w) }
         switch self {
         case .constant: return 1
         case let .cosine(total, floor):
             let progress = Float(min(max(step - 1, 0), max(total - 1, 1))) / Float(max(total - 1, 1))
             return floor + (1 - floor) * 0.5 * (1 + cosf(Float.pi * progress))
         case let .linearWarmup(w, total):
-            let k = max(step - 1, 0)
-            if k < w { return Float(k) / Float(max(w, 1)) }
             return max(0, Float(total - k) / Float(max(total - w, 1)))
         case let .cosineWarmup(w, total):
-            let k = max(step - 1, 0)
-            if k < w { return Float(k) / Float(max(w, 1)) }
             let progress = Double(k - w) / Double(max(total - w, 1))
             return Float(max(0, 0.5 * (1 + cos(Double.pi * progress))))
-        case let .constantWarmup(w):
-            let k = max(step - 1, 0)
-            return k < w ? Float(k) / Float(max(w, 1)) : 1
+        case .constantWarmup:
+            return 1
         }
     }
 }

@@ -149,10 +149,11 @@ public struct SteeringBackprop: Sendable {
         return out
     }
 
-    // MARK: - One sequence
+    // MARK: - One pass
 
-    /// Forward with tape (every block through `DecoderBlock` with a `BlockTape`, the post-block
-    /// adapter at the `blockOutput` hook), loss (sum over positions, times `weight`), and with
+    /// One pass over the sequences of `pack` (rows laid end to end): forward with tape (every
+    /// block through `DecoderBlock` with a `BlockTape`, the post-block adapter at the
+    /// `blockOutput` hook), loss (sum over positions, times `weight`), and with
     /// `backward` the backward pass accumulating `weight ·` ∂(sum)/∂θ into the gradients.
     /// Returns the unweighted sum of per-position losses.
     private func run(_ pack: [([Int], TrainingObjective)], adapter: SteeringAdapter, lora: LoRAWeights?, weight: Float,
@@ -230,43 +231,43 @@ public struct SteeringBackprop: Sendable {
         // exponentials of every row are most of this loop's cost.
         var e = [Float](repeating: 0, count: V), p = [Float](repeating: 0, count: V)
         for (seg, (tokens, objective)) in zip(segments, pack) {
-        for t in 0..<(seg.count - 1) {
-            let row = logits + (seg.lowerBound + t) * V
-            if case let .targetedCrossEntropy(targets) = objective, !targets[t + 1] {
-                for j in 0..<V { row[j] = 0 }
-                continue
-            }
-            var mx = -Float.infinity
-            for j in 0..<V { mx = max(mx, row[j]) }
-            var sum = 0.0
-            e.withUnsafeMutableBufferPointer { eb in
-                let ep = eb.baseAddress!
-                for j in 0..<V { ep[j] = row[j] - mx }
-                VectorMath.exp(ep, into: ep, count: V)
-                for j in 0..<V { sum += Double(ep[j]) }
-            }
-            let lse = Double(mx) + log(sum)
-            let invSum = Float(1 / sum)
-            switch objective {
-            case let .kl(ref):
-                ref.withUnsafeBufferPointer { rp in
-                    var kl = 0.0
-                    let r = rp.baseAddress! + t * V
-                    p.withUnsafeMutableBufferPointer { VectorMath.exp(r, into: $0.baseAddress!, count: V) }
-                    for j in 0..<V {
-                        let lr = r[j], pr = p[j]
-                        kl += Double(pr) * (Double(lr) - (Double(row[j]) - lse))
-                        row[j] = weight * (e[j] * invSum - pr)
-                    }
-                    total += kl
+            for t in 0..<(seg.count - 1) {
+                let row = logits + (seg.lowerBound + t) * V
+                if case let .targetedCrossEntropy(targets) = objective, !targets[t + 1] {
+                    for j in 0..<V { row[j] = 0 }
+                    continue
                 }
-            case .crossEntropy, .targetedCrossEntropy:
-                let target = tokens[t + 1]
-                total -= Double(row[target]) - lse
-                for j in 0..<V { row[j] = weight * (e[j] * invSum - (j == target ? 1 : 0)) }
+                var mx = -Float.infinity
+                for j in 0..<V { mx = max(mx, row[j]) }
+                var sum = 0.0
+                e.withUnsafeMutableBufferPointer { eb in
+                    let ep = eb.baseAddress!
+                    for j in 0..<V { ep[j] = row[j] - mx }
+                    VectorMath.exp(ep, into: ep, count: V)
+                    for j in 0..<V { sum += Double(ep[j]) }
+                }
+                let lse = Double(mx) + log(sum)
+                let invSum = Float(1 / sum)
+                switch objective {
+                case let .kl(ref):
+                    ref.withUnsafeBufferPointer { rp in
+                        var kl = 0.0
+                        let r = rp.baseAddress! + t * V
+                        p.withUnsafeMutableBufferPointer { VectorMath.exp(r, into: $0.baseAddress!, count: V) }
+                        for j in 0..<V {
+                            let lr = r[j], pr = p[j]
+                            kl += Double(pr) * (Double(lr) - (Double(row[j]) - lse))
+                            row[j] = weight * (e[j] * invSum - pr)
+                        }
+                        total += kl
+                    }
+                case .crossEntropy, .targetedCrossEntropy:
+                    let target = tokens[t + 1]
+                    total -= Double(row[target]) - lse
+                    for j in 0..<V { row[j] = weight * (e[j] * invSum - (j == target ? 1 : 0)) }
+                }
             }
-        }
-        for j in 0..<V { logits[(seg.upperBound - 1) * V + j] = 0 }
+            for j in 0..<V { logits[(seg.upperBound - 1) * V + j] = 0 }
         }
         guard backward else { return total }
 

@@ -91,7 +91,9 @@ public enum ContrastiveVectors {
                                                    reason: "\(ids.count) tokens, longer than the model's context of \(c.maxPositionEmbeddings)")
                 }
                 let recorder = ActivationRecorder(sites: Set(chosen.map { HookSite.blockOutput($0) }))
-                _ = try model.forward(tokens: ids, hooks: recorder.hooks, options: ForwardOptions(logits: .none))
+                // The layers after the highest chosen one change no reading: the pass stops there.
+                _ = try model.forward(tokens: ids, hooks: recorder.hooks,
+                                      options: ForwardOptions(logits: .none, layers: 0..<(chosen.max()! + 1)))
                 var reading: [Int: [Double]] = [:]
                 for l in chosen {
                     guard let h = recorder.activation(at: .blockOutput(l)) else { continue }

@@ -22,7 +22,7 @@ public enum TrainingSchedule: String, Sendable, CaseIterable {
     case constant
 
     /// The schedule of a run of `total` steps with `warmup` of warm-up.
-    func learningRate(warmup: Int, total: Int) -> LearningRateSchedule {
+    public func learningRate(warmup: Int, total: Int) -> LearningRateSchedule {
         switch self {
         case .linear: .linearWarmup(warmupSteps: warmup, totalSteps: total)
         case .cosine: .cosineWarmup(warmupSteps: warmup, totalSteps: total)
@@ -47,7 +47,7 @@ public struct SteeringTrainingOptions: Sendable, Equatable {
     /// Micro-batches per optimizer step.
     public var gradientAccumulation: Int = 2
     /// Peak learning rate, reached after `warmupFraction` of the steps (linear warm-up, then
-    /// linear decay to 0; `LearningRateSchedule.linearWarmup`).
+    /// `schedule`).
     public var learningRate: Float = 9e-4
     /// (Double, so that the warm-up length ⌈steps · fraction⌉ is transformers' own.)
     public var warmupFraction: Double = 0.03
@@ -111,6 +111,13 @@ public struct SteeringTrainingResult: Sendable {
     public var initialValidationLoss: Double?
     /// The step whose adapter is returned (0: the start; the last step unless `keepBest`).
     public var selectedStep: Int
+
+    /// Wall seconds of all steps.
+    public var seconds: Double { steps.reduce(0) { $0 + $1.seconds } }
+    /// Tokens of all steps' sequences.
+    public var tokens: Int { steps.reduce(0) { $0 + $1.tokens } }
+    /// Training throughput (0 before any step).
+    public var tokensPerSecond: Double { seconds > 0 ? Double(tokens) / seconds : 0 }
 }
 
 /// Trains post-block steering adapters on a user's data with the model frozen: the
@@ -143,6 +150,19 @@ public enum SteeringTrainer {
             }
         }
         return SteeringAdapter(site: .blockOutput, activation: options.kind == .silu ? .silu : .identity, layers: out)
+    }
+
+    /// Optimizer steps of a full run over `examples` (`schedule(…).count`).
+    public static func plannedSteps(examples: Int, options: SteeringTrainingOptions) -> Int {
+        options.epochs * ((examples + options.sequencesPerStep - 1) / options.sequencesPerStep)
+    }
+
+    /// The mean completion-masked loss of `examples` under `adapter`, with its gradients when
+    /// `gradients`.
+    static func loss(of examples: [TrainingExample], adapter: SteeringAdapter, backprop: SteeringBackprop,
+                     gradients: Bool) throws -> SteeringGradients {
+        try backprop.lossAndGradients(sequences: examples.map(\.tokens), objectives: examples.map { .targetedCrossEntropy(targets: $0.targets) },
+                                      adapter: adapter, computeGradients: gradients)
     }
 
     /// The example indices of every optimizer step of the run, in order (see the type's
@@ -187,9 +207,7 @@ public enum SteeringTrainer {
         var steps: [SteeringTrainingStep] = []
         func validationLoss(_ a: SteeringAdapter) throws -> Double? {
             guard let validation, !validation.examples.isEmpty else { return nil }
-            return try backprop.lossAndGradients(sequences: validation.examples.map(\.tokens),
-                                                 objectives: validation.examples.map { .targetedCrossEntropy(targets: $0.targets) },
-                                                 adapter: a, computeGradients: false).loss
+            return try loss(of: validation.examples, adapter: a, backprop: backprop, gradients: false).loss
         }
         let initialValidation = try validationLoss(adapter)
         var best = (step: 0, loss: initialValidation ?? .infinity, adapter: adapter)
@@ -198,9 +216,7 @@ public enum SteeringTrainer {
             if shouldStop() { throw RuntimeError.interrupted(after: i) }
             let start = Date()
             let examples = indices.map { data.examples[$0] }
-            let g = try backprop.lossAndGradients(sequences: examples.map(\.tokens),
-                                                  objectives: examples.map { .targetedCrossEntropy(targets: $0.targets) },
-                                                  adapter: adapter)
+            let g = try loss(of: examples, adapter: adapter, backprop: backprop, gradients: true)
             let report = adam.update(parameters: &params, gradients: g.tensors(matching: adapter))
             adapter = adapter.replacingParameters(params)
             var step = SteeringTrainingStep(step: i + 1, loss: g.loss, targets: g.positions, tokens: examples.reduce(0) { $0 + $1.tokens.count },

@@ -75,9 +75,9 @@ public struct TrainingData: Sendable {
     /// Reads `path`.
     /// - Throws: `RuntimeError.invalidData` naming the file and line for invalid JSON, a line of
     ///   no known kind or of another kind than the first, a missing or empty completion or text,
-    ///   a malformed or reply-less `messages`, a sequence longer than `options.maxLength` or
-    ///   without a target, an id outside the model's vocabulary; `.invalidArgument` for an
-    ///   unreadable or empty file, or chat lines without a template.
+    ///   a malformed or reply-less `messages`, chat lines without a template, a sequence longer
+    ///   than `options.maxLength` or without a target, an id outside the model's vocabulary;
+    ///   `.invalidArgument` for an unreadable, non-UTF-8 or empty file.
     public static func load(path: String, tokenizer: Tokenizer, options: TrainingDataOptions) throws -> TrainingData {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw RuntimeError.invalidArgument("\(path): cannot read the training data")

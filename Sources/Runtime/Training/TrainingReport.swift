@@ -15,8 +15,6 @@ public enum TrainingReport {
     public static func json(result: SteeringTrainingResult, options: SteeringTrainingOptions, data: TrainingData,
                             fingerprint: FileFingerprint, maxLength: Int, chat: Bool) -> JSONValue {
         let layers = result.adapter.layers.keys.sorted()
-        let seconds = result.steps.reduce(0) { $0 + $1.seconds }
-        let tokens = result.steps.reduce(0) { $0 + $1.tokens }
         let training: JSONValue = .object([
             ("kind", .string(options.kind.rawValue)), ("rank", options.kind == .vector ? .null : .int(options.rank)),
             ("layers", .array(layers.map { .int($0) })), ("epochs", .int(options.epochs)), ("batch", .int(options.batchSize)),
@@ -40,7 +38,7 @@ public enum TrainingReport {
             ("validation", .object([("initial", result.initialValidationLoss.map { .double($0) } ?? .null),
                                     ("curve", .array(result.steps.compactMap { s in s.validationLoss.map { .array([.int(s.step), .double($0)]) } })),
                                     ("selected_step", .int(result.selectedStep))])),
-            ("seconds", .double(seconds)), ("tokens_per_second", .double(seconds > 0 ? Double(tokens) / seconds : 0)),
+            ("seconds", .double(result.seconds)), ("tokens_per_second", .double(result.tokensPerSecond)),
             ("parameters", .int(result.parameterCount)), ("parameter_fraction", .double(result.parameterFraction)),
         ])
     }
