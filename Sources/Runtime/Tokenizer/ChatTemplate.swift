@@ -88,10 +88,14 @@ public struct ChatTemplate: Sendable, Equatable {
     /// Recognises `source`; throws `unsupportedChatTemplate` for anything outside the three families.
     public init(source: String) throws {
         let compact = source.filter { !$0.isWhitespace }
-        if compact.contains("<start_of_turn>"), compact.contains("<end_of_turn>") {
-            for unsupported in ["tools", "tool_calls", "raise_exception", "image", "audio"] where compact.contains(unsupported) {
-                throw TokenizerError.unsupportedChatTemplate(reason: "uses '\(unsupported)', which steertool does not render")
+        /// Refuses the template when it uses any of `words`.
+        func refuse(_ words: [String]) throws {
+            for word in words where compact.contains(word) {
+                throw TokenizerError.unsupportedChatTemplate(reason: "uses '\(word)', which steertool does not render")
             }
+        }
+        if compact.contains("<start_of_turn>"), compact.contains("<end_of_turn>") {
+            try refuse(["tools", "tool_calls", "raise_exception", "image", "audio"])
             self = ChatTemplate(style: .gemma)
             return
         }
@@ -115,9 +119,7 @@ public struct ChatTemplate: Sendable, Equatable {
         var unsupported = ["documents", "raise_exception", "image", "video"]
         if !toolsGuarded { unsupported += ["tools", "tool_calls"] }
         if !thinks { unsupported.append("namespace(") }
-        for word in unsupported where compact.contains(word) {
-            throw TokenizerError.unsupportedChatTemplate(reason: "uses '\(word)', which steertool does not render")
-        }
+        try refuse(unsupported)
         style = thinks ? .qwen3 : .chatML
         toolTurns = compact.contains("<tool_response>")
         if toolTurns, !compact.contains("{{-'<|im_start|>user'}}") {
