@@ -56,10 +56,8 @@ public enum LlamaCppLoRAFile {
             var isDir: ObjCBool = false
             if path.lowercased().hasSuffix(".gguf") {
                 let g = try GGUFFile(path: path)
-                let name = g.metadata["general.architecture"]?.stringValue ?? "(none)"
-                guard let arch = GGUFModelArchitecture(rawValue: name) else {
-                    throw FormatsError.invalidModel(file: path, reason: "general.architecture '\(name)' is not a model architecture steertool maps (llama, qwen2, qwen3, gemma3)")
-                }
+                let arch = try LlamaCppLoRAFile.architecture(of: g, what: "the base model")
+                let name = arch.rawValue
                 guard let h = g.metadata["\(name).attention.head_count"]?.intValue, h > 0 else {
                     throw FormatsError.invalidModel(file: path, reason: "missing integer key \(name).attention.head_count (the base model's heads)")
                 }
@@ -73,6 +71,17 @@ public enum LlamaCppLoRAFile {
             let hp = try LlamaMetadata.hyperparameters(fromConfigJSON: data, source: config)
             self.init(architecture: GGUFModelArchitecture(configJSON: data), heads: hp.heads, kvHeads: hp.kvHeads)
         }
+    }
+
+    /// The `general.architecture` of `g` (`GGUFModelArchitecture(metadata:)`).
+    /// - Throws: `FormatsError.invalidModel` naming the file and `what` it is for one steertool
+    ///   does not map.
+    static func architecture(of g: GGUFFile, what: String) throws -> GGUFModelArchitecture {
+        guard let arch = GGUFModelArchitecture(metadata: g.metadata) else {
+            let name = g.metadata["general.architecture"]?.stringValue ?? "(none)"
+            throw FormatsError.invalidModel(file: g.path, reason: "\(what) has general.architecture '\(name)', which steertool does not map (llama, qwen2, qwen3, gemma3)")
+        }
+        return arch
     }
 
     /// Whether GGUF metadata describes a LoRA adapter (`general.type = adapter`, `adapter.type = lora`).
@@ -98,10 +107,7 @@ public enum LlamaCppLoRAFile {
         guard isLoRA(g.metadata) else {
             throw FormatsError.invalidModel(file: file, reason: "not a LoRA adapter GGUF (general.type = adapter, adapter.type = lora)")
         }
-        let archName = g.metadata["general.architecture"]?.stringValue ?? "(none)"
-        guard let architecture = GGUFModelArchitecture(rawValue: archName) else {
-            throw FormatsError.invalidModel(file: file, reason: "LoRA for architecture '\(archName)', which steertool does not map (llama, qwen2, qwen3, gemma3)")
-        }
+        let architecture = try Self.architecture(of: g, what: "the LoRA")
         if let base, base.architecture != architecture {
             throw FormatsError.invalidModel(file: file, reason: "LoRA made for a \(architecture.rawValue) model; the base model is \(base.architecture.rawValue)")
         }
