@@ -82,6 +82,15 @@ public enum FoldBackOutcome: Sendable {
 /// down_proj's effect is linear; several projections: CGLS on the linearised block using the JVP
 /// and its adjoint), then measured exactly by re-running the block.
 public enum FoldBack {
+    /// Refuses an adapter that does not shift every position: a weight change acts on every
+    /// token, so an adapter of the last prompt token only has no fold (call before calibrating).
+    /// - Throws: `EquivalenceError.unsupportedConfiguration` for `SteeringPositions.last`.
+    public static func requireEveryPosition(_ positions: SteeringPositions) throws {
+        guard positions == .all else {
+            throw EquivalenceError.unsupportedConfiguration("the adapter shifts the last prompt token only (positions last); a weight change acts on every token, so it has no fold")
+        }
+    }
+
     /// Folds `adapter` (Δ = U·φ(Dᵀa) + b applied at `site` of this layer) into weights.
     /// - Parameters:
     ///   - evaluator: the layer.

@@ -61,6 +61,7 @@ struct FoldCommand: ParsableCommand {
         }
         let model = try LlamaModel.load(path: base, storage: weights)
         let steering = try SteeringAdapter.load(path: adapter)
+        try FoldBack.requireEveryPosition(steering.positions)
         let sequences = try CalibrationInput.sequences(calib, modelPath: base, sequenceLength: sequenceLength)
         guard sequences.count >= 2 else { throw ValidationError("--calib needs at least 2 sequences (one is held out)") }
         let nHeld = max(1, sequences.count / 5)

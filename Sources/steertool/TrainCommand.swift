@@ -5,6 +5,7 @@ import Runtime
 
 extension SteeringTrainingKind: ExpressibleByArgument {}
 extension TrainingSchedule: ExpressibleByArgument {}
+extension SteeringPositions: ExpressibleByArgument {}
 
 /// `steertool train`: post-block steering adapters trained on a user's task data, the model frozen.
 struct TrainCommand: ParsableCommand {
@@ -13,7 +14,8 @@ struct TrainCommand: ParsableCommand {
         abstract: "Train post-block steering adapters (vector, linear or SiLU) on task data, the model frozen.",
         discussion: """
         Δh = U·φ(Dᵀh) (linear: φ = identity; silu) or Δh = b (vector) is added to every steered \
-        block's output after its residual add, at every position; the loss is the next-token \
+        block's output after its residual add, at every position (--positions last: at the \
+        prompt's last token only, as generate and eval --tasks then apply it); the loss is the next-token \
         cross-entropy on the completion tokens only. Data: JSONL with one kind per file: \
         {"prompt", "completion"} (loss on the completion and the EOS after it; with --chat the \
         prompt is a user turn of the model's chat template and the completion its reply), \
@@ -42,6 +44,9 @@ struct TrainCommand: ParsableCommand {
 
     @Option(name: .long, help: "Layers to steer, e.g. 2-5 or 3 (0-based, inclusive; default all).")
     var layers: LayerSpan?
+
+    @Option(name: .long, help: "Positions steered: all (every token) or last (the prompt's last token; one prompt and one completion per line).")
+    var positions: SteeringPositions = .all
 
     @Option(name: .long, help: "Passes over the data.")
     var epochs = 1
@@ -125,7 +130,7 @@ struct TrainCommand: ParsableCommand {
         let validation = try eval.map { try TrainingData.load(path: $0, tokenizer: tokenizer, options: dataOptions) }
         let fingerprint = try FileFingerprint(path: data)
         var options = SteeringTrainingOptions()
-        options.kind = kind; options.rank = rank; options.layers = try layers?.layers(within: m.config.numHiddenLayers)
+        options.kind = kind; options.rank = rank; options.positions = positions; options.layers = try layers?.layers(within: m.config.numHiddenLayers)
         options.epochs = epochs; options.batchSize = batch; options.gradientAccumulation = gradAccum
         options.learningRate = lr; options.warmupFraction = warmup; options.weightDecay = weightDecay
         options.seed = seed; options.maxSteps = maxSteps

@@ -53,6 +53,36 @@ struct TrainCLITests {
         #expect(file.modelSignature?.architecture == "LlamaForCausalLM")
     }
 
+    /// `--positions last`: the file records the rule; generate and eval --tasks apply it at the
+    /// prompt's last token; perplexity over text, fold and control-vector export refuse it by
+    /// name; `text` data is refused by file and line.
+    @Test func lastPositionAdapter() throws {
+        let dir = try Self.folder()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try Self.lines { #"{"prompt": "Q: \#($0)", "completion": " \#($1)"}"# }.write(toFile: dir + "/train.jsonl", atomically: true, encoding: .utf8)
+        try Self.lines { #"{"prompt": "Q: \#($0)", "answer": "\#($1)", "max_tokens": 6}"# }.write(toFile: dir + "/tasks.jsonl", atomically: true, encoding: .utf8)
+        let model = Fixtures.path("tiny/base"), adapter = dir + "/last.safetensors"
+        let t = try SteerToolBinary.run(["train", "--model", model, "--data", dir + "/train.jsonl", "--positions", "last", "--epochs", "2",
+                                         "--batch", "4", "--grad-accum", "1", "--lr", "1e-2", "--output", adapter])
+        #expect(t.status == 0, "\(t.err)")
+        let file = try SteeringAdapterFile.load(path: adapter)
+        #expect(file.positions == "last" && file.formatVersion == 2 && file.report["training"]?["positions"]?.stringValue == "last")
+        let g = try SteerToolBinary.run(["generate", "--model", model, "--adapter", adapter, "--prompt", "Q: Bees make", "--max-tokens", "4"])
+        #expect(g.status == 0, "\(g.err)")
+        let e = try SteerToolBinary.run(["eval", "--model", model, "--adapter", adapter, "--tasks", dir + "/tasks.jsonl", "--json"])
+        let accuracies = try Self.accuracy(e.out)
+        #expect(e.status == 0 && accuracies.count == 2, "\(e.err)")
+        try "Some text to score with the adapter, long enough for a window.\n".write(toFile: dir + "/t.txt", atomically: true, encoding: .utf8)
+        let p = try SteerToolBinary.run(["eval", "--model", model, "--adapter", adapter, "--text", dir + "/t.txt"])
+        #expect(p.status != 0 && p.err.contains("last prompt token only"), "\(p.err)")
+        let f = try SteerToolBinary.run(["fold", "--base", model, "--adapter", adapter, "--calib", dir + "/t.txt", "--output", dir + "/fold"])
+        #expect(f.status != 0 && f.err.contains("has no fold"), "\(f.err)")
+        try #"{"text": "a b c"}"#.appending("\n").write(toFile: dir + "/text.jsonl", atomically: true, encoding: .utf8)
+        let x = try SteerToolBinary.run(["train", "--model", model, "--data", dir + "/text.jsonl", "--positions", "last", "--output", dir + "/x.safetensors"])
+        #expect(x.status != 0 && x.err.contains("text.jsonl:1: a {\"text\"} line has no prompt"), "\(x.err)")
+        #expect(!FileManager.default.fileExists(atPath: dir + "/x.safetensors"))
+    }
+
     /// Bad data stops the run before training, naming the file and line; nothing is written; an
     /// existing output is not overwritten without --force.
     @Test func badDataAndExistingOutput() throws {

@@ -7,8 +7,11 @@ import Tensors
 /// `format` ("steertool-steering"), `format_version`, `site`, `kind`, `activation`, `rank`,
 /// `layers` (JSON array), `base_model` (fingerprint), `source`, `report` (JSON), and the model it
 /// was made for (`ModelSignature`: `model_architecture`, `model_hidden_size`, `model_layers`;
-/// absent in files written before them). Plain tensors and strings here; Runtime turns them into
-/// its `SteeringAdapter`.
+/// absent in files written before them), and `positions` ("last" for an adapter that shifts the
+/// last prompt token only; absent means every position). A file whose adapter shifts every
+/// position is written as format version 1, one with `positions` as version 2, so that a reader
+/// that predates `positions` refuses it instead of steering every token. Plain tensors and
+/// strings here; Runtime turns them into its `SteeringAdapter`.
 public struct SteeringAdapterFile: Sendable {
     /// One layer's tensors.
     public struct Layer: Sendable, Equatable {
@@ -28,6 +31,10 @@ public struct SteeringAdapterFile: Sendable {
 
     /// Value of the `format` metadata key.
     public static let formatName = "steertool-steering"
+    /// The newest `format_version` read (2: `positions` other than every position).
+    public static let newestFormatVersion = 2
+    /// `positions` of an adapter that shifts every position (the key is then left out).
+    public static let allPositions = "all"
 
     /// Hook site kind, e.g. "blockOutput".
     public var site: String
@@ -45,18 +52,26 @@ public struct SteeringAdapterFile: Sendable {
     public var report: JSONValue
     /// Layers in ascending index order.
     public var layers: [Layer]
-    /// Format version read from the file (written as `FormatsModule.steertoolFormatVersion`).
+    /// Format version read from the file (`write` records `writtenVersion`).
     public var formatVersion: Int
     /// The model the adapter was made for (nil: not recorded).
     public var modelSignature: ModelSignature?
+    /// The positions shifted: "all" or "last" (free text the runtime interprets).
+    public var positions: String
 
     public init(site: String = "blockOutput", kind: String, activation: String = "identity", rank: Int, baseModel: String,
-                source: String, report: JSONValue = .object([]), layers: [Layer], modelSignature: ModelSignature? = nil) {
+                source: String, report: JSONValue = .object([]), layers: [Layer], modelSignature: ModelSignature? = nil,
+                positions: String = allPositions) {
         self.site = site; self.kind = kind; self.activation = activation; self.rank = rank
         self.baseModel = baseModel; self.source = source; self.report = report
-        self.modelSignature = modelSignature
+        self.modelSignature = modelSignature; self.positions = positions
         self.layers = layers.sorted { $0.index < $1.index }
-        formatVersion = FormatsModule.steertoolFormatVersion
+        formatVersion = positions == Self.allPositions ? FormatsModule.steertoolFormatVersion : Self.newestFormatVersion
+    }
+
+    /// The `format_version` `write` records: 1, or 2 when `positions` is not every position.
+    public var writtenVersion: Int {
+        positions == Self.allPositions ? FormatsModule.steertoolFormatVersion : Self.newestFormatVersion
     }
 
     /// Reads and validates a steering file (shapes agree across layers: D and U `[d, r]`, b `[d]`).
@@ -65,7 +80,7 @@ public struct SteeringAdapterFile: Sendable {
         let f = try SafetensorsFile(path: path)
         let m = f.metadata
         guard m["format"] == formatName else { throw FormatsError.invalidModel(file: path, reason: "not a steertool steering file (format is \(m["format"] ?? "missing"))") }
-        guard let version = m["format_version"].flatMap(Int.init), version >= 1, version <= FormatsModule.steertoolFormatVersion else {
+        guard let version = m["format_version"].flatMap(Int.init), version >= 1, version <= newestFormatVersion else {
             throw FormatsError.invalidModel(file: path, reason: "unsupported format_version \(m["format_version"] ?? "missing")")
         }
         var byLayer: [Int: Layer] = [:]
@@ -105,7 +120,8 @@ public struct SteeringAdapterFile: Sendable {
         var out = SteeringAdapterFile(site: m["site"] ?? "blockOutput", kind: m["kind"] ?? "linear", activation: m["activation"] ?? "identity",
                                       rank: m["rank"].flatMap(Int.init) ?? (byLayer.values.first?.down?.shape[1] ?? 0),
                                       baseModel: m["base_model"] ?? "", source: m["source"] ?? "", report: report,
-                                      layers: Array(byLayer.values), modelSignature: try ModelSignature.read(m, file: path))
+                                      layers: Array(byLayer.values), modelSignature: try ModelSignature.read(m, file: path),
+                                      positions: m["positions"] ?? allPositions)
         if let sig = out.modelSignature, let d, d != sig.hiddenSize {
             throw FormatsError.invalidModel(file: path, reason: "its tensors are \(d) wide but it records \(sig)")
         }
@@ -122,11 +138,12 @@ public struct SteeringAdapterFile: Sendable {
             if let t = l.bias { records.append(SafetensorsWriter.record("layers.\(l.index).bias", t)) }
         }
         var metadata: OrderedDictionary<String, String> = [
-            "format": Self.formatName, "format_version": String(FormatsModule.steertoolFormatVersion),
+            "format": Self.formatName, "format_version": String(writtenVersion),
             "site": site, "kind": kind, "activation": activation, "rank": String(rank),
             "layers": JSONValue.array(layers.map { .int($0.index) }).description,
             "base_model": baseModel, "source": source, "report": report.description,
         ]
+        if positions != Self.allPositions { metadata["positions"] = positions }
         for (k, v) in modelSignature?.metadata ?? [] { metadata[k] = v }
         try SafetensorsWriter.write(records, metadata: metadata, to: path, force: force)
     }

@@ -36,9 +36,10 @@ extension LoRAWeights {
 
 extension SteeringAdapter {
     /// Converts a steertool steering file. The site is read as a `HookSiteKind` raw value
-    /// ("block_output") or its case name ("blockOutput"); the activation as "identity" or "silu".
-    /// - Throws: `RuntimeError.adapterMismatch` for an unknown site or activation, or a layer
-    ///   holding only one of down/up.
+    /// ("block_output") or its case name ("blockOutput"); the activation as "identity" or "silu";
+    /// the positions as "all" or "last".
+    /// - Throws: `RuntimeError.adapterMismatch` for an unknown site, activation or positions, or
+    ///   a layer holding only one of down/up.
     public init(file: SteeringAdapterFile, name: String, scale: Float = 1) throws {
         let siteKind = HookSiteKind(rawValue: file.site)
             ?? HookSiteKind.allCases.first { "\($0)" == file.site }
@@ -48,6 +49,9 @@ extension SteeringAdapter {
         guard let activation = SteeringActivation(rawValue: file.activation.lowercased()) else {
             throw RuntimeError.adapterMismatch(adapter: name, reason: "unknown activation '\(file.activation)'")
         }
+        guard let positions = SteeringPositions(rawValue: file.positions) else {
+            throw RuntimeError.adapterMismatch(adapter: name, reason: "unknown positions '\(file.positions)' (all or last)")
+        }
         var layers: [Int: SteeringLayer] = [:]
         for l in file.layers {
             guard (l.down == nil) == (l.up == nil) else {
@@ -55,7 +59,8 @@ extension SteeringAdapter {
             }
             layers[l.index] = SteeringLayer(down: l.down, up: l.up, bias: l.bias)
         }
-        self.init(site: siteKind, activation: activation, layers: layers, scale: scale, madeFor: file.modelSignature)
+        self.init(site: siteKind, activation: activation, layers: layers, scale: scale, madeFor: file.modelSignature,
+                  positions: positions)
     }
 
     /// Reads a steering adapter file.

@@ -86,11 +86,14 @@ public struct SteeringAdapter: Sendable, Equatable {
     /// The model the adapter was made for (nil: unknown, e.g. a llama.cpp control vector);
     /// `LlamaModel.add` refuses it on a model with another signature.
     public var madeFor: ModelSignature?
+    /// The positions shifted: every token (the default) or the last prompt token only.
+    public var positions: SteeringPositions
 
     public init(site: HookSiteKind = .blockOutput, activation: SteeringActivation = .identity,
-                layers: [Int: SteeringLayer], scale: Float = 1, madeFor: ModelSignature? = nil) {
+                layers: [Int: SteeringLayer], scale: Float = 1, madeFor: ModelSignature? = nil,
+                positions: SteeringPositions = .all) {
         self.site = site; self.activation = activation; self.layers = layers; self.scale = scale
-        self.madeFor = madeFor
+        self.madeFor = madeFor; self.positions = positions
     }
 
     /// Number of parameters the adapter adds.

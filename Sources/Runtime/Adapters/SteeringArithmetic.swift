@@ -10,13 +10,16 @@ import Tensors
 /// norm and exact when rank M ≤ r. It is refused for SiLU adapters, whose map is not linear.
 public enum SteeringArithmetic {
     /// Σᵢ weights[i]·adapters[i], made for the model its inputs were made for. Throws when sites,
-    /// activations or recorded models (`madeFor`) differ, or a layer's widths differ.
+    /// activations, positions or recorded models (`madeFor`) differ, or a layer's widths differ.
     public static func weightedSum(_ adapters: [SteeringAdapter], weights: [Float]) throws -> SteeringAdapter {
         guard let first = adapters.first, adapters.count == weights.count else {
             throw SteeringAdapterError.incompatibleInputs("\(adapters.count) adapters and \(weights.count) weights")
         }
         for a in adapters where a.site != first.site {
             throw SteeringAdapterError.incompatibleInputs("adapters steer different sites (\(first.site) and \(a.site))")
+        }
+        for a in adapters where a.positions != first.positions {
+            throw SteeringAdapterError.incompatibleInputs("adapters steer different positions (\(first.positions.rawValue) and \(a.positions.rawValue))")
         }
         let linearKinds = adapters.filter { $0.layers.values.contains { $0.down != nil } }
         if let other = linearKinds.first(where: { $0.activation != linearKinds[0].activation }) {
@@ -55,7 +58,8 @@ public enum SteeringArithmetic {
                 layers[l] = SteeringLayer(down: down, up: up, bias: bias)
             }
         }
-        return SteeringAdapter(site: first.site, activation: activation, layers: layers, scale: 1, madeFor: signatures.first)
+        return SteeringAdapter(site: first.site, activation: activation, layers: layers, scale: 1, madeFor: signatures.first,
+                               positions: first.positions)
     }
 
     /// The adapter with every shift multiplied by `factor` (folded into U and b; scale 1).

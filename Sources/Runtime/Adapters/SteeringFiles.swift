@@ -18,16 +18,20 @@ public enum SteeringFiles {
         }
         return SteeringAdapterFile(site: "\(a.site)", kind: kind, activation: a.activation.rawValue,
                                    rank: a.layers.values.map(\.rank).max() ?? 0, baseModel: baseModel, source: source,
-                                   report: report, layers: layers, modelSignature: a.madeFor)
+                                   report: report, layers: layers, modelSignature: a.madeFor, positions: a.positions.rawValue)
     }
 
     /// A vector-kind post-block adapter as a llama.cpp control vector: `direction.ℓ` = scale·bᵢ of
     /// 0-based layer ℓ (llama.cpp adds direction.ℓ to block ℓ's output; see Formats'
     /// `ControlVectorFile`). Refused for linear/nonlinear kinds (llama.cpp adds constant vectors
-    /// only), other sites, and layer 0 (llama.cpp never steers it).
+    /// only), other sites, an adapter of the last prompt token only (llama.cpp adds a control
+    /// vector at every position), and layer 0 (llama.cpp never steers it).
     public static func controlVector(from adapter: SteeringAdapter, modelHint: String = "llama") throws -> ControlVectorFile {
         guard adapter.site == .blockOutput else {
             throw SteeringAdapterError.unsupported("control vectors steer the block output; this adapter steers \(adapter.site)")
+        }
+        guard adapter.positions == .all else {
+            throw SteeringAdapterError.unsupported("this adapter shifts the last prompt token only; a llama.cpp control vector is added at every position")
         }
         if let (l, _) = adapter.layers.first(where: { $0.value.down != nil }) {
             throw SteeringAdapterError.unsupported("layer \(l) has a rank-\(adapter.layers[l]!.rank) linear map; a llama.cpp control vector holds only fixed vectors (export a vector-kind adapter)")

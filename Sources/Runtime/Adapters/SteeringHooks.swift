@@ -23,14 +23,30 @@ extension SteeringAdapter {
     }
 
     /// One hook per steered layer at `site(layer)` that adds `scale · Δh(h)` to the activation
-    /// `h` it sees (Δh computed from the activation before the shift).
+    /// `h` it sees (Δh computed from the activation before the shift): on every row, or for
+    /// `positions == .last` on the rows of `HookContext.lastPromptRows` only.
+    /// The hooks of a `.last` adapter throw `RuntimeError.unsupportedFeature` in a pass that
+    /// does not say where its prompts end.
     public var hooks: [HookSite: Hook] {
         var out: [HookSite: Hook] = [:]
-        let activation = activation, scale = scale
+        let activation = activation, scale = scale, positions = positions
         for (layer, s) in layers {
-            out[HookSite(site, layer: layer)] = Hook { x, _ in
-                let shift = s.shift(x, activation: activation)
-                x += scale == 1 ? shift : scale * shift
+            out[HookSite(site, layer: layer)] = Hook { x, context in
+                switch positions {
+                case .all:
+                    let shift = s.shift(x, activation: activation)
+                    x += scale == 1 ? shift : scale * shift
+                case .last:
+                    guard let rows = context.lastPromptRows else {
+                        throw RuntimeError.unsupportedFeature(
+                            "a steering adapter that shifts the last prompt token only (positions last) in a pass that does not say where its prompt ends (perplexity over text windows, a bare forward); use it with generate or eval --tasks",
+                            source: "\(context.site)")
+                    }
+                    for r in rows {
+                        let shift = s.shift(x.rows(r..<(r + 1)), activation: activation)
+                        for j in 0..<x.columns { x[r, j] += scale * shift[0, j] }
+                    }
+                }
             }
         }
         return out

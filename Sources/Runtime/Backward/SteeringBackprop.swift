@@ -85,11 +85,21 @@ public struct SteeringBackprop: Sendable {
     /// `packedRowBudget`) run as one pass, each
     /// attending only to itself (`DecoderBlock.forward(…sequences:)`), so every projection is one
     /// product over all their tokens; the pass's tape and logits grow with its rows.
+    ///
+    /// An adapter of the last prompt token only (`SteeringPositions.last`) needs
+    /// `promptLengths` (per sequence, 1 ≤ length < its token count): it shifts row
+    /// `promptLengths[i] − 1` of sequence i and no other.
     public func lossAndGradients(sequences: [[Int]], objectives: [TrainingObjective],
-                                 adapter: SteeringAdapter, lora: LoRAWeights? = nil,
+                                 adapter: SteeringAdapter, lora: LoRAWeights? = nil, promptLengths: [Int]? = nil,
                                  computeGradients: Bool = true, maxPackedRows: Int? = nil) throws -> SteeringGradients {
         guard sequences.count == objectives.count else {
             throw RuntimeError.invalidArgument("lossAndGradients: \(sequences.count) sequences, \(objectives.count) objectives")
+        }
+        if adapter.positions == .last {
+            guard let promptLengths, promptLengths.count == sequences.count,
+                  zip(promptLengths, sequences).allSatisfy({ $0 >= 1 && $0 < $1.count }) else {
+                throw RuntimeError.invalidArgument("lossAndGradients: an adapter of the last prompt token needs one prompt length per sequence, each from 1 to the sequence's length − 1")
+            }
         }
         guard adapter.site == .blockOutput else {
             throw RuntimeError.invalidArgument("lossAndGradients: only post-block (block_output) adapters are trainable, got \(adapter.site)")
@@ -120,7 +130,8 @@ public struct SteeringBackprop: Sendable {
         }
         var loss = 0.0
         for pack in Self.packs(lengths: sequences.map(\.count), maxRows: maxPackedRows ?? packedRowBudget) {
-            loss += try run(pack.map { (sequences[$0], objectives[$0]) }, adapter: adapter, lora: lora,
+            let prompts = adapter.positions == .last ? pack.map { promptLengths![$0] } : nil
+            loss += try run(pack.map { (sequences[$0], objectives[$0]) }, promptLengths: prompts, adapter: adapter, lora: lora,
                             weight: 1 / Float(positions), backward: computeGradients, gradients: &grads, loraGradients: &loraGrads)
         }
         return SteeringGradients(loss: loss / Double(positions), positions: positions, layers: grads, lora: loraGrads)
@@ -153,10 +164,11 @@ public struct SteeringBackprop: Sendable {
 
     /// One pass over the sequences of `pack` (rows laid end to end): forward with tape (every
     /// block through `DecoderBlock` with a `BlockTape`, the post-block adapter at the
-    /// `blockOutput` hook), loss (sum over positions, times `weight`), and with
+    /// `blockOutput` hook, on every row or with `promptLengths` on each sequence's last prompt
+    /// row only), loss (sum over positions, times `weight`), and with
     /// `backward` the backward pass accumulating `weight ·` ∂(sum)/∂θ into the gradients.
     /// Returns the unweighted sum of per-position losses.
-    private func run(_ pack: [([Int], TrainingObjective)], adapter: SteeringAdapter, lora: LoRAWeights?, weight: Float,
+    private func run(_ pack: [([Int], TrainingObjective)], promptLengths: [Int]?, adapter: SteeringAdapter, lora: LoRAWeights?, weight: Float,
                      backward: Bool, gradients: inout [Int: SteeringLayer],
                      loraGradients: inout [Int: [LlamaProjection: LoRAFactors]]) throws -> Double {
         let c = model.config, w = model.weights
@@ -191,7 +203,15 @@ public struct SteeringBackprop: Sendable {
             return DecoderBlock(description: model.blocks[l], weights: w.layers[l], loras: loras)
         }
 
-        // Forward: the residual stream in buf.x; per steered layer the pre-steer block output Z is kept.
+        // The steered rows: all (nil), or each sequence's last prompt row.
+        let steered = promptLengths.map { SteeringPositions.lastPromptRows(sequences: segments, firstPosition: 0, promptLengths: $0) }
+        /// Copies rows `rows` of `p` `[T, d]` out (`[rows.count, d]`), or back in from `t`.
+        func gather(_ p: UnsafePointer<Float>, _ rows: [Int]) -> Tensor {
+            Tensor(shape: [rows.count, d]) { o in for (i, r) in rows.enumerated() { (o.baseAddress! + i * d).update(from: p + r * d, count: d) } }
+        }
+
+        // Forward: the residual stream in buf.x; per steered layer the pre-steer block output Z
+        // (its steered rows) is kept.
         let x = buf.x
         for (seg, (tokens, _)) in zip(segments, pack) {
             for (t, id) in tokens.enumerated() { w.embedding.copyRow(id, into: x + (seg.lowerBound + t) * d) }
@@ -205,11 +225,14 @@ public struct SteeringBackprop: Sendable {
             try blocks[l].forward(buffers: buf, rows: T, start: 0, keys: cache.keyBase(l), values: cache.valueBase(l),
                                   rotation: tables(l), config: c, tape: tape, sequences: packed) { kind, x in
                 guard kind == .blockOutput, let s = adapter.layers[l] else { return }
-                // Z ← Z + scale·Δ(Z), Δ from the pre-steer Z (kept for the backward).
-                let z = Tensor(shape: [T, d]) { $0.baseAddress!.update(from: x, count: T * d) }
+                // Z ← Z + scale·Δ(Z) on the steered rows, Δ from the pre-steer Z (kept for the backward).
+                let rows = steered ?? Array(0..<T)
+                let z = steered.map { gather(x, $0) } ?? Tensor(shape: [T, d]) { $0.baseAddress!.update(from: x, count: T * d) }
                 steerInput[l] = z
                 let shift = s.shift(z, activation: act)
-                shift.withUnsafeBufferPointer { sp in for i in 0..<(T * d) { x[i] += sc * sp[i] } }
+                shift.withUnsafeBufferPointer { sp in
+                    for (i, r) in rows.enumerated() { for j in 0..<d { x[r * d + j] += sc * sp[i * d + j] } }
+                }
             }
             tapes.append(tape)
             if model.streamsLayerPages { model.releasePages(layer: l) }
@@ -280,9 +303,17 @@ public struct SteeringBackprop: Sendable {
         }
         let gradientBuffers = BlockGradientBuffers(rows: T, config: c, maxLoRARank: maxRank, sequenceRows: longest)
         for l in stride(from: L - 1, through: 0, by: -1) {
-            // Post-block adapter: g holds ∂/∂(steered Z).
+            // Post-block adapter: g holds ∂/∂(steered Z); only the steered rows have a shift to differentiate.
             if let s = adapter.layers[l], let z = steerInput[l] {
-                s.backward(input: z, gradient: g, activation: act, scale: sc, into: &gradients[l]!)
+                if let rows = steered {
+                    var gRows = gather(g, rows)
+                    gRows.withUnsafeMutableBufferPointer { gp in
+                        s.backward(input: z, gradient: gp.baseAddress!, activation: act, scale: sc, into: &gradients[l]!)
+                        for (i, r) in rows.enumerated() { (g + r * d).update(from: gp.baseAddress! + i * d, count: d) }
+                    }
+                } else {
+                    s.backward(input: z, gradient: g, activation: act, scale: sc, into: &gradients[l]!)
+                }
             }
             var layerLoRA = loraGradients[l] ?? [:]
             blocks[l].backward(tape: tapes[l], keys: cache.keyBase(l), values: cache.valueBase(l), rotation: tables(l),

@@ -80,13 +80,14 @@ public struct MultipleChoiceEvaluator: Sendable {
     public init() {}
 
     /// Summed log-probability of `split.whole[split.contextCount...]`, each token predicted by the
-    /// logits of the position before it.
+    /// logits of the position before it. The context is the pass's prompt (an adapter of the last
+    /// prompt token steers its last token).
     /// - Throws: `RuntimeError.invalidArgument` when there is no context token to condition on or
     ///   no continuation token.
     public func logLikelihood(model: LlamaModel, split: ContinuationSplit) throws -> Double {
         guard split.contextCount >= 1 else { throw RuntimeError.invalidArgument("multiple choice: empty context (give a prefix token)") }
         guard split.whole.count > split.contextCount else { throw RuntimeError.invalidArgument("multiple choice: a choice encodes to no tokens") }
-        let logits = try model.forward(tokens: split.whole, options: ForwardOptions(logits: .all)).logits
+        let logits = try model.forward(tokens: split.whole, options: ForwardOptions(logits: .all, promptLengths: [split.contextCount])).logits
         let vocab = logits.columns
         var total = 0.0
         logits.withUnsafeBufferPointer { buf in

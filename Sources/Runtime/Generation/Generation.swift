@@ -51,7 +51,8 @@ extension LlamaModel {
         var sampler = Sampler(parameters.sampling)
         var next = prompt
         while true {
-            let r = try forward(tokens: next, hooks: hooks, cache: cache, options: ForwardOptions(logits: .lastPosition))
+            let r = try forward(tokens: next, hooks: hooks, cache: cache,
+                              options: ForwardOptions(logits: .lastPosition, promptLengths: [prompt.count]))
             let token = sampler.sample(lastRowOf: r.logits)
             out.append(token)
             if parameters.stopTokens.contains(token) {

@@ -12,11 +12,24 @@ public struct HookContext: Sendable, Equatable {
     /// Row ranges of the sequences in the activation: `[0..<T]` for one sequence, one range per
     /// sequence when a pass packs several (`ForwardOptions.sequenceLengths`).
     public let sequences: [Range<Int>]
+    /// Per sequence, its prompt's length in tokens counted from position 0, when the pass says
+    /// (`ForwardOptions.promptLengths`); nil when it does not.
+    public let promptLengths: [Int]?
 
     /// A context (built by the forward pass); `sequences` nil means one sequence.
-    public init(site: HookSite, positions: Range<Int>, sequences: [Range<Int>]? = nil) {
+    public init(site: HookSite, positions: Range<Int>, sequences: [Range<Int>]? = nil, promptLengths: [Int]? = nil) {
         self.site = site; self.positions = positions
         self.sequences = sequences ?? [0..<positions.count]
+        self.promptLengths = promptLengths
+    }
+
+    /// The rows holding a prompt's last token (`SteeringPositions.lastPromptRows`), or nil when
+    /// the pass does not say where its prompts end.
+    public var lastPromptRows: [Int]? {
+        promptLengths.map {
+            SteeringPositions.lastPromptRows(sequences: sequences, firstPosition: sequences.count == 1 ? positions.lowerBound : 0,
+                                             promptLengths: $0)
+        }
     }
 }
 

@@ -35,6 +35,12 @@ public struct ForwardOptions: Sendable, Equatable {
     /// or `.none`; activations, block outputs and logits keep the packed row order. nil: one
     /// sequence.
     public var sequenceLengths: [Int]?
+    /// Where each sequence's prompt ends: its prompt's token count from position 0 (one entry,
+    /// or one per packed sequence, each ≥ 1), for steering adapters that shift the last prompt
+    /// token only (`SteeringPositions.last`); with a KV cache every call of one generation
+    /// passes the same length, so only the call holding position `length − 1` is steered. nil:
+    /// not stated (such adapters then refuse the pass).
+    public var promptLengths: [Int]?
 
     /// The row ranges of the packed sequences (`sequenceLengths` laid end to end); nil for one
     /// sequence.
@@ -47,9 +53,11 @@ public struct ForwardOptions: Sendable, Equatable {
 
     /// Options; the defaults compute all logits and nothing else.
     public init(logits: Logits = .all, blockOutputs: Bool = false, record: Set<HookSite> = [],
-                layers: Range<Int>? = nil, startResidual: Tensor? = nil, sequenceLengths: [Int]? = nil) {
+                layers: Range<Int>? = nil, startResidual: Tensor? = nil, sequenceLengths: [Int]? = nil,
+                promptLengths: [Int]? = nil) {
         self.logits = logits; self.blockOutputs = blockOutputs; self.record = record
         self.layers = layers; self.startResidual = startResidual; self.sequenceLengths = sequenceLengths
+        self.promptLengths = promptLengths
     }
 }
 

@@ -49,6 +49,12 @@ extension LlamaModel {
                 throw RuntimeError.invalidArgument("forward: packed sequences take no KV cache and no last-position logits")
             }
         }
+        if let prompts = options.promptLengths {
+            let sequences = options.sequenceLengths ?? [Int.max]
+            guard prompts.count == sequences.count, zip(prompts, sequences).allSatisfy({ $0 >= 1 && $0 <= $1 }) else {
+                throw RuntimeError.invalidArgument("forward: prompt lengths \(prompts) do not fit sequences of \(options.sequenceLengths ?? [T]) tokens (one length ≥ 1 per sequence)")
+            }
+        }
         let segments = options.sequenceRows
         let cache = cache ?? KVCache(config: c, capacity: T)
         guard cache.fits(c) else {
@@ -76,7 +82,8 @@ extension LlamaModel {
             guard hook != nil || recorded else { return }
             var x = copy(p, d)
             if let hook {
-                try hook(&x, HookContext(site: site, positions: segments == nil ? positions : 0..<T, sequences: segments))
+                try hook(&x, HookContext(site: site, positions: segments == nil ? positions : 0..<T, sequences: segments,
+                                         promptLengths: options.promptLengths))
                 x.withUnsafeBufferPointer { p.update(from: $0.baseAddress!, count: T * d) }
             }
             if recorded { result.activations[site] = x }

@@ -2,7 +2,7 @@ import Foundation
 import Tensors
 
 /// The post-block adapter families `steertool train` trains (Δh added to a block's output after
-/// its residual add, every position).
+/// its residual add, at every position or the last prompt token: `SteeringTrainingOptions.positions`).
 public enum SteeringTrainingKind: String, Sendable, CaseIterable {
     /// Δh = b, a vector per layer (starts at 0).
     case vector
@@ -37,6 +37,9 @@ public struct SteeringTrainingOptions: Sendable, Equatable {
     public var kind: SteeringTrainingKind = .linear
     /// r of the linear and SiLU kinds.
     public var rank: Int = 8
+    /// The positions steered: every token (the paper's), or each example's last prompt token
+    /// (the data must then be one prompt and one completion per line).
+    public var positions: SteeringPositions = .all
     /// 0-based layers steered; nil = every layer.
     public var layers: [Int]?
     /// Passes over the data.
@@ -149,7 +152,8 @@ public enum SteeringTrainer {
                 out[l] = SteeringLayer(down: down, up: Tensor(shape: [d, options.rank]))
             }
         }
-        return SteeringAdapter(site: .blockOutput, activation: options.kind == .silu ? .silu : .identity, layers: out)
+        return SteeringAdapter(site: .blockOutput, activation: options.kind == .silu ? .silu : .identity, layers: out,
+                               positions: options.positions)
     }
 
     /// Optimizer steps of a full run over `examples` (`schedule(…).count`).
@@ -162,7 +166,7 @@ public enum SteeringTrainer {
     static func loss(of examples: [TrainingExample], adapter: SteeringAdapter, backprop: SteeringBackprop,
                      gradients: Bool) throws -> SteeringGradients {
         try backprop.lossAndGradients(sequences: examples.map(\.tokens), objectives: examples.map { .targetedCrossEntropy(targets: $0.targets) },
-                                      adapter: adapter, computeGradients: gradients)
+                                      adapter: adapter, promptLengths: examples.map(\.promptLength), computeGradients: gradients)
     }
 
     /// The example indices of every optimizer step of the run, in order (see the type's
@@ -184,7 +188,8 @@ public enum SteeringTrainer {
     /// before each step (Ctrl-C), and a stopped run throws `RuntimeError.interrupted` rather than
     /// returning a half-trained adapter.
     /// - Throws: `RuntimeError.invalidArgument` for settings out of range or a model carrying
-    ///   adapters; the runtime's errors.
+    ///   adapters; `.invalidData` for data that `positions` last cannot train on
+    ///   (`TrainingData.requireOneCompletionEach`); the runtime's errors.
     /// `validation` (optional) is scored every `options.evaluationInterval` steps and after the
     /// last: the mean completion-masked loss over all its examples.
     public static func train(model: LlamaModel, data: TrainingData, validation: TrainingData? = nil, options: SteeringTrainingOptions,
@@ -194,6 +199,10 @@ public enum SteeringTrainer {
               options.warmupFraction >= 0, options.warmupFraction < 1, options.weightDecay >= 0, (options.maxSteps ?? 1) >= 1,
               options.evaluationInterval >= 1 else {
             throw RuntimeError.invalidArgument("train: epochs, batch and accumulation ≥ 1, lr > 0, warm-up in [0, 1), weight decay ≥ 0")
+        }
+        if options.positions == .last {
+            try data.requireOneCompletionEach()
+            try validation?.requireOneCompletionEach()
         }
         let backprop = try SteeringBackprop(model: model)
         var adapter = try initialAdapter(config: model.config, options: options)

@@ -17,6 +17,12 @@ public struct TrainingExample: Sendable, Equatable {
 
     /// Positions counted in the loss.
     public var targetCount: Int { targets.reduce(0) { $0 + ($1 ? 1 : 0) } }
+
+    /// Tokens before the first target (the prompt; ≥ 1, since target 0 is never set).
+    public var promptLength: Int { targets.firstIndex(of: true) ?? tokens.count }
+
+    /// Runs of consecutive targets (1 for one prompt followed by one completion).
+    public var targetRuns: Int { zip([false] + targets, targets).reduce(0) { $0 + (!$1.0 && $1.1 ? 1 : 0) } }
 }
 
 /// The kinds of training line; a file holds one kind.
@@ -71,6 +77,11 @@ public struct TrainingData: Sendable {
     public let kind: TrainingLineKind
     /// One example per non-blank line, in file order.
     public let examples: [TrainingExample]
+
+    /// Data made in code (`load` reads a file).
+    public init(path: String, kind: TrainingLineKind, examples: [TrainingExample]) {
+        self.path = path; self.kind = kind; self.examples = examples
+    }
 
     /// Reads `path`.
     /// - Throws: `RuntimeError.invalidData` naming the file and line for invalid JSON, a line of
@@ -141,6 +152,22 @@ public struct TrainingData: Sendable {
         }
         guard let first else { throw RuntimeError.invalidArgument("\(source): no training lines") }
         return TrainingData(path: source, kind: first.kind, examples: examples)
+    }
+
+    /// Checks that each example is one prompt followed by one completion (its targets one run),
+    /// as training an adapter of the last prompt token needs (`SteeringPositions.last`: the
+    /// prompt's last token is the one steered).
+    /// - Throws: `RuntimeError.invalidData` naming the file and line of a `text` line (no prompt)
+    ///   or of a conversation with several assistant replies.
+    public func requireOneCompletionEach() throws {
+        for e in examples {
+            if kind == .text {
+                throw RuntimeError.invalidData(file: path, line: e.line, reason: "a {\"text\"} line has no prompt, and positions last steers the prompt's last token: give {\"prompt\", \"completion\"} or {\"messages\"} lines")
+            }
+            guard e.targetRuns == 1 else {
+                throw RuntimeError.invalidData(file: path, line: e.line, reason: "\(e.targetRuns) assistant replies; positions last steers the last token before the reply, so each line holds one (split the conversation into one line per reply)")
+            }
+        }
     }
 
     /// The line's text cut into pieces marked by whether they are learnt.

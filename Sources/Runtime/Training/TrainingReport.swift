@@ -6,7 +6,7 @@ import Formats
 /// how it went (loss per step, time, throughput, parameters).
 public enum TrainingReport {
     /// The report of `result`, trained with `options` on `data` (`fingerprint` of its file);
-    /// `maxLength` and `chat` as the data was read. Keys are stable: training {kind, rank, layers,
+    /// `maxLength` and `chat` as the data was read. Keys are stable: training {kind, rank, positions, layers,
     /// epochs, batch, grad_accum, lr, warmup, weight_decay, clip_norm, seed, max_length, chat,
     /// schedule, optimizer}, data {path, kind, examples, tokens, targets, fingerprint}, steps,
     /// planned_steps, loss {first, last, curve}, validation {initial, curve [[step, loss]],
@@ -17,6 +17,7 @@ public enum TrainingReport {
         let layers = result.adapter.layers.keys.sorted()
         let training: JSONValue = .object([
             ("kind", .string(options.kind.rawValue)), ("rank", options.kind == .vector ? .null : .int(options.rank)),
+            ("positions", .string(options.positions.rawValue)),
             ("layers", .array(layers.map { .int($0) })), ("epochs", .int(options.epochs)), ("batch", .int(options.batchSize)),
             ("grad_accum", .int(options.gradientAccumulation)), ("lr", .float(options.learningRate)),
             ("warmup", .double(options.warmupFraction)), ("weight_decay", .float(options.weightDecay)),
