@@ -31,18 +31,8 @@ public struct JointAdaptationOptions: Sendable {
     }
 }
 
-/// What one orthogonal projection did at one layer.
-public struct JointProjectionRecord: Sendable {
-    public var step: Int
-    public var layer: Int
-    /// Largest cosine of the principal angles between col(D) and col(B_down), before and after.
-    public var cosineBefore: Float
-    public var cosineAfter: Float
-}
-
-/// The linear algebra of joint adaptation.
-public enum JointAdaptation {
-    /// The zero-B LoRA the joint training starts from: A `[r, in]` normal with std 1/√in.
+extension JointAdaptation {
+    /// The zero-B LoRA the joint KL training starts from: A `[r, in]` normal with std 1/√in.
     public static func initialLoRA(config: LlamaConfig, layers: [Int], options: JointAdaptationOptions) -> LoRAWeights {
         var out: [Int: [LlamaProjection: LoRAFactors]] = [:]
         var seed = options.seed
@@ -56,31 +46,5 @@ public enum JointAdaptation {
             }
         }
         return LoRAWeights(name: "joint", layers: out)
-    }
-
-    /// An orthonormal basis `[n, k]` of col(m) (`m` `[n, c]`), from its thin SVD, keeping
-    /// singular values above 1e-6·σ_max; `[n, 0]` for a zero matrix.
-    public static func orthonormalBasis(_ m: Tensor) throws -> Tensor {
-        let dec = try svd(m, precision: .double)
-        let smax = dec.singularValues.first ?? 0
-        let k = smax > 0 ? dec.singularValues.filter { $0 > 1e-6 * smax }.count : 0
-        let n = m.rows
-        return Tensor(shape: [n, k]) { o in
-            for i in 0..<n { for j in 0..<k { o[i * k + j] = dec.u[i, j] } }
-        }
-    }
-
-    /// Largest cosine of the principal angles between col(x) and col(y) (0 when either is zero).
-    public static func maxPrincipalCosine(_ x: Tensor, _ y: Tensor) throws -> Float {
-        let qx = try orthonormalBasis(x), qy = try orthonormalBasis(y)
-        guard qx.columns > 0, qy.columns > 0 else { return 0 }
-        return try svd(matmul(qx, qy, transposeA: true), precision: .double).singularValues.first ?? 0
-    }
-
-    /// D ← (I − V·Vᵀ)·D with V an orthonormal basis of col(b).
-    public static func projectOut(_ down: Tensor, columnSpaceOf b: Tensor) throws -> Tensor {
-        let v = try orthonormalBasis(b)
-        guard v.columns > 0 else { return down }
-        return down - matmul(v, matmul(v, down, transposeA: true))
     }
 }

@@ -203,14 +203,7 @@ public enum KLDistiller {
                 }
                 lora = w
                 if let joint = options.joint, joint.projectionInterval > 0, step % joint.projectionInterval == 0 {
-                    for l in adapter.layers.keys.sorted() {
-                        guard let down = adapter.layers[l]!.down, let b = w.layers[l]?[.down]?.b else { continue }
-                        let before = try JointAdaptation.maxPrincipalCosine(down, b)
-                        let projected = try JointAdaptation.projectOut(down, columnSpaceOf: b)
-                        adapter.layers[l]!.down = projected
-                        records.append(JointProjectionRecord(step: step, layer: l, cosineBefore: before,
-                                                             cosineAfter: try JointAdaptation.maxPrincipalCosine(projected, b)))
-                    }
+                    records += try JointAdaptation.projectAdapters(&adapter, lora: w, step: step)
                     // Adam's moments stay; the parameters restart from the projected values.
                     params.replaceSubrange(0..<nAdapter, with: adapter.parameterTensors)
                 }
