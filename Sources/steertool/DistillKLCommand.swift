@@ -78,13 +78,11 @@ extension DistillCommand {
         let steeringFile = SteeringFiles.file(from: result.adapter, baseModel: base, source: source, report: json)
         try steeringFile.write(to: output, force: force)
         if let w = result.lora {
-            var modules: [String: LoRAUpdate] = [:]
-            for (l, ps) in w.layers { for (p, f) in ps { modules[p.modulePath(layer: l)] = LoRAUpdate(a: f.a, b: f.b, scaling: f.scale) } }
-            if let loraOutput = joint.loraOutput { try PEFTAdapterFolder.write(modules, to: loraOutput, baseModel: base, force: force) }
+            if let loraOutput = joint.loraOutput { try PEFTAdapterFolder.write(w.peftModules, to: loraOutput, baseModel: base, force: force) }
             if let bundle = joint.bundle {
-                try JointAdapterBundle.write(to: bundle, force: force,
-                                             details: ["base_model": base, "source": source, "lora_rank": String(joint.loraRank), "rank": String(rank ?? 0)],
-                                             steering: steeringFile) { try PEFTAdapterFolder.write(modules, to: $0, baseModel: base) }
+                try writeJointBundle(to: bundle, steering: steeringFile, lora: w, baseModel: base,
+                                     details: ["base_model": base, "source": source, "lora_rank": String(joint.loraRank), "rank": String(rank ?? 0)],
+                                     force: force)
                 print("wrote joint bundle \(bundle) (lora/ + steering.safetensors)")
             }
         }

@@ -1,17 +1,19 @@
 import ArgumentParser
 import Foundation
 import Formats
+import Merge
 import Runtime
 
-extension SteeringTrainingKind: ExpressibleByArgument {}
+extension TrainingKind: ExpressibleByArgument {}
 extension TrainingSchedule: ExpressibleByArgument {}
 extension SteeringPositions: ExpressibleByArgument {}
+extension LlamaProjection: ExpressibleByArgument {}
 
 /// `steertool train`: post-block steering adapters trained on a user's task data, the model frozen.
 struct TrainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "train",
-        abstract: "Train post-block steering adapters (vector, linear or SiLU) on task data, the model frozen.",
+        abstract: "Train post-block steering adapters (vector, linear or SiLU), a LoRA, or both jointly on task data, the model frozen.",
         discussion: """
         Δh = U·φ(Dᵀh) (linear: φ = identity; silu) or Δh = b (vector) is added to every steered \
         block's output after its residual add, at every position (--positions last: at the \
@@ -24,7 +26,12 @@ struct TrainCommand: ParsableCommand {
         Defaults follow the paper's code: rank 8, lr 9e-4, linear decay after 3% warm-up, \
         batch 16 as 8 × 2 accumulation, one epoch, no weight decay, clipping at 1. The output is a \
         steering file every command takes with --adapter, recording the training settings and \
-        the data's fingerprint. Ctrl-C stops before the next step and writes nothing.
+        the data's fingerprint. --kind lora trains a PEFT-style LoRA (W + (alpha/r)·B·A on \
+        --lora-projections, default all seven) and writes a PEFT folder (adapter_config.json, \
+        adapter_model.safetensors, and steertool-training.json with the report); --kind joint \
+        trains a linear adapter and a LoRA together, projecting each layer's D off col(B) of its \
+        down_proj LoRA every --project-every steps (the paper's joint mode), and writes a joint \
+        bundle. Ctrl-C stops before the next step and writes nothing.
         """)
 
     @Option(name: .long, help: "Model: Hugging Face folder or GGUF file.")
@@ -36,11 +43,23 @@ struct TrainCommand: ParsableCommand {
     @Option(name: .long, help: "Training data (JSONL).")
     var data: String
 
-    @Option(name: .long, help: "Adapter kind: vector, linear or silu.")
-    var kind: SteeringTrainingKind = .linear
+    @Option(name: .long, help: "What to train: vector, linear or silu (post-block adapters), lora, or joint (linear + LoRA).")
+    var kind: TrainingKind = .linear
 
-    @Option(name: .long, help: "Rank r of the linear and SiLU kinds.")
+    @Option(name: .long, help: "Rank r of the linear and SiLU kinds (and of joint's adapter).")
     var rank = 8
+
+    @Option(name: .long, help: "LoRA rank (lora and joint).")
+    var loraRank = 8
+
+    @Option(name: .long, help: "LoRA alpha: the update is (alpha / rank)·B·A.")
+    var loraAlpha: Float = 16
+
+    @Option(name: .long, parsing: .upToNextOption, help: "Projections carrying the LoRA (default all seven: q_proj k_proj v_proj o_proj gate_proj up_proj down_proj).")
+    var loraProjections: [LlamaProjection] = LlamaProjection.allCases
+
+    @Option(name: .long, help: "Joint: steps between orthogonal projections of the adapters off the LoRA (0: never).")
+    var projectEvery = 100
 
     @Option(name: .long, help: "Layers to steer, e.g. 2-5 or 3 (0-based, inclusive; default all).")
     var layers: LayerSpan?
@@ -90,7 +109,7 @@ struct TrainCommand: ParsableCommand {
     @Flag(name: .long, help: "Render {\"prompt\", \"completion\"} lines through the model's chat template (a user turn and its reply).")
     var chat = false
 
-    @Option(name: .long, help: "Output steering adapter (.safetensors).")
+    @Option(name: .long, help: "Output: a steering file (.safetensors) for vector/linear/silu, a PEFT folder for lora, a joint bundle folder for joint.")
     var output: String
 
     @Flag(name: .long, help: "Overwrite an existing output.")
@@ -99,7 +118,12 @@ struct TrainCommand: ParsableCommand {
     @OptionGroup var threadArguments: ThreadArguments
 
     func validate() throws {
-        guard rank >= 1, epochs >= 1, batch >= 1, gradAccum >= 1 else { throw ValidationError("--rank, --epochs, --batch and --grad-accum must be ≥ 1") }
+        guard rank >= 1, epochs >= 1, batch >= 1, gradAccum >= 1, loraRank >= 1 else {
+            throw ValidationError("--rank, --lora-rank, --epochs, --batch and --grad-accum must be ≥ 1")
+        }
+        guard loraAlpha > 0, loraAlpha.isFinite, projectEvery >= 0, !loraProjections.isEmpty else {
+            throw ValidationError("--lora-alpha > 0, --project-every ≥ 0, at least one --lora-projections")
+        }
         guard lr > 0, warmup >= 0, warmup < 1, weightDecay >= 0 else { throw ValidationError("--lr > 0, --warmup in [0, 1), --weight-decay ≥ 0") }
         if let maxLength, maxLength < 2 { throw ValidationError("--max-length must be ≥ 2") }
         if let maxSteps, maxSteps < 1 { throw ValidationError("--max-steps must be ≥ 1") }
@@ -130,14 +154,16 @@ struct TrainCommand: ParsableCommand {
         let validation = try eval.map { try TrainingData.load(path: $0, tokenizer: tokenizer, options: dataOptions) }
         let fingerprint = try FileFingerprint(path: data)
         var options = SteeringTrainingOptions()
-        options.kind = kind; options.rank = rank; options.positions = positions; options.layers = try layers?.layers(within: m.config.numHiddenLayers)
+        options.kind = kind; options.rank = rank; options.positions = positions
+        options.loraRank = loraRank; options.loraAlpha = loraAlpha; options.loraProjections = loraProjections
+        options.projectionInterval = projectEvery; options.layers = try layers?.layers(within: m.config.numHiddenLayers)
         options.epochs = epochs; options.batchSize = batch; options.gradientAccumulation = gradAccum
         options.learningRate = lr; options.warmupFraction = warmup; options.weightDecay = weightDecay
         options.seed = seed; options.maxSteps = maxSteps
         options.schedule = schedule; options.evaluationInterval = evalEvery; options.keepBest = keepBest
 
         let planned = min(SteeringTrainer.plannedSteps(examples: trainingData.examples.count, options: options), maxSteps ?? .max)
-        print("train: \(trainingData.examples.count) examples (\(trainingData.kind.rawValue)), \(planned) steps of \(options.sequencesPerStep) sequences, kind \(kind.rawValue)\(kind == .vector ? "" : " rank \(rank)")")
+        print("train: \(trainingData.examples.count) examples (\(trainingData.kind.rawValue)), \(planned) steps of \(options.sequencesPerStep) sequences, kind \(kind.rawValue)\(kind.trainsSteering && kind != .vector ? " rank \(rank)" : "")\(kind.trainsLoRA ? ", LoRA rank \(loraRank) alpha \(loraAlpha)" : "")")
         let stop = InterruptFlag()
         let status = TerminalStatus()
         let result = try SteeringTrainer.train(model: m, data: trainingData, validation: validation, options: options, progress: { s in
@@ -155,7 +181,21 @@ struct TrainCommand: ParsableCommand {
         }
         let report = TrainingReport.json(result: result, options: options, data: trainingData, fingerprint: fingerprint,
                                          maxLength: limit, chat: chat)
-        try SteeringFiles.file(from: result.adapter, baseModel: model, source: "train:\(data)", report: report).write(to: output, force: force)
+        let steeringFile = SteeringFiles.file(from: result.adapter, baseModel: model, source: "train:\(data)", report: report)
+        switch kind {
+        case .vector, .linear, .silu:
+            try steeringFile.write(to: output, force: force)
+        case .lora:
+            try PEFTAdapterFolder.write(result.lora!.peftModules, to: output, baseModel: model, alpha: loraAlpha, force: force)
+            let w = try AtomicFileWriter(path: output + "/" + TrainingReport.fileName, force: true)
+            try w.write(report.serialized(indent: 1) + "\n")
+            try w.commit()
+        case .joint:
+            try writeJointBundle(to: output, steering: steeringFile, lora: result.lora!, baseModel: model, alpha: loraAlpha,
+                                 details: ["base_model": model, "source": "train:\(data)", "lora_rank": String(loraRank), "rank": String(rank),
+                                           "project_every": String(projectEvery)],
+                                 force: force)
+        }
         print(String(format: "loss %.4f → %.4f over %d steps, %.1f s, %.0f tokens/s", result.steps.first?.loss ?? 0, result.steps.last?.loss ?? 0,
                      result.steps.count, result.seconds, result.tokensPerSecond))
         print("parameters \(result.parameterCount) (\(String(format: "%.4f", 100 * result.parameterFraction))% of the model); wrote \(output)")

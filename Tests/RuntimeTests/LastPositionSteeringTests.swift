@@ -80,7 +80,7 @@ import TestSupport
 
     /// `SteeringTrainer` with `positions = .last` follows the PyTorch re-implementation step by
     /// step (fixtures/train/positions-run.json), for each kind.
-    @Test(arguments: SteeringTrainingKind.allCases) func trainerFollowsPyTorch(kind: SteeringTrainingKind) throws {
+    @Test(arguments: TrainingKind.steeringKinds) func trainerFollowsPyTorch(kind: TrainingKind) throws {
         let (model, data, _) = try SteeringTrainerTests.setup()
         let run = try JSONDecoder().decode(SteeringTrainerTests.Run.self,
                                            from: Data(contentsOf: URL(fileURLWithPath: Fixtures.path("train/positions-run.json"))))

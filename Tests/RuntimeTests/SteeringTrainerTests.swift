@@ -29,7 +29,7 @@ import TestSupport
         return (model, data, run)
     }
 
-    static func options(_ run: Run, kind: SteeringTrainingKind) -> SteeringTrainingOptions {
+    static func options(_ run: Run, kind: TrainingKind) -> SteeringTrainingOptions {
         var o = SteeringTrainingOptions()
         o.kind = kind; o.rank = run.settings.rank; o.epochs = run.settings.epochs; o.batchSize = run.settings.batch
         o.gradientAccumulation = run.settings.accumulation; o.learningRate = Float(run.settings.lr); o.warmupFraction = run.settings.warmup
@@ -37,7 +37,7 @@ import TestSupport
         return o
     }
 
-    @Test(arguments: SteeringTrainingKind.allCases) func followsPyTorchStepByStep(kind: SteeringTrainingKind) throws {
+    @Test(arguments: TrainingKind.steeringKinds) func followsPyTorchStepByStep(kind: TrainingKind) throws {
         let (model, data, run) = try Self.setup()
         let reference = try #require(run.runs[kind.rawValue])
         let result = try SteeringTrainer.train(model: model, data: data, options: Self.options(run, kind: kind))

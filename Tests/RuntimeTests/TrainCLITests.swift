@@ -83,6 +83,32 @@ struct TrainCLITests {
         #expect(!FileManager.default.fileExists(atPath: dir + "/x.safetensors"))
     }
 
+    /// `--kind joint` writes a joint bundle (its steering part records the LoRA settings) that
+    /// generate applies; `--kind lora` refuses `--positions last` (a LoRA changes every position).
+    @Test func jointBundleAndLoRARefusal() throws {
+        let dir = try Self.folder()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try Self.lines { #"{"prompt": "Q: \#($0)", "completion": " \#($1)"}"# }.write(toFile: dir + "/train.jsonl", atomically: true, encoding: .utf8)
+        let model = Fixtures.path("tiny/base"), bundle = dir + "/joint"
+        let t = try SteerToolBinary.run(["train", "--model", model, "--data", dir + "/train.jsonl", "--kind", "joint", "--rank", "4", "--lora-rank", "2",
+                                         "--lora-projections", "down_proj", "up_proj", "--project-every", "2", "--epochs", "2", "--batch", "4",
+                                         "--grad-accum", "1", "--output", bundle])
+        #expect(t.status == 0, "\(t.err)")
+        let parts = try JointAdapterBundle.read(bundle)
+        let steering = try SteeringAdapterFile.load(path: parts.steeringPath)
+        let lora = steering.report["training"]?["lora"]
+        #expect(lora?["rank"]?.intValue == 2 && lora?["projection_interval"]?.intValue == 2 && lora?["projections_made"]?.intValue == 16)
+        #expect(lora?["projections"]?.arrayValue?.compactMap(\.stringValue) == ["down_proj", "up_proj"])
+        let w = try LoRAWeights.load(directory: parts.loraPath)
+        #expect(w.layers.values.allSatisfy { Set($0.keys) == [.down, .up] } && w.maxRank == 2)
+        let g = try SteerToolBinary.run(["generate", "--model", model, "--adapter", bundle, "--prompt", "Q: Bees make", "--max-tokens", "3"])
+        #expect(g.status == 0, "\(g.err)")
+        let x = try SteerToolBinary.run(["train", "--model", model, "--data", dir + "/train.jsonl", "--kind", "lora", "--positions", "last",
+                                         "--output", dir + "/x"])
+        #expect(x.status != 0 && x.err.contains("a LoRA changes every position"), "\(x.err)")
+        #expect(!FileManager.default.fileExists(atPath: dir + "/x"))
+    }
+
     /// Bad data stops the run before training, naming the file and line; nothing is written; an
     /// existing output is not overwritten without --force.
     @Test func badDataAndExistingOutput() throws {

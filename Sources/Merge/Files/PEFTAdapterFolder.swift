@@ -42,22 +42,33 @@ public enum PEFTAdapterFolder {
     /// `useRSLoRA` writes `use_rslora: true` with the same factors, so PEFT loads them with scaling
     /// alpha/√r = √r: what PEFT's own `add_weighted_adapter` produces when the first combined
     /// adapter uses rsLoRA (it copies that flag into the new config).
+    ///
+    /// `alpha` (a trained LoRA of one rank and scaling alpha/r everywhere): B is stored as it is
+    /// and `lora_alpha` = alpha, so the folder holds the factors that were trained (PEFT trains
+    /// them on from there with the same dynamics). Refused when a module's scaling is not alpha/r.
     public static func write(_ modules: [String: LoRAUpdate], to path: String, baseModel: String? = nil,
-                             useRSLoRA: Bool = false, force: Bool = false) throws {
+                             useRSLoRA: Bool = false, alpha: Float? = nil, force: Bool = false) throws {
         guard !modules.isEmpty else { throw MergeError.incompatibleInputs("no LoRA modules to write") }
         if let f = modules.values.first(where: { $0.fanInFanOut }) {
             _ = f
             throw MergeError.unsupported("writing fan_in_fan_out adapters")
         }
-        try OutputFolder.prepare(path, force: force)
         let names = modules.keys.sorted()
         let maxRank = modules.values.map(\.rank).max() ?? 1
+        if let alpha {
+            let expected = alpha / Float(maxRank)
+            let mismatched = names.first { n in modules[n]!.rank != maxRank || abs(modules[n]!.scaling - expected) > 1e-6 * expected }
+            guard !useRSLoRA, mismatched == nil else {
+                throw MergeError.incompatibleInputs("lora_alpha \(alpha): \(mismatched ?? "rsLoRA") is not of rank \(maxRank) with scaling alpha/r")
+            }
+        }
+        try OutputFolder.prepare(path, force: force)
         var records: [TensorRecord] = []
         var rankPattern: [(String, JSONValue)] = []
         for n in names {
             let f = modules[n]!
             records.append(SafetensorsWriter.record("base_model.model.\(n).lora_A.weight", f.a))
-            records.append(SafetensorsWriter.record("base_model.model.\(n).lora_B.weight", f.scaling == 1 ? f.b : f.scaling * f.b))
+            records.append(SafetensorsWriter.record("base_model.model.\(n).lora_B.weight", f.scaling == 1 || alpha != nil ? f.b : f.scaling * f.b))
             if f.rank != maxRank { rankPattern.append((n, .int(f.rank))) }
         }
         let targets = Array(Set(names.map { String($0.split(separator: ".").last ?? Substring($0)) })).sorted()
@@ -66,7 +77,7 @@ public enum PEFTAdapterFolder {
             ("peft_type", .string("LORA")),
             ("task_type", .string("CAUSAL_LM")),
             ("r", .int(maxRank)),
-            ("lora_alpha", .int(maxRank)),
+            ("lora_alpha", alpha.map { $0 == $0.rounded() ? .int(Int($0)) : .float($0) } ?? .int(maxRank)),
             ("rank_pattern", .object(rankPattern)),
             ("alpha_pattern", .object(rankPattern)),
             ("target_modules", .array(targets.map { .string($0) })),

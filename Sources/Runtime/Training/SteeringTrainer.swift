@@ -1,15 +1,29 @@
 import Foundation
 import Tensors
 
-/// The post-block adapter families `steertool train` trains (Δh added to a block's output after
-/// its residual add, at every position or the last prompt token: `SteeringTrainingOptions.positions`).
-public enum SteeringTrainingKind: String, Sendable, CaseIterable {
+/// What `steertool train` trains: a post-block adapter (Δh added to a block's output after its
+/// residual add, at every position or the last prompt token: `SteeringTrainingOptions.positions`),
+/// a LoRA inside the projections, or both together.
+public enum TrainingKind: String, Sendable, CaseIterable {
     /// Δh = b, a vector per layer (starts at 0).
     case vector
     /// Δh = U·Dᵀh, rank r (D `[d, r]` drawn N(0, 1/(3d)), the variance of PEFT's LoRA A; U = 0).
     case linear
     /// Δh = U·SiLU(Dᵀh), rank r, initialised as `linear`.
     case silu
+    /// A PEFT-style LoRA on the chosen projections of the chosen layers: W + (alpha/r)·B·A, A
+    /// `[r, in]` drawn N(0, 1/(3·in)) (the variance of PEFT's Kaiming-uniform A), B = 0.
+    case lora
+    /// `linear` and `lora` together, each layer's D projected onto the orthogonal complement of
+    /// col(B) of its down_proj LoRA every `projectionInterval` steps (the paper's joint mode).
+    case joint
+
+    /// The post-block kinds (no LoRA).
+    public static let steeringKinds: [TrainingKind] = [.vector, .linear, .silu]
+    /// Trains a post-block adapter.
+    public var trainsSteering: Bool { self != .lora }
+    /// Trains a LoRA.
+    public var trainsLoRA: Bool { self == .lora || self == .joint }
 }
 
 /// The learning-rate curve after the warm-up (transformers' `get_*_schedule_with_warmup`).
@@ -34,9 +48,17 @@ public enum TrainingSchedule: String, Sendable, CaseIterable {
 /// Settings of `SteeringTrainer` (defaults: the paper code's).
 public struct SteeringTrainingOptions: Sendable, Equatable {
     /// The adapter family.
-    public var kind: SteeringTrainingKind = .linear
-    /// r of the linear and SiLU kinds.
+    public var kind: TrainingKind = .linear
+    /// r of the linear and SiLU kinds (and of joint's adapter).
     public var rank: Int = 8
+    /// r of the LoRA (lora and joint kinds).
+    public var loraRank: Int = 8
+    /// LoRA alpha: the update is (alpha / loraRank)·B·A.
+    public var loraAlpha: Float = 16
+    /// Projections carrying the LoRA (all seven by default, the paper's baseline).
+    public var loraProjections: [LlamaProjection] = LlamaProjection.allCases
+    /// Joint kind: steps between orthogonal projections (0: never).
+    public var projectionInterval: Int = 100
     /// The positions steered: every token (the paper's), or each example's last prompt token
     /// (the data must then be one prompt and one completion per line).
     public var positions: SteeringPositions = .all
@@ -100,8 +122,11 @@ public struct SteeringTrainingStep: Sendable, Equatable {
 
 /// What `SteeringTrainer.train` returns.
 public struct SteeringTrainingResult: Sendable {
-    /// The trained post-block adapter, made for the model it was trained on.
+    /// The trained post-block adapter, made for the model it was trained on (no layers for the
+    /// lora kind).
     public var adapter: SteeringAdapter
+    /// The trained LoRA (lora and joint kinds; nil otherwise).
+    public var lora: LoRAWeights?
     /// Every step taken.
     public var steps: [SteeringTrainingStep]
     /// Steps the schedule spans (epochs × batches per epoch).
@@ -114,6 +139,8 @@ public struct SteeringTrainingResult: Sendable {
     public var initialValidationLoss: Double?
     /// The step whose adapter is returned (0: the start; the last step unless `keepBest`).
     public var selectedStep: Int
+    /// Joint kind: every orthogonal projection made.
+    public var projections: [JointProjectionRecord] = []
 
     /// Wall seconds of all steps.
     public var seconds: Double { steps.reduce(0) { $0 + $1.seconds } }
@@ -132,7 +159,7 @@ public struct SteeringTrainingResult: Sendable {
 /// `next() % (i + 1)`, i from the end down to 1), cut into consecutive groups of
 /// `sequencesPerStep` (the last one of an epoch may be smaller). Each group is one optimizer step.
 public enum SteeringTrainer {
-    /// The adapter a run starts from (see `SteeringTrainingKind`).
+    /// The adapter a run starts from (see `TrainingKind`).
     public static func initialAdapter(config: LlamaConfig, options: SteeringTrainingOptions) throws -> SteeringAdapter {
         let d = config.hiddenSize
         let layers = options.layers ?? Array(0..<config.numHiddenLayers)
@@ -143,17 +170,41 @@ public enum SteeringTrainer {
             throw RuntimeError.invalidArgument("train: rank \(options.rank) outside 1...\(d)")
         }
         var out: [Int: SteeringLayer] = [:]
-        for l in layers {
+        for l in layers where options.kind.trainsSteering {
             switch options.kind {
             case .vector:
                 out[l] = SteeringLayer(bias: Tensor(shape: [d]))
-            case .linear, .silu:
+            case .linear, .silu, .joint, .lora:
                 let down = Tensor.randomNormal([d, options.rank], std: 1 / (3 * Float(d)).squareRoot(), seed: options.seed &+ 1 &+ UInt64(l))
                 out[l] = SteeringLayer(down: down, up: Tensor(shape: [d, options.rank]))
             }
         }
         return SteeringAdapter(site: .blockOutput, activation: options.kind == .silu ? .silu : .identity, layers: out,
                                positions: options.positions)
+    }
+
+    /// The LoRA a run starts from (lora and joint kinds; nil otherwise): on every chosen layer
+    /// and projection (in `LlamaProjection.allCases` order), A `[loraRank, in]` =
+    /// `Tensor.randomNormal(std 1/√(3·in), seed + 1 + L + 7·layer + projection index)` (L the
+    /// model's layer count, so no seed repeats an adapter's), B = 0 `[out, loraRank]`, scale
+    /// alpha / loraRank.
+    public static func initialLoRA(config: LlamaConfig, options: SteeringTrainingOptions) throws -> LoRAWeights? {
+        guard options.kind.trainsLoRA else { return nil }
+        let L = config.numHiddenLayers
+        guard options.loraRank >= 1, options.loraAlpha > 0, !options.loraProjections.isEmpty else {
+            throw RuntimeError.invalidArgument("train: LoRA rank ≥ 1, alpha > 0 and at least one projection")
+        }
+        var out: [Int: [LlamaProjection: LoRAFactors]] = [:]
+        for l in options.layers ?? Array(0..<L) {
+            for (i, p) in LlamaProjection.allCases.enumerated() where options.loraProjections.contains(p) {
+                let nIn = p.inputSize(config)
+                let seed = options.seed &+ 1 &+ UInt64(L + 7 * l + i)
+                out[l, default: [:]][p] = LoRAFactors(
+                    a: .randomNormal([options.loraRank, nIn], std: 1 / (3 * Float(nIn)).squareRoot(), seed: seed),
+                    b: Tensor(shape: [p.outputSize(config), options.loraRank]), scale: options.loraAlpha / Float(options.loraRank))
+            }
+        }
+        return LoRAWeights(name: "train", layers: out)
     }
 
     /// Optimizer steps of a full run over `examples` (`schedule(…).count`).
@@ -163,10 +214,10 @@ public enum SteeringTrainer {
 
     /// The mean completion-masked loss of `examples` under `adapter`, with its gradients when
     /// `gradients`.
-    static func loss(of examples: [TrainingExample], adapter: SteeringAdapter, backprop: SteeringBackprop,
+    static func loss(of examples: [TrainingExample], adapter: SteeringAdapter, lora: LoRAWeights?, backprop: SteeringBackprop,
                      gradients: Bool) throws -> SteeringGradients {
         try backprop.lossAndGradients(sequences: examples.map(\.tokens), objectives: examples.map { .targetedCrossEntropy(targets: $0.targets) },
-                                      adapter: adapter, promptLengths: examples.map(\.promptLength), computeGradients: gradients)
+                                      adapter: adapter, lora: lora, promptLengths: examples.map(\.promptLength), computeGradients: gradients)
     }
 
     /// The example indices of every optimizer step of the run, in order (see the type's
@@ -192,57 +243,75 @@ public enum SteeringTrainer {
     ///   (`TrainingData.requireOneCompletionEach`); the runtime's errors.
     /// `validation` (optional) is scored every `options.evaluationInterval` steps and after the
     /// last: the mean completion-masked loss over all its examples.
+    ///
+    /// The trainable tensors are the adapter's (`SteeringAdapter.parameterTensors`) followed by
+    /// the LoRA's (`LoRAWeights.parameterTensors`), one AdamW over all of them (clipping by their
+    /// global norm). Joint kind: after the update of every `projectionInterval`-th step each
+    /// layer's D is projected off col(B_down) (`JointAdaptation.projectAdapters`); Adam's moments
+    /// are kept and the parameters continue from the projected values.
     public static func train(model: LlamaModel, data: TrainingData, validation: TrainingData? = nil, options: SteeringTrainingOptions,
                              progress: ((SteeringTrainingStep) -> Void)? = nil,
                              shouldStop: () -> Bool = { false }) throws -> SteeringTrainingResult {
         guard options.epochs >= 1, options.batchSize >= 1, options.gradientAccumulation >= 1, options.learningRate > 0,
               options.warmupFraction >= 0, options.warmupFraction < 1, options.weightDecay >= 0, (options.maxSteps ?? 1) >= 1,
-              options.evaluationInterval >= 1 else {
-            throw RuntimeError.invalidArgument("train: epochs, batch and accumulation ≥ 1, lr > 0, warm-up in [0, 1), weight decay ≥ 0")
+              options.evaluationInterval >= 1, options.projectionInterval >= 0 else {
+            throw RuntimeError.invalidArgument("train: epochs, batch and accumulation ≥ 1, lr > 0, warm-up in [0, 1), weight decay ≥ 0, projection interval ≥ 0")
         }
         if options.positions == .last {
+            guard options.kind.trainsSteering else {
+                throw RuntimeError.invalidArgument("train: positions last steers a post-block adapter; a LoRA changes every position")
+            }
             try data.requireOneCompletionEach()
             try validation?.requireOneCompletionEach()
         }
         let backprop = try SteeringBackprop(model: model)
         var adapter = try initialAdapter(config: model.config, options: options)
         adapter.madeFor = model.signature
+        var lora = try initialLoRA(config: model.config, options: options)
         let plan = schedule(examples: data.examples.count, options: options)
         let warmup = Int((Double(plan.count) * options.warmupFraction).rounded(.up))
         var adam = AdamOptimizer(options: AdamOptions(learningRate: options.learningRate, weightDecay: options.weightDecay,
                                                       clipNorm: options.clipNorm,
                                                       schedule: options.schedule.learningRate(warmup: warmup, total: plan.count)))
-        var params = adapter.parameterTensors
+        let nAdapter = adapter.parameterTensors.count
+        var params = adapter.parameterTensors + (lora?.parameterTensors ?? [])
         var steps: [SteeringTrainingStep] = []
-        func validationLoss(_ a: SteeringAdapter) throws -> Double? {
+        var projections: [JointProjectionRecord] = []
+        func validationLoss(_ a: SteeringAdapter, _ w: LoRAWeights?) throws -> Double? {
             guard let validation, !validation.examples.isEmpty else { return nil }
-            return try loss(of: validation.examples, adapter: a, backprop: backprop, gradients: false).loss
+            return try loss(of: validation.examples, adapter: a, lora: w, backprop: backprop, gradients: false).loss
         }
-        let initialValidation = try validationLoss(adapter)
-        var best = (step: 0, loss: initialValidation ?? .infinity, adapter: adapter)
+        let initialValidation = try validationLoss(adapter, lora)
+        var best = (step: 0, loss: initialValidation ?? .infinity, adapter: adapter, lora: lora)
         let taken = min(options.maxSteps ?? plan.count, plan.count)
         for (i, indices) in plan.prefix(taken).enumerated() {
             if shouldStop() { throw RuntimeError.interrupted(after: i) }
             let start = Date()
             let examples = indices.map { data.examples[$0] }
-            let g = try loss(of: examples, adapter: adapter, backprop: backprop, gradients: true)
-            let report = adam.update(parameters: &params, gradients: g.tensors(matching: adapter))
-            adapter = adapter.replacingParameters(params)
+            let g = try loss(of: examples, adapter: adapter, lora: lora, backprop: backprop, gradients: true)
+            let report = adam.update(parameters: &params,
+                                     gradients: g.tensors(matching: adapter) + (lora.map { g.loraTensors(matching: $0) } ?? []))
+            adapter = adapter.replacingParameters(Array(params[0..<nAdapter]))
+            lora = lora?.replacingParameters(Array(params[nAdapter...]))
+            if options.kind == .joint, let w = lora, options.projectionInterval > 0, (i + 1) % options.projectionInterval == 0 {
+                projections += try JointAdaptation.projectAdapters(&adapter, lora: w, step: i + 1)
+                params.replaceSubrange(0..<nAdapter, with: adapter.parameterTensors)
+            }
             var step = SteeringTrainingStep(step: i + 1, loss: g.loss, targets: g.positions, tokens: examples.reduce(0) { $0 + $1.tokens.count },
                                             learningRate: report.learningRate, gradientNorm: report.gradientNorm,
                                             seconds: Date().timeIntervalSince(start))
             if validation != nil, (i + 1) % options.evaluationInterval == 0 || i + 1 == taken {
-                step.validationLoss = try validationLoss(adapter)
-                if let v = step.validationLoss, v < best.loss { best = (i + 1, v, adapter) }
+                step.validationLoss = try validationLoss(adapter, lora)
+                if let v = step.validationLoss, v < best.loss { best = (i + 1, v, adapter, lora) }
             }
             steps.append(step)
             progress?(step)
         }
         var selected = steps.count
-        if options.keepBest, validation != nil, best.step != steps.count { adapter = best.adapter; selected = best.step }
-        let count = adapter.parameterCount
-        return SteeringTrainingResult(adapter: adapter, steps: steps, plannedSteps: plan.count, parameterCount: count,
+        if options.keepBest, validation != nil, best.step != steps.count { adapter = best.adapter; lora = best.lora; selected = best.step }
+        let count = adapter.parameterCount + (lora?.parameterCount ?? 0)
+        return SteeringTrainingResult(adapter: adapter, lora: lora, steps: steps, plannedSteps: plan.count, parameterCount: count,
                                       parameterFraction: Double(count) / Double(max(model.weights.parameterCount, 1)),
-                                      initialValidationLoss: initialValidation, selectedStep: selected)
+                                      initialValidationLoss: initialValidation, selectedStep: selected, projections: projections)
     }
 }

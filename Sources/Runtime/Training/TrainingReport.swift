@@ -5,8 +5,14 @@ import Formats
 /// (settings, schedule, optimizer), on what (the data file, its kind, sizes and fingerprint) and
 /// how it went (loss per step, time, throughput, parameters).
 public enum TrainingReport {
+    /// The report's file inside a PEFT folder written by `steertool train --kind lora` (PEFT
+    /// folders have no metadata of their own to carry it).
+    public static let fileName = "steertool-training.json"
+
     /// The report of `result`, trained with `options` on `data` (`fingerprint` of its file);
-    /// `maxLength` and `chat` as the data was read. Keys are stable: training {kind, rank, positions, layers,
+    /// `maxLength` and `chat` as the data was read. Keys are stable: training {kind, rank (null for
+    /// vector and lora), positions, lora {rank, alpha, projections, projection_interval} (null
+    /// without a LoRA), layers,
     /// epochs, batch, grad_accum, lr, warmup, weight_decay, clip_norm, seed, max_length, chat,
     /// schedule, optimizer}, data {path, kind, examples, tokens, targets, fingerprint}, steps,
     /// planned_steps, loss {first, last, curve}, validation {initial, curve [[step, loss]],
@@ -14,10 +20,16 @@ public enum TrainingReport {
     /// parameter_fraction.
     public static func json(result: SteeringTrainingResult, options: SteeringTrainingOptions, data: TrainingData,
                             fingerprint: FileFingerprint, maxLength: Int, chat: Bool) -> JSONValue {
-        let layers = result.adapter.layers.keys.sorted()
+        let layers = Set(result.adapter.layers.keys).union(result.lora.map { Array($0.layers.keys) } ?? []).sorted()
         let training: JSONValue = .object([
-            ("kind", .string(options.kind.rawValue)), ("rank", options.kind == .vector ? .null : .int(options.rank)),
+            ("kind", .string(options.kind.rawValue)), ("rank", options.kind == .vector || options.kind == .lora ? .null : .int(options.rank)),
             ("positions", .string(options.positions.rawValue)),
+            ("lora", options.kind.trainsLoRA ? .object([
+                ("rank", .int(options.loraRank)), ("alpha", .float(options.loraAlpha)),
+                ("projections", .array(options.loraProjections.map { .string($0.rawValue) })),
+                ("projection_interval", options.kind == .joint ? .int(options.projectionInterval) : .null),
+                ("projections_made", .int(result.projections.count)),
+            ]) : .null),
             ("layers", .array(layers.map { .int($0) })), ("epochs", .int(options.epochs)), ("batch", .int(options.batchSize)),
             ("grad_accum", .int(options.gradientAccumulation)), ("lr", .float(options.learningRate)),
             ("warmup", .double(options.warmupFraction)), ("weight_decay", .float(options.weightDecay)),
