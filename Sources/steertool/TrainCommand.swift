@@ -115,6 +115,15 @@ struct TrainCommand: ParsableCommand {
     @Flag(name: .long, help: "Overwrite an existing output.")
     var force = false
 
+    @Option(name: .long, help: "Save a checkpoint every this many steps (and after the last, and on Ctrl-C) to --checkpoint.")
+    var checkpointEvery: Int?
+
+    @Option(name: .long, help: "Checkpoint file (default: the --resume file, else <output>.checkpoint.safetensors).")
+    var checkpoint: String?
+
+    @Option(name: .long, help: "Continue the run saved in this checkpoint (the same command otherwise: same data, settings and seed; --max-steps may differ).")
+    var resume: String?
+
     @OptionGroup var threadArguments: ThreadArguments
 
     func validate() throws {
@@ -129,6 +138,8 @@ struct TrainCommand: ParsableCommand {
         if let maxSteps, maxSteps < 1 { throw ValidationError("--max-steps must be ≥ 1") }
         guard evalEvery >= 1 else { throw ValidationError("--eval-every must be ≥ 1") }
         guard !keepBest || eval != nil else { throw ValidationError("--keep-best needs --eval") }
+        if let checkpointEvery, checkpointEvery < 1 { throw ValidationError("--checkpoint-every must be ≥ 1") }
+        guard checkpoint == nil || checkpointEvery != nil else { throw ValidationError("--checkpoint needs --checkpoint-every") }
     }
 
     func run() throws {
@@ -164,17 +175,36 @@ struct TrainCommand: ParsableCommand {
 
         let planned = min(SteeringTrainer.plannedSteps(examples: trainingData.examples.count, options: options), maxSteps ?? .max)
         print("train: \(trainingData.examples.count) examples (\(trainingData.kind.rawValue)), \(planned) steps of \(options.sequencesPerStep) sequences, kind \(kind.rawValue)\(kind.trainsSteering && kind != .vector ? " rank \(rank)" : "")\(kind.trainsLoRA ? ", LoRA rank \(loraRank) alpha \(loraAlpha)" : "")")
+        let identity = TrainingCheckpoint.runIdentity(options: options, data: fingerprint, validation: try eval.map { try FileFingerprint(path: $0) },
+                                                      maxLength: limit, chat: chat)
+        let resumed = try resume.map { try TrainingCheckpoint.load(path: $0) }
+        let checkpointPath = checkpoint ?? resume ?? output + ".checkpoint.safetensors"
+        var checkpoints: TrainingCheckpoints?
+        if checkpointEvery != nil || resumed != nil {
+            checkpoints = TrainingCheckpoints(interval: checkpointEvery ?? Int.max, run: identity, resume: resumed) { c in
+                guard checkpointEvery != nil else { return }
+                try c.write(to: checkpointPath)
+            }
+        }
+        if let resumed { print("resuming after step \(resumed.completedSteps) from \(resume!)") }
         let stop = InterruptFlag()
         let status = TerminalStatus()
-        let result = try SteeringTrainer.train(model: m, data: trainingData, validation: validation, options: options, progress: { s in
-            let rate = s.seconds > 0 ? Double(s.tokens) / s.seconds : 0
-            status.update(done: s.step, total: planned,
-                          label: String(format: "train: step %d/%d  loss %.4f  lr %.2e  %.0f tok/s", s.step, planned, s.loss, s.learningRate, rate))
-            if let v = s.validationLoss {
-                status.finish()
-                print(String(format: "step %d: train loss %.4f, validation loss %.4f", s.step, s.loss, v))
-            }
-        }, shouldStop: { stop.isSet })
+        let result: SteeringTrainingResult
+        do {
+            result = try SteeringTrainer.train(model: m, data: trainingData, validation: validation, options: options,
+                                               checkpoints: checkpoints, progress: { s in
+                let rate = s.seconds > 0 ? Double(s.tokens) / s.seconds : 0
+                status.update(done: s.step, total: planned,
+                              label: String(format: "train: step %d/%d  loss %.4f  lr %.2e  %.0f tok/s", s.step, planned, s.loss, s.learningRate, rate))
+                if let v = s.validationLoss {
+                    status.finish()
+                    print(String(format: "step %d: train loss %.4f, validation loss %.4f", s.step, s.loss, v))
+                }
+            }, shouldStop: { stop.isSet })
+        } catch RuntimeError.interrupted(let after) where checkpointEvery != nil {
+            status.finish()
+            throw RuntimeError.invalidArgument("interrupted after \(after) step(s); nothing written but the checkpoint \(checkpointPath): continue with the same command and --resume \(checkpointPath)")
+        }
         status.finish()
         if let v = result.initialValidationLoss {
             print(String(format: "validation loss at the start %.4f; kept step %d", v, result.selectedStep))

@@ -84,6 +84,39 @@ public struct AdamOptimizer: Sendable {
 
     public init(options: AdamOptions) { self.options = options }
 
+    /// What a checkpoint keeps of the optimizer: steps taken and the moments m, v per tensor.
+    public struct State: Sendable, Equatable {
+        /// Steps taken.
+        public var step: Int
+        /// First moments, shaped as the parameters (empty before the first step).
+        public var m: [Tensor]
+        /// Second moments, shaped as the parameters (empty before the first step).
+        public var v: [Tensor]
+
+        /// A state.
+        public init(step: Int, m: [Tensor], v: [Tensor]) { self.step = step; self.m = m; self.v = v }
+    }
+
+    /// The state, its moments shaped as `parameters` (the tensors `update` is given).
+    public func state(shapedAs parameters: [Tensor]) -> State {
+        guard !m.isEmpty else { return State(step: step, m: [], v: []) }
+        return State(step: step, m: zip(m, parameters).map { Tensor(shape: $1.shape, scalars: $0) },
+                     v: zip(v, parameters).map { Tensor(shape: $1.shape, scalars: $0) })
+    }
+
+    /// Continues from `state` (taken with `state(shapedAs:)` of the same parameter list).
+    /// - Throws: `RuntimeError.invalidArgument` when its moments do not match `parameters`.
+    public mutating func restore(_ state: State, for parameters: [Tensor]) throws {
+        let fits = state.m.isEmpty ? state.v.isEmpty && state.step == 0
+            : state.m.count == parameters.count && state.v.count == parameters.count
+                && zip(state.m, parameters).allSatisfy { $0.shape == $1.shape } && zip(state.v, parameters).allSatisfy { $0.shape == $1.shape }
+        guard fits, state.step >= 0 else {
+            throw RuntimeError.invalidArgument("Adam state of \(state.m.count) moments at step \(state.step) does not fit \(parameters.count) parameters")
+        }
+        step = state.step
+        m = state.m.map(\.scalars); v = state.v.map(\.scalars)
+    }
+
     /// What one `update` did.
     public struct StepReport: Sendable {
         /// Global L2 norm of the gradient before clipping.

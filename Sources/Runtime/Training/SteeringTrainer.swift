@@ -237,10 +237,10 @@ public enum SteeringTrainer {
 
     /// Trains on `data` (read for `model`). `progress` sees every step; `shouldStop` is asked
     /// before each step (Ctrl-C), and a stopped run throws `RuntimeError.interrupted` rather than
-    /// returning a half-trained adapter.
-    /// - Throws: `RuntimeError.invalidArgument` for settings out of range or a model carrying
-    ///   adapters; `.invalidData` for data that `positions` last cannot train on
-    ///   (`TrainingData.requireOneCompletionEach`); the runtime's errors.
+    /// returning a half-trained adapter (with `checkpoints`, after saving where it stood).
+    /// - Throws: `RuntimeError.invalidArgument` for settings out of range, a model carrying
+    ///   adapters, or a checkpoint of another run; `.invalidData` for data that `positions` last
+    ///   cannot train on (`TrainingData.requireOneCompletionEach`); the runtime's errors.
     /// `validation` (optional) is scored every `options.evaluationInterval` steps and after the
     /// last: the mean completion-masked loss over all its examples.
     ///
@@ -250,12 +250,13 @@ public enum SteeringTrainer {
     /// layer's D is projected off col(B_down) (`JointAdaptation.projectAdapters`); Adam's moments
     /// are kept and the parameters continue from the projected values.
     public static func train(model: LlamaModel, data: TrainingData, validation: TrainingData? = nil, options: SteeringTrainingOptions,
+                             checkpoints: TrainingCheckpoints? = nil,
                              progress: ((SteeringTrainingStep) -> Void)? = nil,
                              shouldStop: () -> Bool = { false }) throws -> SteeringTrainingResult {
         guard options.epochs >= 1, options.batchSize >= 1, options.gradientAccumulation >= 1, options.learningRate > 0,
               options.warmupFraction >= 0, options.warmupFraction < 1, options.weightDecay >= 0, (options.maxSteps ?? 1) >= 1,
-              options.evaluationInterval >= 1, options.projectionInterval >= 0 else {
-            throw RuntimeError.invalidArgument("train: epochs, batch and accumulation ≥ 1, lr > 0, warm-up in [0, 1), weight decay ≥ 0, projection interval ≥ 0")
+              options.evaluationInterval >= 1, options.projectionInterval >= 0, (checkpoints?.interval ?? 1) >= 1 else {
+            throw RuntimeError.invalidArgument("train: epochs, batch, accumulation and checkpoint interval ≥ 1, lr > 0, warm-up in [0, 1), weight decay ≥ 0, projection interval ≥ 0")
         }
         if options.positions == .last {
             guard options.kind.trainsSteering else {
@@ -275,24 +276,57 @@ public enum SteeringTrainer {
                                                       schedule: options.schedule.learningRate(warmup: warmup, total: plan.count)))
         let nAdapter = adapter.parameterTensors.count
         var params = adapter.parameterTensors + (lora?.parameterTensors ?? [])
+        func setParameters(_ values: [Tensor]) {
+            params = values
+            adapter = adapter.replacingParameters(Array(values[0..<nAdapter]))
+            lora = lora?.replacingParameters(Array(values[nAdapter...]))
+        }
         var steps: [SteeringTrainingStep] = []
         var projections: [JointProjectionRecord] = []
-        func validationLoss(_ a: SteeringAdapter, _ w: LoRAWeights?) throws -> Double? {
+        func validationLoss() throws -> Double? {
             guard let validation, !validation.examples.isEmpty else { return nil }
-            return try loss(of: validation.examples, adapter: a, lora: w, backprop: backprop, gradients: false).loss
+            return try loss(of: validation.examples, adapter: adapter, lora: lora, backprop: backprop, gradients: false).loss
         }
-        let initialValidation = try validationLoss(adapter, lora)
-        var best = (step: 0, loss: initialValidation ?? .infinity, adapter: adapter, lora: lora)
+        let initialValidation: Double?
+        var best: TrainingCheckpoint.Best?
+        if let resume = checkpoints?.resume {
+            let differences = resume.differences(from: checkpoints!.run)
+            guard differences.isEmpty else {
+                throw RuntimeError.invalidArgument("train: the checkpoint is of another run (\(differences.joined(separator: "; ")))")
+            }
+            guard resume.completedSteps <= plan.count, resume.parameters.count == params.count,
+                  zip(resume.parameters, params).allSatisfy({ $0.shape == $1.shape }) else {
+                throw RuntimeError.invalidArgument("train: the checkpoint's \(resume.parameters.count) tensors after \(resume.completedSteps) steps do not fit this run's \(params.count) tensors and \(plan.count) steps")
+            }
+            setParameters(resume.parameters)
+            try adam.restore(resume.optimizer, for: params)
+            steps = resume.steps; projections = resume.projections
+            initialValidation = resume.initialValidationLoss; best = resume.best
+            // A best point at the checkpoint's own step was stored as "the current tensors".
+            if best?.parameters == nil, best?.step == resume.completedSteps { best?.parameters = resume.parameters }
+        } else {
+            initialValidation = try validationLoss()
+            best = initialValidation.map { .init(step: 0, loss: $0, parameters: params) }
+        }
+        func checkpoint() -> TrainingCheckpoint {
+            TrainingCheckpoint(run: checkpoints?.run ?? .null, completedSteps: steps.count, parameters: params,
+                               optimizer: adam.state(shapedAs: params), steps: steps, initialValidationLoss: initialValidation,
+                               best: best.map { b in .init(step: b.step, loss: b.loss, parameters: b.step == steps.count ? nil : b.parameters) },
+                               projections: projections)
+        }
+        var lastSaved = steps.count
         let taken = min(options.maxSteps ?? plan.count, plan.count)
-        for (i, indices) in plan.prefix(taken).enumerated() {
-            if shouldStop() { throw RuntimeError.interrupted(after: i) }
+        for (i, indices) in plan.prefix(taken).enumerated() where i >= steps.count {
+            if shouldStop() {
+                if let checkpoints, steps.count > lastSaved { try checkpoints.save(checkpoint()) }
+                throw RuntimeError.interrupted(after: i)
+            }
             let start = Date()
             let examples = indices.map { data.examples[$0] }
             let g = try loss(of: examples, adapter: adapter, lora: lora, backprop: backprop, gradients: true)
             let report = adam.update(parameters: &params,
                                      gradients: g.tensors(matching: adapter) + (lora.map { g.loraTensors(matching: $0) } ?? []))
-            adapter = adapter.replacingParameters(Array(params[0..<nAdapter]))
-            lora = lora?.replacingParameters(Array(params[nAdapter...]))
+            setParameters(params)
             if options.kind == .joint, let w = lora, options.projectionInterval > 0, (i + 1) % options.projectionInterval == 0 {
                 projections += try JointAdaptation.projectAdapters(&adapter, lora: w, step: i + 1)
                 params.replaceSubrange(0..<nAdapter, with: adapter.parameterTensors)
@@ -300,15 +334,28 @@ public enum SteeringTrainer {
             var step = SteeringTrainingStep(step: i + 1, loss: g.loss, targets: g.positions, tokens: examples.reduce(0) { $0 + $1.tokens.count },
                                             learningRate: report.learningRate, gradientNorm: report.gradientNorm,
                                             seconds: Date().timeIntervalSince(start))
-            if validation != nil, (i + 1) % options.evaluationInterval == 0 || i + 1 == taken {
-                step.validationLoss = try validationLoss(adapter, lora)
-                if let v = step.validationLoss, v < best.loss { best = (i + 1, v, adapter, lora) }
+            // Validation on its schedule (every interval and after the plan's last step); a run cut
+            // short by maxSteps also validates its last step, after its checkpoint, so that a
+            // resumed run sees only the scheduled points, as the uninterrupted run does.
+            let scheduled = (i + 1) % options.evaluationInterval == 0 || i + 1 == plan.count
+            func validate() throws {
+                step.validationLoss = try validationLoss()
+                if let v = step.validationLoss, v < best?.loss ?? .infinity { best = .init(step: i + 1, loss: v, parameters: params) }
             }
+            if validation != nil, scheduled { try validate() }
             steps.append(step)
+            if let checkpoints, (i + 1) % checkpoints.interval == 0 || i + 1 == taken {
+                try checkpoints.save(checkpoint())
+                lastSaved = steps.count
+            }
+            if validation != nil, !scheduled, i + 1 == taken {
+                try validate()
+                steps[steps.count - 1] = step
+            }
             progress?(step)
         }
         var selected = steps.count
-        if options.keepBest, validation != nil, best.step != steps.count { adapter = best.adapter; lora = best.lora; selected = best.step }
+        if options.keepBest, let b = best, b.step != steps.count, let kept = b.parameters { setParameters(kept); selected = b.step }
         let count = adapter.parameterCount + (lora?.parameterCount ?? 0)
         return SteeringTrainingResult(adapter: adapter, lora: lora, steps: steps, plannedSteps: plan.count, parameterCount: count,
                                       parameterFraction: Double(count) / Double(max(model.weights.parameterCount, 1)),
