@@ -148,15 +148,10 @@ struct EvalCommand: ParsableCommand {
                     let tokenizer = try Tokenizer.load(modelPath: row.tokenizerPath)
                     let template = chat ? try tokenizer.chatTemplate(architecture: row.model.architecture.name).template : nil
                     if let template { try TextInput.checkThinking(!noThinking, template: template) }
-                    let turnStop = template.flatMap { tokenizer.endOfTurnID($0) }.map { [$0] } ?? []
                     let (score, outcomes) = try evaluator.evaluate(
                         model: row.model, items: items, tokenizer: tokenizer,
-                        stopTokens: Set(row.model.config.eosTokenIds).union(turnStop),
-                        encodePrompt: { prompt in
-                            template.map { tokenizer.encodeChat([ChatMessage(role: "user", content: prompt)], addGenerationPrompt: true,
-                                                                  template: $0, enableThinking: !noThinking) }
-                                ?? tokenizer.encode(prompt, addSpecialTokens: true)
-                        },
+                        stopTokens: GenerationEvaluator.stopTokens(config: row.model.config, tokenizer: tokenizer, template: template),
+                        encodePrompt: GenerationEvaluator.promptEncoder(tokenizer: tokenizer, template: template, enableThinking: !noThinking),
                         progress: { progress.advance(by: 1) })
                     results[i]["accuracy"] = number(score.accuracy)
                     results[i]["correct"] = .int(score.correct)

@@ -85,13 +85,16 @@ struct TrainCommand: ParsableCommand {
     @Option(name: .long, help: "The learning rate after the warm-up: linear (decay to 0), cosine (half-cosine to 0) or constant.")
     var schedule: TrainingSchedule = .linear
 
-    @Option(name: .long, help: "Validation data (JSONL, read as --data is): its mean completion loss every --eval-every steps and after the last.")
+    @Option(name: .long, help: "Validation data (JSONL) scored every --eval-every steps and after the last: training lines (read as --data is) by their mean completion loss, {\"prompt\", \"answer\"} items by greedy accuracy as eval --tasks scores them (with --chat, the prompt as a user turn); a line may be both.")
     var eval: String?
+
+    @Option(name: .long, help: "Most new tokens per validation item without max_tokens.")
+    var evalMaxTokens = 16
 
     @Option(name: .long, help: "Steps between validation losses.")
     var evalEvery = 50
 
-    @Flag(name: .long, help: "With --eval: keep the evaluated step of lowest validation loss (the start included), not the last.")
+    @Flag(name: .long, help: "With --eval: keep the evaluated step of best validation (highest accuracy when there are items, else lowest loss; the start included), not the last.")
     var keepBest = false
 
     @Option(name: .long, help: "AdamW's decoupled weight decay.")
@@ -126,6 +129,11 @@ struct TrainCommand: ParsableCommand {
 
     @OptionGroup var threadArguments: ThreadArguments
 
+    /// ", validation loss x, accuracy y" for the figures present.
+    static func describe(_ v: ValidationScore) -> String {
+        (v.loss.map { String(format: ", validation loss %.4f", $0) } ?? "") + (v.accuracy.map { String(format: ", validation accuracy %.4f", $0) } ?? "")
+    }
+
     func validate() throws {
         guard rank >= 1, epochs >= 1, batch >= 1, gradAccum >= 1, loraRank >= 1 else {
             throw ValidationError("--rank, --lora-rank, --epochs, --batch and --grad-accum must be ≥ 1")
@@ -136,7 +144,9 @@ struct TrainCommand: ParsableCommand {
         guard lr > 0, warmup >= 0, warmup < 1, weightDecay >= 0 else { throw ValidationError("--lr > 0, --warmup in [0, 1), --weight-decay ≥ 0") }
         if let maxLength, maxLength < 2 { throw ValidationError("--max-length must be ≥ 2") }
         if let maxSteps, maxSteps < 1 { throw ValidationError("--max-steps must be ≥ 1") }
-        guard evalEvery >= 1 else { throw ValidationError("--eval-every must be ≥ 1") }
+        guard evalEvery >= 1, evalMaxTokens >= 1, evalMaxTokens <= GenerationItem.maxTokensLimit else {
+            throw ValidationError("--eval-every ≥ 1, --eval-max-tokens in 1...\(GenerationItem.maxTokensLimit)")
+        }
         guard !keepBest || eval != nil else { throw ValidationError("--keep-best needs --eval") }
         if let checkpointEvery, checkpointEvery < 1 { throw ValidationError("--checkpoint-every must be ≥ 1") }
         guard checkpoint == nil || checkpointEvery != nil else { throw ValidationError("--checkpoint needs --checkpoint-every") }
@@ -162,7 +172,19 @@ struct TrainCommand: ParsableCommand {
                                               vocabularySize: m.config.vocabSize, endOfSequence: m.config.eosTokenIds.first)
         if !unavailable.isEmpty { dataOptions.templateUnavailable = unavailable }
         let trainingData = try TrainingData.load(path: data, tokenizer: tokenizer, options: dataOptions)
-        let validation = try eval.map { try TrainingData.load(path: $0, tokenizer: tokenizer, options: dataOptions) }
+        let contents = try eval.map { try ValidationFileContents(path: $0) }
+        let validation = try eval.flatMap { contents?.training == true ? try TrainingData.load(path: $0, tokenizer: tokenizer, options: dataOptions) : nil }
+        var validationTasks: ValidationTasks?
+        if let eval, contents?.tasks == true {
+            guard case .generation(let items) = try TaskFile.loadTasks(path: eval) else {
+                throw RuntimeError.invalidArgument("\(eval): validation items must be generation-scored {\"prompt\", \"answer\"}")
+            }
+            let itemTemplate = chat ? template : nil
+            validationTasks = ValidationTasks(items: items, tokenizer: tokenizer,
+                                              stopTokens: GenerationEvaluator.stopTokens(config: m.config, tokenizer: tokenizer, template: itemTemplate),
+                                              evaluator: GenerationEvaluator(defaultMaxTokens: evalMaxTokens),
+                                              encodePrompt: GenerationEvaluator.promptEncoder(tokenizer: tokenizer, template: itemTemplate))
+        }
         let fingerprint = try FileFingerprint(path: data)
         var options = SteeringTrainingOptions()
         options.kind = kind; options.rank = rank; options.positions = positions
@@ -191,14 +213,14 @@ struct TrainCommand: ParsableCommand {
         let status = TerminalStatus()
         let result: SteeringTrainingResult
         do {
-            result = try SteeringTrainer.train(model: m, data: trainingData, validation: validation, options: options,
+            result = try SteeringTrainer.train(model: m, data: trainingData, validation: validation, validationTasks: validationTasks, options: options,
                                                checkpoints: checkpoints, progress: { s in
                 let rate = s.seconds > 0 ? Double(s.tokens) / s.seconds : 0
                 status.update(done: s.step, total: planned,
                               label: String(format: "train: step %d/%d  loss %.4f  lr %.2e  %.0f tok/s", s.step, planned, s.loss, s.learningRate, rate))
-                if let v = s.validationLoss {
+                if let v = s.validation {
                     status.finish()
-                    print(String(format: "step %d: train loss %.4f, validation loss %.4f", s.step, s.loss, v))
+                    print(String(format: "step %d: train loss %.4f", s.step, s.loss) + Self.describe(v))
                 }
             }, shouldStop: { stop.isSet })
         } catch RuntimeError.interrupted(let after) where checkpointEvery != nil {
@@ -206,8 +228,9 @@ struct TrainCommand: ParsableCommand {
             throw RuntimeError.invalidArgument("interrupted after \(after) step(s); nothing written but the checkpoint \(checkpointPath): continue with the same command and --resume \(checkpointPath)")
         }
         status.finish()
-        if let v = result.initialValidationLoss {
-            print(String(format: "validation loss at the start %.4f; kept step %d", v, result.selectedStep))
+        if result.initialValidationLoss != nil || result.initialValidationAccuracy != nil {
+            print("at the start" + Self.describe(ValidationScore(loss: result.initialValidationLoss, accuracy: result.initialValidationAccuracy))
+                  + "; kept step \(result.selectedStep)")
         }
         let report = TrainingReport.json(result: result, options: options, data: trainingData, fingerprint: fingerprint,
                                          maxLength: limit, chat: chat)

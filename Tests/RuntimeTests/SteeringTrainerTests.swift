@@ -103,3 +103,14 @@ import TestSupport
         }
     }
 }
+
+/// Which validation point is better: accuracy first, loss on a tie or without accuracy.
+@Suite struct ValidationScoreTests {
+    @Test func accuracyFirstThenLoss() {
+        #expect(ValidationScore(loss: 3, accuracy: 0.5).isBetter(than: ValidationScore(loss: 1, accuracy: 0.4)))
+        #expect(ValidationScore(loss: 1, accuracy: 0.5).isBetter(than: ValidationScore(loss: 2, accuracy: 0.5)))
+        #expect(!ValidationScore(loss: 2, accuracy: 0.5).isBetter(than: ValidationScore(loss: 2, accuracy: 0.5)))
+        #expect(ValidationScore(loss: 1).isBetter(than: ValidationScore(loss: 2)))
+        #expect(!ValidationScore(accuracy: 0.5).isBetter(than: ValidationScore(accuracy: 0.5)))
+    }
+}

@@ -109,6 +109,34 @@ struct TrainCLITests {
         #expect(!FileManager.default.fileExists(atPath: dir + "/x"))
     }
 
+    /// `--eval` with `{"prompt", "answer"}` items: the accuracy at each evaluated step is what
+    /// `eval --tasks` gives the adapter of that step — checked on the kept-best file, whose
+    /// recorded accuracy is the curve's highest.
+    @Test func validationAccuracyIsEvalTasks() throws {
+        let dir = try Self.folder()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try Self.lines { #"{"prompt": "Q: \#($0)", "completion": " \#($1)"}"# }.write(toFile: dir + "/train.jsonl", atomically: true, encoding: .utf8)
+        try Self.lines { #"{"prompt": "Q: \#($0)", "answer": "\#($1)", "max_tokens": 6}"# }.write(toFile: dir + "/tasks.jsonl", atomically: true, encoding: .utf8)
+        let model = Fixtures.path("tiny/base"), adapter = dir + "/best.safetensors"
+        let t = try SteerToolBinary.run(["train", "--model", model, "--data", dir + "/train.jsonl", "--epochs", "30", "--batch", "4", "--grad-accum", "1",
+                                         "--lr", "1e-2", "--eval", dir + "/tasks.jsonl", "--eval-every", "30", "--keep-best", "--output", adapter])
+        #expect(t.status == 0 && t.out.contains("validation accuracy"), "\(t.err)")
+        let report = try SteeringAdapterFile.load(path: adapter).report
+        let curve = report["validation"]?["accuracy"]?["curve"]?.arrayValue?.compactMap { $0.arrayValue } ?? []
+        #expect(curve.map { $0[0].intValue ?? -1 } == [30, 60, 90, 120])
+        let accuracies = curve.map { $0[1].doubleValue ?? -1 }
+        let selected = try #require(report["validation"]?["selected_step"]?.intValue)
+        let best = try #require(accuracies.max())
+        #expect(best > 0 && report["validation"]?["accuracy"]?["initial"]?.doubleValue == 0)
+        #expect(selected == curve.first { $0[1].doubleValue == best }?[0].intValue, "\(accuracies), kept \(selected)")
+        let e = try SteerToolBinary.run(["eval", "--model", model, "--adapter", adapter, "--tasks", dir + "/tasks.jsonl", "--json"])
+        #expect(try Self.accuracy(e.out).last == best, "\(e.out)")
+        // A validation line of neither kind is refused by file and line.
+        try "{\"prompt\": \"a\"}\n".write(toFile: dir + "/bad.jsonl", atomically: true, encoding: .utf8)
+        let b = try SteerToolBinary.run(["train", "--model", model, "--data", dir + "/train.jsonl", "--eval", dir + "/bad.jsonl", "--output", dir + "/x.safetensors"])
+        #expect(b.status != 0 && b.err.contains("bad.jsonl:1: neither a training line"), "\(b.err)")
+    }
+
     /// Bad data stops the run before training, naming the file and line; nothing is written; an
     /// existing output is not overwritten without --force.
     @Test func badDataAndExistingOutput() throws {

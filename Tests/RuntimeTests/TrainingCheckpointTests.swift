@@ -35,15 +35,31 @@ import TestSupport
         #expect(a.steps.map(\.loss) == b.steps.map(\.loss) && a.steps.map(\.validationLoss) == b.steps.map(\.validationLoss))
         #expect(a.steps.map(\.learningRate) == b.steps.map(\.learningRate))
         #expect(a.projections == b.projections && a.selectedStep == b.selectedStep)
-        #expect(a.initialValidationLoss == b.initialValidationLoss)
+        #expect(a.initialValidationLoss == b.initialValidationLoss && a.initialValidationAccuracy == b.initialValidationAccuracy)
+        #expect(a.steps.map(\.validationAccuracy) == b.steps.map(\.validationAccuracy))
+    }
+
+    /// Generation-scored items: the run.jsonl prompts and their completions as answers.
+    static func tasks(_ model: LlamaModel) throws -> ValidationTasks {
+        let tokenizer = try Tokenizer.load(modelPath: Fixtures.path("tiny/base"))
+        let lines = try String(contentsOfFile: Fixtures.path("train/run.jsonl"), encoding: .utf8).split(separator: "\n")
+        let items = try lines.map { line -> GenerationItem in
+            let o = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: String])
+            return GenerationItem(prompt: try #require(o["prompt"]), answer: try #require(o["completion"]).trimmingCharacters(in: .whitespaces), maxTokens: 4)
+        }
+        return ValidationTasks(items: items, tokenizer: tokenizer, stopTokens: Set(model.config.eosTokenIds),
+                               evaluator: GenerationEvaluator(defaultMaxTokens: 4),
+                               encodePrompt: GenerationEvaluator.promptEncoder(tokenizer: tokenizer, template: nil))
     }
 
     @Test(arguments: [TrainingKind.linear, .joint]) func resumedRunEqualsUninterrupted(kind: TrainingKind) throws {
         let (model, data, _) = try SteeringTrainerTests.setup()
         let validation = try Self.validation(model)
+        let tasks = try Self.tasks(model)
         let options = try Self.options(kind)
         let run = JSONValue.object([("test", .string(kind.rawValue))])
-        let full = try SteeringTrainer.train(model: model, data: data, validation: validation, options: options)
+        let full = try SteeringTrainer.train(model: model, data: data, validation: validation, validationTasks: tasks, options: options)
+        #expect(full.steps.compactMap(\.validationAccuracy).count == 3)
         #expect(full.steps.count == 6)
 
         // Stopped after 3 steps (checkpoints after steps 2 and 3), written, read back and resumed.
@@ -54,11 +70,12 @@ import TestSupport
         partialOptions.maxSteps = 3
         var saved: [Int] = []
         let save = TrainingCheckpoints(interval: 2, run: run) { c in saved.append(c.completedSteps); try c.write(to: path) }
-        let partial = try SteeringTrainer.train(model: model, data: data, validation: validation, options: partialOptions, checkpoints: save)
+        let partial = try SteeringTrainer.train(model: model, data: data, validation: validation, validationTasks: tasks, options: partialOptions,
+                                                checkpoints: save)
         #expect(saved == [2, 3] && partial.steps.count == 3)
         let checkpoint = try TrainingCheckpoint.load(path: path)
         #expect(checkpoint.completedSteps == 3 && checkpoint.steps.map(\.loss) == Array(full.steps.prefix(3).map(\.loss)))
-        let resumed = try SteeringTrainer.train(model: model, data: data, validation: validation, options: options,
+        let resumed = try SteeringTrainer.train(model: model, data: data, validation: validation, validationTasks: tasks, options: options,
                                                 checkpoints: TrainingCheckpoints(interval: 2, run: run, resume: checkpoint) { _ in })
         Self.expectSameRun(resumed, full)
     }

@@ -118,6 +118,13 @@ public struct SteeringTrainingStep: Sendable, Equatable {
     public var seconds: Double
     /// Mean loss over the validation data's targets after the update, when evaluated.
     public var validationLoss: Double? = nil
+    /// Accuracy on the generation-scored validation items after the update, when evaluated.
+    public var validationAccuracy: Double? = nil
+
+    /// The validation point of this step (nil when not evaluated).
+    public var validation: ValidationScore? {
+        validationLoss == nil && validationAccuracy == nil ? nil : ValidationScore(loss: validationLoss, accuracy: validationAccuracy)
+    }
 }
 
 /// What `SteeringTrainer.train` returns.
@@ -137,6 +144,8 @@ public struct SteeringTrainingResult: Sendable {
     public var parameterFraction: Double
     /// Validation loss of the starting adapter (nil without validation data).
     public var initialValidationLoss: Double?
+    /// Validation accuracy of the starting adapter (nil without generation-scored items).
+    public var initialValidationAccuracy: Double? = nil
     /// The step whose adapter is returned (0: the start; the last step unless `keepBest`).
     public var selectedStep: Int
     /// Joint kind: every orthogonal projection made.
@@ -242,14 +251,18 @@ public enum SteeringTrainer {
     ///   adapters, or a checkpoint of another run; `.invalidData` for data that `positions` last
     ///   cannot train on (`TrainingData.requireOneCompletionEach`); the runtime's errors.
     /// `validation` (optional) is scored every `options.evaluationInterval` steps and after the
-    /// last: the mean completion-masked loss over all its examples.
+    /// last: the mean completion-masked loss over all its examples; `validationTasks` (optional)
+    /// at the same steps: the accuracy on its generation-scored items. With `keepBest` the
+    /// returned tensors are those of the best point (`ValidationScore.isBetter`: accuracy first
+    /// when there are items).
     ///
     /// The trainable tensors are the adapter's (`SteeringAdapter.parameterTensors`) followed by
     /// the LoRA's (`LoRAWeights.parameterTensors`), one AdamW over all of them (clipping by their
     /// global norm). Joint kind: after the update of every `projectionInterval`-th step each
     /// layer's D is projected off col(B_down) (`JointAdaptation.projectAdapters`); Adam's moments
     /// are kept and the parameters continue from the projected values.
-    public static func train(model: LlamaModel, data: TrainingData, validation: TrainingData? = nil, options: SteeringTrainingOptions,
+    public static func train(model: LlamaModel, data: TrainingData, validation: TrainingData? = nil,
+                             validationTasks: ValidationTasks? = nil, options: SteeringTrainingOptions,
                              checkpoints: TrainingCheckpoints? = nil,
                              progress: ((SteeringTrainingStep) -> Void)? = nil,
                              shouldStop: () -> Bool = { false }) throws -> SteeringTrainingResult {
@@ -283,11 +296,20 @@ public enum SteeringTrainer {
         }
         var steps: [SteeringTrainingStep] = []
         var projections: [JointProjectionRecord] = []
-        func validationLoss() throws -> Double? {
-            guard let validation, !validation.examples.isEmpty else { return nil }
-            return try loss(of: validation.examples, adapter: adapter, lora: lora, backprop: backprop, gradients: false).loss
+        let validates = validation.map { !$0.examples.isEmpty } == true || validationTasks.map { !$0.items.isEmpty } == true
+        func score() throws -> ValidationScore {
+            var out = ValidationScore()
+            if let validation, !validation.examples.isEmpty {
+                out.loss = try loss(of: validation.examples, adapter: adapter, lora: lora, backprop: backprop, gradients: false).loss
+            }
+            if let validationTasks, !validationTasks.items.isEmpty {
+                var steered = try model.adding(adapter, name: "training")
+                if let lora { try steered.add(lora) }
+                out.accuracy = try validationTasks.accuracy(of: steered)
+            }
+            return out
         }
-        let initialValidation: Double?
+        let initialValidation: ValidationScore?
         var best: TrainingCheckpoint.Best?
         if let resume = checkpoints?.resume {
             let differences = resume.differences(from: checkpoints!.run)
@@ -301,17 +323,17 @@ public enum SteeringTrainer {
             setParameters(resume.parameters)
             try adam.restore(resume.optimizer, for: params)
             steps = resume.steps; projections = resume.projections
-            initialValidation = resume.initialValidationLoss; best = resume.best
+            initialValidation = resume.initialValidation; best = resume.best
             // A best point at the checkpoint's own step was stored as "the current tensors".
             if best?.parameters == nil, best?.step == resume.completedSteps { best?.parameters = resume.parameters }
         } else {
-            initialValidation = try validationLoss()
-            best = initialValidation.map { .init(step: 0, loss: $0, parameters: params) }
+            initialValidation = validates ? try score() : nil
+            best = initialValidation.map { .init(step: 0, score: $0, parameters: params) }
         }
         func checkpoint() -> TrainingCheckpoint {
             TrainingCheckpoint(run: checkpoints?.run ?? .null, completedSteps: steps.count, parameters: params,
-                               optimizer: adam.state(shapedAs: params), steps: steps, initialValidationLoss: initialValidation,
-                               best: best.map { b in .init(step: b.step, loss: b.loss, parameters: b.step == steps.count ? nil : b.parameters) },
+                               optimizer: adam.state(shapedAs: params), steps: steps, initialValidation: initialValidation,
+                               best: best.map { b in .init(step: b.step, score: b.score, parameters: b.step == steps.count ? nil : b.parameters) },
                                projections: projections)
         }
         var lastSaved = steps.count
@@ -339,16 +361,17 @@ public enum SteeringTrainer {
             // resumed run sees only the scheduled points, as the uninterrupted run does.
             let scheduled = (i + 1) % options.evaluationInterval == 0 || i + 1 == plan.count
             func validate() throws {
-                step.validationLoss = try validationLoss()
-                if let v = step.validationLoss, v < best?.loss ?? .infinity { best = .init(step: i + 1, loss: v, parameters: params) }
+                let v = try score()
+                step.validationLoss = v.loss; step.validationAccuracy = v.accuracy
+                if best.map({ v.isBetter(than: $0.score) }) ?? true { best = .init(step: i + 1, score: v, parameters: params) }
             }
-            if validation != nil, scheduled { try validate() }
+            if validates, scheduled { try validate() }
             steps.append(step)
             if let checkpoints, (i + 1) % checkpoints.interval == 0 || i + 1 == taken {
                 try checkpoints.save(checkpoint())
                 lastSaved = steps.count
             }
-            if validation != nil, !scheduled, i + 1 == taken {
+            if validates, !scheduled, i + 1 == taken {
                 try validate()
                 steps[steps.count - 1] = step
             }
@@ -359,6 +382,7 @@ public enum SteeringTrainer {
         let count = adapter.parameterCount + (lora?.parameterCount ?? 0)
         return SteeringTrainingResult(adapter: adapter, lora: lora, steps: steps, plannedSteps: plan.count, parameterCount: count,
                                       parameterFraction: Double(count) / Double(max(model.weights.parameterCount, 1)),
-                                      initialValidationLoss: initialValidation, selectedStep: selected, projections: projections)
+                                      initialValidationLoss: initialValidation?.loss, initialValidationAccuracy: initialValidation?.accuracy,
+                                      selectedStep: selected, projections: projections)
     }
 }

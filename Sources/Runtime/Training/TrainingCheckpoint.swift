@@ -12,20 +12,21 @@ import Tensors
 /// validation kept one) and `__metadata__` {`format` "steertool-training-checkpoint",
 /// `format_version` "1", `run` (the run's identity, JSON: settings and data fingerprints, compared
 /// on resume), `state` (JSON: completed_steps, adam_step, steps [{step, loss, targets, tokens, lr,
-/// gradient_norm, seconds, validation_loss}], initial_validation_loss, best {step, loss},
-/// projections [{step, layer, cosine_before, cosine_after}])}.
+/// gradient_norm, seconds, validation_loss, validation_accuracy}], initial_validation {loss,
+/// accuracy}, best {step, score {loss, accuracy}}, projections [{step, layer, cosine_before,
+/// cosine_after}])}.
 public struct TrainingCheckpoint: Sendable {
     /// The best validation point so far.
     public struct Best: Sendable, Equatable {
         /// Its step (0: the start).
         public var step: Int
-        /// Its validation loss.
-        public var loss: Double
-        /// Its trainable tensors (nil: the current ones, or no validation).
+        /// Its validation figures.
+        public var score: ValidationScore
+        /// Its trainable tensors (nil: the current ones).
         public var parameters: [Tensor]?
 
         /// A best point.
-        public init(step: Int, loss: Double, parameters: [Tensor]?) { self.step = step; self.loss = loss; self.parameters = parameters }
+        public init(step: Int, score: ValidationScore, parameters: [Tensor]?) { self.step = step; self.score = score; self.parameters = parameters }
     }
 
     /// Value of the `format` metadata key.
@@ -42,8 +43,8 @@ public struct TrainingCheckpoint: Sendable {
     public var optimizer: AdamOptimizer.State
     /// The records of the steps taken.
     public var steps: [SteeringTrainingStep]
-    /// Validation loss of the starting parameters (nil without validation data).
-    public var initialValidationLoss: Double?
+    /// Validation figures of the starting parameters (nil without validation).
+    public var initialValidation: ValidationScore?
     /// The best validation point so far (nil without validation data).
     public var best: Best?
     /// Joint kind: the projections made so far.
@@ -51,9 +52,9 @@ public struct TrainingCheckpoint: Sendable {
 
     /// A checkpoint.
     public init(run: JSONValue, completedSteps: Int, parameters: [Tensor], optimizer: AdamOptimizer.State, steps: [SteeringTrainingStep],
-                initialValidationLoss: Double?, best: Best?, projections: [JointProjectionRecord]) {
+                initialValidation: ValidationScore?, best: Best?, projections: [JointProjectionRecord]) {
         self.run = run; self.completedSteps = completedSteps; self.parameters = parameters; self.optimizer = optimizer
-        self.steps = steps; self.initialValidationLoss = initialValidationLoss; self.best = best; self.projections = projections
+        self.steps = steps; self.initialValidation = initialValidation; self.best = best; self.projections = projections
     }
 
     /// Writes the checkpoint to `path` through a temporary file and a rename, replacing an earlier
@@ -65,15 +66,16 @@ public struct TrainingCheckpoint: Sendable {
         for (i, t) in optimizer.v.enumerated() { records.append(SafetensorsWriter.record("adam.v.\(i)", t)) }
         for (i, t) in (best?.parameters ?? []).enumerated() { records.append(SafetensorsWriter.record("best.\(i)", t)) }
         func optional(_ x: Double?) -> JSONValue { x.map { .double($0) } ?? .null }
+        func scoreJSON(_ v: ValidationScore) -> JSONValue { .object([("loss", optional(v.loss)), ("accuracy", optional(v.accuracy))]) }
         let state: JSONValue = .object([
             ("completed_steps", .int(completedSteps)), ("adam_step", .int(optimizer.step)),
             ("steps", .array(steps.map { s in
                 .object([("step", .int(s.step)), ("loss", .double(s.loss)), ("targets", .int(s.targets)), ("tokens", .int(s.tokens)),
                          ("lr", .float(s.learningRate)), ("gradient_norm", .float(s.gradientNorm)), ("seconds", .double(s.seconds)),
-                         ("validation_loss", optional(s.validationLoss))])
+                         ("validation_loss", optional(s.validationLoss)), ("validation_accuracy", optional(s.validationAccuracy))])
             })),
-            ("initial_validation_loss", optional(initialValidationLoss)),
-            ("best", best.map { .object([("step", .int($0.step)), ("loss", .double($0.loss))]) } ?? .null),
+            ("initial_validation", initialValidation.map(scoreJSON) ?? .null),
+            ("best", best.map { .object([("step", .int($0.step)), ("score", scoreJSON($0.score))]) } ?? .null),
             ("projections", .array(projections.map { p in
                 .object([("step", .int(p.step)), ("layer", .int(p.layer)), ("cosine_before", .float(p.cosineBefore)),
                          ("cosine_after", .float(p.cosineAfter))])
@@ -118,7 +120,8 @@ public struct TrainingCheckpoint: Sendable {
                   let tokens = s["tokens"]?.intValue, let lr = s["lr"]?.doubleValue, let norm = s["gradient_norm"]?.doubleValue,
                   let seconds = s["seconds"]?.doubleValue else { throw fail("step record \(i) is incomplete") }
             steps.append(SteeringTrainingStep(step: step, loss: loss, targets: targets, tokens: tokens, learningRate: Float(lr),
-                                              gradientNorm: Float(norm), seconds: seconds, validationLoss: s["validation_loss"]?.doubleValue))
+                                              gradientNorm: Float(norm), seconds: seconds, validationLoss: s["validation_loss"]?.doubleValue,
+                                              validationAccuracy: s["validation_accuracy"]?.doubleValue))
         }
         guard steps.count == completed else { throw fail("\(steps.count) step records for \(completed) completed steps") }
         var projections: [JointProjectionRecord] = []
@@ -127,14 +130,18 @@ public struct TrainingCheckpoint: Sendable {
                   let after = p["cosine_after"]?.doubleValue else { throw fail("projection record \(i) is incomplete") }
             projections.append(JointProjectionRecord(step: step, layer: layer, cosineBefore: Float(before), cosineAfter: Float(after)))
         }
+        func score(_ v: JSONValue?) -> ValidationScore? {
+            guard let v, !v.isNull else { return nil }
+            return ValidationScore(loss: v["loss"]?.doubleValue, accuracy: v["accuracy"]?.doubleValue)
+        }
         var best: Best?
         if let b = state["best"], !b.isNull {
-            guard let step = b["step"]?.intValue, let loss = b["loss"]?.doubleValue else { throw fail("its best record is incomplete") }
-            best = Best(step: step, loss: loss, parameters: bestParameters.isEmpty ? nil : bestParameters)
+            guard let step = b["step"]?.intValue, let s = score(b["score"]) else { throw fail("its best record is incomplete") }
+            best = Best(step: step, score: s, parameters: bestParameters.isEmpty ? nil : bestParameters)
         }
         return TrainingCheckpoint(run: run, completedSteps: completed, parameters: parameters,
                                   optimizer: AdamOptimizer.State(step: adamStep, m: mm, v: vv), steps: steps,
-                                  initialValidationLoss: state["initial_validation_loss"]?.doubleValue, best: best, projections: projections)
+                                  initialValidation: score(state["initial_validation"]), best: best, projections: projections)
     }
 
     /// The run identity `steertool train` records: every setting that shapes the run (what

@@ -16,7 +16,7 @@ public enum TrainingReport {
     /// epochs, batch, grad_accum, lr, warmup, weight_decay, clip_norm, seed, max_length, chat,
     /// schedule, optimizer}, data {path, kind, examples, tokens, targets, fingerprint}, steps,
     /// planned_steps, loss {first, last, curve}, validation {initial, curve [[step, loss]],
-    /// selected_step}, seconds, tokens_per_second, parameters,
+    /// accuracy {initial, curve [[step, accuracy]]}, selected_step}, seconds, tokens_per_second, parameters,
     /// parameter_fraction.
     public static func json(result: SteeringTrainingResult, options: SteeringTrainingOptions, data: TrainingData,
                             fingerprint: FileFingerprint, maxLength: Int, chat: Bool) -> JSONValue {
@@ -50,6 +50,10 @@ public enum TrainingReport {
                               ("curve", .array(result.steps.map { .double($0.loss) }))])),
             ("validation", .object([("initial", result.initialValidationLoss.map { .double($0) } ?? .null),
                                     ("curve", .array(result.steps.compactMap { s in s.validationLoss.map { .array([.int(s.step), .double($0)]) } })),
+                                    ("accuracy", .object([
+                                        ("initial", result.initialValidationAccuracy.map { .double($0) } ?? .null),
+                                        ("curve", .array(result.steps.compactMap { s in s.validationAccuracy.map { .array([.int(s.step), .double($0)]) } })),
+                                    ])),
                                     ("selected_step", .int(result.selectedStep))])),
             ("seconds", .double(result.seconds)), ("tokens_per_second", .double(result.tokensPerSecond)),
             ("parameters", .int(result.parameterCount)), ("parameter_fraction", .double(result.parameterFraction)),
