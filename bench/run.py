@@ -57,6 +57,7 @@ def figure_benchmarks(work: Path, threads: int) -> list[tuple[str, list[str]]]:
         ("equivalence", t),
         ("merge", ["--work", str(work)] + t),
         ("kl", t),
+        ("train", t),
     ] + ([  # SmolLM2 requantized to Q8_0 by llama.cpp (bench/prepare.py), so both read the same blocks.
         ("runtime", t + ["--model", str(work / "smollm2-q8_0.gguf"), "--label", "smollm2-135m-q8_0"]),
     ] if (work / "smollm2-q8_0.gguf").exists() else []) + ([  # K-quant matrices at the 1B shape, in place, against llama.cpp.
@@ -74,6 +75,7 @@ PEER_LABELS = {
     "equivalence": "numpy / torch.func.jvp",
     "merge": "PEFT merge_and_unload",
     "kl": "PyTorch autograd + AdamW",
+    "train": "PyTorch autograd + AdamW (hooks / PEFT LoRA)",
 }
 
 FIGURE_AREAS = sorted({a for a, _ in figure_benchmarks(Path("."), 1)})

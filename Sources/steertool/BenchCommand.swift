@@ -6,5 +6,5 @@ struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Measure speed; prints JSON lines {name, unit, value, threads}.",
-        subcommands: [BenchEquivalenceCommand.self, BenchFormatsCommand.self, BenchKLCommand.self, BenchMergeCommand.self, BenchRuntimeCommand.self, BenchTokenizerCommand.self])
+        subcommands: [BenchEquivalenceCommand.self, BenchFormatsCommand.self, BenchKLCommand.self, BenchMergeCommand.self, BenchRuntimeCommand.self, BenchTokenizerCommand.self, BenchTrainCommand.self])
 }

@@ -26,17 +26,7 @@ struct BenchKLCommand: ParsableCommand {
         BLAS.setThreadCount(threads)
         let c = LlamaConfig(vocabSize: 49152, hiddenSize: 576, intermediateSize: 1536, numHiddenLayers: 4,
                             numAttentionHeads: 9, numKeyValueHeads: 3, headDim: 64, rmsNormEps: 1e-5)
-        var seed: UInt64 = 1
-        let w = try LlamaWeights.load(config: c, source: "bench") { name in
-            seed &+= 1
-            if name == "model.embed_tokens.weight" || name == "lm_head.weight" { return Tensor.randomNormal([c.vocabSize, c.hiddenSize], std: 0.04, seed: seed) }
-            if name.hasSuffix("norm.weight") { return Tensor(shape: [c.hiddenSize], repeating: 1) }
-            for p in LlamaProjection.allCases where name.contains(p.rawValue) {
-                return Tensor.randomNormal([p.outputSize(c), p.inputSize(c)], std: 0.04, seed: seed)
-            }
-            throw ValidationError("unexpected tensor \(name)")
-        }
-        let model = try LlamaModel(config: c, weights: w, source: "bench")
+        let model = try BenchModel.random(config: c)
         var rng = SplitMix64(seed: 7)
         let seqs = (0..<2).map { _ in (0..<128).map { _ in Int(rng.next() % UInt64(c.vocabSize)) } }
         let refs = seqs.map { s in
@@ -64,5 +54,23 @@ struct BenchKLCommand: ParsableCommand {
         }
         let tokens = seqs.reduce(0) { $0 + $1.count }
         print("{\"name\": \"kl.train_step.d576_l4_t128_b2\", \"unit\": \"tokens/s\", \"value\": \(String(format: "%.1f", Double(tokens) / best)), \"threads\": \(threads)}")
+    }
+}
+
+/// Random models of a given shape for the training benchmarks (weights N(0, 0.04²), norms 1,
+/// untied lm_head), the same for every run.
+enum BenchModel {
+    static func random(config c: LlamaConfig) throws -> LlamaModel {
+        var seed: UInt64 = 1
+        let w = try LlamaWeights.load(config: c, source: "bench") { name in
+            seed &+= 1
+            if name == "model.embed_tokens.weight" || name == "lm_head.weight" { return Tensor.randomNormal([c.vocabSize, c.hiddenSize], std: 0.04, seed: seed) }
+            if name.hasSuffix("norm.weight") { return Tensor(shape: [c.hiddenSize], repeating: 1) }
+            for p in LlamaProjection.allCases where name.contains(p.rawValue) {
+                return Tensor.randomNormal([p.outputSize(c), p.inputSize(c)], std: 0.04, seed: seed)
+            }
+            throw ValidationError("unexpected tensor \(name)")
+        }
+        return try LlamaModel(config: c, weights: w, source: "bench")
     }
 }

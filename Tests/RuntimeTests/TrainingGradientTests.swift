@@ -59,3 +59,30 @@ import TestSupport
         #expect(abs(all.loss - g.loss) > 1e-3 * g.loss)
     }
 }
+
+/// Training upper layers only: the blocks below the lowest trainable layer run without a tape
+/// and are not differentiated, which changes no number — the loss and gradients equal those of
+/// the same adapter with a zero vector on layer 0 (which makes every block differentiated).
+@Suite struct LowestTrainableLayerTests {
+    @Test func skippingTheLowerBlocksChangesNothing() throws {
+        let (file, meta) = try TrainingGradientTests.reference()
+        let base = try LlamaModel.load(path: Fixtures.path("tiny/base"))
+        var layers: [Int: SteeringLayer] = [:]
+        for l in [2, 3] {
+            layers[l] = SteeringLayer(down: try file.tensor(named: "adapter.linear.\(l).down"), up: try file.tensor(named: "adapter.linear.\(l).up"))
+        }
+        let upper = SteeringAdapter(layers: layers)
+        var everything = upper
+        everything.layers[0] = SteeringLayer(bias: Tensor(shape: [base.config.hiddenSize]))
+        let objectives = meta.targets.map { TrainingObjective.targetedCrossEntropy(targets: $0.map { $0 == 1 }) }
+        let bp = try SteeringBackprop(model: base)
+        let a = try bp.lossAndGradients(sequences: meta.tokens, objectives: objectives, adapter: upper)
+        let b = try bp.lossAndGradients(sequences: meta.tokens, objectives: objectives, adapter: everything)
+        #expect(abs(a.loss - b.loss) <= 1e-12 * b.loss)
+        for l in [2, 3] {
+            #expect(relativeError(try #require(a.layers[l]?.down).scalars, try #require(b.layers[l]?.down).scalars) <= 1e-6)
+            #expect(relativeError(try #require(a.layers[l]?.up).scalars, try #require(b.layers[l]?.up).scalars) <= 1e-6)
+        }
+        #expect(try #require(b.layers[0]?.bias).maxAbsolute > 0, "layer 0 was differentiated in the full pass")
+    }
+}

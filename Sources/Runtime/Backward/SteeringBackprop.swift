@@ -217,11 +217,17 @@ public struct SteeringBackprop: Sendable {
             for (t, id) in tokens.enumerated() { w.embedding.copyRow(id, into: x + (seg.lowerBound + t) * d) }
         }
         if let scale = model.embeddingScale { for i in 0..<(T * d) { x[i] *= scale } }
-        var tapes: [BlockTape] = []
+        // Nothing below the lowest trainable layer needs a gradient: blocks under it run without a
+        // tape and are not differentiated, nor is that layer's block unless it holds a LoRA (its
+        // output adapter needs only the gradient from above).
+        let loraLayers = Set((lora?.layers ?? [:]).filter { $0.value.values.contains { $0.rank > 0 } }.keys)
+        let lowest = min(adapter.layers.keys.min() ?? L, loraLayers.min() ?? L)
+        func differentiates(_ l: Int) -> Bool { l > lowest || (l == lowest && loraLayers.contains(l)) }
+        var tapes: [BlockTape?] = []
         tapes.reserveCapacity(L)
         var steerInput: [Int: Tensor] = [:]
         for l in 0..<L {
-            let tape = BlockTape(rows: T, config: c, layer: w.layers[l])
+            let tape = differentiates(l) ? BlockTape(rows: T, config: c, layer: w.layers[l]) : nil
             try blocks[l].forward(buffers: buf, rows: T, start: 0, keys: cache.keyBase(l), values: cache.valueBase(l),
                                   rotation: tables(l), config: c, tape: tape, sequences: packed) { kind, x in
                 guard kind == .blockOutput, let s = adapter.layers[l] else { return }
@@ -243,9 +249,23 @@ public struct SteeringBackprop: Sendable {
         w.finalNorm.withUnsafeBufferPointer {
             RMSNorm.forward(x, rows: T, d: d, gain: $0.baseAddress!, eps: c.rmsNormEps, out: xnF, inverseRMS: rF)
         }
+        // Logits only for the rows that predict something (every row but a sequence's last; for
+        // targetedCrossEntropy the rows before a target): lm_head's forward and backward are then
+        // products over those rows alone, a quarter of a prompt/completion batch's rows or fewer.
+        var lossRows: [(row: Int, sequence: Int, t: Int)] = []
+        for (i, (seg, (_, objective))) in zip(segments, pack).enumerated() {
+            for t in 0..<(seg.count - 1) {
+                if case let .targetedCrossEntropy(targets) = objective, !targets[t + 1] { continue }
+                lossRows.append((seg.lowerBound + t, i, t))
+            }
+        }
+        let R = lossRows.count
+        guard R > 0 else { return 0 }   // nothing predicted in this pack: no loss, no gradient
         let head = w.outputProjection
-        let logits = arena.make(T * V)
-        Kernels.linear(xnF, rows: T, weight: head, bias: nil, loras: [], out: logits, ldo: V, scratch: buf.lora, useBLAS: true)
+        let xnRows = arena.make(R * d)
+        for (k, r) in lossRows.enumerated() { (xnRows + k * d).update(from: xnF + r.row * d, count: d) }
+        let logits = arena.make(R * V)
+        Kernels.linear(xnRows, rows: R, weight: head, bias: nil, loras: [], out: logits, ldo: V, scratch: buf.lora, useBLAS: true)
         let gLogits = logits   // overwritten row by row with the gradient
         var total = 0.0
         // Per row: e_j = exp(z_j − max) once (f32), lse in Double; q_j = e_j / Σe. The loss sums
@@ -253,56 +273,52 @@ public struct SteeringBackprop: Sendable {
         // e^x through the vectorised kernel (VectorMath.exp, within 2 ulp of expf): the V-wide
         // exponentials of every row are most of this loop's cost.
         var e = [Float](repeating: 0, count: V), p = [Float](repeating: 0, count: V)
-        for (seg, (tokens, objective)) in zip(segments, pack) {
-            for t in 0..<(seg.count - 1) {
-                let row = logits + (seg.lowerBound + t) * V
-                if case let .targetedCrossEntropy(targets) = objective, !targets[t + 1] {
-                    for j in 0..<V { row[j] = 0 }
-                    continue
-                }
-                var mx = -Float.infinity
-                for j in 0..<V { mx = max(mx, row[j]) }
-                var sum = 0.0
-                e.withUnsafeMutableBufferPointer { eb in
-                    let ep = eb.baseAddress!
-                    for j in 0..<V { ep[j] = row[j] - mx }
-                    VectorMath.exp(ep, into: ep, count: V)
-                    for j in 0..<V { sum += Double(ep[j]) }
-                }
-                let lse = Double(mx) + log(sum)
-                let invSum = Float(1 / sum)
-                switch objective {
-                case let .kl(ref):
-                    ref.withUnsafeBufferPointer { rp in
-                        var kl = 0.0
-                        let r = rp.baseAddress! + t * V
-                        p.withUnsafeMutableBufferPointer { VectorMath.exp(r, into: $0.baseAddress!, count: V) }
-                        for j in 0..<V {
-                            let lr = r[j], pr = p[j]
-                            kl += Double(pr) * (Double(lr) - (Double(row[j]) - lse))
-                            row[j] = weight * (e[j] * invSum - pr)
-                        }
-                        total += kl
-                    }
-                case .crossEntropy, .targetedCrossEntropy:
-                    let target = tokens[t + 1]
-                    total -= Double(row[target]) - lse
-                    for j in 0..<V { row[j] = weight * (e[j] * invSum - (j == target ? 1 : 0)) }
-                }
+        for (k, (_, i, t)) in lossRows.enumerated() {
+            let (tokens, objective) = pack[i]
+            let row = logits + k * V
+            var mx = -Float.infinity
+            for j in 0..<V { mx = max(mx, row[j]) }
+            var sum = 0.0
+            e.withUnsafeMutableBufferPointer { eb in
+                let ep = eb.baseAddress!
+                for j in 0..<V { ep[j] = row[j] - mx }
+                VectorMath.exp(ep, into: ep, count: V)
+                for j in 0..<V { sum += Double(ep[j]) }
             }
-            for j in 0..<V { logits[(seg.upperBound - 1) * V + j] = 0 }
+            let lse = Double(mx) + log(sum)
+            let invSum = Float(1 / sum)
+            switch objective {
+            case let .kl(ref):
+                ref.withUnsafeBufferPointer { rp in
+                    var kl = 0.0
+                    let r = rp.baseAddress! + t * V
+                    p.withUnsafeMutableBufferPointer { VectorMath.exp(r, into: $0.baseAddress!, count: V) }
+                    for j in 0..<V {
+                        let lr = r[j], pr = p[j]
+                        kl += Double(pr) * (Double(lr) - (Double(row[j]) - lse))
+                        row[j] = weight * (e[j] * invSum - pr)
+                    }
+                    total += kl
+                }
+            case .crossEntropy, .targetedCrossEntropy:
+                let target = tokens[t + 1]
+                total -= Double(row[target]) - lse
+                for j in 0..<V { row[j] = weight * (e[j] * invSum - (j == target ? 1 : 0)) }
+            }
         }
         guard backward else { return total }
 
-        // Backward: lm_head, final norm.
-        let gxn = arena.make(T * d)
-        head.multiplyTransposed(gLogits, tokens: T, ldg: V, into: gxn, ldo: d)
+        // Backward: lm_head (its rows scattered back; the other rows' gradient is 0), final norm.
+        let gxnRows = arena.make(R * d)
+        head.multiplyTransposed(gLogits, tokens: R, ldg: V, into: gxnRows, ldo: d)
+        let gxn = arena.make(T * d)   // zeroed
+        for (k, r) in lossRows.enumerated() { (gxn + r.row * d).update(from: gxnRows + k * d, count: d) }
         var g = arena.make(T * d), gNext = arena.make(T * d)
         w.finalNorm.withUnsafeBufferPointer {
             RMSNorm.backward(x, gy: gxn, rows: T, d: d, gain: $0.baseAddress!, inverseRMS: rF, gx: g)
         }
         let gradientBuffers = BlockGradientBuffers(rows: T, config: c, maxLoRARank: maxRank, sequenceRows: longest)
-        for l in stride(from: L - 1, through: 0, by: -1) {
+        for l in stride(from: L - 1, through: lowest, by: -1) {
             // Post-block adapter: g holds ∂/∂(steered Z); only the steered rows have a shift to differentiate.
             if let s = adapter.layers[l], let z = steerInput[l] {
                 if let rows = steered {
@@ -315,8 +331,9 @@ public struct SteeringBackprop: Sendable {
                     s.backward(input: z, gradient: g, activation: act, scale: sc, into: &gradients[l]!)
                 }
             }
+            guard differentiates(l), let tape = tapes[l] else { continue }
             var layerLoRA = loraGradients[l] ?? [:]
-            blocks[l].backward(tape: tapes[l], keys: cache.keyBase(l), values: cache.valueBase(l), rotation: tables(l),
+            blocks[l].backward(tape: tape, keys: cache.keyBase(l), values: cache.valueBase(l), rotation: tables(l),
                                config: c, gradient: g, into: gNext, buffers: gradientBuffers, loraGradients: &layerLoRA,
                                sequences: packed)
             if loraGradients[l] != nil { loraGradients[l] = layerLoRA }
