@@ -83,7 +83,7 @@ FIGURE_AREAS = sorted({a for a, _ in figure_benchmarks(Path("."), 1)})
 # Areas run as several interleaved rounds (steertool, peer, steertool, peer, ...), each side's
 # figures taken from its best round (`best_of_rounds`): on a shared host a burst of other load
 # during one side's only run would otherwise decide the ratio.
-ROUNDS = {"runtime": 3}
+ROUNDS = {"runtime": 3, "train": 3}
 
 # Suffixes of runtime figures derived from a primary rate of the same round (the name without the
 # suffix: runtime.prefill.<model> or runtime.decode.<model>).

@@ -11,6 +11,17 @@ public enum BLAS {
         openblas_set_num_threads(Int32(n))
     }
 
+    /// Runs `body` with OpenBLAS on one thread, then restores the count: for runs of thin
+    /// products (a LoRA's rank-r factors), which several threads split into slivers and spend
+    /// more time synchronising than multiplying.
+    public static func singleThreaded<R>(_ body: () throws -> R) rethrows -> R {
+        let n = threadCount
+        if n == 1 { return try body() }
+        setThreadCount(1)
+        defer { setThreadCount(n) }
+        return try body()
+    }
+
     /// `C = alpha · op(A) · op(B) + beta · C` on row-major buffers, with `op(A)` of shape `[m, k]`,
     /// `op(B)` of shape `[k, n]` and `C` of shape `[m, n]`; `lda`, `ldb`, `ldc` are the row strides
     /// of the buffers as stored (before `op`). Zero-sized products only scale `C` by `beta`.

@@ -13,14 +13,14 @@ extension LoRAFactors {
         let xa = scratch, gya = scratch + T * r
         var out = [gradient.a, gradient.b]
         gradient.a = Tensor(shape: [0]); gradient.b = Tensor(shape: [0])   // not copied on write
-        Tensor.withPointers([a, b], writing: &out) { p, o in
+        BLAS.singleThreaded { Tensor.withPointers([a, b], writing: &out) { p, o in
             let (ap, bp, ga, gb) = (p[0], p[1], o[0], o[1])
             BLAS.sgemm(transposeB: true, m: T, n: r, k: nIn, a: x, lda: nIn, b: ap, ldb: nIn, c: xa, ldc: r)
             BLAS.sgemm(m: T, n: r, k: nOut, a: gy, lda: ldg, b: bp, ldb: r, c: gya, ldc: r)
             BLAS.sgemm(transposeA: true, m: nOut, n: r, k: T, alpha: s, a: gy, lda: ldg, b: xa, ldb: r, beta: 1, c: gb, ldc: r)
             BLAS.sgemm(transposeA: true, m: r, n: nIn, k: T, alpha: s, a: gya, lda: r, b: x, ldb: nIn, beta: 1, c: ga, ldc: nIn)
             BLAS.sgemm(m: T, n: nIn, k: r, alpha: s, a: gya, lda: r, b: ap, ldb: nIn, beta: 1, c: gx, ldc: nIn)
-        }
+        } }
         gradient.a = out[0]; gradient.b = out[1]
     }
 }

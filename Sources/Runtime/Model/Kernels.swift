@@ -110,9 +110,11 @@ enum Kernels {
                                                 accumulate: true, threads: BLAS.threadCount)
                     }
                 } else {
-                    BLAS.sgemm(transposeB: true, m: rows, n: r, k: nIn, a: x, lda: nIn, b: ap, ldb: nIn, c: scratch, ldc: r)
-                    BLAS.sgemm(transposeB: true, m: rows, n: nOut, k: r, alpha: f.scale, a: scratch, lda: r,
-                               b: bp, ldb: r, beta: 1, c: out, ldc: ldo)
+                    BLAS.singleThreaded {
+                        BLAS.sgemm(transposeB: true, m: rows, n: r, k: nIn, a: x, lda: nIn, b: ap, ldb: nIn, c: scratch, ldc: r)
+                        BLAS.sgemm(transposeB: true, m: rows, n: nOut, k: r, alpha: f.scale, a: scratch, lda: r,
+                                   b: bp, ldb: r, beta: 1, c: out, ldc: ldo)
+                    }
                 }
             }
         }
