@@ -21,7 +21,7 @@ GEMMA3_DIR     := .cache/gemma3
 GEMMA3_GGUF    := $(GEMMA3_DIR)/gemma-3-270m-q4_k_m.gguf
 GEMMA3_SHA256  := a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818
 
-.PHONY: demo test build deps smollm2 gemma3 gemma3-lora smollm2-finetune fixtures bench bench-scale clean readme-check
+.PHONY: demo test build deps smollm2 gemma3 gemma3-lora smollm2-finetune fixtures bench bench-scale paper-table clean readme-check
 
 ## deps: install the Debian -dev packages steertool links against, only those that are missing.
 deps:
@@ -87,6 +87,14 @@ bench-scale: build
 ## bench: steertool against its peers in one run (table + bench/results.json); see bench/run.py.
 bench: deps
 	python3 bench/run.py
+
+## paper-table: the paper's ListOps table (base, full fine-tuning and PEFT LoRA in PyTorch, steertool
+## train's linear / SiLU / vector / LoRA / joint) on SmolLM2, then Gemma-3; hours of CPU, resumable:
+## run it in the background (nohup make paper-table &) as often as needed; every finished job is kept
+## in results/paper-table.json. See bench/paper_table.py.
+paper-table: build smollm2 gemma3
+	python3 bench/paper_table.py --model smollm2
+	python3 bench/paper_table.py --model gemma3
 
 ## smollm2-finetune: a short full fine-tune of SmolLM2 on corpus B into .cache/smollm2/finetuned/
 ## (HF folder, f32, 540 MB; never committed; cached). Needs PyPI for the fixture venv.
