@@ -155,7 +155,8 @@ class Table:
         record = {"name": name, "model": self.model, "parts": list(parts), "command": command, "folder": str(folder.relative_to(ROOT)),
                   "seconds": r["seconds"], "peak_rss_mb": r["peak_rss_mb"], "cgroup_peak_mib": r["cgroup_peak_mib"],
                   "returncode": r["returncode"],
-                  "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+                  "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                  "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()}
         if r["returncode"] != 0:
             log(f"{name} failed ({r['returncode']}); see {folder / 'log.txt'}")
         record.update(self.parse(parts[0], r["stdout"], folder))

@@ -179,11 +179,13 @@ public enum SteeringTrainer {
             throw RuntimeError.invalidArgument("train: rank \(options.rank) outside 1...\(d)")
         }
         var out: [Int: SteeringLayer] = [:]
-        for l in layers where options.kind.trainsSteering {
+        for l in layers {
             switch options.kind {
+            case .lora:
+                continue   // no post-block adapter
             case .vector:
                 out[l] = SteeringLayer(bias: Tensor(shape: [d]))
-            case .linear, .silu, .joint, .lora:
+            case .linear, .silu, .joint:
                 let down = Tensor.randomNormal([d, options.rank], std: 1 / (3 * Float(d)).squareRoot(), seed: options.seed &+ 1 &+ UInt64(l))
                 out[l] = SteeringLayer(down: down, up: Tensor(shape: [d, options.rank]))
             }
