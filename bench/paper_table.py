@@ -10,6 +10,8 @@ way (`steertool eval --tasks`, greedy, on the validation and test splits):
   linear, silu  steertool train post-block rank 8 (every layer)
   vector        steertool train vector, layers 1 and up (so it exports as a llama.cpp control vector)
   lora, joint   steertool train LoRA r 8 on all seven projections; joint = linear + LoRA
+  pytorch-linear  the PyTorch re-implementation of the linear row (same initial adapter, data
+                order, schedule; paper_baselines.py --kind linear) at the linear row's rate
 Learning rates: a short sweep of three rates per method (`--max-steps` = a quarter of the run,
 the schedule still spanning the full run) scored on the validation split; the full run uses the
 best. Every job (a training or a scoring) runs as a child process under ../shared/tools/memcap
@@ -56,10 +58,10 @@ RATES = {
     "lora": [1e-4, 3e-4, 1e-3],
     "joint": [1e-4, 2e-4, 6e-4],
 }
-ROWS = ["base", "full", "peft-lora", "linear", "silu", "vector", "lora", "joint"]
+ROWS = ["base", "full", "peft-lora", "linear", "pytorch-linear", "silu", "vector", "lora", "joint"]
 # The order the jobs run in: the base and full fine-tuning first (the table means something only
 # if full fine-tuning clearly beats the base), then the headline adapter and its LoRA peers.
-RUN_ORDER = ["base", "full", "linear", "peft-lora", "lora", "joint", "silu", "vector"]
+RUN_ORDER = ["base", "full", "linear", "pytorch-linear", "peft-lora", "lora", "joint", "silu", "vector"]
 
 
 def log(msg: str) -> None:
@@ -189,14 +191,14 @@ class Table:
 
     # Commands.
     def output_of(self, method: str, folder: Path) -> Path:
-        return folder / ("adapter.safetensors" if method in ("linear", "silu", "vector") else "adapter")
+        return folder / ("adapter.safetensors" if method in ("linear", "silu", "vector", "pytorch-linear") else "adapter")
 
     def train_command(self, method: str, lr: float, max_steps: int | None, folder: Path) -> list[str]:
         s = SETTINGS
         out = self.output_of(method, folder)
-        if method in ("full", "peft-lora"):
+        if method in ("full", "peft-lora", "pytorch-linear"):
             cmd = [str(PYTHON), str(ROOT / "bench/peers/paper_baselines.py"), "--gguf", str(self.model_path), "--data", str(self.split["train"]),
-                   "--kind", "full" if method == "full" else "lora", "--lr", str(lr), "--output", str(out), "--epochs", str(s["epochs"]),
+                   "--kind", {"full": "full", "peft-lora": "lora", "pytorch-linear": "linear"}[method], "--lr", str(lr), "--output", str(out), "--epochs", str(s["epochs"]),
                    "--batch", str(s["batch"]), "--grad-accum", str(s["grad_accum"]), "--warmup", str(s["warmup"]),
                    "--threads", str(self.threads)]
             return cmd + (["--max-steps", str(max_steps)] if max_steps else [])
@@ -215,7 +217,7 @@ class Table:
 
     def trained(self, method: str, lr: float, max_steps: int | None) -> tuple[dict | None, Path | None, Path | None]:
         """Trains (or reuses) one run; (record, model to score, adapter to score)."""
-        kind = "pytorch" if method in ("full", "peft-lora") else "train"
+        kind = "pytorch" if method in ("full", "peft-lora", "pytorch-linear") else "train"
         parts = (kind, method, lr, max_steps)
         rec = self.job(f"train {method} lr {lr}" + (f" ({max_steps} steps)" if max_steps else ""), parts,
                        lambda folder: self.train_command(method, lr, max_steps, folder))
@@ -233,6 +235,16 @@ class Table:
             if row == "base":
                 self.score("base", self.model_path, None, "val")
                 self.score("base", self.model_path, None, "test")
+                continue
+            if row == "pytorch-linear":
+                lr = self.chosen_rate("linear")
+                if lr is None:
+                    log("pytorch-linear: waits for the linear row's full run (its rate)")
+                    continue
+                rec, model, adapter = self.trained(row, lr, None)
+                if model is not None:
+                    self.score(f"{row} lr {lr}", model, adapter, "val")
+                    self.score(f"{row} lr {lr}", model, adapter, "test")
                 continue
             sweep = []
             for lr in RATES[row]:
@@ -252,6 +264,11 @@ class Table:
             self.score(f"{row} lr {best}", model, adapter, "val")
             self.score(f"{row} lr {best}", model, adapter, "test")
 
+    def chosen_rate(self, method: str) -> float | None:
+        """The rate of `method`'s finished full run on this model (nil before it)."""
+        return next((j["parts"][2] for j in self.doc["jobs"].values() if j.get("returncode") == 0 and j["model"] == self.model
+                     and j["parts"][0] in ("train", "pytorch") and j["parts"][1] == method and j["parts"][3] is None), None)
+
     def rebuild(self) -> None:
         """The table from the finished jobs: per model and row, the chosen rate and its figures."""
         jobs = [j for j in self.doc["jobs"].values() if j.get("returncode") == 0]
@@ -265,8 +282,9 @@ class Table:
                 if row == "base":
                     label, train = "base", None
                 else:
-                    sweep = {lr: scored(f"{row} lr {lr} sweep", "val") for lr in RATES[row]}
-                    entry["sweep_val_accuracy"] = {str(lr): (s or {}).get("accuracy") for lr, s in sweep.items()}
+                    if row in RATES:
+                        sweep = {lr: scored(f"{row} lr {lr} sweep", "val") for lr in RATES[row]}
+                        entry["sweep_val_accuracy"] = {str(lr): (s or {}).get("accuracy") for lr, s in sweep.items()}
                     full = [j for j in jobs if j["model"] == model and j["parts"][0] in ("train", "pytorch") and j["parts"][1] == row
                             and j["parts"][3] is None]
                     if not full:

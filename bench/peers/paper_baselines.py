@@ -12,8 +12,11 @@ optimizer steps and schedule as `steertool train`:
     weight decay), clip_grad_norm_(1.0), transformers' linear schedule with ⌈steps · warmup⌉
     warm-up steps.
 Kinds: `full` (every parameter; written as a Hugging Face folder steertool reads: config.json,
-model.safetensors, the tokenizer) and `lora` (PEFT LoRA r 8, alpha 16, dropout 0, all seven
-projections; a PEFT folder). Prints one JSON line: {"kind", "steps", "seconds", "tokens",
+model.safetensors, the tokenizer), `lora` (PEFT LoRA r 8, alpha 16, dropout 0, all seven
+projections; a PEFT folder) and `linear` (the PyTorch re-implementation of `steertool train
+--kind linear --rank 8`: h + (h·D)·Uᵀ added to every decoder layer's output by a forward hook, D
+[d, 8] initialised as steertool draws it — `Tensor.randomNormal(std 1/√(3d), seed + 1 + layer)`,
+Box–Muller on SplitMix64 — and U = 0; written as a steertool steering file). Prints one JSON line: {"kind", "steps", "seconds", "tokens",
 "tokens_per_second", "parameters", "parameter_fraction", "first_loss", "last_loss"}.
 
 usage: python bench/peers/paper_baselines.py --gguf MODEL.gguf --data train.jsonl --kind full|lora
@@ -57,11 +60,68 @@ def schedule(n, epochs, per_step, seed):
     return steps
 
 
+def swift_random_normal(shape, std, seed):
+    """steertool's `Tensor.randomNormal(shape, std:, seed:)` (float32, row-major): per element,
+    Box–Muller on two SplitMix64 draws u = ((x >> 11) + 0.5)·2⁻⁵³, Float(√(−2 ln u₁)·cos(2π u₂))·std."""
+    import numpy as np
+    rng = SplitMix64(seed)
+    std32 = np.float32(std)
+    out = np.empty(int(np.prod(shape)), dtype=np.float32)
+    for i in range(out.size):
+        u1 = ((rng.next() >> 11) + 0.5) * 2.0 ** -53
+        u2 = ((rng.next() >> 11) + 0.5) * 2.0 ** -53
+        out[i] = np.float32(math.sqrt(-2 * math.log(u1)) * math.cos(2 * math.pi * u2)) * std32
+    return out.reshape(shape)
+
+
+def linear_adapters(model, seed, rank=8):
+    """Post-block linear adapters on every decoder layer, initialised as steertool's."""
+    import numpy as np
+    d = model.config.hidden_size
+    layers = model.model.layers
+    adapters = []
+    for l, layer in enumerate(layers):
+        std = np.float32(1) / np.sqrt(np.float32(3 * d))
+        down = torch.tensor(swift_random_normal((d, rank), std, seed + 1 + l), requires_grad=True)
+        up = torch.zeros(d, rank, requires_grad=True)
+        adapters.append((down, up))
+
+        def hook(_m, _i, out, down=down, up=up):
+            h = out[0] if isinstance(out, tuple) else out
+            h = h + (h @ down) @ up.T
+            return (h,) + tuple(out[1:]) if isinstance(out, tuple) else h
+        layer.register_forward_hook(hook)
+    return adapters
+
+
+def write_steering(adapters, path, source):
+    """A steertool steering file (linear, identity, blockOutput) of the adapters."""
+    tensors = {}
+    for l, (down, up) in enumerate(adapters):
+        tensors[f"layers.{l}.down"] = down.detach().numpy().astype("<f4")
+        tensors[f"layers.{l}.up"] = up.detach().numpy().astype("<f4")
+    meta = {"format": "steertool-steering", "format_version": "1", "site": "blockOutput", "kind": "linear",
+            "activation": "identity", "rank": str(adapters[0][0].shape[1]), "layers": json.dumps(list(range(len(adapters)))),
+            "base_model": "", "source": source, "report": "{}"}
+    header, blobs, off = {"__metadata__": meta}, [], 0
+    for name in sorted(tensors):
+        b = tensors[name].tobytes()
+        header[name] = {"dtype": "F32", "shape": list(tensors[name].shape), "data_offsets": [off, off + len(b)]}
+        blobs.append(b)
+        off += len(b)
+    h = json.dumps(header, separators=(",", ":")).encode()
+    h += b" " * ((8 - len(h) % 8) % 8)
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        f.write(len(h).to_bytes(8, "little") + h + b"".join(blobs))
+    os.replace(tmp, path)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--gguf", required=True)
     ap.add_argument("--data", required=True)
-    ap.add_argument("--kind", choices=["full", "lora"], required=True)
+    ap.add_argument("--kind", choices=["full", "lora", "linear"], required=True)
     ap.add_argument("--lr", type=float, required=True)
     ap.add_argument("--output", required=True)
     ap.add_argument("--epochs", type=int, default=1)
@@ -92,13 +152,18 @@ def main():
             targets = [0] * len(prompt) + [1] * (len(completion) + 1)
             targets[0] = 0
             sequences.append((ids, targets))
+    adapters = None
+    if a.kind == "linear":
+        for p in model.parameters():
+            p.requires_grad_(False)
+        adapters = linear_adapters(model, a.seed)
     if a.kind == "lora":
         from peft import LoraConfig, get_peft_model
         cfg = LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0, bias="none",
                          target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
         model = get_peft_model(model, cfg)
     model.train()
-    params = [p for p in model.parameters() if p.requires_grad]
+    params = [t for pair in adapters for t in pair] if adapters else [p for p in model.parameters() if p.requires_grad]
     trained = sum(p.numel() for p in params)
     plan = schedule(len(sequences), a.epochs, a.batch * a.grad_accum, a.seed)
     warmup = math.ceil(len(plan) * a.warmup)
@@ -135,7 +200,9 @@ def main():
             print(f"step {k + 1}/{len(plan)} loss {step_loss:.4f} {tokens / (time.time() - t0):.0f} tok/s", file=sys.stderr, flush=True)
     seconds = time.time() - t0
     model.eval()
-    if a.kind == "lora":
+    if a.kind == "linear":
+        write_steering(adapters, a.output, f"pytorch:{a.data}")
+    elif a.kind == "lora":
         model.save_pretrained(a.output)
     else:
         # transformers marks a model loaded from a GGUF as quantized and refuses save_pretrained:
