@@ -176,9 +176,16 @@ class Table:
                 return {"accuracy": variant["accuracy"], "correct": variant.get("correct"), "items": variant.get("items")}
             except (ValueError, KeyError, IndexError):
                 return {}
-        if kind == "pytorch":
+        if kind in ("pytorch", "cvec"):
             lines = [l for l in stdout.splitlines() if l.startswith("{")]
-            return json.loads(lines[-1]) if lines else {}
+            doc = json.loads(lines[-1]) if lines else {}
+            doc.pop("outputs", None)
+            return doc
+        if kind == "fold":
+            decisions = [l.split()[-1] if "refused" not in l else "refused" for l in stdout.splitlines() if re.match(r"\s*\d+\s", l)]
+            return {"layers_folded": decisions.count("folded"), "layers_refused": decisions.count("refused")}
+        if kind == "convert":
+            return {}
         m = re.search(r"loss ([0-9.]+) → ([0-9.]+) over (\d+) steps, ([0-9.]+) s, ([0-9.]+) tokens/s", stdout)
         p = re.search(r"parameters (\d+) \(([0-9.]+)% of the model\)", stdout)
         out = {}
@@ -263,6 +270,41 @@ class Table:
                 continue
             self.score(f"{row} lr {best}", model, adapter, "val")
             self.score(f"{row} lr {best}", model, adapter, "test")
+            if row in ("linear", "vector"):
+                self.consumers(row)
+
+    def consumers(self, row: str) -> None:
+        """After the row's full run: the linear adapter folded into a LoRA (all seven
+        projections; --force keeps a refused fold, whose residual the log records) and scored; the
+        vector adapter exported as a llama.cpp control vector and scored by llama.cpp
+        (bench/peers/cvec_eval.py)."""
+        lr = self.chosen_rate(row)
+        if lr is None:
+            return
+        rec, model, adapter = self.trained(row, lr, None)
+        if adapter is None:
+            return
+        if row == "linear":
+            calib = self.work / "fold-calib.txt"
+            if not calib.exists():
+                lines = [json.loads(l) for l in self.split["train"].read_text().splitlines()[:400]]
+                calib.write_text("\n".join(d["prompt"] + d["completion"] for d in lines) + "\n")
+            folded = ROOT / self.doc["jobs"][self.key("train", row, lr, None)]["folder"] / "folded"
+            f = self.job(f"fold linear lr {lr}", ("fold", row, lr),
+                         lambda folder: [str(STEERTOOL), "fold", "--base", str(self.model_path), "--adapter", str(adapter), "--calib", str(calib),
+                                         "--projections", "q,k,v,o,gate,up,down", "--output", str(folded), "--force",
+                                         "--threads", str(self.threads)])
+            if f and f.get("returncode") == 0:
+                self.score(f"linear lr {lr} folded", self.model_path, folded, "test")
+        else:
+            cv = ROOT / self.doc["jobs"][self.key("train", row, lr, None)]["folder"] / "cv.gguf"
+            c = self.job(f"export vector lr {lr} as a control vector", ("convert", row, lr),
+                         lambda folder: [str(STEERTOOL), "convert", str(adapter), str(cv), "--force"])
+            if c and c.get("returncode") == 0:
+                self.job(f"score vector lr {lr} control vector by llama.cpp on test", ("cvec", row, lr, "test"),
+                         lambda folder: [str(PYTHON), str(ROOT / "bench/peers/cvec_eval.py"), "--gguf", str(self.model_path),
+                                         "--control-vector", str(cv), "--tasks", str(self.split["test"]),
+                                         "--max-tokens", str(SETTINGS["eval_max_tokens"]), "--threads", str(self.threads)])
 
     def chosen_rate(self, method: str) -> float | None:
         """The rate of `method`'s finished full run on this model (nil before it)."""
@@ -302,6 +344,17 @@ class Table:
                         entry[f"{split}_items"] = s.get("items")
                         entry[f"{split}_command"] = s["command"]
                         entry[f"{split}_seconds"] = s["seconds"]
+                if row == "linear" and entry.get("lr") is not None:
+                    folded = scored(f"linear lr {entry['lr']} folded", "test")
+                    fold = next((j for j in jobs if j["model"] == model and j["parts"][0] == "fold"), None)
+                    if fold:
+                        entry["fold"] = {"layers_folded": fold.get("layers_folded"), "layers_refused": fold.get("layers_refused"),
+                                         "test_accuracy": (folded or {}).get("accuracy"), "command": fold["command"]}
+                if row == "vector" and entry.get("lr") is not None:
+                    cvec = next((j for j in jobs if j["model"] == model and j["parts"][0] == "cvec"), None)
+                    if cvec:
+                        entry["llama_cpp_control_vector"] = {"test_accuracy": cvec.get("accuracy"), "items": cvec.get("items"),
+                                                             "command": cvec["command"]}
                 if entry.get("test_accuracy") is not None and entry.get("test_items"):
                     p, n = entry["test_accuracy"], entry["test_items"]
                     entry["test_standard_error"] = (p * (1 - p) / n) ** 0.5
