@@ -137,7 +137,7 @@ def main():
     torch.manual_seed(a.seed)
     folder, name = os.path.split(os.path.abspath(a.gguf))
     tok = AutoTokenizer.from_pretrained(folder, gguf_file=name)
-    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, torch_dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
     total_params = sum(p.numel() for p in model.parameters())
     eos = model.config.eos_token_id if isinstance(model.config.eos_token_id, int) else model.config.eos_token_id[0]
     sequences = []
