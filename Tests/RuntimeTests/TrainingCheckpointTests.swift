@@ -149,4 +149,39 @@ import TestSupport
         let refused = try SteerToolBinary.run(other + ["--resume", checkpoint, "--output", dir + "/x.safetensors"])
         #expect(refused.status != 0 && refused.err.contains("seed: checkpoint \"3\", this run \"4\""), "\(refused.err)")
     }
+
+    /// A file that is not a checkpoint, or a checkpoint whose state does not add up, is refused
+    /// naming the file and what is wrong.
+    @Test func hostileCheckpointsAreRefused() throws {
+        let dir = try Self.folder()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        func expectRefusal(_ path: String, _ words: String) {
+            do {
+                _ = try TrainingCheckpoint.load(path: path)
+                Issue.record("\(path) was read")
+            } catch {
+                #expect("\(error)".contains(path) && "\(error)".contains(words), "\(error)")
+            }
+        }
+        let t = Tensor(shape: [2], scalars: [1, 2])
+        try SafetensorsWriter.write([SafetensorsWriter.record("layers.0.bias", t)], metadata: ["format": "steertool-steering"], to: dir + "/steering.safetensors")
+        expectRefusal(dir + "/steering.safetensors", "not a steertool training checkpoint")
+        let good = TrainingCheckpoint(run: .object([]), completedSteps: 0, parameters: [t], optimizer: AdamOptimizer.State(step: 0, m: [], v: []),
+                                      steps: [], initialValidation: nil, best: nil, projections: [])
+        try good.write(to: dir + "/good.safetensors")
+        #expect(try TrainingCheckpoint.load(path: dir + "/good.safetensors").parameters == [t])
+        // One step claimed, no step record; moments for a parameter that is not there.
+        try SafetensorsWriter.write([SafetensorsWriter.record("parameter.0", t)], metadata: [
+            "format": TrainingCheckpoint.formatName, "format_version": "1", "run": "{}",
+            "state": #"{"completed_steps":1,"adam_step":1,"steps":[],"projections":[]}"#], to: dir + "/steps.safetensors")
+        expectRefusal(dir + "/steps.safetensors", "0 step records for 1 completed steps")
+        try SafetensorsWriter.write([SafetensorsWriter.record("parameter.0", t), SafetensorsWriter.record("adam.m.0", t),
+                                     SafetensorsWriter.record("adam.m.1", t)], metadata: [
+            "format": TrainingCheckpoint.formatName, "format_version": "1", "run": "{}",
+            "state": #"{"completed_steps":0,"adam_step":0,"steps":[],"projections":[]}"#], to: dir + "/moments.safetensors")
+        expectRefusal(dir + "/moments.safetensors", "one count")
+        try SafetensorsWriter.write([SafetensorsWriter.record("parameter.0", t)], metadata: [
+            "format": TrainingCheckpoint.formatName, "format_version": "1", "run": "{", "state": "{}"], to: dir + "/json.safetensors")
+        expectRefusal(dir + "/json.safetensors", "not JSON")
+    }
 }
