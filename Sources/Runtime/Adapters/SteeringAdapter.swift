@@ -11,10 +11,14 @@ public enum SteeringActivation: String, Sendable, Codable, CaseIterable {
 /// (row form: Δh = φ(h·D)·Uᵀ + b). D `[d, r]`, U `[d, r]`, b `[d]`. The fixed-vector kind has
 /// D and U nil and b only.
 public struct SteeringLayer: Sendable, Equatable {
+    /// D `[d, r]` (nil for the fixed-vector kind).
     public var down: Tensor?
+    /// U `[d, r]` (nil for the fixed-vector kind).
     public var up: Tensor?
+    /// b `[d]` (nil: no bias).
     public var bias: Tensor?
 
+    /// A layer; D and U come together (both or neither).
     public init(down: Tensor? = nil, up: Tensor? = nil, bias: Tensor? = nil) {
         precondition((down == nil) == (up == nil), "down and up come together")
         self.down = down; self.up = up; self.bias = bias
@@ -78,8 +82,11 @@ public struct SteeringLayer: Sendable, Equatable {
 /// A steering adapter: per-layer shifts applied at one site kind (post-block by default).
 /// Layers are 0-based; layers absent from `layers` are not steered.
 public struct SteeringAdapter: Sendable, Equatable {
+    /// The site kind every layer's shift is added at (post-block `blockOutput` by default).
     public var site: HookSiteKind
+    /// φ of U·φ(Dᵀh).
     public var activation: SteeringActivation
+    /// Shifts by 0-based layer.
     public var layers: [Int: SteeringLayer]
     /// Multiplier applied to every shift (1 = as fitted).
     public var scale: Float
@@ -89,6 +96,7 @@ public struct SteeringAdapter: Sendable, Equatable {
     /// The positions shifted: every token (the default) or the last prompt token only.
     public var positions: SteeringPositions
 
+    /// An adapter (every position, scale 1, no recorded model by default).
     public init(site: HookSiteKind = .blockOutput, activation: SteeringActivation = .identity,
                 layers: [Int: SteeringLayer], scale: Float = 1, madeFor: ModelSignature? = nil,
                 positions: SteeringPositions = .all) {

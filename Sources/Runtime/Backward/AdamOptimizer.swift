@@ -54,16 +54,21 @@ public enum LearningRateSchedule: Sendable, Equatable {
 public struct AdamOptions: Sendable, Equatable {
     /// Base learning rate.
     public var learningRate: Float
+    /// First-moment decay β₁.
     public var beta1: Float
+    /// Second-moment decay β₂.
     public var beta2: Float
+    /// ε added to √v̂.
     public var epsilon: Float
     /// Decoupled weight decay (AdamW): θ ← θ − lr·λ·θ before the Adam step; 0 = plain Adam.
     public var weightDecay: Float
     /// Rescales the whole gradient (all tensors together) to this global L2 norm when it is
     /// larger; nil = no clipping.
     public var clipNorm: Float?
+    /// The learning rate's multiplier per step.
     public var schedule: LearningRateSchedule
 
+    /// Settings (torch.optim.Adam's defaults, clipping at 1, constant rate).
     public init(learningRate: Float = 1e-3, beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-8,
                 weightDecay: Float = 0, clipNorm: Float? = 1, schedule: LearningRateSchedule = .constant) {
         self.learningRate = learningRate; self.beta1 = beta1; self.beta2 = beta2; self.epsilon = epsilon
@@ -76,12 +81,14 @@ public struct AdamOptions: Sendable, Equatable {
 /// m ← β₁m + (1−β₁)g, v ← β₂v + (1−β₂)g², θ ← θ − lr_s·(m/(1−β₁ˢ)) / (√(v/(1−β₂ˢ)) + ε), as
 /// `torch.optim.Adam(W)` does. Deterministic: no randomness, elementwise in a fixed order.
 public struct AdamOptimizer: Sendable {
+    /// Its settings.
     public var options: AdamOptions
     /// Steps taken so far.
     public private(set) var step: Int = 0
     private var m: [[Float]] = []
     private var v: [[Float]] = []
 
+    /// An optimizer that has taken no step.
     public init(options: AdamOptions) { self.options = options }
 
     /// What a checkpoint keeps of the optimizer: steps taken and the moments m, v per tensor.
