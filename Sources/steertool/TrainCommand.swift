@@ -149,6 +149,9 @@ struct TrainCommand: ParsableCommand {
         }
         guard !keepBest || eval != nil else { throw ValidationError("--keep-best needs --eval") }
         if let checkpointEvery, checkpointEvery < 1 { throw ValidationError("--checkpoint-every must be ≥ 1") }
+        if kind.trainsLoRA, [".safetensors", ".gguf"].contains(where: { output.lowercased().hasSuffix($0) }) {
+            throw ValidationError("--kind \(kind.rawValue) writes a folder (\(kind == .lora ? "a PEFT adapter" : "a joint bundle")); --output \(output) names a file")
+        }
         guard checkpoint == nil || checkpointEvery != nil else { throw ValidationError("--checkpoint needs --checkpoint-every") }
     }
 

@@ -107,6 +107,8 @@ struct TrainCLITests {
                                          "--output", dir + "/x"])
         #expect(x.status != 0 && x.err.contains("a LoRA changes every position"), "\(x.err)")
         #expect(!FileManager.default.fileExists(atPath: dir + "/x"))
+        let f = try SteerToolBinary.run(["train", "--model", model, "--data", dir + "/train.jsonl", "--kind", "lora", "--output", dir + "/l.safetensors"])
+        #expect(f.status != 0 && f.err.contains("writes a folder (a PEFT adapter)"), "\(f.err)")
     }
 
     /// `--eval` with `{"prompt", "answer"}` items: the accuracy at each evaluated step is what
