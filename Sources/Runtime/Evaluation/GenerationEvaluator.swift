@@ -46,3 +46,21 @@ public struct GenerationEvaluator: Sendable {
         return (score, outcomes)
     }
 }
+
+extension GenerationEvaluator {
+    /// How a generation-scored prompt becomes ids: plain text with the tokenizer's special
+    /// tokens, or with `template` one user turn and the assistant's opening.
+    public static func promptEncoder(tokenizer: Tokenizer, template: ChatTemplate?, enableThinking: Bool = true) -> (String) throws -> [Int] {
+        { prompt in
+            template.map { tokenizer.encodeChat([ChatMessage(role: "user", content: prompt)], addGenerationPrompt: true,
+                                                template: $0, enableThinking: enableThinking) }
+                ?? tokenizer.encode(prompt, addSpecialTokens: true)
+        }
+    }
+
+    /// The ids that end a generation: the model's EOS ids and, with a chat template, its
+    /// end-of-turn marker.
+    public static func stopTokens(config: LlamaConfig, tokenizer: Tokenizer, template: ChatTemplate?) -> Set<Int> {
+        Set(config.eosTokenIds).union(template.flatMap { tokenizer.endOfTurnID($0) }.map { [$0] } ?? [])
+    }
+}
